@@ -1,0 +1,209 @@
+// The validated configuration model. The parser (ConfigParser) turns a V2Ray v4 or v5 JSON file into
+// this; the supervisor validates once and ships the encoded model to every worker, so all workers of a
+// generation run exactly the same config. Everything here is plain data (Codable, Equatable).
+
+/// A whole configuration, format-independent.
+public struct Config: Codable, Equatable, Sendable {
+    /// Path of the file it came from ("<embedded demo>" for the demo config). Used in messages.
+    public var sourceFile: String
+    public var format: ConfigFormat
+    public var log: LogConfig
+    public var inbounds: [InboundConfig]
+    public var outbounds: [OutboundConfig]
+    public var policy: PolicyConfig
+    /// Top-level `"vmessd"` object: supervisor settings; command-line flags win over these.
+    public var daemon: DaemonSettings
+
+    public init(sourceFile: String, format: ConfigFormat, log: LogConfig = .init(), inbounds: [InboundConfig],
+                outbounds: [OutboundConfig], policy: PolicyConfig = .init(), daemon: DaemonSettings = .init()) {
+        self.sourceFile = sourceFile
+        self.format = format
+        self.log = log
+        self.inbounds = inbounds
+        self.outbounds = outbounds
+        self.policy = policy
+        self.daemon = daemon
+    }
+}
+
+public enum ConfigFormat: String, Codable, Sendable { case v4, v5 }
+
+public enum LogLevel: String, Codable, Sendable, Comparable {
+    case debug, info, warning, error, none
+    private var rank: Int {
+        switch self { case .debug: 0; case .info: 1; case .warning: 2; case .error: 3; case .none: 4 }
+    }
+    public static func < (a: LogLevel, b: LogLevel) -> Bool { a.rank < b.rank }
+}
+
+public struct LogConfig: Codable, Equatable, Sendable {
+    /// v4 `loglevel` / v5 `error.level`. V2Ray's default is warning.
+    public var level: LogLevel = .warning
+    /// v4 `error` path / v5 `error.path`; nil = stderr.
+    public var errorPath: String?
+    /// Access log file when `accessEnabled`; nil then means stdout. v4 `access`: absent or "none" = off,
+    /// "" = stdout, else a path; v5 `access.type`: "None" = off, "Console" = stdout, "File" with `access.path`.
+    public var accessPath: String?
+    /// Whether to write an access log at all (off unless the config asks).
+    public var accessEnabled: Bool = false
+    public init() {}
+}
+
+/// One inbound. `jsonPath` ("inbounds[0]") lets runtime errors name it the way config errors do.
+public struct InboundConfig: Codable, Equatable, Sendable {
+    public var tag: String?
+    public var listen: String = "0.0.0.0"
+    public var port: Int
+    public var settings: InboundSettings
+    public var stream: StreamSettings = .init()
+    public var jsonPath: String
+    public init(tag: String? = nil, listen: String = "0.0.0.0", port: Int, settings: InboundSettings,
+                stream: StreamSettings = .init(), jsonPath: String) {
+        self.tag = tag
+        self.listen = listen
+        self.port = port
+        self.settings = settings
+        self.stream = stream
+        self.jsonPath = jsonPath
+    }
+}
+
+public enum InboundSettings: Codable, Equatable, Sendable {
+    case vmess(VMessInboundSettings)
+}
+
+public struct VMessInboundSettings: Codable, Equatable, Sendable {
+    public var users: [VMessUser]
+    /// v4 `default.level` / `default.alterId` (used by v2ray for users added by detour/switch-account).
+    public var defaultLevel: Int = 0
+    public var defaultAlterId: Int = 0
+    /// v4 `detour.to`: accepted and recorded; vmessd does not send switch-account commands.
+    public var detourTo: String?
+    /// Reject none/legacy/zero securities (v2fly `SecureEncryptionOnly`).
+    public var disableInsecureEncryption: Bool = false
+    public init(users: [VMessUser]) { self.users = users }
+}
+
+public struct VMessUser: Codable, Equatable, Sendable {
+    /// Canonical lower-case 8-4-4-4-12 text.
+    public var id: String
+    public var alterId: Int = 0
+    /// Client-side hint in v4 configs; servers accept whatever security the client picks.
+    public var security: String?
+    public var level: Int = 0
+    public var email: String?
+    public init(id: String, alterId: Int = 0, security: String? = nil, level: Int = 0, email: String? = nil) {
+        self.id = id
+        self.alterId = alterId
+        self.security = security
+        self.level = level
+        self.email = email
+    }
+}
+
+public struct OutboundConfig: Codable, Equatable, Sendable {
+    public var tag: String?
+    public var settings: OutboundSettings
+    public var jsonPath: String
+    public init(tag: String? = nil, settings: OutboundSettings, jsonPath: String) {
+        self.tag = tag
+        self.settings = settings
+        self.jsonPath = jsonPath
+    }
+}
+
+public enum OutboundSettings: Codable, Equatable, Sendable {
+    case freedom(FreedomSettings)
+    case blackhole(BlackholeSettings)
+}
+
+public struct FreedomSettings: Codable, Equatable, Sendable {
+    public enum DomainStrategy: String, Codable, Sendable { case asIs = "AsIs", useIP = "UseIP", useIPv4 = "UseIPv4", useIPv6 = "UseIPv6" }
+    public var domainStrategy: DomainStrategy = .asIs
+    /// v4 `redirect` ("host:port"): send everything there instead.
+    public var redirectHost: String?
+    public var redirectPort: Int?
+    public init() {}
+}
+
+public struct BlackholeSettings: Codable, Equatable, Sendable {
+    /// v4 `response.type`: "none" (default) or "http" (send a 403 then close).
+    public var httpResponse: Bool = false
+    public init() {}
+}
+
+/// `policy.levels`. Times in seconds, bufferSize in KiB (V2Ray's units).
+public struct PolicyConfig: Codable, Equatable, Sendable {
+    public var levels: [Int: LevelPolicy] = [:]
+    public init() {}
+    /// The effective policy of a user level: configured values over V2Ray's code defaults.
+    public func level(_ n: Int) -> LevelPolicy { levels[n] ?? LevelPolicy() }
+}
+
+public struct LevelPolicy: Codable, Equatable, Sendable {
+    /// V2Ray's code defaults (vmess-protocol.md §11.3): handshake 60 s, connIdle 300 s, uplinkOnly 1 s,
+    /// downlinkOnly 1 s. bufferSize: per-connection buffering bound in KiB (V2Ray: 512 on 64-bit Linux).
+    public var handshake: Int = 60
+    public var connIdle: Int = 300
+    public var uplinkOnly: Int = 1
+    public var downlinkOnly: Int = 1
+    public var bufferSize: Int = 512
+    public init() {}
+}
+
+public struct StreamSettings: Codable, Equatable, Sendable {
+    public enum Network: String, Codable, Sendable { case tcp, ws, httpupgrade }
+    public enum Security: String, Codable, Sendable { case none, tls }
+    public var network: Network = .tcp
+    public var security: Security = .none
+    public var ws: WebSocketSettings?
+    public var httpUpgrade: HTTPUpgradeSettings?
+    public var tls: TLSSettings?
+    public init() {}
+}
+
+public struct WebSocketSettings: Codable, Equatable, Sendable {
+    public var path: String = "/"
+    public var host: String?
+    public var headers: [String: String] = [:]
+    public var maxEarlyData: Int = 0
+    public var earlyDataHeaderName: String?
+    public init() {}
+}
+
+public struct HTTPUpgradeSettings: Codable, Equatable, Sendable {
+    public var path: String = "/"
+    public var host: String?
+    public var headers: [String: String] = [:]
+    public init() {}
+}
+
+public struct TLSSettings: Codable, Equatable, Sendable {
+    public struct Certificate: Codable, Equatable, Sendable {
+        /// PEM text (read from `certificateFile`/`keyFile`, or joined from the inline line arrays).
+        public var certificatePEM: String
+        public var keyPEM: String
+        public var certificateFile: String?
+        public var keyFile: String?
+        public init(certificatePEM: String, keyPEM: String, certificateFile: String? = nil, keyFile: String? = nil) {
+            self.certificatePEM = certificatePEM
+            self.keyPEM = keyPEM
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+        }
+    }
+    public var serverName: String?
+    public var allowInsecure: Bool = false
+    public var alpn: [String] = []
+    public var minVersion: String?
+    public var certificates: [Certificate] = []
+    public init() {}
+}
+
+/// Top-level `"vmessd"` object (vmessd's own; V2Ray ignores nothing, so this key only exists for us).
+public struct DaemonSettings: Codable, Equatable, Sendable {
+    public var workers: Int?
+    public var drainTimeout: Double?
+    public var control: String?
+    public init() {}
+}

@@ -1,0 +1,128 @@
+import COpenSSL
+
+/// An AEAD key bound to one cipher context, for one direction of one connection.
+///
+/// The context is keyed once; each chunk only re-sets the 12-byte nonce (EVP_CipherInit_ex2 with a
+/// nil key keeps the key schedule), so sealing or opening a chunk allocates nothing. Seal and open work
+/// in place on caller memory (libcrypto allows out == in for both modes).
+public final class AEADCipher {
+    public enum Algorithm: Sendable { case aes128GCM, chacha20Poly1305 }
+    public static let tagSize = 16
+    public static let nonceSize = 12
+
+    public let algorithm: Algorithm
+    private let ctx: OpaquePointer
+    private let encrypting: Bool
+
+    /// `key` is 16 bytes for AES-128-GCM and 32 bytes for ChaCha20-Poly1305.
+    public init(_ algorithm: Algorithm, key: [UInt8], encrypting: Bool) throws {
+        self.algorithm = algorithm
+        self.encrypting = encrypting
+        let cipher: OpaquePointer
+        switch algorithm {
+        case .aes128GCM:
+            precondition(key.count == 16, "AES-128-GCM key must be 16 bytes")
+            cipher = Ciphers.aes128GCM
+        case .chacha20Poly1305:
+            precondition(key.count == 32, "ChaCha20-Poly1305 key must be 32 bytes")
+            cipher = Ciphers.chacha20Poly1305
+        }
+        guard let ctx = EVP_CIPHER_CTX_new() else { throw CryptoError("EVP_CIPHER_CTX_new") }
+        self.ctx = ctx
+        let ok = key.withUnsafeBufferPointer { EVP_CipherInit_ex2(ctx, cipher, $0.baseAddress, nil, encrypting ? 1 : 0, nil) }
+        guard ok == 1 else {
+            throw CryptoError("EVP_CipherInit_ex2")
+        }
+    }
+
+    deinit { EVP_CIPHER_CTX_free(ctx) }
+
+    /// Encrypts `data` in place and writes the 16-byte tag to `tag`.
+    @inline(__always)
+    public func seal(nonce: UnsafeRawPointer, data: UnsafeMutableRawBufferPointer,
+                     tag: UnsafeMutableRawPointer, aad: UnsafeRawBufferPointer? = nil) throws {
+        precondition(encrypting)
+        guard EVP_CipherInit_ex2(ctx, nil, nil, nonce.assumingMemoryBound(to: UInt8.self), 1, nil) == 1 else {
+            throw CryptoError("EVP_CipherInit_ex2(nonce)")
+        }
+        var outl: Int32 = 0
+        if let aad, aad.count > 0 {
+            guard EVP_CipherUpdate(ctx, nil, &outl, aad.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                   Int32(aad.count)) == 1 else { throw CryptoError("EVP_CipherUpdate(aad)") }
+        }
+        if data.count > 0 {
+            let p = data.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            guard EVP_CipherUpdate(ctx, p, &outl, p, Int32(data.count)) == 1 else {
+                throw CryptoError("EVP_CipherUpdate")
+            }
+        }
+        var finl: Int32 = 0
+        var scratch: UInt8 = 0
+        guard EVP_CipherFinal_ex(ctx, &scratch, &finl) == 1 else { throw CryptoError("EVP_CipherFinal_ex") }
+        guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, 16, tag) == 1 else {
+            throw CryptoError("EVP_CTRL_AEAD_GET_TAG")
+        }
+    }
+
+    /// Decrypts `data` in place and verifies `tag`. Returns false when authentication fails (the
+    /// content of `data` is then garbage and must not be used).
+    @inline(__always)
+    public func open(nonce: UnsafeRawPointer, data: UnsafeMutableRawBufferPointer, tag: UnsafeRawPointer,
+                     aad: UnsafeRawBufferPointer? = nil) -> Bool {
+        precondition(!encrypting)
+        guard EVP_CipherInit_ex2(ctx, nil, nil, nonce.assumingMemoryBound(to: UInt8.self), 0, nil) == 1 else {
+            ERR_clear_error()
+            return false
+        }
+        var outl: Int32 = 0
+        if let aad, aad.count > 0 {
+            guard EVP_CipherUpdate(ctx, nil, &outl, aad.baseAddress!.assumingMemoryBound(to: UInt8.self),
+                                   Int32(aad.count)) == 1 else { ERR_clear_error(); return false }
+        }
+        if data.count > 0 {
+            let p = data.baseAddress!.assumingMemoryBound(to: UInt8.self)
+            guard EVP_CipherUpdate(ctx, p, &outl, p, Int32(data.count)) == 1 else { ERR_clear_error(); return false }
+        }
+        guard EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, 16, UnsafeMutableRawPointer(mutating: tag)) == 1 else {
+            ERR_clear_error()
+            return false
+        }
+        var finl: Int32 = 0
+        var scratch: UInt8 = 0
+        guard EVP_CipherFinal_ex(ctx, &scratch, &finl) == 1 else { ERR_clear_error(); return false }
+        return true
+    }
+}
+
+extension AEADCipher {
+    /// Convenience for small one-off items (headers): returns ciphertext ‖ tag.
+    public func seal(nonce: [UInt8], plaintext: [UInt8], aad: [UInt8] = []) throws -> [UInt8] {
+        var out = plaintext + [UInt8](repeating: 0, count: AEADCipher.tagSize)
+        let n = plaintext.count
+        try out.withUnsafeMutableBytes { buf in
+            try nonce.withUnsafeBytes { nb in
+                try aad.withUnsafeBytes { ab in
+                    try seal(nonce: nb.baseAddress!, data: UnsafeMutableRawBufferPointer(rebasing: buf[0..<n]),
+                             tag: buf.baseAddress! + n, aad: ab)
+                }
+            }
+        }
+        return out
+    }
+
+    /// Convenience for small one-off items: `sealed` is ciphertext ‖ tag; nil when authentication fails.
+    public func open(nonce: [UInt8], sealed: [UInt8], aad: [UInt8] = []) -> [UInt8]? {
+        guard sealed.count >= AEADCipher.tagSize else { return nil }
+        var data = sealed
+        let n = sealed.count - AEADCipher.tagSize
+        let ok = data.withUnsafeMutableBytes { buf in
+            nonce.withUnsafeBytes { nb in
+                aad.withUnsafeBytes { ab in
+                    open(nonce: nb.baseAddress!, data: UnsafeMutableRawBufferPointer(rebasing: buf[0..<n]),
+                         tag: UnsafeRawPointer(buf.baseAddress! + n), aad: ab)
+                }
+            }
+        }
+        return ok ? Array(data[0..<n]) : nil
+    }
+}

@@ -1,0 +1,160 @@
+import NIOCore
+
+/// Writes one direction of a VMess body (vmess-protocol.md §9). One instance per connection
+/// direction; its cipher contexts and mask stream live as long as the connection.
+///
+/// AEAD chunk:   lenfld(2 | 18) ‖ ciphertext ‖ tag(16) ‖ padding(0…63)
+/// NONE stream:  lenfld(2) ‖ payload
+/// legacy:       CFB( lenfld(2) ‖ FNV1a(payload)(4) ‖ payload ‖ padding )
+///
+/// A whole input buffer is encoded into one output buffer: one allocation per read, none per chunk.
+public final class BodyEncoder {
+    public let parameters: BodyParameters
+    private let aead: AEADCipher?
+    private let lengthAEAD: AEADCipher?
+    private let cfb: AESCFBStream?
+    private var nonce: ChunkNonce
+    private var lengthNonce: ChunkNonce
+    private var mask: SHAKE128
+    private var ended = false
+
+    /// Largest total chunk a Go writer emits (length field + ciphertext + padding), §9.7.
+    public static let maxChunkSize = 2048
+    /// NONE+stream slices at 8192 like the reference.
+    static let noneSlice = 8192
+
+    /// `cfb` lets a legacy-header response continue the header's CFB stream into a LEGACY body (§8.4).
+    public init(_ p: BodyParameters, continuing cfb: AESCFBStream? = nil) throws {
+        parameters = p
+        if let alg = p.aeadAlgorithm {
+            aead = try AEADCipher(alg, key: BodyParameters.aeadKey(alg, p.key), encrypting: true)
+            lengthAEAD = p.authenticatedLength
+                ? try AEADCipher(alg, key: BodyParameters.aeadKey(alg, KDF.key16(p.requestKey, KDFLabel.authLength)), encrypting: true)
+                : nil
+        } else {
+            aead = nil
+            lengthAEAD = nil
+        }
+        if p.cipher == .legacy {
+            self.cfb = try cfb ?? AESCFBStream(key: p.key, iv: p.iv, encrypting: true)
+        } else {
+            self.cfb = nil
+        }
+        nonce = ChunkNonce(iv: p.iv)
+        lengthNonce = ChunkNonce(iv: p.requestIV)
+        mask = SHAKE128(seed: p.iv)
+    }
+
+    private var lengthFieldSize: Int { lengthAEAD != nil ? 18 : 2 }
+
+    /// Payload bytes per stream chunk so that each chunk stays within 2048 bytes (§9.7).
+    public var maxPayloadPerChunk: Int {
+        switch parameters.cipher {
+        case .none: return BodyEncoder.noneSlice
+        case .raw: return Int.max
+        default:
+            return BodyEncoder.maxChunkSize - parameters.overhead - lengthFieldSize - (parameters.padding ? 64 : 0)
+        }
+    }
+
+    /// Encodes a slice of the byte stream (TCP, Mux). Raw modes transform and return `payload` itself.
+    public func encode(_ payload: inout ByteBuffer, allocator: ByteBufferAllocator) throws -> ByteBuffer {
+        switch parameters.cipher {
+        case .raw:
+            return payload
+        case .legacy where !parameters.chunked:
+            payload.withReadableBytesInPlace { cfb!.apply($0) }
+            return payload
+        default:
+            break
+        }
+        let n = payload.readableBytes
+        let per = maxPayloadPerChunk
+        let chunks = max(1, (n + per - 1) / per)
+        var out = allocator.buffer(capacity: n + chunks * (lengthFieldSize + parameters.overhead + 64))
+        try payload.withUnsafeReadableBytes { src in
+            var offset = 0
+            while offset < n {
+                let len = min(per, n - offset)
+                try writeChunk(UnsafeRawBufferPointer(rebasing: src[offset..<(offset + len)]), into: &out)
+                offset += len
+            }
+        }
+        return out
+    }
+
+    /// Encodes one datagram as one chunk (UDP). Returns false, writing nothing, when the chunk would
+    /// exceed 2048 bytes: the reference silently drops such datagrams (§9.7).
+    public func encodeDatagram(_ datagram: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws -> Bool {
+        switch parameters.cipher {
+        case .raw:
+            out.writeBytes(datagram)
+            return true
+        case .legacy where !parameters.chunked:
+            let start = out.writerIndex - out.readerIndex
+            out.writeBytes(datagram)
+            out.withUnsafeMutableReadableBytes { b in
+                cfb!.apply(UnsafeMutableRawBufferPointer(rebasing: b[start...]))
+            }
+            return true
+        default:
+            guard lengthFieldSize + parameters.overhead + datagram.count + (parameters.padding ? 63 : 0) <= BodyEncoder.maxChunkSize
+            else { return false }
+            try writeChunk(datagram, into: &out)
+            return true
+        }
+    }
+
+    /// The end-of-stream chunk (§9.11), for chunked modes only; nothing for raw modes. Idempotent.
+    public func encodeEnd(into out: inout ByteBuffer) throws {
+        guard !ended else { return }
+        ended = true
+        guard parameters.chunked, parameters.cipher != .raw else { return }
+        try writeChunk(UnsafeRawBufferPointer(start: nil, count: 0), into: &out)
+    }
+
+    private func writeChunk(_ payload: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws {
+        let p = parameters
+        let noneStream = p.cipher == .none && !p.packet
+        // Draw order per chunk: padding first, then the length mask (§9.3).
+        let pad = (p.padding && !noneStream) ? Int(mask.next() % 64) : 0
+        let lval = payload.count + p.overhead + pad
+        let lenSize = lengthFieldSize
+        let total = lenSize + lval
+        try out.writeWithUnsafeMutableBytes(minimumWritableBytes: total) { raw -> Int in
+            let base = raw.baseAddress!
+            // Body: [overhead prefix for legacy FNV] payload [tag] [padding]
+            var cursor = lenSize
+            if p.cipher == .legacy {
+                let f = Checksum.fnv1a32(payload)
+                base.storeBytes(of: f.bigEndian, toByteOffset: cursor, as: UInt32.self)
+                cursor += 4
+            }
+            if payload.count > 0 { (base + cursor).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
+            if let aead {
+                try nonce.withNext { n in
+                    try aead.seal(nonce: n, data: UnsafeMutableRawBufferPointer(start: base + cursor, count: payload.count),
+                                  tag: base + cursor + payload.count)
+                }
+                cursor += payload.count + 16
+            } else {
+                cursor += payload.count
+            }
+            if pad > 0 { SecureRandom.fill(UnsafeMutableRawBufferPointer(start: base + cursor, count: pad)) }
+            // Length field.
+            if let lengthAEAD {
+                let v = UInt16(lval - 16)
+                base.storeBytes(of: v.bigEndian, as: UInt16.self)
+                try lengthNonce.withNext { n in
+                    try lengthAEAD.seal(nonce: n, data: UnsafeMutableRawBufferPointer(start: base, count: 2), tag: base + 2)
+                }
+            } else {
+                var v = UInt16(lval)
+                if p.masking { v ^= mask.next() }
+                base.storeBytes(of: v.bigEndian, as: UInt16.self)
+            }
+            if p.cipher == .legacy { cfb!.apply(UnsafeMutableRawBufferPointer(start: base, count: total)) }
+            return total
+        }
+    }
+}

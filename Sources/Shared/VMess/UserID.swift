@@ -1,0 +1,79 @@
+/// A VMess identity: the 16 UUID bytes and what is derived from them (vmess-protocol.md §2).
+public struct UserID: Equatable, Hashable, Sendable {
+    public let bytes: [UInt8]
+    /// MD5(id ‖ "c48619fe-8f02-49e0-b9e9-edf763e17e21"): the root secret of the AEAD header and the CFB key of the legacy header.
+    public let cmdKey: [UInt8]
+
+    static let cmdKeySalt = Array("c48619fe-8f02-49e0-b9e9-edf763e17e21".utf8)
+    static let alterSalt = Array("16167dc8-16b6-4e6d-b8bb-65dd68113a81".utf8)
+    static let alterCollisionSalt = Array("533eff8a-4113-4b10-b5ce-0f5d76b98cd2".utf8)
+
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == 16)
+        self.bytes = bytes
+        self.cmdKey = Digest.md5(bytes + UserID.cmdKeySalt)
+    }
+
+    /// Parses 32 hex digits in 8-4-4-4-12 groups, each group optionally preceded by one '-'.
+    public init?(text: String) {
+        let groups = [8, 4, 4, 4, 12]
+        var chars = Array(text.utf8)[...]
+        var out: [UInt8] = []
+        out.reserveCapacity(16)
+        for g in groups {
+            if chars.first == UInt8(ascii: "-") { chars = chars.dropFirst() }
+            guard chars.count >= g else { return nil }
+            var i = chars.startIndex
+            for _ in 0..<(g / 2) {
+                guard let hi = UserID.hex(chars[i]), let lo = UserID.hex(chars[i + 1]) else { return nil }
+                out.append(hi << 4 | lo)
+                i += 2
+            }
+            chars = chars[i...]
+        }
+        guard chars.isEmpty else { return nil }
+        self.init(bytes: out)
+    }
+
+    private static func hex(_ c: UInt8) -> UInt8? {
+        switch c {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): c - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): c - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): c - UInt8(ascii: "A") + 10
+        default: nil
+        }
+    }
+
+    /// Lower-case 8-4-4-4-12 text.
+    public var text: String {
+        let hex = bytes.map { b -> String in
+            let s = String(b, radix: 16)
+            return s.count == 1 ? "0" + s : s
+        }.joined()
+        let c = Array(hex)
+        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-"
+            + String(c[16..<20]) + "-" + String(c[20..<32])
+    }
+
+    /// The first 8 hex digits, for logs (never log a full id).
+    public var shortText: String { String(text.prefix(8)) }
+
+    /// The legacy alter IDs, in chain order (§2.3). Only used as HMAC keys for the legacy auth value.
+    public func alterIDs(_ count: Int) -> [[UInt8]] {
+        var result: [[UInt8]] = []
+        result.reserveCapacity(count)
+        var prev = bytes
+        for _ in 0..<count {
+            // MD5 state continued across digests: digest(prev ‖ salt ‖ collisionSalt*k).
+            var material = prev + UserID.alterSalt
+            var cand = Digest.md5(material)
+            while cand == prev {
+                material += UserID.alterCollisionSalt
+                cand = Digest.md5(material)
+            }
+            result.append(cand)
+            prev = cand
+        }
+        return result
+    }
+}

@@ -1,0 +1,112 @@
+/// The users of one VMess inbound, prepared for matching handshakes:
+/// - AEAD: one cached AES-ECB decryptor per user for the AuthID (§5.4: O(users) block decryptions).
+/// - Legacy: for users with alterId > 0, a table auth → (user, ts) over every id (primary and alter)
+///   and every second of [now-120, now+120], extended every 10 s (§7.2).
+public final class UserTable {
+    public struct Entry {
+        public let index: Int
+        public let id: UserID
+        public let alterId: Int
+        public let level: Int
+        public let email: String?
+        let authDecryptor: AESBlock
+        let legacyIDs: [[UInt8]]
+    }
+
+    public let entries: [Entry]
+    private var legacy: [AuthIDKey: (entry: Int, time: Int64)] = [:]
+    private var tainted = Set<AuthIDKey>()
+    private var legacyFrom: Int64 = 0
+    private var legacyTo: Int64 = -1
+    private var legacyRefreshedAt: Int64 = .min
+    public let hasLegacyUsers: Bool
+    /// Per-server stable anti-probing threshold base (§11.1).
+    public let drainBase: Int
+    public let drainRandomMax: Int
+
+    public init(users: [(id: UserID, alterId: Int, level: Int, email: String?)]) throws {
+        var entries: [Entry] = []
+        for (i, u) in users.enumerated() {
+            entries.append(Entry(index: i, id: u.id, alterId: u.alterId, level: u.level, email: u.email,
+                                 authDecryptor: try AESBlock(key: AuthID.key(cmdKey: u.id.cmdKey), encrypting: false),
+                                 legacyIDs: u.alterId > 0 ? [u.id.bytes] + u.id.alterIDs(u.alterId) : []))
+        }
+        self.entries = entries
+        hasLegacyUsers = entries.contains { $0.alterId > 0 }
+        // The drain threshold must be stable per server (so it cannot be probed by its variance) but
+        // differ between servers: derive it from the user ids, like the reference (not bit-exactly).
+        var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+        for e in entries {
+            for b in Digest.hmacSHA256(key: Array("VMESSBSKDF".utf8), e.id.bytes) {
+                seed = (seed ^ UInt64(b)) &* 0x0000_0100_0000_01B3
+            }
+        }
+        var rng = SplitMix64(seed: seed)
+        drainBase = Int(rng.next() % 3266)
+        drainRandomMax = Int(rng.next() % 64) + 1
+    }
+
+    public convenience init(settings: VMessInboundSettings) throws {
+        try self.init(users: settings.users.map { u in
+            guard let id = UserID(text: u.id) else { throw InvalidUserID(text: u.id) }
+            return (id, u.alterId, u.level, u.email)
+        })
+    }
+
+    /// Total bytes to consume before closing a rejected connection: 16 + 38 + base + rand(max).
+    public func drainSize() -> Int { 16 + 38 + drainBase + Int.random(in: 0..<drainRandomMax) }
+
+    // MARK: legacy
+
+    /// Looks up a legacy auth value. Refreshes the table at most every 10 s.
+    func legacyLookup(_ auth: AuthIDKey, now: Int64) -> (entry: Int, time: Int64)? {
+        guard hasLegacyUsers else { return nil }
+        refreshLegacy(now: now)
+        guard !tainted.contains(auth), let hit = legacy[auth] else { return nil }
+        return hit
+    }
+
+    func taint(_ auth: AuthIDKey) { tainted.insert(auth) }
+
+    private func refreshLegacy(now: Int64) {
+        guard now - legacyRefreshedAt >= 10 else { return }
+        legacyRefreshedAt = now
+        let from = now - 120, to = now + 120
+        if legacyTo < from || legacyFrom > to {
+            legacy.removeAll(keepingCapacity: true)
+            tainted.removeAll()
+            legacyFrom = from
+            legacyTo = from - 1
+        }
+        // Drop seconds older than now-120, add seconds up to now+120.
+        if legacyFrom < from {
+            legacy = legacy.filter { $0.value.time >= from }
+            legacyFrom = from
+        }
+        var t = max(legacyTo + 1, from)
+        while t <= to {
+            for e in entries where e.alterId > 0 {
+                for id in e.legacyIDs {
+                    legacy[AuthIDKey(LegacyHeader.auth(id: id, time: t))] = (e.index, t)
+                }
+            }
+            t += 1
+        }
+        legacyTo = to
+    }
+}
+
+public struct InvalidUserID: Error { public var text: String }
+
+/// A small deterministic generator for the per-server drain constants.
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
