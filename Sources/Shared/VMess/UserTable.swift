@@ -18,7 +18,7 @@ public final class UserTable {
     private var tainted = Set<AuthIDKey>()
     private var legacyFrom: Int64 = 0
     private var legacyTo: Int64 = -1
-    private var legacyRefreshedAt: Int64 = .min
+    private var legacyRefreshedAt: Int64?
     public let hasLegacyUsers: Bool
     /// Per-server stable anti-probing threshold base (§11.1).
     public let drainBase: Int
@@ -69,7 +69,7 @@ public final class UserTable {
     func taint(_ auth: AuthIDKey) { tainted.insert(auth) }
 
     private func refreshLegacy(now: Int64) {
-        guard now - legacyRefreshedAt >= 10 else { return }
+        if let r = legacyRefreshedAt, now - r < 10, now >= r { return }
         legacyRefreshedAt = now
         let from = now - 120, to = now + 120
         if legacyTo < from || legacyFrom > to {
