@@ -1,0 +1,122 @@
+// `inbounds[]`: the parts both formats share (port, listen, protocol, tag, sniffing, allocate, stream),
+// plus the checks across inbounds (unique tags, one inbound per address and port). The protocol
+// settings differ per format and live in ConfigParser+V4 / ConfigParser+V5.
+
+extension ConfigParser {
+    /// V2Ray inbound protocols vmessd knows but does not serve yet (others are "unknown").
+    static let inboundProtocolsNotYet: Set<String> = ["socks", "http", "dokodemo-door", "shadowsocks", "trojan", "vless"]
+
+    static func readInbounds(_ node: ConfigNode, format: ConfigFormat) throws -> [InboundConfig] {
+        var inbounds: [InboundConfig] = []
+        var tags: [String: String] = [:]  // tag → JSON path of its first use
+        var endpoints: [String: String] = [:]  // "listen port" → JSON path
+        for item in try node.array() {
+            let inbound = try readInbound(item, format: format)
+            if let tag = inbound.tag {
+                if let first = tags[tag] {
+                    throw item.path.appending(key: "tag").node(.string(tag), item.file)
+                        .error("duplicate tag \(JSONC.quote(tag)) (also used by \(first))")
+                }
+                tags[tag] = inbound.jsonPath
+            }
+            // Two inbounds on one address would share one SO_REUSEPORT socket group and split its
+            // connections between two configurations; that is never intended.
+            let endpoint = "\(inbound.listen) \(inbound.port)"
+            if let first = endpoints[endpoint] {
+                throw item.path.appending(key: "port").node(.number(String(inbound.port)), item.file)
+                    .error("port \(inbound.port) on \(inbound.listen) is already used by \(first)")
+            }
+            endpoints[endpoint] = inbound.jsonPath
+            inbounds.append(inbound)
+        }
+        return inbounds
+    }
+
+    static func readInbound(_ node: ConfigNode, format: ConfigFormat) throws -> InboundConfig {
+        var r = try node.object()
+        _ = try readProtocol(r.require("protocol"), supported: ["vmess"], notYet: inboundProtocolsNotYet)
+        let port = try readPort(r.require("port"))
+        let listen = try r.take("listen").map(readListen) ?? "0.0.0.0"
+        let tag = try r.take("tag").map(readTag) ?? nil
+        let settingsNode = try r.require("settings")
+        let settings: VMessInboundSettings = try format == .v4
+            ? readVMessInboundV4(settingsNode) : readVMessInboundV5(settingsNode)
+        let stream = try r.take("streamSettings").map { try readStream($0, format: format) } ?? StreamSettings()
+        if let sniffing = r.take("sniffing") {
+            try checkSniffing(sniffing)
+        }
+        if format == .v4, let allocate = r.take("allocate") {
+            try checkAllocate(allocate)
+        }
+        try r.finish(unsupported: ["domainOverride"])
+        return InboundConfig(tag: tag, listen: listen, port: port, settings: .vmess(settings), stream: stream,
+                             jsonPath: node.path.description)
+    }
+
+    /// Protocol names are matched case-insensitively, as V2Ray v4 lower-cases them before lookup.
+    static func readProtocol(_ node: ConfigNode, supported: Set<String>, notYet: Set<String>) throws -> String {
+        let name = try node.string()
+        let key = name.lowercased()
+        if supported.contains(key) { return key }
+        if notYet.contains(key) { throw node.error("protocol \(JSONC.quote(name)) is not supported yet") }
+        throw node.error("unknown protocol \(JSONC.quote(name))")
+    }
+
+    /// An integer 1…65535, or a string holding one (V2Ray's PortRange accepts both). Ranges ("1000-2000",
+    /// "80,443") are refused: each port would need its own listening socket group.
+    static func readPort(_ node: ConfigNode) throws -> Int {
+        let expected = "an integer 1-65535"
+        guard case .string(let text) = node.value else { return try node.int(1...65535) }
+        if let port = Int(text) {
+            guard (1...65535).contains(port) else { throw node.mismatch(expected) }
+            return port
+        }
+        let rangeCharacters = Set("0123456789-, ")
+        if text.contains(where: { $0 == "-" || $0 == "," }) && text.allSatisfy(rangeCharacters.contains) {
+            throw node.error("port ranges are not supported")
+        }
+        throw node.mismatch(expected)
+    }
+
+    /// An IPv4 or IPv6 literal, stored in canonical form. V2Ray also listens on unix sockets ("/path",
+    /// "@abstract"); vmessd does not yet.
+    static func readListen(_ node: ConfigNode) throws -> String {
+        let text = try node.string()
+        if text.hasPrefix("/") || text.hasPrefix("@") {
+            throw node.error("listening on a unix domain socket is not supported yet")
+        }
+        guard let address = canonicalIPAddress(text) else { throw node.mismatch("an IP address literal") }
+        return address
+    }
+
+    /// "" means "no tag" in V2Ray.
+    static func readTag(_ node: ConfigNode) throws -> String? {
+        let tag = try node.string()
+        return tag.isEmpty ? nil : tag
+    }
+
+    /// Sniffing is accepted only when disabled; its other keys then have no effect and are not checked
+    /// beyond being sniffing keys.
+    static func checkSniffing(_ node: ConfigNode) throws {
+        var r = try node.object()
+        if let enabled = r.take("enabled"), try enabled.bool() {
+            throw enabled.error("\"sniffing\" is not supported by vmessd yet (set \"enabled\" to false)")
+        }
+        r.ignore("destOverride", "metadataOnly", "domainsExcluded", "routeOnly")  // inert while disabled
+        try r.finish()
+    }
+
+    /// v4 `allocate`: only the default strategy "always" (listen all the time). `refresh` and
+    /// `concurrency` only matter for "random", so they are inert here.
+    static func checkAllocate(_ node: ConfigNode) throws {
+        var r = try node.object()
+        if let strategy = r.take("strategy") {
+            let name = try strategy.string()
+            guard name.lowercased() == "always" else {
+                throw strategy.error("allocate strategy \(JSONC.quote(name)) is not supported (only \"always\")")
+            }
+        }
+        r.ignore("refresh", "concurrency")
+        try r.finish()
+    }
+}

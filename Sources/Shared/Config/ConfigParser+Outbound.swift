@@ -1,0 +1,153 @@
+// `outbounds[]`: freedom (direct connections) and blackhole. Outbound transports, mux and proxy chains
+// are not implemented, so they are accepted only in their "off" form.
+
+extension ConfigParser {
+    /// V2Ray outbound protocols vmessd knows but does not implement yet (others are "unknown").
+    static let outboundProtocolsNotYet: Set<String> = [
+        "vmess", "socks", "http", "shadowsocks", "trojan", "vless", "dns", "loopback",
+    ]
+
+    static func readOutbounds(_ node: ConfigNode, format: ConfigFormat) throws -> [OutboundConfig] {
+        var outbounds: [OutboundConfig] = []
+        var tags: [String: String] = [:]
+        for item in try node.array() {
+            let outbound = try readOutbound(item, format: format)
+            if let tag = outbound.tag {
+                if let first = tags[tag] {
+                    throw item.path.appending(key: "tag").node(.string(tag), item.file)
+                        .error("duplicate tag \(JSONC.quote(tag)) (also used by \(first))")
+                }
+                tags[tag] = outbound.jsonPath
+            }
+            outbounds.append(outbound)
+        }
+        return outbounds
+    }
+
+    static func readOutbound(_ node: ConfigNode, format: ConfigFormat) throws -> OutboundConfig {
+        var r = try node.object()
+        let name = try readProtocol(r.require("protocol"), supported: ["freedom", "blackhole"],
+                                    notYet: outboundProtocolsNotYet)
+        let tag = try r.take("tag").map(readTag) ?? nil
+        let settingsNode = r.take("settings")
+        // The sender's domain strategy (outbound level, both formats): for freedom it means the same as
+        // freedom's own setting; two different non-default values contradict each other.
+        let strategyNode = r.take("domainStrategy")
+        let senderStrategy = try strategyNode.map(readDomainStrategy)
+        if let stream = r.take("streamSettings") {
+            guard try stream.object().isEmpty else {
+                throw stream.error("streamSettings on a \(name) outbound are not supported by vmessd yet")
+            }
+        }
+        if let mux = r.take("mux") {
+            var m = try mux.object()
+            if let enabled = m.take("enabled"), try enabled.bool() {
+                throw enabled.error("\"mux\" is not supported by vmessd yet (set \"enabled\" to false)")
+            }
+            m.ignore("concurrency")  // inert while mux is off
+            try m.finish()
+        }
+        try r.finish(unsupported: ["sendThrough", "proxySettings"])
+
+        let settings: OutboundSettings
+        switch name {
+        case "freedom":
+            var freedom = try format == .v4 ? readFreedomV4(settingsNode) : readFreedomV5(settingsNode)
+            if let strategyNode, let senderStrategy, senderStrategy != .asIs {
+                guard freedom.domainStrategy == .asIs || freedom.domainStrategy == senderStrategy else {
+                    throw strategyNode.error("domainStrategy contradicts settings.domainStrategy")
+                }
+                freedom.domainStrategy = senderStrategy
+            }
+            settings = .freedom(freedom)
+        default:
+            if let strategyNode, senderStrategy != .asIs {
+                throw strategyNode.error("domainStrategy has no effect on a blackhole outbound")
+            }
+            settings = .blackhole(try readBlackhole(settingsNode, format: format))
+        }
+        return OutboundConfig(tag: tag, settings: settings, jsonPath: node.path.description)
+    }
+
+    /// v4 freedom `settings`: {domainStrategy, redirect, userLevel, timeout}.
+    static func readFreedomV4(_ node: ConfigNode?) throws -> FreedomSettings {
+        var freedom = FreedomSettings()
+        guard let node else { return freedom }
+        var r = try node.object()
+        if let strategy = r.take("domainStrategy") {
+            freedom.domainStrategy = try readDomainStrategy(strategy)
+        }
+        if let redirect = r.take("redirect") {
+            (freedom.redirectHost, freedom.redirectPort) = try readRedirect(redirect)
+        }
+        // userLevel picks the policy level of the outgoing side in V2Ray; vmessd applies the inbound
+        // user's level to the whole relay, so a valid value is accepted and has no further effect.
+        _ = try r.take("userLevel")?.int(levelRange)
+        // timeout is deprecated in V2Ray itself (policy connIdle replaced it) and ignored there.
+        _ = try r.take("timeout")?.int(levelRange)
+        try r.finish()
+        return freedom
+    }
+
+    /// v5 freedom `settings` (SimplifiedConfig) may only be empty here: destinationOverride and
+    /// protocolReplacement are not implemented.
+    static func readFreedomV5(_ node: ConfigNode?) throws -> FreedomSettings {
+        if let node {
+            try node.object(protoNames: true).finish(unsupported: ["destinationOverride", "protocolReplacement"])
+        }
+        return FreedomSettings()
+    }
+
+    /// V2Ray v4 accepts many spellings case-insensitively (UseIPv4, use_ip4, …) and silently falls back
+    /// to AsIs for anything else; v5 wants exactly AsIs/UseIP/UseIP4/UseIP6. vmessd takes the common
+    /// spellings of both, case-insensitively, and rejects the rest.
+    static func readDomainStrategy(_ node: ConfigNode) throws -> FreedomSettings.DomainStrategy {
+        switch try node.string().lowercased() {
+        case "asis", "": return .asIs
+        case "useip": return .useIP
+        case "useipv4", "useip4": return .useIPv4
+        case "useipv6", "useip6": return .useIPv6
+        default: throw node.mismatch("one of AsIs, UseIP, UseIPv4, UseIPv6")
+        }
+    }
+
+    /// "host:port" or "[v6]:port" (Go's net.SplitHostPort rules). An empty host keeps the original
+    /// address and port 0 keeps the original port, as in V2Ray.
+    static func readRedirect(_ node: ConfigNode) throws -> (host: String?, port: Int?) {
+        let text = try node.string()
+        let expected = "\"host:port\""
+        guard let colon = text.lastIndex(of: ":") else { throw node.mismatch(expected) }
+        var host = String(text[..<colon])
+        let portText = text[text.index(after: colon)...]
+        if host.hasPrefix("[") {
+            guard host.hasSuffix("]"), host.count >= 2 else { throw node.mismatch(expected) }
+            host = String(host.dropFirst().dropLast())
+        } else if host.contains(":") {
+            throw node.mismatch(expected + " (put IPv6 addresses in brackets)")
+        }
+        guard let port = Int(portText), (0...65535).contains(port), portText.allSatisfy(\.isASCII) else {
+            throw node.mismatch(expected + " with a port 0-65535")
+        }
+        return (host.isEmpty ? nil : host, port == 0 ? nil : port)
+    }
+
+    /// Blackhole `settings`: v4 {response: {type: none|http}}; v5's SimplifiedConfig has no fields.
+    static func readBlackhole(_ node: ConfigNode?, format: ConfigFormat) throws -> BlackholeSettings {
+        var blackhole = BlackholeSettings()
+        guard let node else { return blackhole }
+        var r = try node.object(protoNames: format == .v5)
+        if format == .v4, let response = r.take("response") {
+            var p = try response.object()
+            if let type = p.take("type") {
+                switch try type.string().lowercased() {
+                case "none": blackhole.httpResponse = false
+                case "http": blackhole.httpResponse = true
+                default: throw type.mismatch("one of none, http")
+                }
+            }
+            try p.finish()
+        }
+        try r.finish()
+        return blackhole
+    }
+}

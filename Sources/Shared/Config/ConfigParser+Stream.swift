@@ -1,0 +1,327 @@
+// `streamSettings` of an inbound, in both formats, into one StreamSettings:
+//
+//   v4: {network: tcp|ws|httpupgrade, security: none|tls, tcpSettings, wsSettings, httpupgradeSettings,
+//        tlsSettings, sockopt}
+//   v5: {transport: tcp|websocket|httpupgrade, transportSettings, security: none|tls, securitySettings,
+//        socketSettings}
+//
+// Settings for a transport or security that is not selected are an error rather than ignored (V2Ray
+// ignores them): `"wsSettings"` next to `network: "tcp"` usually means the operator forgot the network.
+// The parser only parses; whether the worker serves a transport yet is not its concern.
+
+extension ConfigParser {
+    static func readStream(_ node: ConfigNode, format: ConfigFormat) throws -> StreamSettings {
+        try format == .v4 ? readStreamV4(node) : readStreamV5(node)
+    }
+
+    // MARK: v4
+
+    /// v4 transport settings keys of transports vmessd does not implement.
+    static let unsupportedStreamKeysV4: Set<String> = [
+        "kcpSettings", "quicSettings", "httpSettings", "dsSettings", "grpcSettings", "gunSettings",
+        "hy2Settings", "xtlsSettings", "realitySettings", "splithttpSettings", "xhttpSettings",
+    ]
+
+    static func readStreamV4(_ node: ConfigNode) throws -> StreamSettings {
+        var r = try node.object()
+        var stream = StreamSettings()
+        if let network = r.take("network") {
+            stream.network = try readNetwork(network, names: ["tcp": .tcp, "raw": .tcp, "ws": .ws, "websocket": .ws,
+                                                              "httpupgrade": .httpupgrade],
+                                             expected: "one of tcp, ws, httpupgrade")
+        }
+        if let security = r.take("security") {
+            stream.security = try readSecurity(security)
+        }
+        let tcp = r.take("tcpSettings")
+        let ws = r.take("wsSettings")
+        let upgrade = r.take("httpupgradeSettings")
+        let tls = r.take("tlsSettings")
+        if let sockopt = r.take("sockopt") {
+            try sockopt.object().requireEmpty()
+        }
+        try r.finish(unsupported: unsupportedStreamKeysV4)
+
+        if let tcp {
+            try requireSelected(tcp, stream.network == .tcp, "network is \"tcp\"")
+            try checkTCPV4(tcp)
+        }
+        if let ws {
+            try requireSelected(ws, stream.network == .ws, "network is \"ws\"")
+        }
+        if let upgrade {
+            try requireSelected(upgrade, stream.network == .httpupgrade, "network is \"httpupgrade\"")
+        }
+        switch stream.network {
+        case .tcp: break
+        case .ws: stream.ws = try ws.map(readWebSocketV4) ?? WebSocketSettings()
+        case .httpupgrade: stream.httpUpgrade = try upgrade.map(readHTTPUpgradeV4) ?? HTTPUpgradeSettings()
+        }
+        if let tls {
+            try requireSelected(tls, stream.security == .tls, "security is \"tls\"")
+        }
+        if stream.security == .tls {
+            stream.tls = try tls.map(readTLSV4) ?? TLSSettings()
+            try requireCertificate(stream, at: tls ?? node)
+        }
+        return stream
+    }
+
+    /// v4 `tcpSettings`: only the plain form ({header: {type: "none"}}); HTTP header camouflage is not
+    /// implemented.
+    static func checkTCPV4(_ node: ConfigNode) throws {
+        var r = try node.object()
+        if let header = r.take("header") {
+            var h = try header.object()
+            if let type = h.take("type") {
+                let name = try type.string()
+                guard name.lowercased() == "none" else {
+                    throw type.error("tcp header type \(JSONC.quote(name)) is not supported by vmessd yet")
+                }
+            }
+            try h.finish()
+        }
+        try r.requireOff("acceptProxyProtocol")
+        try r.finish()
+    }
+
+    /// v4 `wsSettings`: {path, headers{…}, host, maxEarlyData, earlyDataHeaderName, …}. A `Host` header
+    /// goes to `host` (that is what the server checks); `host` and `headers.Host` must agree if both are given.
+    static func readWebSocketV4(_ node: ConfigNode) throws -> WebSocketSettings {
+        var r = try node.object()
+        var ws = WebSocketSettings()
+        ws.path = try r.take("path").map(readPath) ?? "/"
+        if let headers = r.take("headers") {
+            (ws.host, ws.headers) = try readHeaderMap(headers)
+        }
+        if let host = r.take("host") {
+            ws.host = try mergeHost(host, into: ws.host)
+        }
+        ws.maxEarlyData = try r.take("maxEarlyData")?.int(0...Int(Int32.max)) ?? 0
+        ws.earlyDataHeaderName = try r.take("earlyDataHeaderName").map(readOptionalString) ?? nil
+        try r.requireOff("acceptProxyProtocol")
+        try r.requireOff("useBrowserForwarding")
+        try r.requireOff("parseXForwardedFor")
+        try r.finish()
+        return ws
+    }
+
+    /// v4 `httpupgradeSettings` (Xray's v4 spelling): {path, host, headers{…}}.
+    static func readHTTPUpgradeV4(_ node: ConfigNode) throws -> HTTPUpgradeSettings {
+        var r = try node.object()
+        var upgrade = HTTPUpgradeSettings()
+        upgrade.path = try r.take("path").map(readPath) ?? "/"
+        if let headers = r.take("headers") {
+            (upgrade.host, upgrade.headers) = try readHeaderMap(headers)
+        }
+        if let host = r.take("host") {
+            upgrade.host = try mergeHost(host, into: upgrade.host)
+        }
+        try r.requireOff("acceptProxyProtocol")
+        try r.finish()
+        return upgrade
+    }
+
+    // MARK: v5
+
+    static func readStreamV5(_ node: ConfigNode) throws -> StreamSettings {
+        var r = try node.object(protoNames: true)
+        var stream = StreamSettings()
+        if let transport = r.take("transport") {
+            // "ws" is the message's short name, "websocket" the name v5 configs use; both resolve in v2fly.
+            stream.network = try readNetwork(transport, names: ["tcp": .tcp, "websocket": .ws, "ws": .ws,
+                                                                "httpupgrade": .httpupgrade],
+                                             expected: "one of tcp, websocket, httpupgrade")
+        }
+        let transportSettings = r.take("transportSettings")
+        if let security = r.take("security") {
+            stream.security = try readSecurity(security)
+        }
+        let securitySettings = r.take("securitySettings")
+        if let socket = r.take("socketSettings") {
+            try socket.object(protoNames: true).requireEmpty()
+        }
+        try r.finish()
+
+        switch stream.network {
+        case .tcp:
+            if let transportSettings { try checkTCPV5(transportSettings) }
+        case .ws:
+            stream.ws = try transportSettings.map(readWebSocketV5) ?? WebSocketSettings()
+        case .httpupgrade:
+            stream.httpUpgrade = try transportSettings.map(readHTTPUpgradeV5) ?? HTTPUpgradeSettings()
+        }
+        if stream.security == .tls {
+            stream.tls = try securitySettings.map(readTLSV5) ?? TLSSettings()
+            try requireCertificate(stream, at: securitySettings ?? node)
+        } else if let securitySettings {
+            try requireSelected(securitySettings, false, "security is \"tls\"")
+        }
+        return stream
+    }
+
+    /// v5 tcp `transportSettings`: empty, or acceptProxyProtocol false. `headerSettings` (HTTP camouflage)
+    /// is not implemented.
+    static func checkTCPV5(_ node: ConfigNode) throws {
+        var r = try node.object(protoNames: true)
+        try r.requireOff("acceptProxyProtocol")
+        try r.finish(unsupported: ["headerSettings"])
+    }
+
+    /// v5 websocket `transportSettings`: {path, header: [{key, value}], maxEarlyData, earlyDataHeaderName, …}.
+    /// The v5 message has no `host` field; a `Host` entry in `header` plays that role.
+    static func readWebSocketV5(_ node: ConfigNode) throws -> WebSocketSettings {
+        var r = try node.object(protoNames: true)
+        var ws = WebSocketSettings()
+        ws.path = try r.take("path").map(readPath) ?? "/"
+        if let header = r.take("header") {
+            (ws.host, ws.headers) = try readHeaderList(header)
+        }
+        ws.maxEarlyData = try r.take("maxEarlyData")?.int(0...Int(Int32.max)) ?? 0
+        ws.earlyDataHeaderName = try r.take("earlyDataHeaderName").map(readOptionalString) ?? nil
+        try r.requireOff("acceptProxyProtocol")
+        try r.requireOff("useBrowserForwarding")
+        try r.requireOff("parseXForwardedFor")
+        try r.finish()
+        return ws
+    }
+
+    /// v5 httpupgrade `transportSettings`: {path, host, header: [{key, value}], maxEarlyData,
+    /// earlyDataHeaderName}. Early data over httpupgrade is not implemented, so maxEarlyData must be 0,
+    /// and earlyDataHeaderName is then inert (accepted, checked to be a string).
+    static func readHTTPUpgradeV5(_ node: ConfigNode) throws -> HTTPUpgradeSettings {
+        var r = try node.object(protoNames: true)
+        var upgrade = HTTPUpgradeSettings()
+        upgrade.path = try r.take("path").map(readPath) ?? "/"
+        if let header = r.take("header") {
+            (upgrade.host, upgrade.headers) = try readHeaderList(header)
+        }
+        if let host = r.take("host") {
+            upgrade.host = try mergeHost(host, into: upgrade.host)
+        }
+        if let early = r.take("maxEarlyData"), try early.int(0...Int(Int32.max)) != 0 {
+            throw early.error("early data over httpupgrade is not supported by vmessd yet (set \"maxEarlyData\" to 0)")
+        }
+        _ = try r.take("earlyDataHeaderName")?.string()
+        try r.requireOff("parseXForwardedFor")
+        try r.finish()
+        return upgrade
+    }
+
+    // MARK: shared pieces
+
+    /// Transport names are case-insensitive in v2fly's v4 reader; v5 reuses the same table here.
+    static let unsupportedNetworks: Set<String> = [
+        "kcp", "mkcp", "quic", "http", "h2", "grpc", "gun", "domainsocket", "ds", "hysteria2", "hy2",
+        "splithttp", "xhttp", "meek", "mekya", "dtls",
+    ]
+
+    static func readNetwork(_ node: ConfigNode, names: [String: StreamSettings.Network],
+                            expected: String) throws -> StreamSettings.Network {
+        let name = try node.string()
+        if let network = names[name.lowercased()] { return network }
+        if unsupportedNetworks.contains(name.lowercased()) {
+            throw node.error("transport \(JSONC.quote(name)) is not supported by vmessd yet")
+        }
+        throw node.mismatch(expected)
+    }
+
+    /// "none" (or "") and "tls", case-insensitive as in v2fly.
+    static func readSecurity(_ node: ConfigNode) throws -> StreamSettings.Security {
+        let name = try node.string()
+        switch name.lowercased() {
+        case "", "none": return .none
+        case "tls": return .tls
+        case "xtls", "reality", "utls": throw node.error("security \(JSONC.quote(name)) is not supported by vmessd yet")
+        default: throw node.mismatch("none or tls")
+        }
+    }
+
+    static func requireSelected(_ node: ConfigNode, _ selected: Bool, _ condition: String) throws {
+        guard selected else {
+            let key = node.path.description.split(separator: ".").last.map(String.init) ?? "settings"
+            throw node.error("\(JSONC.quote(key)) has no effect unless \(condition)")
+        }
+    }
+
+    /// A TLS server cannot handshake without a certificate.
+    static func requireCertificate(_ stream: StreamSettings, at node: ConfigNode) throws {
+        if stream.tls?.certificates.isEmpty ?? true {
+            throw node.error("TLS on an inbound needs at least one certificate")
+        }
+    }
+
+    /// v2fly normalises the path the same way: "" is "/", and a missing leading "/" is added.
+    static func readPath(_ node: ConfigNode) throws -> String {
+        let path = try node.string()
+        if path.isEmpty { return "/" }
+        return path.hasPrefix("/") ? path : "/" + path
+    }
+
+    /// "" means unset.
+    static func readOptionalString(_ node: ConfigNode) throws -> String? {
+        let text = try node.string()
+        return text.isEmpty ? nil : text
+    }
+
+    /// v4 `headers: {"Host": "example.com", …}` → (Host, the other headers).
+    static func readHeaderMap(_ node: ConfigNode) throws -> (host: String?, headers: [String: String]) {
+        var r = try node.object()
+        var host: String?
+        var headers: [String: String] = [:]
+        var names = Set<String>()
+        for (key, member) in r.takeAll() {
+            try addHeader(key, member.string(), at: member, host: &host, headers: &headers, names: &names)
+        }
+        return (host, headers)
+    }
+
+    /// v5 `header: [{key, value}, …]` → (Host, the other headers).
+    static func readHeaderList(_ node: ConfigNode) throws -> (host: String?, headers: [String: String]) {
+        var host: String?
+        var headers: [String: String] = [:]
+        var names = Set<String>()
+        for item in try node.array() {
+            var r = try item.object(protoNames: true)
+            let key = try r.require("key").string()
+            let value = try r.take("value")?.string() ?? ""
+            try r.finish()
+            try addHeader(key, value, at: item, host: &host, headers: &headers, names: &names)
+        }
+        return (host, headers)
+    }
+
+    /// Header names are case-insensitive (RFC 9110 §5.1), so "host" and "Host" are one header;
+    /// `names` holds the lower-cased names seen so far.
+    static func addHeader(_ name: String, _ value: String, at node: ConfigNode, host: inout String?,
+                          headers: inout [String: String], names: inout Set<String>) throws {
+        guard isHeaderName(name) else { throw node.error("invalid HTTP header name \(JSONC.quote(name))") }
+        guard !value.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+            throw node.error("HTTP header \(JSONC.quote(name)) has a line break or NUL in its value")
+        }
+        guard names.insert(name.lowercased()).inserted else {
+            throw node.error("HTTP header \(JSONC.quote(name)) is given twice")
+        }
+        if name.lowercased() == "host" {
+            host = value.isEmpty ? nil : value
+        } else {
+            headers[name] = value
+        }
+    }
+
+    /// RFC 9110 token characters.
+    static func isHeaderName(_ name: String) -> Bool {
+        !name.isEmpty && name.unicodeScalars.allSatisfy { c in
+            c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || "!#$%&'*+-.^_`|~".unicodeScalars.contains(c))
+        }
+    }
+
+    /// `host` next to a `Host` header: both may be given only if they agree.
+    static func mergeHost(_ node: ConfigNode, into existing: String?) throws -> String? {
+        let host = try readOptionalString(node)
+        if let existing, let host, existing != host {
+            throw node.error("host \(JSONC.quote(host)) contradicts the Host header \(JSONC.quote(existing))")
+        }
+        return host ?? existing
+    }
+}

@@ -1,0 +1,150 @@
+// Entry points of the config layer: bytes → JSONC value tree → validated `Config`.
+//
+// The parser is strict in one direction: every key it does not implement is an error naming the key,
+// because a silently ignored setting is one the operator believes is in force. The few keys that are
+// accepted and ignored are client-only hints or no-ops, and each such place says so in a comment.
+//
+// The only I/O is reading the config file (parse(fileAt:)) and the TLS certificate/key files it names.
+
+public enum ConfigParser {
+    /// A config file larger than this is a mistake (or /dev/zero), not a config.
+    static let maximumFileSize = 16 << 20
+
+    /// Reads and validates a file. The format (v4 or v5) is detected from the content, see `detectFormat`.
+    public static func parse(fileAt path: String) throws -> Config {
+        let bytes: [UInt8]
+        do {
+            bytes = try FileContents.load(path, limit: maximumFileSize)
+        } catch let failure as FileContents.Failure {
+            throw ConfigError(file: path, path: "", reason: "cannot read config file: \(failure.reason)")
+        }
+        return try parse(bytes: bytes, sourceFile: path)
+    }
+
+    public static func parse(text: String, sourceFile: String) throws -> Config {
+        try parse(bytes: Array(text.utf8), sourceFile: sourceFile)
+    }
+
+    static func parse(bytes: [UInt8], sourceFile: String) throws -> Config {
+        let tree: JSONValue?
+        do {
+            tree = try JSONC.parse(bytes)
+        } catch let error as JSONC.SyntaxError {
+            throw ConfigError(file: sourceFile, path: "", line: error.line, column: error.column, reason: error.reason)
+        }
+        guard let tree else {
+            throw ConfigError(file: sourceFile, path: "", reason: "the file is empty (no JSON value)")
+        }
+        return try readRoot(JSONPath.root.node(tree, sourceFile), format: detectFormat(tree))
+    }
+
+    /// The embedded demo config used by `vmessd run` without -c: one v4 vmess inbound on 127.0.0.1:port
+    /// for `uuid` (security "auto": the client picks, AEAD header since alterId is 0) and a freedom outbound.
+    public static func demo(uuid: String, port: Int) -> Config {
+        let user = VMessUser(id: canonicalUUID(uuid) ?? uuid.lowercased(), alterId: 0, security: "auto")
+        let inbound = InboundConfig(tag: "demo", listen: "127.0.0.1", port: port,
+                                    settings: .vmess(VMessInboundSettings(users: [user])), jsonPath: "inbounds[0]")
+        let outbound = OutboundConfig(tag: "direct", settings: .freedom(FreedomSettings()), jsonPath: "outbounds[0]")
+        return Config(sourceFile: "<embedded demo>", format: .v4, inbounds: [inbound], outbounds: [outbound])
+    }
+
+    // MARK: format detection
+
+    /// v5 if any of these v5-only shapes appears, else v4:
+    /// - an inbound whose `settings.users` is an array of strings (v5 vmess; v4 has `clients` objects);
+    /// - an inbound or outbound `streamSettings` with `transport`, `transportSettings` or `securitySettings`
+    ///   (v4 says `network`, `wsSettings`, `tlsSettings`…);
+    /// - a `log` whose `error` or `access` is an object (v4 has path strings there).
+    /// A file mixing both then fails on the first key foreign to the detected format, which names it.
+    static func detectFormat(_ tree: JSONValue) -> ConfigFormat {
+        guard case .object(let root) = tree else { return .v4 }
+        if case .object(let log)? = root["log"] {
+            for key in ["error", "access"] {
+                if case .object? = log[key] { return .v5 }
+            }
+        }
+        for listKey in ["inbounds", "outbounds"] {
+            guard case .array(let items)? = root[listKey] else { continue }
+            for case .object(let item) in items {
+                if listKey == "inbounds", case .object(let settings)? = item["settings"],
+                   case .array(let users)? = settings["users"],
+                   users.allSatisfy({ if case .string = $0 { true } else { false } }) {
+                    return .v5
+                }
+                if case .object(let stream)? = item["streamSettings"],
+                   stream.members.contains(where: { ["transport", "transportSettings", "securitySettings"].contains($0.key) }) {
+                    return .v5
+                }
+            }
+        }
+        return .v4
+    }
+
+    // MARK: top level
+
+    /// V2Ray top-level keys (v4 and v5) that vmessd knows but does not implement.
+    static let unsupportedTopLevel: Set<String> = [
+        "routing", "router", "dns", "api", "stats", "transport", "reverse", "fakedns", "fakeDns",
+        "browserForwarder", "observatory", "burstObservatory", "multiObservatory", "services", "extension",
+        "port", "inbound", "outbound", "inboundDetour", "outboundDetour",
+    ]
+
+    static func readRoot(_ root: ConfigNode, format: ConfigFormat) throws -> Config {
+        var r = try root.object()
+        // Take every supported section first, so an unsupported section is reported before any detail
+        // inside the supported ones: "routing is not supported" is the more useful first message.
+        let log = r.take("log")
+        let inbounds = r.take("inbounds")
+        let outbounds = r.take("outbounds")
+        let policy = r.take("policy")
+        let daemon = r.take("vmessd")
+        try r.finish(unsupported: unsupportedTopLevel)
+
+        var config = Config(sourceFile: root.file, format: format, inbounds: [], outbounds: [])
+        if let log {
+            config.log = try format == .v4 ? readLogV4(log) : readLogV5(log)
+        }
+        if let inbounds {
+            config.inbounds = try readInbounds(inbounds, format: format)
+        }
+        if let outbounds {
+            config.outbounds = try readOutbounds(outbounds, format: format)
+        }
+        if config.outbounds.isEmpty {
+            // V2Ray refuses to start without an outbound; vmessd is lenient and uses the one outbound
+            // such a config would almost certainly have meant: direct connections.
+            config.outbounds = [OutboundConfig(settings: .freedom(FreedomSettings()), jsonPath: "outbounds")]
+        }
+        if let policy {
+            config.policy = try readPolicy(policy)
+        }
+        if let daemon {
+            config.daemon = try readDaemonSettings(daemon)
+        }
+        return config
+    }
+
+    /// Top-level `"vmessd"`: {workers: int >= 1, drainTimeout: seconds >= 0, control: socket path}.
+    static func readDaemonSettings(_ node: ConfigNode) throws -> DaemonSettings {
+        var r = try node.object()
+        var settings = DaemonSettings()
+        settings.workers = try r.take("workers")?.int(1...Int.max)
+        settings.drainTimeout = try r.take("drainTimeout")?.double(atLeast: 0)
+        if let control = r.take("control") {
+            let path = try control.string()
+            guard !path.isEmpty, !path.utf8.contains(0) else { throw control.mismatch("a socket path") }
+            settings.control = path
+        }
+        try r.finish()
+        return settings
+    }
+}
+
+extension Config {
+    /// `vmessd run` needs something to serve; V2Ray itself accepts a config without inbounds.
+    public func requireInbound() throws {
+        if inbounds.isEmpty {
+            throw ConfigError(file: sourceFile, path: "inbounds", reason: "no inbounds")
+        }
+    }
+}

@@ -1,0 +1,71 @@
+// Listening sockets. The supervisor creates them (one per inbound per worker, all on the same address
+// with SO_REUSEPORT so the kernel spreads connections over the workers) and hands them to workers;
+// workers only accept on what they are given.
+
+import Glibc
+
+extension Posix {
+    /// Creates a bound, listening, close-on-exec TCP socket. Blocking mode: the owner (NIO in the
+    /// worker) switches it to non-blocking itself; the supervisor never accepts on it.
+    public static func makeListeningSocket(host: String, port: Int, reusePort: Bool = true,
+                                           backlog: Int32 = 4096) throws -> Int32 {
+        let fd = try makeBoundSocket(host: host, port: port, reusePort: reusePort)
+        do {
+            try retryingEINTR("listen(\(host) port \(port))") { listen(fd, backlog) }
+            return fd
+        } catch {
+            try? close(fd)
+            throw error
+        }
+    }
+
+    /// Creates a bound but not listening close-on-exec TCP socket (also a way to test whether an
+    /// address is free without ever accepting a connection on it).
+    ///
+    /// SO_REUSEADDR lets a restart bind while old connections sit in TIME_WAIT; SO_REUSEPORT (with
+    /// `reusePort`) lets several sockets share the address. Binding "::" also accepts IPv4 (v4-mapped),
+    /// whatever the net.ipv6.bindv6only sysctl says, the way V2Ray's "::" listen behaves.
+    public static func makeBoundSocket(host: String, port: Int, reusePort: Bool) throws -> Int32 {
+        let address = try SocketAddress(parsing: host, port: port)
+        let domain = address.family == .ipv6 ? AF_INET6 : AF_INET
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        let fd = try retryingEINTR("socket(\(address))") { socket(domain, type, 0) }
+        do {
+            try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
+            if reusePort { try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT") }
+            if address.family == .ipv6 && address.host == "::" {
+                try setOption(fd, Int32(IPPROTO_IPV6), IPV6_V6ONLY, 0, "IPV6_V6ONLY")
+            }
+            _ = try address.withSockaddr { sa, length in
+                try retryingEINTR("bind(\(address))") { bind(fd, sa, length) }
+            }
+            return fd
+        } catch {
+            try? close(fd)
+            throw error
+        }
+    }
+
+    /// The address a socket is bound to (for port 0: the port the kernel chose).
+    public static func localAddress(fd: Int32) throws -> SocketAddress {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        _ = try withUnsafeMutablePointer(to: &storage) { pointer in
+            try pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                try retryingEINTR("getsockname(\(fd))") { getsockname(fd, sa, &length) }
+            }
+        }
+        guard let address = SocketAddress(storage: storage) else {
+            throw PosixError(errno: EAFNOSUPPORT, call: "getsockname(\(fd))")
+        }
+        return address
+    }
+
+    private static func setOption(_ fd: Int32, _ level: Int32, _ name: Int32, _ value: Int32,
+                                  _ label: String) throws {
+        var value = value
+        try retryingEINTR("setsockopt(\(label))") {
+            setsockopt(fd, level, name, &value, socklen_t(MemoryLayout<Int32>.size))
+        }
+    }
+}

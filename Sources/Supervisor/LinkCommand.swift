@@ -1,0 +1,63 @@
+// `vmessd link`: one vmess:// share link per VMess user per inbound, for pasting into a client.
+
+import ArgumentParser
+import Shared
+
+struct LinkCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "link",
+        abstract: "Print vmess:// share links for the configured users."
+    )
+
+    @Option(name: [.short, .customLong("config")], help: "Config file (default: ./config.json, then /etc/vmessd/config.json).")
+    var configFile: String?
+
+    @Option(help: "Address clients should dial (default: the inbound's listen address, or 127.0.0.1 for a wildcard).")
+    var address: String?
+
+    func run() throws {
+        guard case .file(let path) = ConfigLocator().locate(explicit: configFile) else {
+            printError("no config file: give -c FILE (looked at \(ConfigLocator.defaultPaths.joined(separator: ", ")))")
+            throw ExitStatus.configError
+        }
+        let config = try loadConfig(at: path)
+        let links = shareLinks(for: config, address: address)
+        if links.isEmpty { printError("\(path): no VMess users configured") }
+        for link in links { printNow(link) }
+    }
+}
+
+/// Links for every VMess user of every inbound, in config order.
+func shareLinks(for config: Config, address: String?) -> [String] {
+    var links: [String] = []
+    for inbound in config.inbounds {
+        guard case .vmess(let settings) = inbound.settings else { continue }
+        let stream = inbound.stream
+        // ws and httpupgrade carry a path and a Host header the client must send.
+        var host = "", path = ""
+        switch stream.network {
+        case .tcp: break
+        case .ws:
+            path = stream.ws?.path ?? "/"
+            host = stream.ws?.host ?? stream.ws?.headers["Host"] ?? ""
+        case .httpupgrade:
+            path = stream.httpUpgrade?.path ?? "/"
+            host = stream.httpUpgrade?.host ?? stream.httpUpgrade?.headers["Host"] ?? ""
+        }
+        for user in settings.users {
+            let link = ShareLink(
+                remark: ShareLink.remark(tag: inbound.tag, email: user.email),
+                address: ShareLink.dialAddress(listen: inbound.listen, override: address),
+                port: inbound.port,
+                id: user.id,
+                network: stream.network.rawValue,
+                host: host,
+                path: path,
+                tls: stream.security == .tls,
+                sni: stream.tls?.serverName ?? ""
+            )
+            links.append(link.url)
+        }
+    }
+    return links
+}

@@ -1,0 +1,51 @@
+import Logging
+import NIOCore
+import Shared
+
+/// Everything the connections of one VMess inbound share inside a worker. Built once per worker
+/// generation from the validated config; event-loop confined (one loop per worker process).
+final class InboundContext {
+    let index: Int
+    let config: InboundConfig
+    let users: UserTable
+    let replay: AuthIDReplayFilter
+    let sessions: SessionHistory
+    let disableInsecure: Bool
+    let policy: PolicyConfig
+    let outbound: OutboundConfig
+    let dialer: FreedomDialer
+    let counters: WorkerCounters
+    let logger: Logger
+
+    init(index: Int, config: InboundConfig, settings: VMessInboundSettings, policy: PolicyConfig,
+         outbound: OutboundConfig, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger) throws {
+        self.index = index
+        self.config = config
+        self.users = try UserTable(settings: settings)
+        self.replay = replay
+        self.sessions = SessionHistory()
+        self.disableInsecure = settings.disableInsecureEncryption
+        self.policy = policy
+        self.outbound = outbound
+        if case .freedom(let f) = outbound.settings {
+            self.dialer = FreedomDialer(settings: f)
+        } else {
+            self.dialer = FreedomDialer(settings: FreedomSettings())
+        }
+        self.counters = counters
+        var l = logger
+        l[metadataKey: "inbound"] = "\(config.tag ?? config.jsonPath)"
+        self.logger = l
+    }
+}
+
+/// Per-worker counters (read by the supervisor's stats in a later issue; logged at exit now).
+final class WorkerCounters {
+    var accepted = 0
+    var active = 0
+    var rejected: [String: Int] = [:]
+    var bytesUp = 0
+    var bytesDown = 0
+    var perUserUp: [String: Int] = [:]
+    var perUserDown: [String: Int] = [:]
+}

@@ -1,0 +1,419 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Shared
+
+/// One VMess client connection: handshake (pure state machine in Shared), anti-probing drain, then
+/// the relay to the outbound with backpressure in both directions and V2Ray's policy timeouts.
+///
+///   client ──VMess──▶ [VMessServerHandler] ──plain──▶ target (TargetRelayHandler / UDPRelay)
+///          ◀─VMess───                       ◀─plain───
+final class VMessServerHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Phase { case handshake, draining(total: Int), relaying, closed }
+
+    private let inbound: InboundContext
+    private var logger: Logger
+    private var phase = Phase.handshake
+    private var handshake: ServerHandshake
+    private var cumulation: ByteBuffer?
+    private var bytesReceived = 0
+    private var context: ChannelHandlerContext?
+    private var handshakeTimeout: Scheduled<Void>?
+    private var timer: ConnectionTimer?
+    private var level = LevelPolicy()
+    private var userKey = ""
+
+    private var decoder: BodyDecoder?
+    private var encoder: BodyEncoder?
+    /// The response header goes out lazily with the first downstream bytes (§4).
+    private var responseHeader: ByteBuffer?
+
+    private var target: Channel?
+    private var targetHandler: TargetRelayHandler?
+    private var connecting = false
+    private var pending: [ByteBuffer] = []
+    private var pendingBytes = 0
+    private var udp: UDPRelay?
+    private var blackhole = false
+
+    private var heldRead = false
+    private var uplinkDone = false
+    private var downlinkDone = false
+    private var sentDownstream = false
+
+    init(inbound: InboundContext) {
+        self.inbound = inbound
+        self.logger = inbound.logger
+        self.handshake = ServerHandshake(users: inbound.users, replay: inbound.replay, sessions: inbound.sessions,
+                                         disableInsecure: inbound.disableInsecure)
+    }
+
+    // MARK: lifecycle
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let seconds = inbound.policy.level(0).handshake
+        handshakeTimeout = context.eventLoop.scheduleTask(in: .seconds(Int64(max(seconds, 1)))) { [weak self] in
+            guard let self, let context = self.context else { return }
+            switch self.phase {
+            case .handshake, .draining:
+                self.logger.debug("handshake timeout")
+                context.close(promise: nil)
+            default: break
+            }
+        }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        inbound.counters.accepted += 1
+        inbound.counters.active += 1
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        inbound.counters.active -= 1
+        teardown()
+        context.fireChannelInactive()
+    }
+
+    private func teardown() {
+        phase = .closed
+        handshakeTimeout?.cancel()
+        timer?.cancel()
+        target?.close(promise: nil)
+        target = nil
+        udp?.close()
+        udp = nil
+        pending.removeAll()
+        pendingBytes = 0
+    }
+
+    private func closeClient() {
+        guard let context else { return }
+        teardown()
+        context.close(promise: nil)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.debug("client error: \(error)")
+        closeClient()
+    }
+
+    // MARK: reads from the client
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data)
+        bytesReceived += buffer.readableBytes
+        switch phase {
+        case .handshake:
+            if var c = cumulation {
+                cumulation = nil
+                c.writeBuffer(&buffer)
+                buffer = c
+            }
+            feedHandshake(&buffer, context: context)
+        case .draining(let total):
+            if bytesReceived >= total { closeClient() }
+        case .relaying:
+            upstream(&buffer)
+        case .closed:
+            break
+        }
+    }
+
+    private func feedHandshake(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
+        switch handshake.feed(&buffer, now: Int64(Date().timeIntervalSince1970)) {
+        case .needMore:
+            if buffer.readableBytes > 0 { cumulation = buffer }
+        case .rejected(let failure, let action):
+            inbound.counters.rejected[failure.counterName, default: 0] += 1
+            logger.debug("rejected handshake", metadata: ["reason": "\(failure)", "peer": "\(context.remoteAddress?.description ?? "?")"])
+            switch action {
+            case .close:
+                closeClient()
+            case .drain(let total):
+                if bytesReceived >= total {
+                    closeClient()
+                } else {
+                    phase = .draining(total: total)
+                }
+            }
+        case .accepted(let accepted):
+            accept(accepted, remaining: &buffer, context: context)
+        }
+    }
+
+    private func accept(_ a: ServerHandshake.Accepted, remaining: inout ByteBuffer, context: ChannelHandlerContext) {
+        handshakeTimeout?.cancel()
+        let h = a.header
+        level = inbound.policy.level(a.user.level)
+        userKey = a.user.email ?? a.user.id.shortText
+        logger[metadataKey: "user"] = "\(userKey)"
+
+        let keys = ResponseHeader.bodyKeys(request: h, legacy: a.legacy)
+        let plainHeader = ResponseHeader.plain(responseAuth: h.responseAuth)
+        var headerBytes: [UInt8]
+        var responseCFB: AESCFBStream? = nil
+        do {
+            if a.legacy {
+                let cfb = try AESCFBStream(key: keys.key, iv: keys.iv, encrypting: true)
+                headerBytes = cfb.apply(plainHeader)
+                responseCFB = cfb
+            } else {
+                headerBytes = try ResponseHeader.sealAEAD(plainHeader, keys: keys)
+            }
+        } catch {
+            logger.error("response header: \(error)")
+            return closeClient()
+        }
+        let header = context.channel.allocator.buffer(bytes: headerBytes)
+
+        do {
+            let req = try BodyParameters.request(h)
+            let resp = try BodyParameters.response(h, keys: keys)
+            decoder = try BodyDecoder(req)
+            encoder = try BodyEncoder(resp, continuing: resp.cipher == .legacy && a.legacy ? responseCFB : nil)
+        } catch {
+            // Like the reference: the header goes out, then the connection closes (§6.3 Sec 6, §11.2 last row).
+            logger.debug("body setup failed: \(error)")
+            inbound.counters.rejected["body_setup", default: 0] += 1
+            context.writeAndFlush(wrapOutboundOut(header)).whenComplete { [weak self] _ in self?.closeClient() }
+            phase = .closed
+            return
+        }
+        responseHeader = header
+        phase = .relaying
+        timer = ConnectionTimer(loop: context.eventLoop, timeout: .seconds(Int64(level.connIdle))) { [weak self] in
+            self?.logger.debug("idle timeout")
+            self?.closeClient()
+        }
+        let destination = h.address ?? .domain("")
+        logger.debug("accepted", metadata: ["cmd": "\(h.command)", "dest": "\(destination):\(h.port)"])
+
+        if case .blackhole(let b) = inbound.outbound.settings {
+            blackhole = true
+            if b.httpResponse { sendBlackholeResponse() }
+        } else {
+            switch h.requestCommand {
+            case .tcp where destination == .domain("v1.mux.cool"), .mux:
+                logger.notice("Mux.Cool is not supported yet; closing")
+                inbound.counters.rejected["mux_unsupported", default: 0] += 1
+                return closeClient()
+            case .tcp:
+                connectTarget(destination, port: h.port, context: context)
+            case .udp:
+                udp = UDPRelay(peer: self, dialer: inbound.dialer, destination: destination, port: h.port,
+                               loop: context.eventLoop, logger: logger)
+            default:
+                return closeClient()
+            }
+        }
+        if remaining.readableBytes > 0 { upstream(&remaining) }
+    }
+
+    private func sendBlackholeResponse() {
+        var payload = context!.channel.allocator.buffer(string:
+            "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nCache-Control: max-age=3600, public\r\nContent-Length: 0\r\n\r\n")
+        downstream(&payload)
+        flushDownstream()
+        targetFinished(error: false)
+    }
+
+    private func connectTarget(_ address: VMessAddress, port: UInt16, context: ChannelHandlerContext) {
+        connecting = true
+        let relay = TargetRelayHandler(peer: self)
+        targetHandler = relay
+        let watermark = min(max(level.bufferSize, 16), 1024) * 1024
+        inbound.dialer.connectTCP(on: context.eventLoop, to: address, port: port,
+                                  timeout: .seconds(Int64(max(inbound.policy.level(0).handshake, 4)))) { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(relay)
+                _ = channel.setOption(ChannelOptions.writeBufferWaterMark,
+                                      value: .init(low: watermark / 2, high: watermark))
+            }
+        }.whenComplete { [weak self] result in
+            guard let self else { return }
+            self.connecting = false
+            switch result {
+            case .success(let channel):
+                guard case .relaying = self.phase else { channel.close(promise: nil); return }
+                self.target = channel
+                for p in self.pending { channel.write(p, promise: nil) }
+                self.pending.removeAll()
+                self.pendingBytes = 0
+                channel.flush()
+                if self.uplinkDone { channel.close(mode: .output, promise: nil) }
+                self.resumeClientReads()
+            case .failure(let error):
+                self.logger.debug("connect to \(address):\(port) failed: \(error)")
+                self.inbound.counters.rejected["connect_failed", default: 0] += 1
+                self.closeClient()
+            }
+        }
+    }
+
+    /// Decodes body bytes from the client and hands the plaintext to the outbound.
+    private func upstream(_ buffer: inout ByteBuffer) {
+        guard let decoder else { return }
+        timer?.touch()
+        do {
+            let ended = try decoder.decode(&buffer) { payload in
+                inbound.counters.bytesUp += payload.readableBytes
+                inbound.counters.perUserUp[userKey, default: 0] += payload.readableBytes
+                if blackhole { return }
+                if let udp {
+                    udp.send(payload)
+                } else if let target {
+                    target.write(payload, promise: nil)
+                } else {
+                    pending.append(payload)
+                    pendingBytes += payload.readableBytes
+                }
+            }
+            if ended { uplinkFinished() }
+        } catch {
+            logger.debug("request body: \(error)")
+            inbound.counters.rejected["body_error", default: 0] += 1
+            closeClient()
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        target?.flush()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            switch phase {
+            case .relaying: uplinkFinished()
+            default: closeClient()  // EOF during handshake or drain: close without answering
+            }
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    private func uplinkFinished() {
+        guard !uplinkDone else { return }
+        uplinkDone = true
+        target?.close(mode: .output, promise: nil)
+        if downlinkDone { return closeClient() }
+        timer?.reset(to: .seconds(Int64(level.downlinkOnly)))
+    }
+
+    // MARK: backpressure
+
+    private var shouldHoldReads: Bool {
+        guard case .relaying = phase else { return false }
+        if connecting { return pendingBytes >= max(level.bufferSize, 16) * 1024 }
+        if let target { return !target.isWritable }
+        return false
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if shouldHoldReads {
+            heldRead = true
+        } else {
+            context.read()
+        }
+    }
+
+    func resumeClientReads() {
+        guard heldRead, !shouldHoldReads, let context else { return }
+        heldRead = false
+        context.read()
+    }
+
+    var clientWritable: Bool { context?.channel.isWritable ?? false }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { targetHandler?.resumeReads() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    // MARK: downstream (target → client)
+
+    func downstream(_ payload: inout ByteBuffer) {
+        guard case .relaying = phase, let context, let encoder else { return }
+        timer?.touch()
+        inbound.counters.bytesDown += payload.readableBytes
+        inbound.counters.perUserDown[userKey, default: 0] += payload.readableBytes
+        writeResponseHeaderIfNeeded(context)
+        do {
+            let out = try encoder.encode(&payload, allocator: context.channel.allocator)
+            context.write(wrapOutboundOut(out), promise: nil)
+            sentDownstream = true
+        } catch {
+            logger.error("response body: \(error)")
+            closeClient()
+        }
+    }
+
+    func downstreamDatagram(_ datagram: ByteBuffer) {
+        guard case .relaying = phase, let context, let encoder else { return }
+        // UDP: drop rather than queue when the client is slow.
+        guard context.channel.isWritable else { return }
+        timer?.touch()
+        inbound.counters.bytesDown += datagram.readableBytes
+        inbound.counters.perUserDown[userKey, default: 0] += datagram.readableBytes
+        writeResponseHeaderIfNeeded(context)
+        var out = context.channel.allocator.buffer(capacity: datagram.readableBytes + 100)
+        do {
+            let fits = try datagram.withUnsafeReadableBytes { try encoder.encodeDatagram($0, into: &out) }
+            if fits { context.write(wrapOutboundOut(out), promise: nil) }
+        } catch {
+            logger.error("response body: \(error)")
+            closeClient()
+        }
+    }
+
+    private func writeResponseHeaderIfNeeded(_ context: ChannelHandlerContext) {
+        if let h = responseHeader {
+            responseHeader = nil
+            context.write(wrapOutboundOut(h), promise: nil)
+        }
+    }
+
+    func flushDownstream() { context?.flush() }
+
+    /// The target has nothing more to send: end the response body.
+    func targetFinished(error: Bool) {
+        guard case .relaying = phase, !downlinkDone, let context, let encoder else { return }
+        downlinkDone = true
+        if let h = responseHeader {
+            // Nothing was ever sent: the header goes out alone, without an end marker (§4).
+            responseHeader = nil
+            context.write(wrapOutboundOut(h), promise: nil)
+        } else if sentDownstream || blackhole {
+            var end = context.channel.allocator.buffer(capacity: 100)
+            try? encoder.encodeEnd(into: &end)
+            if end.readableBytes > 0 { context.write(wrapOutboundOut(end), promise: nil) }
+        }
+        context.flush()
+        if uplinkDone || error {
+            closeAfterFlush()
+        } else {
+            timer?.reset(to: .seconds(Int64(level.uplinkOnly)))
+        }
+    }
+
+    func targetClosed() {
+        target = nil
+        guard case .relaying = phase else { return }
+        // Nothing can be delivered upstream any more.
+        if downlinkDone { closeAfterFlush() }
+    }
+
+    private func closeAfterFlush() {
+        guard let context else { return }
+        phase = .closed
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(capacity: 0))).whenComplete { [weak self] _ in
+            self?.closeClient()
+        }
+    }
+}

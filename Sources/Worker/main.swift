@@ -1,0 +1,23 @@
+import Foundation
+import Logging
+import Shared
+
+// vmessd-worker --bootstrap-fd N
+// Spawned by the supervisor (never by hand): reads its bootstrap from the inherited memfd.
+let arguments = CommandLine.arguments
+guard let i = arguments.firstIndex(of: "--bootstrap-fd"), i + 1 < arguments.count, let fd = Int32(arguments[i + 1]) else {
+    FileHandle.standardError.write("usage: vmessd-worker --bootstrap-fd N (started by vmessd)\n".data(using: .utf8)!)
+    exit(2)
+}
+do {
+    let bytes = try Posix.readAll(fd: fd)
+    close(fd)
+    let bootstrap = try WorkerBootstrap.decode(bytes)
+    LogSetup.bootstrap(label: "vmessd-worker", level: Logger.Level(config: bootstrap.config.log.level))
+    var logger = Logger(label: "vmessd-worker")
+    logger[metadataKey: "worker.id"] = "\(bootstrap.workerID)"
+    try WorkerProcess(bootstrap: bootstrap, logger: logger).run()
+} catch {
+    FileHandle.standardError.write("vmessd-worker: \(error)\n".data(using: .utf8)!)
+    exit(1)
+}

@@ -1,0 +1,252 @@
+// Base class of the interop tests: owns every process, target server and temp file a test creates,
+// bounds the test with a watchdog, and on failure appends the captured process logs to the XCTest
+// failure so a CI log alone explains what went wrong.
+
+import Foundation
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Which VMess server a test talks to. `.v2ray` (the reference) exists to validate the harness: a test
+/// that passes against `.v2ray` and fails against `.vmessd` is a vmessd bug, not a harness bug.
+enum ServerKind: String {
+    case vmessd, v2ray
+
+    /// The server the "vmessd" tests use: vmessd, unless `INTEROP_SERVER=v2ray` (whole-harness
+    /// self-check: `INTEROP_SERVER=v2ray swift test --filter InteropTests`).
+    static var underTest: ServerKind {
+        ProcessInfo.processInfo.environment["INTEROP_SERVER"].flatMap(ServerKind.init(rawValue:)) ?? .vmessd
+    }
+}
+
+enum ServerConfigFormat { case v4, v5 }
+
+struct RunningServer {
+    let kind: ServerKind
+    let port: UInt16
+    let process: ManagedProcess
+}
+
+struct RunningClient {
+    let dokodemoPort: UInt16
+    let socksPort: UInt16
+    let process: ManagedProcess
+}
+
+class InteropTestCase: XCTestCase {
+    /// Every test is bounded by this: when it fires, all processes and target servers are torn down,
+    /// which turns any blocked I/O into an error and the test into a failure.
+    static let testTimeout: TimeInterval = 120
+    /// Per data transfer.
+    static let transferTimeout: TimeInterval = 60
+    static let startupTimeout: TimeInterval = 20
+
+    private(set) var workDir: URL!
+    private(set) var v2rayPath = ""
+    private var processes: [ManagedProcess] = []
+    private var cleanups: [() -> Void] = []
+    private let stateLock = NSLock()
+    private var watchdog: DispatchWorkItem?
+    private var watchdogFired = false
+    private var serial = 0
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        _ = ignoreSIGPIPE
+        v2rayPath = try V2Ray.require()
+        let short = UUID().uuidString.prefix(8).lowercased()
+        let testName = name.components(separatedBy: CharacterSet.alphanumerics.inverted).filter { !$0.isEmpty }.last ?? "test"
+        workDir = URL(fileURLWithPath: NSTemporaryDirectory())
+            .appendingPathComponent("vmessd-interop-\(testName.prefix(40))-\(short)")
+        try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
+
+        let item = DispatchWorkItem { [weak self] in self?.fireWatchdog() }
+        watchdog = item
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.testTimeout, execute: item)
+    }
+
+    override func tearDown() {
+        watchdog?.cancel()
+        stateLock.lock()
+        let fired = watchdogFired
+        let procs = processes
+        let jobs = cleanups
+        processes = []
+        cleanups = []
+        stateLock.unlock()
+
+        if fired {
+            XCTFail("test exceeded its \(Int(Self.testTimeout)) s bound; all processes were killed")
+        }
+        let failed = fired || (testRun?.totalFailureCount ?? 0) > 0
+        // Stop clients before servers (reverse start order) so servers see clean closes.
+        for p in procs.reversed() { p.terminate() }
+        if failed && !procs.isEmpty {
+            let states = procs.map { "\($0.name): \($0.lifeDescription)" }.joined(separator: "; ")
+            let logs = procs.map { $0.logs() }.joined(separator: "\n")
+            XCTFail("peers: \(states)\nprocess logs (work dir \(workDir?.path ?? "-") kept):\n\(logs)")
+        }
+        for job in jobs.reversed() { job() }
+        if !failed, let dir = workDir { try? FileManager.default.removeItem(at: dir) }
+        super.tearDown()
+    }
+
+    private func fireWatchdog() {
+        stateLock.lock()
+        watchdogFired = true
+        let procs = processes
+        let jobs = cleanups
+        stateLock.unlock()
+        for p in procs { p.terminate(grace: 1) }
+        for job in jobs { job() }
+    }
+
+    // MARK: - resources
+
+    /// Registers a cleanup that runs in tearDown (and when the watchdog fires). Must be idempotent.
+    func onTearDown(_ job: @escaping () -> Void) {
+        stateLock.lock(); cleanups.append(job); stateLock.unlock()
+    }
+
+    func makeEchoServer(_ mode: EchoServer.Mode = .echo) throws -> EchoServer {
+        let server = try EchoServer(mode: mode)
+        onTearDown { server.stop() }
+        return server
+    }
+
+    func makeUDPEchoServer() throws -> UDPEchoServer {
+        let server = try UDPEchoServer()
+        onTearDown { server.stop() }
+        return server
+    }
+
+    func writeFile(_ name: String, _ text: String) throws -> String {
+        let url = workDir.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    func launch(_ name: String, _ executable: String, _ arguments: [String],
+                environment: [String: String] = [:]) throws -> ManagedProcess {
+        let p = try ManagedProcess(name: name, executable: executable, arguments: arguments,
+                                   environment: environment, logDirectory: workDir)
+        stateLock.lock(); processes.append(p); stateLock.unlock()
+        return p
+    }
+
+    func waitUntilListening(_ process: ManagedProcess, port: UInt16, timeout: TimeInterval = InteropTestCase.startupTimeout) throws {
+        do {
+            try waitForTCPPort(port, timeout: timeout, stillAlive: { process.isRunning })
+        } catch {
+            throw HarnessError("\(process.name) (\(process.exitDescription)) is not listening on 127.0.0.1:\(port): \(error) — its logs follow below")
+        }
+    }
+
+    private func nextName(_ base: String) -> String {
+        serial += 1
+        return serial == 1 ? base : "\(base)-\(serial)"
+    }
+
+    // MARK: - peers
+
+    /// Starts the VMess server: `vmessd run -c FILE --workers 2` or `v2ray -config FILE`.
+    func startServer(_ kind: ServerKind = .underTest, users: [VMessTestUser],
+                     format: ServerConfigFormat = .v4) throws -> RunningServer {
+        let port = try FreePort.tcp()
+        let name = nextName("server-\(kind.rawValue)")
+        let config: String
+        switch format {
+        case .v4: config = TestConfigs.serverV4(port: port, users: users)
+        case .v5:
+            guard kind == .vmessd else { throw XCTSkip("v2ray 4.34 cannot read the v5 config format") }
+            config = TestConfigs.serverV5(port: port, uuids: users.map(\.id))
+        }
+        let path = try writeFile("\(name).json", config)
+        let process: ManagedProcess
+        switch kind {
+        case .vmessd:
+            let control = workDir.appendingPathComponent("\(name).ctl").path
+            process = try launch(name, try VMessdBinaries.vmessd(),
+                                 ["run", "-c", path, "--workers", "2", "--control", control])
+        case .v2ray:
+            process = try launch(name, v2rayPath, ["-config", path])
+        }
+        try waitUntilListening(process, port: port)
+        return RunningServer(kind: kind, port: port, process: process)
+    }
+
+    /// Starts the reference v2ray client pointed at `server`, with a dokodemo-door to 127.0.0.1:targetPort.
+    func startClient(server: RunningServer, user: VMessTestUser, targetPort: UInt16) throws -> RunningClient {
+        let dokodemo = try FreePort.tcp()
+        var socks = try FreePort.tcp()
+        while socks == dokodemo { socks = try FreePort.tcp() }
+        let name = nextName("client-v2ray")
+        let config = TestConfigs.v2rayClient(dokodemoPort: dokodemo, targetPort: targetPort, socksPort: socks,
+                                             serverPort: server.port, user: user)
+        let path = try writeFile("\(name).json", config)
+        let process = try launch(name, v2rayPath, ["-config", path])
+        // socks is the last inbound: once it accepts, the dokodemo-door does too (see TestConfigs).
+        try waitUntilListening(process, port: socks)
+        return RunningClient(dokodemoPort: dokodemo, socksPort: socks, process: process)
+    }
+
+    /// Fails early with a clear message if a peer died during the test.
+    func assertRunning(_ processes: ManagedProcess..., file: StaticString = #filePath, line: UInt = #line) {
+        for p in processes where !p.isRunning {
+            XCTFail("\(p.name) is no longer running (\(p.exitDescription))", file: file, line: line)
+        }
+    }
+
+    // MARK: - transfers
+
+    /// Sends `payload` on a new connection to 127.0.0.1:port from a writer thread (then half-closes),
+    /// reads back `payload.count` bytes concurrently and compares them byte for byte.
+    func echoRoundTrip(port: UInt16, payload: Data, label: String, timeout: TimeInterval = InteropTestCase.transferTimeout) throws {
+        let fd = try Sock.connect(port: port)
+        try echoRoundTrip(fd: fd, payload: payload, label: label, timeout: timeout)
+    }
+
+    /// As above on an already connected socket; closes `fd`.
+    func echoRoundTrip(fd: Int32, payload: Data, label: String, timeout: TimeInterval = InteropTestCase.transferTimeout) throws {
+        defer { close(fd) }
+        Sock.setTimeouts(fd, seconds: 0.25)
+        let deadline = Date().addingTimeInterval(timeout)
+        let writer = BackgroundTask<Void>("writer-\(label)") {
+            try Sock.writeAll(fd, payload, deadline: deadline, what: "\(label): upload")
+            Glibc.shutdown(fd, Int32(SHUT_WR))
+        }
+        let received: (data: Data, eof: Bool)
+        do {
+            received = try Sock.read(fd, count: payload.count, deadline: deadline, what: "\(label): echo")
+        } catch {
+            Glibc.shutdown(fd, Int32(SHUT_RDWR))
+            let w = writer.join(timeout: 5)
+            throw HarnessError("\(label): \(error) [writer: \(Self.describe(w))]")
+        }
+        if received.eof {
+            Glibc.shutdown(fd, Int32(SHUT_RDWR))
+            let w = writer.join(timeout: 5)
+            throw HarnessError("\(label): connection closed after \(received.data.count) of \(payload.count) echoed bytes [writer: \(Self.describe(w))]")
+        }
+        if let mismatch = describeMismatch(expected: payload, actual: received.data) {
+            Glibc.shutdown(fd, Int32(SHUT_RDWR))
+            _ = writer.join(timeout: 5)
+            throw HarnessError("\(label): echoed data differs: \(mismatch)")
+        }
+        guard let w = writer.join(timeout: max(1, deadline.timeIntervalSinceNow)) else {
+            Glibc.shutdown(fd, Int32(SHUT_RDWR))
+            _ = writer.join(timeout: 5)
+            throw HarnessError("\(label): writer did not finish")
+        }
+        try w.get()
+    }
+
+    static func describe(_ r: Result<Void, Error>?) -> String {
+        switch r {
+        case nil: return "still running"
+        case .success?: return "finished"
+        case .failure(let e)?: return "failed: \(e)"
+        }
+    }
+}

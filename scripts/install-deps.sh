@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the system packages vmessd needs to build and test (Debian/Ubuntu). Idempotent: checks each
+# package with dpkg first and runs apt-get (update + install) only when something is missing.
+#   libsystemd-dev pkg-config libssl-dev  build (CSystemd, COpenSSL via pkg-config)
+#   v2ray                                  reference peer for the interop tests (V2Ray 4.34)
+set -euo pipefail
+
+PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray)
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+    echo "install-deps: no dpkg on this system; install these yourself: ${PACKAGES[*]}" >&2
+    exit 0
+fi
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q '^install ok installed$'; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "install-deps: all present (${PACKAGES[*]})"
+    exit 0
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then
+        SUDO=(sudo)
+    else
+        echo "install-deps: missing ${missing[*]} and not root (no sudo); install them as root" >&2
+        exit 1
+    fi
+fi
+
+echo "install-deps: installing ${missing[*]}"
+${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update -q
+${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite: install dependencies, build (debug), run `swift test` (extra arguments are
+# passed through, e.g. `scripts/test.sh --filter InteropTests`). Exits with swift test's status.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v swift >/dev/null 2>&1 && [ -x /opt/swift/usr/bin/swift ]; then
+    export PATH="/opt/swift/usr/bin:$PATH"
+fi
+
+scripts/install-deps.sh
+swift build
+
+log="$(mktemp "${TMPDIR:-/tmp}/vmessd-test.XXXXXX.log")"
+trap 'rm -f "$log"' EXIT
+set +e
+swift test "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+
+echo
+echo "==================== test summary ===================="
+# XCTest prints one "Executed …" line per suite; the last one is the total. swift-testing prints its own.
+grep -E "^[[:space:]]*Executed [0-9]+ tests?" "$log" | tail -n 1 | sed 's/^[[:space:]]*/XCTest:        /' || true
+grep -E "Test run with [0-9]+ tests?" "$log" | tail -n 1 | sed 's/^/swift-testing: /' || true
+failed=$(grep -E "^Test Case '.*' failed" "$log" | sed -E "s/^Test Case '(.*)' failed.*/\1/" | sort -u || true)
+skipped=$(grep -E "^Test Case '.*' skipped" "$log" | sed -E "s/^Test Case '(.*)' skipped.*/\1/" | sort -u || true)
+if [ -n "$skipped" ]; then
+    echo "skipped:"; echo "$skipped" | sed 's/^/  /'
+fi
+if [ -n "$failed" ]; then
+    echo "failed:"; echo "$failed" | sed 's/^/  /'
+fi
+if [ "$status" -eq 0 ]; then echo "RESULT: PASS"; else echo "RESULT: FAIL (swift test exit status $status)"; fi
+exit "$status"
