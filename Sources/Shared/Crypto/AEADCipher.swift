@@ -41,6 +41,15 @@ public final class AEADCipher {
     @inline(__always)
     public func seal(nonce: UnsafeRawPointer, data: UnsafeMutableRawBufferPointer,
                      tag: UnsafeMutableRawPointer, aad: UnsafeRawBufferPointer? = nil) throws {
+        try seal(nonce: nonce, input: UnsafeRawBufferPointer(data), output: data.baseAddress, tag: tag, aad: aad)
+    }
+
+    /// Encrypts `input` into `output` (which may equal the input) and writes the 16-byte tag.
+    /// Used by the body encoder to encrypt straight from the target's read buffer into the
+    /// outgoing chunk, so the payload is touched once.
+    @inline(__always)
+    public func seal(nonce: UnsafeRawPointer, input: UnsafeRawBufferPointer, output: UnsafeMutableRawPointer?,
+                     tag: UnsafeMutableRawPointer, aad: UnsafeRawBufferPointer? = nil) throws {
         precondition(encrypting)
         guard EVP_CipherInit_ex2(ctx, nil, nil, nonce.assumingMemoryBound(to: UInt8.self), 1, nil) == 1 else {
             throw CryptoError("EVP_CipherInit_ex2(nonce)")
@@ -50,9 +59,9 @@ public final class AEADCipher {
             guard EVP_CipherUpdate(ctx, nil, &outl, aad.baseAddress!.assumingMemoryBound(to: UInt8.self),
                                    Int32(aad.count)) == 1 else { throw CryptoError("EVP_CipherUpdate(aad)") }
         }
-        if data.count > 0 {
-            let p = data.baseAddress!.assumingMemoryBound(to: UInt8.self)
-            guard EVP_CipherUpdate(ctx, p, &outl, p, Int32(data.count)) == 1 else {
+        if input.count > 0, let output {
+            guard EVP_CipherUpdate(ctx, output.assumingMemoryBound(to: UInt8.self), &outl,
+                                   input.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(input.count)) == 1 else {
                 throw CryptoError("EVP_CipherUpdate")
             }
         }

@@ -130,14 +130,14 @@ public final class BodyEncoder {
                 base.storeBytes(of: f.bigEndian, toByteOffset: cursor, as: UInt32.self)
                 cursor += 4
             }
-            if payload.count > 0 { (base + cursor).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
             if let aead {
+                // Encrypt straight from the source buffer into the chunk: one pass over the payload.
                 try nonce.withNext { n in
-                    try aead.seal(nonce: n, data: UnsafeMutableRawBufferPointer(start: base + cursor, count: payload.count),
-                                  tag: base + cursor + payload.count)
+                    try aead.seal(nonce: n, input: payload, output: base + cursor, tag: base + cursor + payload.count)
                 }
                 cursor += payload.count + 16
             } else {
+                if payload.count > 0 { (base + cursor).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
                 cursor += payload.count
             }
             if pad > 0 { SecureRandom.fill(UnsafeMutableRawBufferPointer(start: base + cursor, count: pad)) }

@@ -600,14 +600,14 @@ final class ConfigTests: XCTestCase {
     }
 
     func testWideObjectsStayLinear() throws {
-        // 100 000 policy levels and as many headers: quadratic key handling would take minutes here.
-        let levels = (0..<100_000).map { "\"\($0)\": {}" }.joined(separator: ",")
-        XCTAssertEqual(try parse(#"{"policy": {"levels": {\#(levels)}}}"#).policy.levels.count, 100_000)
-        let headers = (0..<100_000).map { "\"X-\($0)\": \"v\"" }.joined(separator: ",")
+        // 20 000 policy levels and as many headers: quadratic key handling would take tens of seconds here.
+        let levels = (0..<20_000).map { "\"\($0)\": {}" }.joined(separator: ",")
+        XCTAssertEqual(try parse(#"{"policy": {"levels": {\#(levels)}}}"#).policy.levels.count, 20_000)
+        let headers = (0..<20_000).map { "\"X-\($0)\": \"v\"" }.joined(separator: ",")
         let config = try parse(v4(inbound: vmessInbound("""
             "port": 1, "streamSettings": {"network": "ws", "wsSettings": {"headers": {\(headers)}}}
             """)))
-        XCTAssertEqual(config.inbounds[0].stream.ws?.headers.count, 100_000)
+        XCTAssertEqual(config.inbounds[0].stream.ws?.headers.count, 20_000)
     }
 
     func testHugeNumbers() {
@@ -616,7 +616,7 @@ final class ConfigTests: XCTestCase {
         assertError(v4(inbound: vmessInbound("\"port\": 1e999999")),
                     "config.json: inbounds[0].port: expected an integer 1-65535, got 1e999999")
         assertError(#"{"vmessd": {"drainTimeout": 1e400}}"#, "config.json: vmessd.drainTimeout: expected a number >= 0, got 1e400")
-        let long = String(repeating: "9", count: 100_000)
+        let long = String(repeating: "9", count: 50_000)
         assertError(#"{"vmessd": {"workers": \#(long)}}"#,
                     "config.json: vmessd.workers: expected an integer >= 1, got \(String(repeating: "9", count: 40))…")
     }
