@@ -79,6 +79,16 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "WorkerTests",
+            dependencies: [
+                "Worker", "Shared",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+            ],
+            path: "Tests/WorkerTests",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "InteropTests",
             dependencies: [
                 "Shared",

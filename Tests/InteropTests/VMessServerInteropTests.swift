@@ -143,6 +143,7 @@ final class VMessServerInteropTests: InteropTestCase {
         let client = try startClient(server: server, user: user, targetPort: echo.port)
         let count = 64
         let size = 256 * 1024
+        sleep(5) // TEMP EXPERIMENT
 
         // Barrier: every connection is open before any of them sends, so all 64 are truly concurrent.
         let connected = DispatchGroup()
