@@ -54,5 +54,5 @@ ssize_t vmessd_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxf
 }
 
 int vmessd_memfd_create(const char *name) {
-    return memfd_create(name, MFD_CLOEXEC);
+    return memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 }

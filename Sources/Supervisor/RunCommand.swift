@@ -74,12 +74,13 @@ struct RunCommand: ParsableCommand {
         for inbound in listeners.inbounds {
             // A port-0 inbound now has a real port: logs, links and the workers all see that one.
             config.inbounds[inbound.index].port = inbound.address.port
-            logger.notice("listening", metadata: [
+            var metadata: Logger.Metadata = [
                 "inbound": "\(config.inbounds[inbound.index].jsonPath)",
-                "tag": "\(config.inbounds[inbound.index].tag ?? "")",
                 "address": "\(inbound.address)",
                 "sockets": "\(inbound.fds.count)",
-            ])
+            ]
+            if let tag = config.inbounds[inbound.index].tag { metadata["tag"] = "\(tag)" }
+            logger.notice("listening", metadata: metadata)
         }
         if isDemo { printDemo(config, logger: logger) }
 

@@ -1,4 +1,5 @@
 import Dispatch
+import Glibc
 import Foundation
 import Logging
 import NIOCore
@@ -28,12 +29,14 @@ final class WorkerProcess {
         // process-wide.
         let replay = GenerationalReplayFilter()
         guard let outbound = config.outbounds.first else { throw WorkerError.noOutbound }
+        let accessLog = AccessLog(config: config.log)
 
         for listener in bootstrap.listeners {
             let inbound = config.inbounds[listener.inbound]
             guard case .vmess(let settings) = inbound.settings else { continue }
             let ctx = try InboundContext(index: listener.inbound, config: inbound, settings: settings, policy: config.policy,
-                                         outbound: outbound, replay: replay, counters: counters, logger: logger)
+                                         outbound: outbound, replay: replay, counters: counters, logger: logger,
+                                         accessLog: accessLog)
             let server = try ServerBootstrap(group: loop)
                 .serverChannelOption(ChannelOptions.backlog, value: 4096)
                 .serverChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
@@ -47,6 +50,9 @@ final class WorkerProcess {
                 }
                 .withBoundSocket(listener.fd)
                 .wait()
+            // NIO's withBoundSocket re-listens with a fixed backlog of 128 before options apply;
+            // listen again so the accept queue is as deep as the supervisor made it.
+            _ = Glibc.listen(listener.fd, 4096)
             servers.append(server)
             logger.info("serving", metadata: ["inbound": "\(inbound.tag ?? inbound.jsonPath)",
                                               "address": "\(server.localAddress?.description ?? "?")"])

@@ -143,7 +143,6 @@ final class VMessServerInteropTests: InteropTestCase {
         let client = try startClient(server: server, user: user, targetPort: echo.port)
         let count = 64
         let size = 256 * 1024
-        sleep(5) // TEMP EXPERIMENT
 
         // Barrier: every connection is open before any of them sends, so all 64 are truly concurrent.
         let connected = DispatchGroup()
@@ -174,7 +173,8 @@ final class VMessServerInteropTests: InteropTestCase {
             case .success?: break
             }
         }
-        XCTAssert(failures.isEmpty, "\(server.kind): \(failures.count) of \(count) connections failed:\n" + failures.prefix(10).joined(separator: "\n"))
+        XCTAssert(failures.isEmpty, "\(server.kind): \(failures.count) of \(count) connections failed:\n"
+                  + failures.prefix(10).joined(separator: "\n") + "\n" + echo.summary(expectedPerConnection: size))
         XCTAssertEqual(echo.connectionCount, count, "the echo target saw a different number of connections")
         assertRunning(server.process, client.process)
     }

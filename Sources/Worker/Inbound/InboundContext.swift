@@ -16,9 +16,12 @@ final class InboundContext {
     let dialer: FreedomDialer
     let counters: WorkerCounters
     let logger: Logger
+    let accessLog: AccessLog?
 
     init(index: Int, config: InboundConfig, settings: VMessInboundSettings, policy: PolicyConfig,
-         outbound: OutboundConfig, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger) throws {
+         outbound: OutboundConfig, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger,
+         accessLog: AccessLog? = nil) throws {
+        self.accessLog = accessLog
         self.index = index
         self.config = config
         self.users = try UserTable(settings: settings)

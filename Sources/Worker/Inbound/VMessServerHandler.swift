@@ -53,6 +53,10 @@ final class VMessServerHandler: ChannelDuplexHandler {
                                          disableInsecure: inbound.disableInsecure)
     }
 
+    static func peerText(_ a: NIOCore.SocketAddress) -> String {
+        "\(a.ipAddress ?? "?"):\(a.port ?? 0)"
+    }
+
     // MARK: lifecycle
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -133,6 +137,7 @@ final class VMessServerHandler: ChannelDuplexHandler {
         case .rejected(let failure, let action):
             inbound.counters.rejected[failure.counterName, default: 0] += 1
             logger.debug("rejected handshake", metadata: ["reason": "\(failure)", "peer": "\(context.remoteAddress?.description ?? "?")"])
+            inbound.accessLog?.rejected(from: context.remoteAddress.map(Self.peerText) ?? "?", reason: failure.description)
             switch action {
             case .close:
                 closeClient()
@@ -194,6 +199,9 @@ final class VMessServerHandler: ChannelDuplexHandler {
         }
         let destination = h.address ?? .domain("")
         logger.debug("accepted", metadata: ["cmd": "\(h.command)", "dest": "\(destination):\(h.port)"])
+        inbound.accessLog?.accepted(from: context.remoteAddress.map(Self.peerText) ?? "?",
+                                    network: h.command == RequestCommand.udp.rawValue ? "udp" : "tcp",
+                                    destination: "\(destination):\(h.port)", email: a.user.email)
 
         if case .blackhole(let b) = inbound.outbound.settings {
             blackhole = true

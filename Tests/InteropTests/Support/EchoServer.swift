@@ -54,6 +54,25 @@ final class EchoServer {
         return (c.received, c.sent, c.sawEOF, c.finished, c.error)
     }
 
+    /// One line per connection that did not move `expectedPerConnection` bytes each way: tells a lost
+    /// upload (the target never got the bytes) from a lost download (the target echoed them).
+    func summary(expectedPerConnection: Int) -> String {
+        lock.lock(); defer { lock.unlock() }
+        var lines = ["target server: \(connections.count) connections accepted"]
+        for (i, c) in connections.enumerated() {
+            let got: Int
+            switch mode {
+            case .echo: got = c.sent // echo: sent == received
+            case .sourceSink: got = c.received.count
+            }
+            if got < expectedPerConnection || c.error != nil {
+                lines.append("  target connection #\(i): received/echoed \(got) of \(expectedPerConnection) bytes, EOF: \(c.sawEOF), error: \(c.error ?? "none")")
+            }
+        }
+        if lines.count == 1 { lines.append("  every target connection received and echoed all its bytes") }
+        return lines.joined(separator: "\n")
+    }
+
     /// Polls until connection `index` has received `count` bytes (or reached EOF/error) — bounded.
     func waitForUpload(connection index: Int, count: Int, timeout: TimeInterval) throws -> Data {
         let deadline = Date().addingTimeInterval(timeout)

@@ -45,6 +45,7 @@ class InteropTestCase: XCTestCase {
     private(set) var workDir: URL!
     private(set) var v2rayPath = ""
     private var processes: [ManagedProcess] = []
+    private var notifySockets: [(name: String, socket: NotifySocket)] = []
     private var cleanups: [() -> Void] = []
     private let stateLock = NSLock()
     private var watchdog: DispatchWorkItem?
@@ -56,9 +57,10 @@ class InteropTestCase: XCTestCase {
         _ = ignoreSIGPIPE
         v2rayPath = try V2Ray.require()
         let short = UUID().uuidString.prefix(8).lowercased()
+        // Kept short: AF_UNIX paths (notify/control sockets) inside it are limited to 107 bytes.
         let testName = name.components(separatedBy: CharacterSet.alphanumerics.inverted).filter { !$0.isEmpty }.last ?? "test"
         workDir = URL(fileURLWithPath: NSTemporaryDirectory())
-            .appendingPathComponent("vmessd-interop-\(testName.prefix(40))-\(short)")
+            .appendingPathComponent("vmessd-interop-\(testName.prefix(32))-\(short)")
         try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
 
         let item = DispatchWorkItem { [weak self] in self?.fireWatchdog() }
@@ -83,7 +85,10 @@ class InteropTestCase: XCTestCase {
         // Stop clients before servers (reverse start order) so servers see clean closes.
         for p in procs.reversed() { p.terminate() }
         if failed && !procs.isEmpty {
-            let states = procs.map { "\($0.name): \($0.lifeDescription)" }.joined(separator: "; ")
+            var states = procs.map { "\($0.name): \($0.lifeDescription)" }.joined(separator: "; ")
+            for (name, socket) in notifySockets {
+                states += "\n\(name) sd_notify messages: \(socket.messages.map { $0.replacingOccurrences(of: "\n", with: " | ") })"
+            }
             let logs = procs.map { $0.logs() }.joined(separator: "\n")
             XCTFail("peers: \(states)\nprocess logs (work dir \(workDir?.path ?? "-") kept):\n\(logs)")
         }
@@ -167,8 +172,16 @@ class InteropTestCase: XCTestCase {
         switch kind {
         case .vmessd:
             let control = workDir.appendingPathComponent("\(name).ctl").path
+            let notify = try NotifySocket(path: workDir.appendingPathComponent("\(name).notify").path)
+            onTearDown { notify.close() }
+            stateLock.lock(); notifySockets.append((name, notify)); stateLock.unlock()
             process = try launch(name, try VMessdBinaries.vmessd(),
-                                 ["run", "-c", path, "--workers", "2", "--control", control])
+                                 ["run", "-c", path, "--workers", "2", "--control", control],
+                                 environment: ["NOTIFY_SOCKET": notify.path])
+            // Readiness = the supervisor's READY=1 (its sockets accept before any worker serves them).
+            guard notify.waitFor("READY=1", timeout: Self.startupTimeout, stillAlive: { process.isRunning }) else {
+                throw HarnessError("\(name) (\(process.exitDescription)) sent no READY=1 on NOTIFY_SOCKET within \(Int(Self.startupTimeout)) s (got: \(notify.messages)) — its logs follow below")
+            }
         case .v2ray:
             process = try launch(name, v2rayPath, ["-config", path])
         }
