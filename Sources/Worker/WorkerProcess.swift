@@ -28,7 +28,9 @@ final class WorkerProcess {
         // One replay filter per worker for now; the shared-memory filter (issue: supervisor) makes it
         // process-wide.
         let replay = GenerationalReplayFilter()
-        guard let outbound = config.outbounds.first else { throw WorkerError.noOutbound }
+        // Without routing rules, V2Ray sends everything to the first outbound.
+        guard let first = config.outbounds.first else { throw WorkerError.noOutbound }
+        let outbound = Self.makeOutbound(first, logger: logger)
         let accessLog = AccessLog(config: config.log)
 
         for listener in bootstrap.listeners {
@@ -60,6 +62,13 @@ final class WorkerProcess {
         installSignals(loop: loop)
         // The main thread serves the signal sources; the event loop thread does all the relaying.
         dispatchMain()
+    }
+
+    static func makeOutbound(_ o: OutboundConfig, logger: Logger) -> Outbound {
+        switch o.settings {
+        case .freedom(let f): FreedomOutbound(tag: o.tag, settings: f, logger: logger)
+        case .blackhole(let b): BlackholeOutbound(tag: o.tag, settings: b)
+        }
     }
 
     private func installSignals(loop: EventLoop) {

@@ -14,7 +14,8 @@ final class VMessServerHandlerTests: XCTestCase {
         let settings = VMessInboundSettings(users: [VMessUser(id: uuid)])
         let inbound = InboundConfig(port: 1, settings: .vmess(settings), jsonPath: "inbounds[0]")
         let ctx = try InboundContext(index: 0, config: inbound, settings: settings, policy: PolicyConfig(),
-                                     outbound: OutboundConfig(settings: outbound, jsonPath: "outbounds[0]"),
+                                     outbound: WorkerProcess.makeOutbound(OutboundConfig(settings: outbound, jsonPath: "outbounds[0]"),
+                                                                          logger: Logger(label: "test")),
                                      replay: GenerationalReplayFilter(), counters: WorkerCounters(),
                                      logger: Logger(label: "test"))
         let channel = EmbeddedChannel(handler: VMessServerHandler(inbound: ctx))
@@ -66,6 +67,7 @@ final class VMessServerHandlerTests: XCTestCase {
         try channel.writeInbound(channel.allocator.buffer(bytes: wire[0..<50]))
         for b in wire[50...] { try channel.writeInbound(channel.allocator.buffer(bytes: [b])) }
 
+        (channel.eventLoop as! EmbeddedEventLoop).run()
         var response: [UInt8] = []
         while let out = try channel.readOutbound(as: ByteBuffer.self) { response += out.bytes }
         let keys = ResponseHeader.bodyKeys(request: request, legacy: false)

@@ -12,14 +12,13 @@ final class InboundContext {
     let sessions: SessionHistory
     let disableInsecure: Bool
     let policy: PolicyConfig
-    let outbound: OutboundConfig
-    let dialer: FreedomDialer
+    let outbound: Outbound
     let counters: WorkerCounters
     let logger: Logger
     let accessLog: AccessLog?
 
     init(index: Int, config: InboundConfig, settings: VMessInboundSettings, policy: PolicyConfig,
-         outbound: OutboundConfig, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger,
+         outbound: Outbound, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger,
          accessLog: AccessLog? = nil) throws {
         self.accessLog = accessLog
         self.index = index
@@ -30,11 +29,6 @@ final class InboundContext {
         self.disableInsecure = settings.disableInsecureEncryption
         self.policy = policy
         self.outbound = outbound
-        if case .freedom(let f) = outbound.settings {
-            self.dialer = FreedomDialer(settings: f)
-        } else {
-            self.dialer = FreedomDialer(settings: FreedomSettings())
-        }
         self.counters = counters
         var l = logger
         l[metadataKey: "inbound"] = "\(config.tag ?? config.jsonPath)"

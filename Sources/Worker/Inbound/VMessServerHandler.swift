@@ -9,7 +9,7 @@ import Shared
 ///
 ///   client ──VMess──▶ [VMessServerHandler] ──plain──▶ target (TargetRelayHandler / UDPRelay)
 ///          ◀─VMess───                       ◀─plain───
-final class VMessServerHandler: ChannelDuplexHandler {
+final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -33,13 +33,8 @@ final class VMessServerHandler: ChannelDuplexHandler {
     /// The response header goes out lazily with the first downstream bytes (§4).
     private var responseHeader: ByteBuffer?
 
-    private var target: Channel?
-    private var targetHandler: TargetRelayHandler?
-    private var connecting = false
-    private var pending: [ByteBuffer] = []
-    private var pendingBytes = 0
-    private var udp: UDPRelay?
-    private var blackhole = false
+    private var link: UpstreamLink?
+    private var destination: Destination?
 
     private var heldRead = false
     private var uplinkDone = false
@@ -89,12 +84,8 @@ final class VMessServerHandler: ChannelDuplexHandler {
         phase = .closed
         handshakeTimeout?.cancel()
         timer?.cancel()
-        target?.close(promise: nil)
-        target = nil
-        udp?.close()
-        udp = nil
-        pending.removeAll()
-        pendingBytes = 0
+        link?.close()
+        link = nil
     }
 
     private func closeClient() {
@@ -203,66 +194,20 @@ final class VMessServerHandler: ChannelDuplexHandler {
                                     network: h.command == RequestCommand.udp.rawValue ? "udp" : "tcp",
                                     destination: "\(destination):\(h.port)", email: a.user.email)
 
-        if case .blackhole(let b) = inbound.outbound.settings {
-            blackhole = true
-            if b.httpResponse { sendBlackholeResponse() }
-        } else {
-            switch h.requestCommand {
-            case .tcp where destination == .domain("v1.mux.cool"), .mux:
-                logger.notice("Mux.Cool is not supported yet; closing")
-                inbound.counters.rejected["mux_unsupported", default: 0] += 1
-                return closeClient()
-            case .tcp:
-                connectTarget(destination, port: h.port, context: context)
-            case .udp:
-                udp = UDPRelay(peer: self, dialer: inbound.dialer, destination: destination, port: h.port,
-                               loop: context.eventLoop, logger: logger)
-            default:
-                return closeClient()
-            }
+        let network: Destination.Network
+        switch h.requestCommand {
+        case .tcp where destination == .domain("v1.mux.cool"), .mux:
+            logger.notice("Mux.Cool is not supported yet; closing")
+            inbound.counters.rejected["mux_unsupported", default: 0] += 1
+            return closeClient()
+        case .tcp: network = .tcp
+        case .udp: network = .udp
+        default: return closeClient()
         }
+        let dest = Destination(network: network, address: destination, port: h.port)
+        self.destination = dest
+        link = inbound.outbound.open(dest, sink: self, loop: context.eventLoop, level: level)
         if remaining.readableBytes > 0 { upstream(&remaining) }
-    }
-
-    private func sendBlackholeResponse() {
-        var payload = context!.channel.allocator.buffer(string:
-            "HTTP/1.1 403 Forbidden\r\nConnection: close\r\nCache-Control: max-age=3600, public\r\nContent-Length: 0\r\n\r\n")
-        downstream(&payload)
-        flushDownstream()
-        targetFinished(error: false)
-    }
-
-    private func connectTarget(_ address: VMessAddress, port: UInt16, context: ChannelHandlerContext) {
-        connecting = true
-        let relay = TargetRelayHandler(peer: self)
-        targetHandler = relay
-        let watermark = min(max(level.bufferSize, 16), 1024) * 1024
-        inbound.dialer.connectTCP(on: context.eventLoop, to: address, port: port,
-                                  timeout: .seconds(Int64(max(inbound.policy.level(0).handshake, 4)))) { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(relay)
-                _ = channel.setOption(ChannelOptions.writeBufferWaterMark,
-                                      value: .init(low: watermark / 2, high: watermark))
-            }
-        }.whenComplete { [weak self] result in
-            guard let self else { return }
-            self.connecting = false
-            switch result {
-            case .success(let channel):
-                guard case .relaying = self.phase else { channel.close(promise: nil); return }
-                self.target = channel
-                for p in self.pending { channel.write(p, promise: nil) }
-                self.pending.removeAll()
-                self.pendingBytes = 0
-                channel.flush()
-                if self.uplinkDone { channel.close(mode: .output, promise: nil) }
-                self.resumeClientReads()
-            case .failure(let error):
-                self.logger.debug("connect to \(address):\(port) failed: \(error)")
-                self.inbound.counters.rejected["connect_failed", default: 0] += 1
-                self.closeClient()
-            }
-        }
     }
 
     /// Decodes body bytes from the client and hands the plaintext to the outbound.
@@ -273,14 +218,11 @@ final class VMessServerHandler: ChannelDuplexHandler {
             let ended = try decoder.decode(&buffer) { payload in
                 inbound.counters.bytesUp += payload.readableBytes
                 inbound.counters.perUserUp[userKey, default: 0] += payload.readableBytes
-                if blackhole { return }
-                if let udp {
-                    udp.send(payload)
-                } else if let target {
-                    target.write(payload, promise: nil)
+                guard let link, let destination else { return }
+                if destination.network == .udp {
+                    link.writeDatagram(payload, to: destination)
                 } else {
-                    pending.append(payload)
-                    pendingBytes += payload.readableBytes
+                    link.write(payload)
                 }
             }
             if ended { uplinkFinished() }
@@ -292,7 +234,7 @@ final class VMessServerHandler: ChannelDuplexHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
-        target?.flush()
+        link?.flush()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -309,7 +251,7 @@ final class VMessServerHandler: ChannelDuplexHandler {
     private func uplinkFinished() {
         guard !uplinkDone else { return }
         uplinkDone = true
-        target?.close(mode: .output, promise: nil)
+        link?.finishUpstream()
         if downlinkDone { return closeClient() }
         timer?.reset(to: .seconds(Int64(level.downlinkOnly)))
     }
@@ -317,10 +259,8 @@ final class VMessServerHandler: ChannelDuplexHandler {
     // MARK: backpressure
 
     private var shouldHoldReads: Bool {
-        guard case .relaying = phase else { return false }
-        if connecting { return pendingBytes >= max(level.bufferSize, 16) * 1024 }
-        if let target { return !target.isWritable }
-        return false
+        guard case .relaying = phase, let link else { return false }
+        return !link.isWritable
     }
 
     func read(context: ChannelHandlerContext) {
@@ -331,16 +271,16 @@ final class VMessServerHandler: ChannelDuplexHandler {
         }
     }
 
-    func resumeClientReads() {
+    func upstreamWritabilityChanged() {
         guard heldRead, !shouldHoldReads, let context else { return }
         heldRead = false
         context.read()
     }
 
-    var clientWritable: Bool { context?.channel.isWritable ?? false }
+    var downstreamWritable: Bool { context?.channel.isWritable ?? false }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { targetHandler?.resumeReads() }
+        if context.channel.isWritable { link?.downstreamWritabilityChanged() }
         context.fireChannelWritabilityChanged()
     }
 
@@ -362,7 +302,7 @@ final class VMessServerHandler: ChannelDuplexHandler {
         }
     }
 
-    func downstreamDatagram(_ datagram: ByteBuffer) {
+    func downstreamDatagram(_ datagram: ByteBuffer, source: Destination) {
         guard case .relaying = phase, let context, let encoder else { return }
         // UDP: drop rather than queue when the client is slow.
         guard context.channel.isWritable else { return }
@@ -390,14 +330,14 @@ final class VMessServerHandler: ChannelDuplexHandler {
     func flushDownstream() { context?.flush() }
 
     /// The target has nothing more to send: end the response body.
-    func targetFinished(error: Bool) {
+    func downstreamFinished(error: Bool) {
         guard case .relaying = phase, !downlinkDone, let context, let encoder else { return }
         downlinkDone = true
         if let h = responseHeader {
             // Nothing was ever sent: the header goes out alone, without an end marker (§4).
             responseHeader = nil
             context.write(wrapOutboundOut(h), promise: nil)
-        } else if sentDownstream || blackhole {
+        } else if sentDownstream {
             var end = context.channel.allocator.buffer(capacity: 100)
             try? encoder.encodeEnd(into: &end)
             if end.readableBytes > 0 { context.write(wrapOutboundOut(end), promise: nil) }
@@ -408,13 +348,6 @@ final class VMessServerHandler: ChannelDuplexHandler {
         } else {
             timer?.reset(to: .seconds(Int64(level.uplinkOnly)))
         }
-    }
-
-    func targetClosed() {
-        target = nil
-        guard case .relaying = phase else { return }
-        // Nothing can be delivered upstream any more.
-        if downlinkDone { closeAfterFlush() }
     }
 
     private func closeAfterFlush() {

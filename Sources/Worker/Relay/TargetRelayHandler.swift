@@ -1,54 +1,59 @@
 import NIOCore
 
-/// The target side of a relayed TCP connection. Passes what the target sends to the VMess handler,
-/// and holds the target's reads while the client cannot take more (backpressure, no unbounded queue).
+/// The target side of a relayed TCP connection. Passes what the target sends to the inbound's
+/// sink, and holds the target's reads while the client cannot take more (backpressure: no queue
+/// grows without bound).
 final class TargetRelayHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    weak var peer: VMessServerHandler?
+    weak var sink: DownstreamSink?
     private var context: ChannelHandlerContext?
     private var heldRead = false
+    private var finished = false
 
-    init(peer: VMessServerHandler) { self.peer = peer }
+    init(sink: DownstreamSink) { self.sink = sink }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
-        peer?.downstream(&buffer)
+        sink?.downstream(&buffer)
     }
 
-    func channelReadComplete(context: ChannelHandlerContext) { peer?.flushDownstream() }
+    func channelReadComplete(context: ChannelHandlerContext) { sink?.flushDownstream() }
+
+    private func finish(error: Bool) {
+        guard !finished else { return }
+        finished = true
+        sink?.downstreamFinished(error: error)
+    }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
-            peer?.targetFinished(error: false)
+            finish(error: false)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        peer?.targetFinished(error: false)
-        peer?.targetClosed()
-    }
+    func channelInactive(context: ChannelHandlerContext) { finish(error: false) }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        peer?.targetFinished(error: true)
+        finish(error: true)
         context.close(promise: nil)
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { peer?.resumeClientReads() }
+        sink?.upstreamWritabilityChanged()
         context.fireChannelWritabilityChanged()
     }
 
     /// Reads are only passed on while the client side can take more.
     func read(context: ChannelHandlerContext) {
-        if peer?.clientWritable ?? true {
+        if sink?.downstreamWritable ?? true {
             context.read()
         } else {
             heldRead = true
