@@ -28,17 +28,15 @@ final class WorkerProcess {
         // One replay filter per worker for now; the shared-memory filter (issue: supervisor) makes it
         // process-wide.
         let replay = GenerationalReplayFilter()
-        // Without routing rules, V2Ray sends everything to the first outbound.
         guard let first = config.outbounds.first else { throw WorkerError.noOutbound }
-        let outbound = Self.makeOutbound(first, logger: logger)
-        let accessLog = AccessLog(config: config.log)
+        let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,
+                                           accessLog: AccessLog(config: config.log), logger: logger,
+                                           defaultOutbound: OutboundFactory.make(first, logger: logger))
 
         for listener in bootstrap.listeners {
             let inbound = config.inbounds[listener.inbound]
-            guard case .vmess(let settings) = inbound.settings else { continue }
-            let ctx = try InboundContext(index: listener.inbound, config: inbound, settings: settings, policy: config.policy,
-                                         outbound: outbound, replay: replay, counters: counters, logger: logger,
-                                         accessLog: accessLog)
+            let factory = try InboundFactory(index: listener.inbound, inbound: inbound, shared: shared)
+            let transport = try InboundTransport(stream: inbound.stream)
             let server = try ServerBootstrap(group: loop)
                 .serverChannelOption(ChannelOptions.backlog, value: 4096)
                 .serverChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
@@ -46,9 +44,7 @@ final class WorkerProcess {
                 .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                 .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 4096, maximum: 65536))
                 .childChannelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx))
-                    }
+                    transport.configure(channel, installProtocol: factory.install)
                 }
                 .withBoundSocket(listener.fd)
                 .wait()
@@ -62,13 +58,6 @@ final class WorkerProcess {
         installSignals(loop: loop)
         // The main thread serves the signal sources; the event loop thread does all the relaying.
         dispatchMain()
-    }
-
-    static func makeOutbound(_ o: OutboundConfig, logger: Logger) -> Outbound {
-        switch o.settings {
-        case .freedom(let f): FreedomOutbound(tag: o.tag, settings: f, logger: logger)
-        case .blackhole(let b): BlackholeOutbound(tag: o.tag, settings: b)
-        }
     }
 
     private func installSignals(loop: EventLoop) {

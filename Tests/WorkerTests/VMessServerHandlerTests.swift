@@ -14,7 +14,7 @@ final class VMessServerHandlerTests: XCTestCase {
         let settings = VMessInboundSettings(users: [VMessUser(id: uuid)])
         let inbound = InboundConfig(port: 1, settings: .vmess(settings), jsonPath: "inbounds[0]")
         let ctx = try InboundContext(index: 0, config: inbound, settings: settings, policy: PolicyConfig(),
-                                     outbound: WorkerProcess.makeOutbound(OutboundConfig(settings: outbound, jsonPath: "outbounds[0]"),
+                                     outbound: OutboundFactory.make(OutboundConfig(settings: outbound, jsonPath: "outbounds[0]"),
                                                                           logger: Logger(label: "test")),
                                      replay: GenerationalReplayFilter(), counters: WorkerCounters(),
                                      logger: Logger(label: "test"))
