@@ -197,9 +197,11 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         let network: Destination.Network
         switch h.requestCommand {
         case .tcp where destination == .domain("v1.mux.cool"), .mux:
-            logger.notice("Mux.Cool is not supported yet; closing")
-            inbound.counters.rejected["mux_unsupported", default: 0] += 1
-            return closeClient()
+            // Any request to v1.mux.cool is Mux.Cool, whatever its command (§10.1).
+            self.destination = Destination(network: .tcp, address: destination, port: h.port)
+            link = MuxServer(sink: self, outbound: inbound.outbound, loop: context.eventLoop, level: level, logger: logger)
+            if remaining.readableBytes > 0 { upstream(&remaining) }
+            return
         case .tcp: network = .tcp
         case .udp: network = .udp
         default: return closeClient()
