@@ -2,6 +2,7 @@
 #define VMESSD_CSHIMS_H
 // Tiny C helpers for what Swift cannot import: CMSG_* macros and a few prefixed wrappers.
 #include <stddef.h>
+#include "vmessd_malloc.h"
 #include <sys/types.h>
 
 /// Sends `len` bytes plus up to `nfds` file descriptors (SCM_RIGHTS) on a connected AF_UNIX socket.

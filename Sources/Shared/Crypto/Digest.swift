@@ -44,8 +44,8 @@ public enum Digest {
 public enum SecureRandom {
     public static func fill(_ buf: UnsafeMutableRawBufferPointer) {
         guard buf.count > 0 else { return }
-        precondition(RAND_bytes(buf.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(buf.count)) == 1,
-                     "RAND_bytes failed")
+        let r = RAND_bytes(buf.baseAddress!.assumingMemoryBound(to: UInt8.self), Int32(buf.count))
+        precondition(r == 1, "RAND_bytes failed")
     }
 
     public static func bytes(_ n: Int) -> [UInt8] {

@@ -65,15 +65,43 @@ public final class BodyDecoder {
             incoming.moveReaderIndex(to: incoming.writerIndex)
             return false
         }
-        var buffer: ByteBuffer
-        if var l = leftover {
+        // 1. Complete a chunk left over from the previous read, copying into it only the bytes it
+        //    still needs (at most one chunk), never the whole new read.
+        while var l = leftover, incoming.readableBytes > 0, !finished {
             leftover = nil
-            l.writeBuffer(&incoming)
-            buffer = l
-        } else {
-            buffer = incoming
-            incoming.moveReaderIndex(to: incoming.writerIndex)
+            var part = incoming.readSlice(length: min(bytesNeeded(have: l.readableBytes), incoming.readableBytes))!
+            l.writeBuffer(&part)
+            try process(&l, emit: emit)
+            if l.readableBytes > 0 && !finished { leftover = l }
         }
+        // 2. The rest of the read is decrypted in place.
+        if incoming.readableBytes > 0 && !finished {
+            var buffer = incoming
+            incoming.moveReaderIndex(to: incoming.writerIndex)
+            try process(&buffer, emit: emit)
+            if buffer.readableBytes > 0 && !finished {
+                // Keep the partial chunk in a small buffer of our own: holding a slice would pin the
+                // whole receive buffer and make the next append copy all of it.
+                var own = ByteBufferAllocator().buffer(capacity: max(buffer.readableBytes, 2048))
+                own.writeBuffer(&buffer)
+                leftover = own
+            }
+        }
+        incoming.moveReaderIndex(to: incoming.writerIndex)
+        return finished
+    }
+
+    /// Bytes to add to a leftover of `have` bytes before it holds the next complete unit: the
+    /// length field, or (once the length is known) the chunk body.
+    private func bytesNeeded(have: Int) -> Int {
+        if let p = pending { return max(1, p.lval - have) }
+        return max(1, (lengthAEAD != nil ? 18 : 2) - have)
+    }
+
+    /// Decodes every complete chunk at the front of `buffer` in place and emits the plaintext;
+    /// moves the reader index past what it consumed.
+    private func process(_ buffer: inout ByteBuffer, emit: (ByteBuffer) throws -> Void) throws {
+        let p = parameters
         ranges.removeAll(keepingCapacity: true)
         var consumed = 0
         var compacted = 0
@@ -123,8 +151,6 @@ public final class BodyDecoder {
             try emit(buffer.getSlice(at: origin, length: compacted)!)
         }
         buffer.moveReaderIndex(forwardBy: consumed)
-        if !finished && buffer.readableBytes > 0 { leftover = buffer }
-        return finished
     }
 
     private func isEnd(lval: Int, pad: Int) -> Bool {

@@ -19,7 +19,8 @@ public enum KDF {
             let ctx = EVP_MD_CTX_new()!
             var block = root + [UInt8](repeating: 0, count: 64 - root.count)
             for i in block.indices { block[i] ^= pad }
-            precondition(EVP_DigestInit_ex2(ctx, Ciphers.sha256, nil) == 1 && EVP_DigestUpdate(ctx, block, 64) == 1)
+            let ok = EVP_DigestInit_ex2(ctx, Ciphers.sha256, nil) == 1 && EVP_DigestUpdate(ctx, block, 64) == 1
+            precondition(ok, "SHA-256 pad state")
             return ctx
         }
         return (state(0x36), state(0x5C))
@@ -35,12 +36,14 @@ public enum KDF {
             var out = [UInt8](repeating: 0, count: 32)
             var n: UInt32 = 0
             let states = KDF.padStates
-            precondition(EVP_MD_CTX_copy_ex(ctx, states.inner) == 1)
-            precondition(EVP_DigestUpdate(ctx, message, message.count) == 1)
-            precondition(EVP_DigestFinal_ex(ctx, &inner, &n) == 1)
-            precondition(EVP_MD_CTX_copy_ex(ctx, states.outer) == 1)
-            precondition(EVP_DigestUpdate(ctx, inner, 32) == 1)
-            precondition(EVP_DigestFinal_ex(ctx, &out, &n) == 1)
+            // Calls stay outside precondition(): its condition is not evaluated under -Ounchecked.
+            var ok = EVP_MD_CTX_copy_ex(ctx, states.inner) == 1
+            ok = ok && EVP_DigestUpdate(ctx, message, message.count) == 1
+            ok = ok && EVP_DigestFinal_ex(ctx, &inner, &n) == 1
+            ok = ok && EVP_MD_CTX_copy_ex(ctx, states.outer) == 1
+            ok = ok && EVP_DigestUpdate(ctx, inner, 32) == 1
+            ok = ok && EVP_DigestFinal_ex(ctx, &out, &n) == 1
+            precondition(ok, "KDF digest failed")
             return out
         }
     }
