@@ -739,6 +739,8 @@ def main():
     ap.add_argument("--idle-conns", type=int, help="idle connections for memory (1000; quick 300)")
     ap.add_argument("--idle-wait", type=float, default=2.0, help="seconds to hold them idle before measuring")
     ap.add_argument("--rounds", type=int, help="keep-alive round trips (5000; quick 1000)")
+    ap.add_argument("--vmessd-label", default="",
+                    help="free text saying what the vmessd binaries are (e.g. which commit/patch); shown in the header")
     ap.add_argument("--only", choices=["v2ray", "vmessd"], help="run only one server (debugging)")
     ap.add_argument("--json", help="JSON output (default Benchmarks/results/compare-<time>.json)")
     ap.add_argument("--workdir", help="where configs and logs go (default: a new dir under /tmp)")
@@ -765,6 +767,7 @@ def main():
     info["params"] = {k: getattr(args, k) for k in ("workers", "bulk_mib", "repeat", "conns", "idle_conns",
                                                       "idle_wait", "rounds", "quick")}
     info["vmessd_bin_dir"] = os.path.abspath(args.vmessd_bin_dir)
+    info["vmessd_label"] = args.vmessd_label
     workdir = args.workdir or tempfile.mkdtemp(prefix="vmessd-bench-")
     os.makedirs(workdir, exist_ok=True)
     info["workdir"] = workdir
@@ -774,8 +777,8 @@ def main():
         "",
         f"- date: {info['date']}",
         f"- machine: {info['nproc']} CPUs, {info['cpu_model']}, kernel {info['kernel']}",
-        f"- reference: {info['v2ray']}; vmessd: {info['vmessd_bin_dir']} (repo {info['repo_commit']}), "
-        f"--workers {args.workers}",
+        f"- reference: {info['v2ray']}; vmessd: {info['vmessd_bin_dir']} (repo HEAD {info['repo_commit']}"
+        + (f"; {args.vmessd_label}" if args.vmessd_label else "") + f"), --workers {args.workers}",
         f"- client: the same v2ray binary (dokodemo-door -> VMess AEAD aes-128-gcm) in front of each server",
         f"- sizes: bulk {args.bulk_mib} MiB x {args.repeat} per direction, {args.conns} short connections, "
         f"{args.idle_conns} idle connections ({args.idle_wait:g}s idle), {args.rounds} round trips"
