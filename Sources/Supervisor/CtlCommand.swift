@@ -1,7 +1,17 @@
-// `vmessd ctl`: talks to a running supervisor over its admin socket. The admin socket comes in a later
-// release; the command exists now so its syntax is stable and scripts fail loudly (exit 2).
+// `vmessd ctl`: talks to a running supervisor over its admin socket (see AdminSocket.swift).
+//
+//   vmessd ctl status   generation, workers (pid, generation, state, uptime, connections, restarts), sockets
+//   vmessd ctl reload   reload the config; waits for the outcome (exit 1 if the reload failed)
+//   vmessd ctl stop     graceful stop (like SIGTERM)
+//   vmessd ctl stats    traffic per user, totals, rejected handshakes by reason
+//   vmessd ctl users    traffic per user only
+//
+// --json prints the supervisor's response as it is (for scripts and tests).
 
 import ArgumentParser
+import Foundation
+import Glibc
+import Shared
 
 struct CtlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,25 +19,137 @@ struct CtlCommand: ParsableCommand {
         abstract: "Control a running vmessd: status, reload, stop, stats, users."
     )
 
-    static let actions = ["status", "reload", "stop", "stats", "users"]
+    static let actions = AdminRequest.Command.allCases.map(\.rawValue)
 
-    @Option(help: "Admin socket path.")
+    @Option(help: "Admin socket path (default: as `vmessd run` picks it, or the config's vmessd.control with -c).")
     var control: String?
+
+    @Option(name: [.short, .customLong("config")], help: "Config file whose vmessd.control names the admin socket.")
+    var configFile: String?
+
+    @Flag(help: "Print the raw JSON response.")
+    var json = false
+
+    @Option(help: "Seconds to wait for the answer (a reload waits for the new workers).")
+    var timeout: Double = 120
 
     @Argument(help: "One of: status, reload, stop, stats, users.")
     var action: String
 
-    @Argument(help: "Arguments of the action (users …).")
+    @Argument(help: "Arguments of the action (none so far).")
     var arguments: [String] = []
 
     func validate() throws {
         guard Self.actions.contains(action) else {
             throw ValidationError("unknown action \"\(action)\"; expected one of \(Self.actions.joined(separator: ", "))")
         }
+        guard arguments.isEmpty else { throw ValidationError("\(action) takes no arguments") }
     }
 
     func run() throws {
-        printToStderr("vmessd ctl: the admin socket is not implemented yet")
-        throw ExitStatus.notImplemented
+        var configured: String?
+        if let configFile { configured = try loadConfig(at: configFile).daemon.control }
+        let path = AdminSocketPath.resolve(flag: control, config: configured)
+        let response: AdminResponse
+        do {
+            response = try Self.exchange(path: path, request: AdminRequest(command: AdminRequest.Command(rawValue: action)!),
+                                         timeout: timeout)
+        } catch {
+            printError("cannot talk to vmessd at \(path): \(error)")
+            throw ExitStatus.runtimeFailure
+        }
+        if json {
+            let data = try JSONEncoder.pretty.encode(response)
+            printNow(String(decoding: data, as: UTF8.self))
+        } else {
+            printNow(Self.render(response))
+        }
+        if !response.ok { throw ExitStatus.runtimeFailure }
+    }
+
+    /// One request, one response.
+    static func exchange(path: String, request: AdminRequest, timeout: Double) throws -> AdminResponse {
+        let fd = try Posix.connectUnix(path: path)
+        defer { try? Posix.close(fd) }
+        try Posix.setTimeouts(fd, seconds: timeout)
+        try Posix.writeAll(fd: fd, try request.encodedLine())
+        let bytes = try Posix.readAll(fd: fd)
+        guard !bytes.isEmpty else { throw ReloadError(description: "the supervisor closed the connection without answering") }
+        return try AdminResponse.decode(bytes)
+    }
+
+    // MARK: text
+
+    static func render(_ response: AdminResponse) -> String {
+        var lines: [String] = []
+        if let status = response.status {
+            lines.append("vmessd pid \(status.pid), \(status.phase), up \(duration(status.uptimeSeconds)), config \(status.config)")
+            lines.append("status: \(status.statusText)")
+            if let last = status.lastReload { lines.append("last reload: \(last)") }
+            lines.append("")
+            lines.append(table(["WORKER", "PID", "GEN", "STATE", "UPTIME", "CONNS", "ACCEPTED", "REJECTED", "RESTARTS"],
+                               status.workers.map { w in
+                                   ["\(w.index)", "\(w.pid)", "\(w.generation)", w.state, duration(w.uptimeSeconds),
+                                    "\(w.connections)", "\(w.accepted)", "\(w.rejected)", "\(w.restarts)"]
+                               }))
+            let troubled = status.slots.filter { $0.crashLoop || $0.nextRestartIn != nil }
+            for slot in troubled {
+                var line = "worker \(slot.index): \(slot.crashLoop ? "CRASH LOOP, " : "")\(slot.restarts) restarts, last exit \(slot.lastExit ?? "-")"
+                if let next = slot.nextRestartIn { line += ", restart in \(next)s" }
+                lines.append(line)
+            }
+            lines.append("")
+            lines.append(table(["INBOUND", "ADDRESS", "SOCKETS", "ORIGIN"], status.listeners.map {
+                [$0.inbound, $0.address, "\($0.sockets)", $0.activated ? "systemd" : "vmessd"]
+            }))
+        } else if let stats = response.stats {
+            lines.append("accepted \(stats.accepted), up \(bytes(stats.bytesUp)), down \(bytes(stats.bytesDown)), "
+                         + "worker restarts \(stats.workerRestarts), reloads \(stats.reloads)")
+            if !stats.rejected.isEmpty {
+                lines.append("rejected: " + stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
+            }
+            lines.append("")
+            lines.append(table(["USER", "UP", "DOWN"], stats.users.map { [$0.user, bytes($0.up), bytes($0.down)] }))
+        } else {
+            lines.append(response.message)
+        }
+        if (response.status != nil || response.stats != nil) && !response.ok { lines.insert(response.message, at: 0) }
+        return lines.joined(separator: "\n")
+    }
+
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
+        let all = [header] + rows
+        let widths = header.indices.map { column in all.map { $0[column].count }.max() ?? 0 }
+        return all.map { row in
+            row.enumerated().map { $1.padding(toLength: widths[$0], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").trimmingCharacters(in: .whitespaces)
+        }.joined(separator: "\n")
+    }
+
+    static func duration(_ seconds: Double) -> String {
+        let s = Int(seconds)
+        if s < 60 { return "\(s)s" }
+        if s < 3600 { return "\(s / 60)m\(s % 60)s" }
+        if s < 86400 { return "\(s / 3600)h\(s % 3600 / 60)m" }
+        return "\(s / 86400)d\(s % 86400 / 3600)h"
+    }
+
+    static func bytes(_ n: UInt64) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(n)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+    }
+}
+
+extension JSONEncoder {
+    static var pretty: JSONEncoder {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return encoder
     }
 }

@@ -1,21 +1,75 @@
-// systemd's readiness protocol (sd_notify(3)): READY=1 once serving, STOPPING=1 when draining, STATUS=
-// for `systemctl status`. Outside systemd (no NOTIFY_SOCKET) every call is a no-op.
+// systemd's service notification protocol (sd_notify(3)) through libsystemd:
+//   READY=1 (+ MAINPID= the first time)     every worker of the generation reported ready
+//   RELOADING=1 + MONOTONIC_USEC=           a valid new config is being brought up
+//   STOPPING=1                              draining before exit
+//   STATUS=…                                what `systemctl status` shows: generation, workers, connections
+//   WATCHDOG=1                              at half WATCHDOG_USEC, only while the workers answer heartbeats
+// Outside systemd (no NOTIFY_SOCKET) nothing is sent, but the STATUS text is still kept for
+// `vmessd ctl status`.
 
 import CSystemd
 import Glibc
 import Logging
 
-struct Notifier {
+final class Notifier {
     let logger: Logger
     /// Checked once: the variable cannot appear later, and this saves a syscall per message otherwise.
-    let enabled: Bool = getenv("NOTIFY_SOCKET") != nil
+    let enabled: Bool
+    /// WATCHDOG_USEC as seconds when the watchdog is on for this process (WATCHDOG_PID matches).
+    let watchdogInterval: Double?
+    private(set) var lastStatus = ""
+    private var sentMainPID = false
 
-    func ready(status: String) { send("READY=1\nSTATUS=\(status)") }
-    func stopping(status: String) { send("STOPPING=1\nSTATUS=\(status)") }
-    func status(_ text: String) { send("STATUS=\(text)") }
+    init(logger: Logger) {
+        self.logger = logger
+        enabled = getenv("NOTIFY_SOCKET") != nil
+        var usec: UInt64 = 0
+        if sd_watchdog_enabled(0, &usec) > 0 && usec > 0 {
+            watchdogInterval = Double(usec) / 1_000_000
+        } else {
+            watchdogInterval = nil
+        }
+    }
 
-    /// The environment is left in place (unset_environment 0): the admin socket and reload keep
-    /// notifying for the life of the process.
+    func ready(status: String) {
+        var message = "READY=1\nSTATUS=\(status)"
+        // MAINPID: harmless when systemd started us directly, and what lets it track the right
+        // process when a wrapper (a shell, systemd-socket-activate) stood in between.
+        if !sentMainPID {
+            message += "\nMAINPID=\(getpid())"
+            sentMainPID = true
+        }
+        lastStatus = status
+        send(message)
+    }
+
+    func reloading(status: String) {
+        lastStatus = status
+        send("RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicMicroseconds())\nSTATUS=\(status)")
+    }
+
+    func stopping(status: String) {
+        lastStatus = status
+        send("STOPPING=1\nSTATUS=\(status)")
+    }
+
+    /// Sends STATUS= only when the text changed.
+    func status(_ text: String) {
+        guard text != lastStatus else { return }
+        lastStatus = text
+        send("STATUS=\(text)")
+    }
+
+    func watchdog() { send("WATCHDOG=1") }
+
+    static func monotonicMicroseconds() -> UInt64 {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return UInt64(now.tv_sec) * 1_000_000 + UInt64(now.tv_nsec) / 1000
+    }
+
+    /// The environment is left in place (unset_environment 0): reloads and the watchdog keep
+    /// notifying for the life of the process. Workers get an environment without it.
     private func send(_ state: String) {
         guard enabled else { return }
         let result = sd_notify(0, state)

@@ -1,5 +1,5 @@
-// `vmessd run` (the default command): validate the config, open the listening sockets, spawn one
-// worker per CPU and supervise them until told to stop.
+// `vmessd run` (the default command): validate the config, open (or adopt) the listening sockets,
+// spawn one worker per CPU and supervise them — reloads, respawns, drains — until told to stop.
 
 import ArgumentParser
 import Foundation
@@ -25,7 +25,7 @@ struct RunCommand: ParsableCommand {
     @Option(name: .customLong("drain-timeout"), help: "Seconds a stopping worker may spend finishing open connections.")
     var drainTimeout: Double?
 
-    @Option(help: "Admin socket path (reserved: the admin socket comes in a later release).")
+    @Option(help: "Admin socket path for `vmessd ctl` (default: /run/vmessd/admin.sock as root, else $XDG_RUNTIME_DIR/vmessd/admin.sock or /tmp/vmessd-UID/admin.sock).")
     var control: String?
 
     func validate() throws {
@@ -36,21 +36,26 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         // 1. The config, validated, with the flags folded in (flags win over the "vmessd" object).
         let loaded = try loadRunConfig()
-        var config = loaded.config
-        let isDemo = loaded.isDemo
-        let settings = try effectiveSettings(config)
-        config.daemon.workers = settings.workers
-        config.daemon.drainTimeout = settings.drainTimeout
-        config.daemon.control = settings.control
+        let config = loaded.config
+        let overrides = WorkerPool.Overrides(workers: workers, drainTimeout: drainTimeout, control: control)
+        let settings: WorkerPool.Settings
+        switch RunConfig.settings(config, overrides: overrides) {
+        case .success(let s): settings = s
+        case .failure(let error):
+            printToStderr(error.description)
+            throw ExitStatus.configError
+        }
 
         LogSetup.bootstrap(label: "vmessd", level: Logger.Level(config: config.log.level))
         let logger = Logger(label: "vmessd")
 
         // 2. Process setup. Signals are blocked before the first worker exists, so no SIGCHLD and no
-        // early SIGTERM is lost; they are then taken one at a time by the pool's loop.
+        // early SIGTERM is lost; the pool's loop reads them from a signalfd.
         let signals = try SignalWaiter.blockHandledSignals()
+        let signalFD: Int32
         let launcher: WorkerLauncher
         do {
+            signalFD = try signals.makeDescriptor()
             launcher = WorkerLauncher(executable: try WorkerLauncher.locateExecutable())
         } catch {
             logger.critical("\(error)")
@@ -63,41 +68,65 @@ struct RunCommand: ParsableCommand {
             logger.warning("cannot raise the open file limit", metadata: ["error": "\(error)"])
         }
 
-        // 3. Sockets: one per worker per inbound; kept open for the supervisor's whole life.
-        let listeners: ListenerSet
+        // 3. Sockets: passed by systemd where they match, else one per worker per inbound; kept open
+        // for as long as their address stays in the config.
+        let passed = SocketActivation.takeFromEnvironment(logger: logger)
+        let plan: ListenerSet.Plan
         do {
-            listeners = try ListenerSet.open(config: config, perInbound: settings.workers)
+            plan = try ListenerSet.plan(config: config, workers: settings.workers, previous: nil, passed: passed)
         } catch {
             logger.critical("\(error)")
             throw ExitStatus.runtimeFailure
         }
-        for inbound in listeners.inbounds {
-            // A port-0 inbound now has a real port: logs, links and the workers all see that one.
-            config.inbounds[inbound.index].port = inbound.address.port
+        for inbound in plan.set.inbounds {
             var metadata: Logger.Metadata = [
                 "inbound": "\(config.inbounds[inbound.index].jsonPath)",
                 "address": "\(inbound.address)",
                 "sockets": "\(inbound.fds.count)",
+                "activated": "\(inbound.activated)",
             ]
             if let tag = config.inbounds[inbound.index].tag { metadata["tag"] = "\(tag)" }
             logger.notice("listening", metadata: metadata)
         }
-        if isDemo { printDemo(config, logger: logger) }
+        for note in plan.notes { logger.warning("\(note)") }
+        let used = Set(plan.set.inbounds.flatMap(\.passed))
+        for socket in passed where !used.contains(socket.fd) {
+            logger.warning("a socket passed by systemd matches no inbound; left unused", metadata: [
+                "fd": "\(socket.fd)", "name": "\(socket.name ?? "-")", "address": "\(socket.address.map { "\($0)" } ?? "-")",
+            ])
+        }
+        if loaded.isDemo {
+            var shown = config
+            for inbound in plan.set.inbounds { shown.inbounds[inbound.index].port = inbound.address.port }
+            printDemo(shown, logger: logger)
+        }
 
-        // 4. Workers, then readiness, then supervision until the last worker is gone.
-        let notifier = Notifier(logger: logger)
-        let pool = WorkerPool(launcher: launcher, listeners: listeners, config: config,
-                              drainTimeout: settings.drainTimeout, notifier: notifier, signals: signals, logger: logger)
+        // 4. Shared memory (replay filter, counters), the admin socket, then the workers. READY=1
+        // comes from the pool once every worker has reported ready over its control socket.
+        let region: SharedRegion
         do {
-            try pool.start(count: settings.workers, generation: 1)
+            region = try SharedRegion.create()
         } catch {
+            plan.abandon()
+            logger.critical("cannot create the shared-memory region", metadata: ["error": "\(error)"])
             throw ExitStatus.runtimeFailure
         }
-        let addresses = listeners.inbounds.map { "\($0.address)" }.joined(separator: " ")
-        notifier.ready(status: "serving \(addresses) with \(settings.workers) workers")
-        logger.notice("vmessd started", metadata: ["workers": "\(settings.workers)", "config": "\(config.sourceFile)"])
+        let notifier = Notifier(logger: logger)
+        let pool = WorkerPool(launcher: launcher, notifier: notifier, logger: logger, region: region, signalFD: signalFD,
+                              configPath: loaded.isDemo ? nil : config.sourceFile, overrides: overrides, passed: passed,
+                              config: config, settings: settings)
+        let adminPath = AdminSocketPath.resolve(flag: control, config: config.daemon.control)
+        do {
+            pool.admin = try AdminServer(path: adminPath, logger: logger)
+            logger.info("admin socket", metadata: ["path": "\(adminPath)"])
+        } catch {
+            // Serving matters more than being controllable: say so loudly and carry on.
+            logger.error("no admin socket; `vmessd ctl` will not reach this process", metadata: [
+                "path": "\(adminPath)", "error": "\(error)",
+            ])
+        }
 
-        let status = pool.superviseUntilExit()
+        let status = pool.run(initial: plan)
         logger.notice("vmessd stopped", metadata: ["status": "\(status)"])
         if status != 0 { throw ExitCode(status) }
     }
@@ -116,12 +145,7 @@ struct RunCommand: ParsableCommand {
             config = ConfigParser.demo(uuid: UUID().uuidString.lowercased(), port: try demoPort())
             isDemo = true
         }
-        var problems: [String] = []
-        if config.inbounds.isEmpty {
-            problems.append("no inbounds: vmessd needs at least one inbound to serve")
-        }
-        problems += unservedTransportProblems(config)
-        problems += ListenerSet.duplicateAddresses(in: config)
+        let problems = RunConfig.problems(config)
         if !problems.isEmpty {
             for problem in problems { printToStderr("\(config.sourceFile): \(problem)") }
             throw ExitStatus.configError
@@ -136,27 +160,6 @@ struct RunCommand: ParsableCommand {
             throw ExitStatus.configError
         }
         return port
-    }
-
-    struct Settings {
-        var workers: Int
-        var drainTimeout: Double
-        var control: String?
-    }
-
-    /// Flags, else the config's "vmessd" object, else defaults.
-    private func effectiveSettings(_ config: Config) throws -> Settings {
-        let workers = self.workers ?? config.daemon.workers ?? Posix.availableCPUCount()
-        guard workers >= 1 else {
-            printToStderr("\(config.sourceFile): vmessd.workers: must be at least 1, got \(workers)")
-            throw ExitStatus.configError
-        }
-        let drainTimeout = self.drainTimeout ?? config.daemon.drainTimeout ?? Self.defaultDrainTimeout
-        guard drainTimeout >= 0 else {
-            printToStderr("\(config.sourceFile): vmessd.drainTimeout: must be 0 or more seconds, got \(drainTimeout)")
-            throw ExitStatus.configError
-        }
-        return Settings(workers: workers, drainTimeout: drainTimeout, control: control ?? config.daemon.control)
     }
 
     /// The demo's user ID and share link on stdout (what a person pastes into a client), the

@@ -1,7 +1,9 @@
 // The supervisor takes signals synchronously: they stay blocked in every thread and the main loop
-// collects them with sigtimedwait. No Swift code ever runs in an asynchronous signal handler (it is
-// not async-signal-safe), and no signal can arrive between "check state" and "sleep".
+// reads them from a signalfd it polls together with the workers' control sockets and the admin
+// socket. No Swift code ever runs in an asynchronous signal handler (it is not async-signal-safe),
+// and no signal can arrive between "check state" and "sleep".
 
+import CShims
 import Glibc
 import Shared
 
@@ -24,6 +26,23 @@ struct SignalWaiter {
         // A supervisor whose stdout pipe closed must log, not die.
         signal(SIGPIPE, SIG_IGN)
         return waiter
+    }
+
+    /// A non-blocking, close-on-exec signalfd for the handled signals (they must stay blocked).
+    func makeDescriptor() throws -> Int32 {
+        var set = self.set
+        return try Posix.retryingEINTR("signalfd") { vmessd_signalfd(&set) }
+    }
+
+    /// Every signal pending on a signalfd, in arrival order (standard signals coalesce: one SIGCHLD
+    /// can stand for several exits).
+    static func drain(descriptor fd: Int32) throws -> [Int32] {
+        var signals: [Int32] = []
+        while true {
+            let signal = try Posix.retryingEINTR("read(signalfd)") { vmessd_signalfd_read(fd) }
+            if signal == 0 { return signals }
+            signals.append(signal)
+        }
     }
 
     /// Waits for the next handled signal, at most `timeout` seconds (nil: no limit).

@@ -1,14 +1,22 @@
 // Starting one worker process: posix_spawn (a Swift process must never fork and keep running Swift in
-// the child), with the bootstrap memfd and the worker's listening sockets placed at fixed descriptor
-// numbers, every other descriptor closed, and signal state reset to defaults.
+// the child) with exactly two descriptors — the bootstrap memfd at 3 and the worker's end of its
+// control socket at 4 — every other descriptor closed, signal state reset to defaults, and an
+// environment without systemd's per-process variables. Right after the spawn the attach message
+// goes down the control socket carrying the shared-memory memfd and the listening sockets
+// (SCM_RIGHTS), so a worker holds nothing it was not explicitly handed.
 
 import Glibc
 import Shared
 
 struct WorkerLauncher {
-    /// Descriptor layout in the worker: the bootstrap memfd, then one listener per inbound.
+    /// Descriptor layout in the worker.
     static let bootstrapFD: Int32 = 3
-    static let firstListenerFD: Int32 = 4
+    static let controlFD: Int32 = 4
+
+    /// Variables that belong to this process only: a worker acting on them would confuse systemd
+    /// (notifications from the wrong pid) or itself (LISTEN_FDS naming descriptors it does not have).
+    static let privateEnvironment = ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+                                     "WATCHDOG_USEC", "WATCHDOG_PID"]
 
     let executable: String
 
@@ -35,22 +43,55 @@ struct WorkerLauncher {
 
     struct LaunchError: Error, CustomStringConvertible { var description: String }
 
-    /// Spawns one worker and returns its pid. The memfd is closed again before returning; the listener
-    /// fds stay the caller's.
-    func spawn(workerID: Int, generation: Int, config: Config, listeners: [(inbound: Int, fd: Int32)]) throws -> pid_t {
-        // 1. The bootstrap names the descriptor numbers the worker will find, not ours.
-        let childListeners = listeners.enumerated().map { offset, listener in
-            WorkerBootstrap.Listener(inbound: listener.inbound, fd: Self.firstListenerFD + Int32(offset))
-        }
-        let bootstrap = WorkerBootstrap(workerID: workerID, generation: generation, config: config, listeners: childListeners)
+    struct Spawned {
+        var pid: pid_t
+        /// The supervisor's end of the control socket (close-on-exec, non-blocking).
+        var control: Int32
+    }
+
+    /// Spawns one worker and sends it its descriptors. The listener and shared-memory descriptors
+    /// stay the caller's (the worker gets its own copies).
+    func spawn(workerID: Int, generation: Int, config: Config, listeners: [(inbound: Int, fd: Int32)],
+               sharedMemory: Int32?, sharedMemorySlot: Int?) throws -> Spawned {
+        // 1. The bootstrap: identity, config, which inbound each listener serves.
+        let bootstrap = WorkerBootstrap(workerID: workerID, generation: generation, config: config,
+                                        listeners: listeners.map { .init(inbound: $0.inbound, fd: -1) },
+                                        controlFD: Self.controlFD, sharedMemorySlot: sharedMemorySlot)
         let memfd = try Posix.makeMemfd(name: "vmessd-bootstrap-\(workerID)", contents: try bootstrap.encoded(), seal: true)
         defer { try? Posix.close(memfd) }
+        let (ours, theirs) = try Posix.makeSeqpacketPair()
+        var keepOurs = false
+        defer { if !keepOurs { try? Posix.close(ours) } }
+        defer { try? Posix.close(theirs) }
 
-        // 2. (source in this process, target in the child) pairs.
-        var moves: [(source: Int32, target: Int32)] = [(memfd, Self.bootstrapFD)]
-        for (offset, listener) in listeners.enumerated() {
-            moves.append((listener.fd, Self.firstListenerFD + Int32(offset)))
+        let pid = try spawnProcess(moves: [(memfd, Self.bootstrapFD), (theirs, Self.controlFD)])
+
+        // 2. The attach message. The socket buffer holds it (and keeps the descriptors alive) until
+        // the worker reads it; if it cannot be sent, the worker would wait for nothing: kill it.
+        let message = ControlMessage.attach(listeners: listeners.count, sharedMemory: sharedMemory != nil)
+        do {
+            try Posix.sendMessage(ours, message.encoded(), descriptors: (sharedMemory.map { [$0] } ?? []) + listeners.map(\.fd))
+            try Posix.setNonBlocking(ours)
+        } catch let error as PosixError where error.errno == EPIPE || error.errno == ECONNRESET || error.errno == ECONNREFUSED {
+            // The child is already gone (it failed at once): the caller tracks it like any worker and
+            // the reaper reports how it ended, which says more than this send error.
+            try? Posix.setNonBlocking(ours)
+            keepOurs = true
+            return Spawned(pid: pid, control: ours)
+        } catch {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
+            throw error
         }
+        keepOurs = true
+        return Spawned(pid: pid, control: ours)
+    }
+
+    /// posix_spawn with `moves` (source in this process, target in the child) as the only
+    /// descriptors besides 0-2.
+    private func spawnProcess(moves originalMoves: [(source: Int32, target: Int32)]) throws -> pid_t {
+        var moves = originalMoves
         // The dup2 actions run in order, so a source lying in the target range could be overwritten
         // by an earlier action before it is copied; and dup2 onto the same number would keep
         // FD_CLOEXEC set, losing the fd at exec. Both vanish if no source lies in the target range:
@@ -92,14 +133,29 @@ struct WorkerLauncher {
             posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         }
 
-        // 4. Spawn with our environment (NOTIFY_SOCKET etc. stay visible; workers decide what to use).
+        // 4. Spawn with our environment minus systemd's per-process variables.
         let arguments = [executable, "--bootstrap-fd", String(Self.bootstrapFD)]
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for pointer in argv { free(pointer) } }
+        var envp: [UnsafeMutablePointer<CChar>?] = Self.workerEnvironment().map { strdup($0) } + [nil]
+        defer { for pointer in envp { free(pointer) } }
         var pid: pid_t = 0
         try Posix.checkingReturnCode("posix_spawn(\(executable))") {
-            posix_spawn(&pid, executable, &actions, &attributes, &argv, environ)
+            posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
         }
         return pid
+    }
+
+    /// "KEY=value" entries of our environment, without `privateEnvironment`.
+    static func workerEnvironment() -> [String] {
+        var result: [String] = []
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            let key = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? text
+            if !privateEnvironment.contains(key) { result.append(text) }
+            pointer += 1
+        }
+        return result
     }
 }

@@ -1,160 +1,428 @@
-// The running workers and the supervisor's main loop: wait for a signal, act on it, repeat until no
-// worker is left. Everything happens on the main thread, one signal at a time.
+// The supervisor's state and main loop, modelled on nginx's master process cycle
+// (src/os/unix/ngx_process_cycle.c): a table of workers, listening sockets reused by address across
+// reloads, signals that only set work for the loop, and one control channel per worker.
+//
+// Everything happens on the main thread, in one poll loop over the signalfd, the workers' control
+// sockets and the admin socket, with timers (heartbeats, watchdog, respawn backoff, deadlines)
+// folded into the poll timeout. No Swift runs in a signal handler.
+//
+// Generations: every start and every reload brings up a complete generation of workers. A generation
+// is "pending" until each of its workers has reported ready; then it becomes current and the
+// previous one drains. A pending generation that fails (a worker dies or does not report in time)
+// is abandoned and the current one keeps serving.
 
+import Foundation
 import Glibc
 import Logging
 import Shared
 
 final class WorkerPool {
-    struct Worker {
-        var id: Int
-        var generation: Int
-        var pid: pid_t
+    /// Values from the command line, which win over the config's "vmessd" object at every reload.
+    struct Overrides {
+        var workers: Int?
+        var drainTimeout: Double?
+        var control: String?
     }
 
-    private enum Phase {
+    struct Settings: Equatable {
+        var workers: Int
+        var drainTimeout: Double
+    }
+
+    final class Worker {
+        enum State: String { case starting, ready, draining }
+
+        let index: Int
+        let generation: Int
+        let pid: pid_t
+        var control: Int32?
+        var state = State.starting
+        /// Told to start accepting (ControlMessage.accept).
+        var accepting = false
+        let startedAt: Double
+        let startedWall: Int64
+        var readyDeadline: Double
+        var lastReply: Double
+        /// Heartbeats sent and not answered yet (the oldest first).
+        var outstanding: UInt64 = 0
+        var sharedSlot: Int?
+        /// What the worker said before failing (ControlMessage.failed), for the exit log line.
+        var failure: String?
+        /// Killed by us for not answering heartbeats.
+        var killedUnresponsive = false
+        /// A draining worker past this is killed.
+        var drainDeadline: Double?
+
+        init(index: Int, generation: Int, pid: pid_t, control: Int32, now: Double, readyTimeout: Double) {
+            self.index = index
+            self.generation = generation
+            self.pid = pid
+            self.control = control
+            startedAt = now
+            startedWall = Int64(time(nil))
+            readyDeadline = now + readyTimeout
+            lastReply = now
+        }
+    }
+
+    /// Per worker position of the current generation: restart history and a pending respawn.
+    struct Position {
+        var backoff = RestartBackoff()
+        var respawnAt: Double?
+        var lastExit: String?
+    }
+
+    /// A generation being brought up (the first one, or a reload's).
+    struct Pending {
+        var generation: Int
+        var config: Config
+        var settings: Settings
+        var plan: ListenerSet.Plan
+        var deadline: Double
+        var initial: Bool
+        var startedAt: Double
+    }
+
+    /// Between the commit of a generation and READY=1: the old workers have been told to drain and
+    /// each acknowledges once it has stopped accepting. Only then is the reload complete — a client
+    /// that connects after READY=1 (or after `vmessd ctl reload` returned) reaches the new config.
+    struct Settling {
+        var waiting: Set<pid_t>
+        var deadline: Double
+        var initial: Bool
+        /// When the reload began (admin requests made before it are answered).
+        var startedAt: Double
+    }
+
+    enum Phase {
         case running
-        /// SIGTERM/SIGINT: workers drain; past the deadline the stragglers are killed.
-        case draining(deadline: Double)
-        /// SIGQUIT (or a drain past its deadline): workers stop now; past the deadline, SIGKILL.
+        /// SIGTERM/SIGINT/ctl stop: workers drain; past the deadline the stragglers are killed.
+        case stopping(deadline: Double)
+        /// SIGQUIT (or a second stop request): workers stop now; past the deadline, SIGKILL.
         case quitting(deadline: Double, killed: Bool)
     }
 
+    /// A worker must report ready within this (it only has to map memory and start listening).
+    static let readyTimeout = 60.0
+    /// Old workers acknowledge a drain within this, or READY=1 goes out without them.
+    static let drainAckTimeout = 5.0
     /// A drain that outlives the workers' own drain timeout by this much is cut short: the workers
     /// enforce the timeout themselves, this only bounds a worker that hangs.
     static let drainGrace = 5.0
     /// How long an immediate stop waits for workers before SIGKILL.
     static let quitGrace = 2.0
+    /// A ready worker that has not answered a heartbeat for this long is killed and respawned.
+    static let hangTimeout = 20.0
+    static let statusInterval = 5.0
 
-    private let launcher: WorkerLauncher
-    private let listeners: ListenerSet
-    private let config: Config
-    private let drainTimeout: Double
-    private let notifier: Notifier
-    private let signals: SignalWaiter
-    private let logger: Logger
-    private var workers: [pid_t: Worker] = [:]
-    private var phase = Phase.running
-    private var exitStatus: Int32 = 0
+    let launcher: WorkerLauncher
+    let notifier: Notifier
+    let logger: Logger
+    let region: SharedRegion
+    let slots: WorkerSlots
+    let userTable: CounterTable
+    let reasonTable: CounterTable
+    let signalFD: Int32
+    /// The file reloads re-read (nil: the embedded demo config, reloaded as it is).
+    let configPath: String?
+    let overrides: Overrides
+    let passed: [PassedSocket]
+    var admin: AdminServer?
+    let startedAt = monotonicNow()
+    /// Heartbeat period: 2 s, or a quarter of the watchdog interval if that is shorter.
+    let heartbeatInterval: Double
 
-    init(launcher: WorkerLauncher, listeners: ListenerSet, config: Config, drainTimeout: Double,
-         notifier: Notifier, signals: SignalWaiter, logger: Logger) {
+    // The current generation (after the first commit).
+    var config: Config
+    var settings: Settings
+    var listeners = ListenerSet()
+    var generation = 0
+    /// The highest generation number ever started (abandoned ones included: numbers are not reused).
+    var lastGeneration = 0
+    var positions: [Position] = []
+    /// The config as read, before port-0 inbounds got their real ports (what a demo reload reuses).
+    var loadedConfig: Config
+
+    var workers: [pid_t: Worker] = [:]
+    var pending: Pending?
+    var settling: Settling?
+    var phase = Phase.running
+    /// A reload asked for while another was in progress: run it right after.
+    var reloadQueued = false
+    var exitStatus: Int32 = 0
+    var finished = false
+
+    // Counters of workers that have exited (their slots are reused).
+    var retired = WorkerSlotCounters()
+    var reloads = 0
+    var totalRestarts = 0
+    var lastReload: String?
+    /// Kept in STATUS= until the next successful reload.
+    var reloadProblem: String?
+    var heartbeatSequence: UInt64 = 0
+    var nextHeartbeat: Double
+    var nextWatchdog: Double?
+    var nextStatus: Double
+
+    init(launcher: WorkerLauncher, notifier: Notifier, logger: Logger, region: SharedRegion, signalFD: Int32,
+         configPath: String?, overrides: Overrides, passed: [PassedSocket], config: Config, settings: Settings) {
         self.launcher = launcher
-        self.listeners = listeners
-        self.config = config
-        self.drainTimeout = drainTimeout
         self.notifier = notifier
-        self.signals = signals
         self.logger = logger
+        self.region = region
+        slots = WorkerSlots(region: region)
+        userTable = CounterTable(region: region, kind: .users)
+        reasonTable = CounterTable(region: region, kind: .reasons)
+        self.signalFD = signalFD
+        self.configPath = configPath
+        self.overrides = overrides
+        self.passed = passed
+        self.config = config
+        self.loadedConfig = config
+        self.settings = settings
+        let now = monotonicNow()
+        heartbeatInterval = min(2.0, (notifier.watchdogInterval ?? 8) / 4)
+        nextHeartbeat = now + heartbeatInterval
+        nextWatchdog = notifier.watchdogInterval.map { now + $0 / 2 }
+        nextStatus = now + Self.statusInterval
     }
 
-    var count: Int { workers.count }
+    // MARK: main loop
 
-    /// Spawns workers 0..<count of `generation`. If one fails, the ones already started are stopped
-    /// and the error is rethrown once they are gone.
-    func start(count: Int, generation: Int) throws {
-        for id in 0..<count {
+    /// Brings up generation 1 with `plan` and supervises until the last worker is gone. Returns the
+    /// process exit status.
+    func run(initial plan: ListenerSet.Plan) -> Int32 {
+        var config = self.config
+        for inbound in plan.set.inbounds { config.inbounds[inbound.index].port = inbound.address.port }
+        startGeneration(config: config, settings: settings, plan: plan, initial: true)
+        while !finished {
+            let now = monotonicNow()
+            let timeout = nextWakeup(now: now).map { $0 - now }
+            let ready: [EventPoller.Ready]
             do {
-                let pid = try launcher.spawn(workerID: id, generation: generation, config: config,
-                                             listeners: listeners.listeners(forWorker: id))
-                workers[pid] = Worker(id: id, generation: generation, pid: pid)
-                logger.notice("worker started", metadata: ["worker": "\(id)", "pid": "\(pid)", "generation": "\(generation)"])
+                ready = try EventPoller.wait(pollDescriptors(), timeout: timeout)
             } catch {
-                logger.error("cannot start worker", metadata: ["worker": "\(id)", "error": "\(error)"])
-                beginQuit()
-                _ = superviseUntilExit()
-                throw error
-            }
-        }
-    }
-
-    /// The main loop. Returns the supervisor's exit status once every worker has exited.
-    func superviseUntilExit() -> Int32 {
-        while !workers.isEmpty {
-            let signal: Int32?
-            do {
-                signal = try signals.next(timeout: secondsToDeadline())
-            } catch {
-                // sigtimedwait cannot fail with valid arguments; if it does, looping would spin.
-                logger.critical("waiting for signals failed", metadata: ["error": "\(error)"])
+                // poll cannot fail with valid arguments; if it does, looping would spin.
+                logger.critical("waiting for events failed", metadata: ["error": "\(error)"])
                 killAll(SIGKILL)
                 return 1
             }
-            switch signal {
-            case nil: deadlinePassed()
-            case SIGCHLD: reap()
-            case SIGTERM, SIGINT: handleStopRequest(signal!)
-            case SIGQUIT:
-                logger.notice("immediate stop requested", metadata: ["signal": "SIGQUIT"])
-                beginQuit()
-            case SIGHUP:
-                logger.warning("reload is not implemented yet; SIGHUP ignored")
-            default:
-                break
-            }
+            for event in ready { handle(event) }
+            tick(now: monotonicNow())
         }
+        admin?.close()
         return exitStatus
     }
 
-    // MARK: stopping
-
-    private func handleStopRequest(_ signal: Int32) {
-        switch phase {
-        case .running:
-            logger.notice("stopping: draining workers", metadata: [
-                "signal": "\(signalName(signal))", "drainTimeout": "\(drainTimeout)",
-            ])
-            notifier.stopping(status: "draining \(workers.count) workers")
-            phase = .draining(deadline: monotonicNow() + drainTimeout + Self.drainGrace)
-            killAll(SIGTERM)
-        case .draining:
-            // A second Ctrl-C means "now": the operator does not want to wait for the drain.
-            logger.notice("second stop request: stopping immediately", metadata: ["signal": "\(signalName(signal))"])
-            beginQuit()
-        case .quitting:
-            break
-        }
+    private func pollDescriptors() -> [Int32] {
+        [signalFD] + (admin?.descriptors ?? []) + workers.values.compactMap(\.control)
     }
 
-    private func beginQuit() {
-        if case .quitting = phase { return }
-        if case .running = phase { notifier.stopping(status: "stopping") }
-        phase = .quitting(deadline: monotonicNow() + Self.quitGrace, killed: false)
-        killAll(SIGQUIT)
-    }
-
-    private func secondsToDeadline() -> Double? {
-        switch phase {
-        case .running: nil
-        case .draining(let deadline), .quitting(let deadline, _): deadline - monotonicNow()
-        }
-    }
-
-    private func deadlinePassed() {
-        switch phase {
-        case .running:
-            break
-        case .draining:
-            logger.error("drain timeout passed; stopping remaining workers", metadata: ["workers": "\(pids)"])
-            beginQuit()
-        case .quitting(_, let killed):
-            if !killed { logger.error("workers did not stop; killing them", metadata: ["workers": "\(pids)"]) }
-            // SIGKILL always works; the long deadline only avoids spinning until the reaping SIGCHLD.
-            phase = .quitting(deadline: monotonicNow() + 60, killed: true)
-            killAll(SIGKILL)
-        }
-    }
-
-    private var pids: String { workers.keys.sorted().map(String.init).joined(separator: ",") }
-
-    private func killAll(_ signal: Int32) {
-        for pid in workers.keys.sorted() {
-            // ESRCH only means it already exited; its SIGCHLD is on the way.
-            if kill(pid, signal) != 0 && errno != ESRCH {
-                logger.warning("cannot signal worker", metadata: [
-                    "pid": "\(pid)", "signal": "\(signalName(signal))", "error": "\(String(cString: strerror(errno)))",
-                ])
+    private func handle(_ event: EventPoller.Ready) {
+        if event.fd == signalFD {
+            let signals: [Int32]
+            do {
+                signals = try SignalWaiter.drain(descriptor: signalFD)
+            } catch {
+                logger.critical("reading signals failed", metadata: ["error": "\(error)"])
+                return
             }
+            for signal in signals { handleSignal(signal) }
+        } else if let admin, event.fd == admin.listener {
+            admin.acceptClients(now: monotonicNow())
+        } else if let admin, admin.clients[event.fd] != nil {
+            if let request = admin.read(event.fd) { handleAdmin(request, client: event.fd) }
+        } else if let worker = workers.values.first(where: { $0.control == event.fd }) {
+            readControl(worker)
+        }
+    }
+
+    private func handleSignal(_ signal: Int32) {
+        switch signal {
+        case SIGCHLD: reap()
+        case SIGHUP: requestReload(reason: "SIGHUP")
+        case SIGTERM, SIGINT: requestStop(reason: signalName(signal))
+        case SIGQUIT:
+            logger.notice("immediate stop requested", metadata: ["signal": "SIGQUIT"])
+            beginQuit()
+        default: break
+        }
+    }
+
+    // MARK: timers
+
+    private func nextWakeup(now: Double) -> Double? {
+        var times: [Double] = [nextHeartbeat, nextStatus]
+        if let nextWatchdog { times.append(nextWatchdog) }
+        if let pending { times.append(pending.deadline) }
+        if let settling { times.append(settling.deadline) }
+        for position in positions { if let at = position.respawnAt { times.append(at) } }
+        for worker in workers.values {
+            // Ready deadlines are acted on only while running (tick): elsewhere they would make the
+            // loop spin once past.
+            if worker.state == .starting && isRunning { times.append(worker.readyDeadline) }
+            if let d = worker.drainDeadline { times.append(d) }
+        }
+        switch phase {
+        case .running: break
+        case .stopping(let deadline), .quitting(let deadline, _): times.append(deadline)
+        }
+        if let d = admin?.nextDeadline { times.append(d) }
+        return times.min()
+    }
+
+    private func tick(now: Double) {
+        admin?.expire(now: now)
+        switch phase {
+        case .running:
+            if let p = pending, now >= p.deadline {
+                abandonPending(reason: "generation \(p.generation) did not report ready within \(Int(Self.readyTimeout)) s")
+            }
+            if let s = settling, now >= s.deadline {
+                logger.warning("old workers did not acknowledge the drain in time", metadata: ["pids": "\(s.waiting.sorted())"])
+                finishSettling()
+            }
+            respawnDue(now: now)
+            killUnready(now: now)
+            killUnresponsive(now: now)
+        case .stopping(let deadline):
+            if now >= deadline {
+                logger.error("drain timeout passed; stopping remaining workers", metadata: ["workers": "\(pidList)"])
+                beginQuit()
+            }
+        case .quitting(let deadline, let killed):
+            if now >= deadline {
+                if !killed { logger.error("workers did not stop; killing them", metadata: ["workers": "\(pidList)"]) }
+                // SIGKILL always works; the long deadline only avoids spinning until the reaping SIGCHLD.
+                phase = .quitting(deadline: now + 60, killed: true)
+                killAll(SIGKILL)
+            }
+        }
+        killOverdueDrains(now: now)
+        if now >= nextHeartbeat {
+            sendHeartbeats()
+            nextHeartbeat = now + heartbeatInterval
+        }
+        if let due = nextWatchdog, now >= due, let interval = notifier.watchdogInterval {
+            if isHealthy(now: now) { notifier.watchdog() }
+            nextWatchdog = now + interval / 2
+        }
+        if now >= nextStatus {
+            refreshStatus()
+            nextStatus = now + Self.statusInterval
+        }
+        if case .running = phase {} else if workers.isEmpty { finished = true }
+    }
+
+    // MARK: spawning
+
+    /// Spawns worker `index` of the current (or pending) generation. Returns false if it could not.
+    @discardableResult
+    func spawn(index: Int, generation: Int, config: Config, listeners: ListenerSet) -> Bool {
+        let slot = slots.claim(pid: 0, generation: generation, index: index, startedAt: Int64(time(nil)))
+        if slot == nil { logger.warning("no free shared-memory slot; the worker's counters will be missing", metadata: ["worker": "\(index)"]) }
+        do {
+            let spawned = try launcher.spawn(workerID: index, generation: generation, config: config,
+                                             listeners: listeners.listeners(forWorker: index),
+                                             sharedMemory: region.descriptor, sharedMemorySlot: slot)
+            // The slot is claimed before the spawn (the bootstrap names it); the pid is known now.
+            if let slot { slots.setPID(slot, spawned.pid) }
+            let worker = Worker(index: index, generation: generation, pid: spawned.pid, control: spawned.control,
+                                now: monotonicNow(), readyTimeout: Self.readyTimeout)
+            worker.sharedSlot = slot
+            workers[spawned.pid] = worker
+            logger.notice("worker started", metadata: ["worker": "\(index)", "pid": "\(spawned.pid)", "generation": "\(generation)"])
+            return true
+        } catch {
+            if let slot { slots.release(slot) }
+            logger.error("cannot start worker", metadata: ["worker": "\(index)", "generation": "\(generation)", "error": "\(error)"])
+            return false
+        }
+    }
+
+    func startAccepting(_ worker: Worker) {
+        guard !worker.accepting, worker.state == .ready else { return }
+        worker.accepting = send(.accept, to: worker)
+    }
+
+    func send(_ message: ControlMessage, to worker: Worker) -> Bool {
+        guard let fd = worker.control else { return false }
+        do {
+            try Posix.sendMessage(fd, message.encoded())
+            return true
+        } catch {
+            logger.warning("cannot send control message", metadata: [
+                "worker": "\(worker.index)", "pid": "\(worker.pid)", "message": "\(message)", "error": "\(error)",
+            ])
+            return false
+        }
+    }
+
+    // MARK: control messages
+
+    private func readControl(_ worker: Worker) {
+        guard let fd = worker.control else { return }
+        while true {
+            let received: Posix.ReceivedMessage?
+            do {
+                received = try Posix.receiveMessage(fd, maximumBytes: ControlMessage.maximumSize, nonBlocking: true)
+            } catch {
+                logger.warning("control socket error", metadata: ["worker": "\(worker.index)", "pid": "\(worker.pid)", "error": "\(error)"])
+                closeControl(worker)
+                return
+            }
+            guard let received else { return }
+            if received.isEndOfFile {
+                // The worker is exiting (or exited); SIGCHLD brings the status.
+                closeControl(worker)
+                return
+            }
+            for fd in received.descriptors { try? Posix.close(fd) }
+            do {
+                controlMessage(try ControlMessage.decode(received.bytes), from: worker)
+            } catch {
+                logger.warning("bad control message", metadata: ["worker": "\(worker.index)", "pid": "\(worker.pid)", "error": "\(error)"])
+            }
+        }
+    }
+
+    private func closeControl(_ worker: Worker) {
+        guard let fd = worker.control else { return }
+        try? Posix.close(fd)
+        worker.control = nil
+    }
+
+    private func controlMessage(_ message: ControlMessage, from worker: Worker) {
+        let now = monotonicNow()
+        switch message {
+        case .ready:
+            guard worker.state == .starting else { return }
+            worker.state = .ready
+            worker.lastReply = now
+            worker.outstanding = 0
+            logger.info("worker ready", metadata: [
+                "worker": "\(worker.index)", "pid": "\(worker.pid)", "generation": "\(worker.generation)",
+                "ms": "\(Int((now - worker.startedAt) * 1000))",
+            ])
+            if let p = pending, p.generation == worker.generation {
+                if generationReady(p.generation) { commitPending() }
+            } else {
+                // A respawned worker: its socket has had no acceptor, start at once (unless a reload
+                // is settling: then it starts with the rest of its generation).
+                if settling == nil && worker.generation == generation { startAccepting(worker) }
+                refreshStatus()
+            }
+        case .heartbeatReply(let sequence, _):
+            if sequence == heartbeatSequence { worker.outstanding = 0 }
+            worker.lastReply = now
+        case .draining:
+            worker.state = .draining
+            settled(worker.pid)
+        case .failed(let reason):
+            worker.failure = reason
+            logger.error("worker failed", metadata: ["worker": "\(worker.index)", "pid": "\(worker.pid)", "reason": "\(reason)"])
+        case .attach, .heartbeat, .drain, .stop, .accept:
+            logger.warning("unexpected control message from a worker", metadata: ["worker": "\(worker.index)", "message": "\(message)"])
         }
     }
 
@@ -171,8 +439,6 @@ final class WorkerPool {
                 if errno != ECHILD {
                     logger.error("waitpid failed", metadata: ["error": "\(String(cString: strerror(errno)))"])
                 }
-                // No children at all: any worker we still list is gone without a trace.
-                workers.removeAll()
                 return
             }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
@@ -181,25 +447,184 @@ final class WorkerPool {
     }
 
     private func workerExited(_ worker: Worker, status: ChildStatus) {
-        let metadata: Logger.Metadata = [
-            "worker": "\(worker.id)", "pid": "\(worker.pid)", "generation": "\(worker.generation)",
-            "status": "\(status)",
+        closeControl(worker)
+        settled(worker.pid)
+        if let slot = worker.sharedSlot {
+            let last = slots.release(slot)
+            retired.accepted += last.accepted
+            retired.bytesUp += last.bytesUp
+            retired.bytesDown += last.bytesDown
+            retired.rejected += last.rejected
+            retired.acceptErrors += last.acceptErrors
+        }
+        let now = monotonicNow()
+        let uptime = now - worker.startedAt
+        var cause = "\(status)"
+        if worker.killedUnresponsive { cause += " (unresponsive)" }
+        if let failure = worker.failure { cause += ": \(failure)" }
+        var metadata: Logger.Metadata = [
+            "worker": "\(worker.index)", "pid": "\(worker.pid)", "generation": "\(worker.generation)",
+            "status": "\(cause)", "uptime": "\(String(format: "%.1f", uptime))",
         ]
-        guard case .running = phase else {
-            if status.isCleanExit {
-                logger.notice("worker exited", metadata: metadata)
-            } else {
-                logger.warning("worker exited", metadata: metadata)
-            }
+
+        // A worker of a generation still coming up: that generation has failed.
+        if let p = pending, p.generation == worker.generation {
+            logger.error("worker of the new generation exited before it was ready", metadata: metadata)
+            abandonPending(reason: "worker \(worker.index) of generation \(p.generation) exited before it was ready (\(cause))")
             return
         }
-        // Respawning comes with the next release; until then the pool shrinks. Note that the
-        // supervisor keeps this worker's sockets open, so their share of new connections waits unaccepted.
-        logger.error("worker exited unexpectedly", metadata: metadata)
-        notifier.status("worker \(worker.id) exited (\(status)); \(workers.count) workers left")
-        if workers.isEmpty {
-            logger.critical("all workers have exited; stopping")
-            exitStatus = 1
+        let expected = worker.state == .draining || worker.generation != generation || !isRunning
+        if expected {
+            if status.isCleanExit { logger.notice("worker exited", metadata: metadata) } else { logger.warning("worker exited", metadata: metadata) }
+            if !isRunning && workers.isEmpty { finished = true }
+            if isRunning { refreshStatus() }
+            return
+        }
+        // A crash (or an exit nobody asked for) of a current worker: respawn on the same sockets.
+        totalRestarts += 1
+        let delay = positions[worker.index].backoff.workerDied(uptime: uptime)
+        positions[worker.index].lastExit = cause
+        positions[worker.index].respawnAt = now + delay
+        metadata["respawnIn"] = "\(String(format: "%.1f", delay))s"
+        metadata["restarts"] = "\(positions[worker.index].backoff.restarts)"
+        if positions[worker.index].backoff.isCrashLooping {
+            logger.critical("worker crash loop; respawn backing off", metadata: metadata)
+        } else {
+            logger.error("worker exited unexpectedly; respawning", metadata: metadata)
+        }
+        refreshStatus()
+    }
+
+    var isRunning: Bool {
+        if case .running = phase { return true }
+        return false
+    }
+
+    private func respawnDue(now: Double) {
+        for index in positions.indices {
+            guard let at = positions[index].respawnAt, now >= at else { continue }
+            positions[index].respawnAt = nil
+            if !spawn(index: index, generation: generation, config: config, listeners: listeners) {
+                // Counts as a quick death: back off.
+                let delay = positions[index].backoff.workerDied(uptime: 0)
+                positions[index].lastExit = "spawn failed"
+                positions[index].respawnAt = now + max(delay, RestartBackoff.initialDelay)
+            }
+        }
+        // A respawned worker that stays up clears its position's streak.
+        for worker in workers.values where worker.generation == generation && worker.state == .ready {
+            positions[worker.index].backoff.workerRunning(uptime: now - worker.startedAt)
+        }
+    }
+
+    /// A current worker (not one of a pending generation: that has its own deadline) that never
+    /// reported ready is killed; the reaper respawns it with backoff.
+    private func killUnready(now: Double) {
+        for worker in workers.values where worker.state == .starting && now >= worker.readyDeadline {
+            if let p = pending, p.generation == worker.generation { continue }
+            logger.error("worker did not report ready; killing it", metadata: ["worker": "\(worker.index)", "pid": "\(worker.pid)"])
+            worker.readyDeadline = .infinity
+            worker.killedUnresponsive = true
+            kill(worker.pid, SIGKILL)
+        }
+    }
+
+    private func killUnresponsive(now: Double) {
+        for worker in workers.values where worker.state == .ready && !worker.killedUnresponsive {
+            guard now - worker.lastReply > Self.hangTimeout else { continue }
+            logger.error("worker stopped answering heartbeats; killing it", metadata: [
+                "worker": "\(worker.index)", "pid": "\(worker.pid)", "silentFor": "\(Int(now - worker.lastReply))s",
+            ])
+            worker.killedUnresponsive = true
+            kill(worker.pid, SIGKILL)
+        }
+    }
+
+    private func killOverdueDrains(now: Double) {
+        for worker in workers.values {
+            guard let deadline = worker.drainDeadline, now >= deadline else { continue }
+            worker.drainDeadline = nil
+            logger.error("draining worker outlived its drain timeout; killing it", metadata: ["worker": "\(worker.index)", "pid": "\(worker.pid)"])
+            kill(worker.pid, SIGKILL)
+        }
+    }
+
+    // MARK: health
+
+    private func sendHeartbeats() {
+        heartbeatSequence &+= 1
+        for worker in workers.values where worker.state != .draining {
+            if send(.heartbeat(sequence: heartbeatSequence), to: worker) { worker.outstanding += 1 }
+        }
+    }
+
+    /// Every live, non-draining worker answered recently (a worker still starting counts until its
+    /// ready deadline), and the current generation has at least one worker serving. While stopping,
+    /// the loop itself is the thing to watch: it runs, and its deadlines bound the stop.
+    func isHealthy(now: Double) -> Bool {
+        if !isRunning { return true }
+        let limit = 3 * heartbeatInterval + 1
+        var serving = false
+        for worker in workers.values {
+            switch worker.state {
+            case .draining: continue
+            case .starting: if now >= worker.readyDeadline { return false }
+            case .ready:
+                if now - worker.lastReply > limit { return false }
+                if worker.generation == generation { serving = true }
+            }
+        }
+        return serving
+    }
+
+    // MARK: status
+
+    var pidList: String { workers.keys.sorted().map(String.init).joined(separator: ",") }
+
+    /// Open connections over every live worker (from shared memory, at most a second old).
+    var openConnections: UInt64 {
+        workers.values.compactMap(\.sharedSlot).reduce(0) { $0 + slots.read($1).open }
+    }
+
+    func statusText() -> String {
+        switch phase {
+        case .stopping:
+            return "stopping: draining \(workers.count) workers, \(openConnections) connections"
+        case .quitting:
+            return "stopping now"
+        case .running:
+            break
+        }
+        let current = workers.values.filter { $0.generation == generation && $0.state != .draining }
+        let ready = current.filter { $0.state == .ready }.count
+        let draining = workers.values.filter { $0.state == .draining }.count
+        var text = generation == 0
+            ? "starting \(settings.workers) workers"
+            : "generation \(generation): \(ready)/\(settings.workers) workers ready, \(openConnections) connections"
+        if draining > 0 { text += ", \(draining) draining" }
+        if let p = pending, !p.initial { text += "; reloading to generation \(p.generation)" }
+        for (index, position) in positions.enumerated() where position.backoff.isCrashLooping {
+            text += "; worker \(index) crash loop (\(position.lastExit ?? "?"))"
+            if let at = position.respawnAt { text += ", restart in \(String(format: "%.1f", max(0, at - monotonicNow())))s" }
+        }
+        if let reloadProblem { text += "; \(reloadProblem)" }
+        return text
+    }
+
+    func refreshStatus() {
+        notifier.status(statusText())
+    }
+
+    // MARK: signalling
+
+    func killAll(_ signal: Int32) {
+        for pid in workers.keys.sorted() {
+            // ESRCH only means it already exited; its SIGCHLD is on the way.
+            if kill(pid, signal) != 0 && errno != ESRCH {
+                logger.warning("cannot signal worker", metadata: [
+                    "pid": "\(pid)", "signal": "\(signalName(signal))", "error": "\(String(cString: strerror(errno)))",
+                ])
+            }
         }
     }
 }

@@ -1,99 +1,266 @@
 import Dispatch
-import Glibc
 import Foundation
+import Glibc
 import Logging
 import NIOCore
 import NIOPosix
 import Shared
 
-/// The worker process: receives its bootstrap from the supervisor, serves its listening sockets on
-/// one event loop, and drains on SIGTERM (stop accepting, let open connections finish, exit when
-/// empty or at the drain timeout).
+/// The worker process: gets its bootstrap (config, identity) from the supervisor and, over its control
+/// socket, the shared-memory region and its listening sockets; serves them on one event loop; reports
+/// ready; answers heartbeats from the event loop (so a wedged loop goes unanswered); drains on request
+/// (stop accepting, let open connections finish, exit when none is left or at the drain timeout).
+///
+/// Threads: the event loop does all networking and owns every counter; the main thread only runs
+/// the dispatch sources for signals and the control socket and hops onto the loop to act.
 final class WorkerProcess {
     let bootstrap: WorkerBootstrap
     let logger: Logger
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let counters = WorkerCounters()
+    let tracker = ConnectionTracker()
     private var servers: [Channel] = []
+    private var control: ControlLink?
+    private var region: SharedRegion?
+    private var publisher: CounterPublisher?
+    private var signalSources: [DispatchSourceSignal] = []
+    /// Event-loop confined: told to accept (or running without a supervisor), and not draining.
+    private var accepting: Bool
+    private var draining = false
+
+    /// Bound on waiting for the attach message after spawn.
+    static let attachTimeout = 30.0
+    static let publishInterval = TimeAmount.seconds(1)
+    /// How long accepting pauses after accept(2) fails for lack of descriptors or memory: long enough
+    /// not to spin, short enough that service resumes quickly once connections close (see
+    /// ConnectionTracker.makeAcceptPauseHandler).
+    static let acceptBackoff = TimeAmount.milliseconds(250)
 
     init(bootstrap: WorkerBootstrap, logger: Logger) {
         self.bootstrap = bootstrap
+        var logger = logger
+        logger[metadataKey: "generation"] = "\(bootstrap.generation)"
         self.logger = logger
+        accepting = bootstrap.controlFD == nil
     }
 
     func run() throws -> Never {
-        Ciphers.preload()
-        let loop = group.next()
-        let config = bootstrap.config
-        // One replay filter per worker for now; the shared-memory filter (issue: supervisor) makes it
-        // process-wide.
-        let replay = GenerationalReplayFilter()
-        guard let first = config.outbounds.first else { throw WorkerError.noOutbound }
-        let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,
-                                           accessLog: AccessLog(config: config.log), logger: logger,
-                                           defaultOutbound: OutboundFactory.make(first, logger: logger))
-
-        for listener in bootstrap.listeners {
-            let inbound = config.inbounds[listener.inbound]
-            let factory = try InboundFactory(index: listener.inbound, inbound: inbound, shared: shared)
-            let transport = try InboundTransport(stream: inbound.stream)
-            let server = try ServerBootstrap(group: loop)
-                .serverChannelOption(ChannelOptions.backlog, value: 4096)
-                .serverChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
-                .childChannelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
-                .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-                .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 4096, maximum: 65536))
-                .childChannelInitializer { channel in
-                    transport.configure(channel, installProtocol: factory.install)
-                }
-                .withBoundSocket(listener.fd)
-                .wait()
-            // NIO's withBoundSocket re-listens with a fixed backlog of 128 before options apply;
-            // listen again so the accept queue is as deep as the supervisor made it.
-            _ = Glibc.listen(listener.fd, 4096)
-            servers.append(server)
-            logger.info("serving", metadata: ["inbound": "\(inbound.tag ?? inbound.jsonPath)",
-                                              "address": "\(server.localAddress?.description ?? "?")"])
+        // Before anything can block: a terminal hangup is the supervisor's business (reload), and a
+        // peer that vanished mid-write must not kill the process.
+        signal(SIGHUP, SIG_IGN)
+        signal(SIGPIPE, SIG_IGN)
+        do {
+            try start()
+        } catch {
+            // Tell the supervisor why before dying, so its log and STATUS= name the reason.
+            control?.send(.failed(reason: "\(error)"))
+            throw error
         }
-        installSignals(loop: loop)
-        // The main thread serves the signal sources; the event loop thread does all the relaying.
+        control?.send(.ready(pid: getpid()))
+        logger.info("ready", metadata: ["generation": "\(bootstrap.generation)", "listeners": "\(servers.count)"])
+        // The main thread serves the signal and control sources; the event loop does the relaying.
         dispatchMain()
     }
 
-    private func installSignals(loop: EventLoop) {
-        for sig in [SIGTERM, SIGINT, SIGQUIT] { signal(sig, SIG_IGN) }
-        signal(SIGPIPE, SIG_IGN)
-        let drain = DispatchSource.makeSignalSource(signal: SIGTERM, queue: .main)
-        drain.setEventHandler { [self] in loop.execute { self.drain(loop: loop) } }
-        drain.resume()
-        let interrupt = DispatchSource.makeSignalSource(signal: SIGINT, queue: .main)
-        interrupt.setEventHandler { [self] in loop.execute { self.drain(loop: loop) } }
-        interrupt.resume()
-        let quit = DispatchSource.makeSignalSource(signal: SIGQUIT, queue: .main)
-        quit.setEventHandler { exit(0) }
-        quit.resume()
-        signalSources = [drain, interrupt, quit]
+    private func start() throws {
+        Ciphers.preload()
+        _ = try? Posix.raiseOpenFileLimit()
+        let loop = group.next()
+        let config = bootstrap.config
+
+        // 1. Descriptors: from the supervisor's attach message, or inherited (no supervisor).
+        var listenerFDs = bootstrap.listeners.map(\.fd)
+        var replay: AuthIDReplayFilter = GenerationalReplayFilter()
+        if let controlFD = bootstrap.controlFD {
+            let link = ControlLink(fd: controlFD, logger: logger)
+            control = link
+            let attachment = try link.receiveAttachment(expectedListeners: bootstrap.listeners.count, timeout: Self.attachTimeout)
+            listenerFDs = attachment.listeners
+            if let shm = attachment.sharedMemory {
+                defer { try? Posix.close(shm) }
+                do {
+                    let region = try SharedRegion.attach(fd: shm)
+                    self.region = region
+                    replay = SharedReplayFilter(region: region)
+                    if let slot = bootstrap.sharedMemorySlot {
+                        publisher = CounterPublisher(region: region, slot: slot, counters: counters, tracker: tracker)
+                    }
+                } catch {
+                    for fd in listenerFDs { try? Posix.close(fd) }
+                    throw error
+                }
+            }
+        }
+
+        // 2. One server channel per listener.
+        guard let first = config.outbounds.first else { throw WorkerError.noOutbound }
+        let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,
+                                           accessLog: AccessLog(config: config.log), logger: logger,
+                                           defaultOutbound: OutboundFactory.make(first, logger: logger),
+                                           loop: loop)
+        var remaining = listenerFDs
+        do {
+            for (listener, fd) in zip(bootstrap.listeners, listenerFDs) {
+                remaining.removeFirst()
+                servers.append(try serve(fd: fd, inboundIndex: listener.inbound, config: config, shared: shared, loop: loop))
+            }
+        } catch {
+            // Descriptors NIO did not take yet are ours to close; server channels close theirs.
+            for fd in remaining { try? Posix.close(fd) }
+            for server in servers { server.close(promise: nil) }
+            throw error
+        }
+
+        // 3. Counters to shared memory, signals, control messages.
+        if let publisher {
+            publisher.publish()
+            loop.scheduleRepeatedTask(initialDelay: Self.publishInterval, delay: Self.publishInterval) { _ in
+                publisher.publish()
+            }
+        }
+        installSignals(loop: loop)
+        control?.startReceiving(on: .main) { [self] message in handle(message, loop: loop) }
     }
 
-    private var signalSources: [DispatchSourceSignal] = []
-    private var draining = false
+    private func serve(fd: Int32, inboundIndex: Int, config: Config, shared: InboundFactory.Shared,
+                       loop: EventLoop) throws -> Channel {
+        let inbound = config.inbounds[inboundIndex]
+        let factory = try InboundFactory(index: inboundIndex, inbound: inbound, shared: shared)
+        let transport = try InboundTransport(stream: inbound.stream, logger: logger)
+        let tracker = self.tracker
+        let logger = self.logger
+        let name = inbound.tag ?? inbound.jsonPath
+        let server = try ServerBootstrap(group: loop)
+            .serverChannelOption(ChannelOptions.backlog, value: 4096)
+            .serverChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
+            // With a supervisor: registered but not accepting until it says `accept` (see
+            // ControlMessage.accept). Alone: accepting at once.
+            .serverChannelOption(ChannelOptions.autoRead, value: accepting)
+            .serverChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(tracker.makeAcceptPauseHandler(
+                        pause: Self.acceptBackoff,
+                        mayResume: { [self] in accepting && !draining },
+                        log: { error, total in
+                            logger.error("accept failed; pausing accepts", metadata: [
+                                "inbound": "\(name)", "error": "\(error)", "pauseMs": "\(Self.acceptBackoff.nanoseconds / 1_000_000)",
+                                "total": "\(total)",
+                            ])
+                        }))
+                }
+            }
+            // tcpOption, not socketOption: at SOL_SOCKET level option 1 is SO_DEBUG (which needs
+            // CAP_NET_ADMIN and fails under the hardened unit), not TCP_NODELAY.
+            .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 4096, maximum: 65536))
+            .childChannelInitializer { channel in
+                do {
+                    try channel.pipeline.syncOperations.addHandler(tracker.makeHandler())
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+                return transport.configure(channel, installProtocol: factory.install)
+            }
+            .withBoundSocket(fd)
+            .wait()
+        // NIO's withBoundSocket re-listens with a fixed backlog of 128 before options apply; listen
+        // again so the accept queue is as deep as the supervisor made it. (The socket is shared with
+        // the supervisor and, during a reload, with the next generation's worker: this is the same
+        // kernel socket, not a copy.)
+        _ = Glibc.listen(fd, 4096)
+        logger.info("serving", metadata: ["inbound": "\(name)", "address": "\(server.localAddress?.description ?? "?")"])
+        return server
+    }
 
-    private func drain(loop: EventLoop) {
+    // MARK: control
+
+    /// Runs on the main queue.
+    private func handle(_ message: ControlMessage?, loop: EventLoop) {
+        switch message {
+        case .heartbeat(let sequence)?:
+            // Answered from the event loop: the reply proves the loop turns, not just this thread.
+            loop.execute { [self] in
+                control?.send(.heartbeatReply(sequence: sequence, connections: UInt32(clamping: tracker.open)))
+            }
+        case .drain(let milliseconds)?:
+            loop.execute { [self] in drain(loop: loop, timeout: Double(milliseconds) / 1000, reason: "supervisor") }
+        case .stop?:
+            loop.execute { [self] in finish(status: 0, why: "stop requested") }
+        case .accept?:
+            loop.execute { [self] in
+                guard !draining, !accepting else { return }
+                accepting = true
+                for server in servers { server.setOption(ChannelOptions.autoRead, value: true).whenFailure { [self] error in
+                    logger.error("cannot start accepting", metadata: ["error": "\(error)"])
+                } }
+                logger.info("accepting", metadata: ["listeners": "\(servers.count)"])
+            }
+        case nil:
+            // The supervisor is gone (crashed, or killed): finish what is open, accept nothing new,
+            // and do not linger past the drain timeout.
+            logger.warning("control socket closed: the supervisor is gone; draining")
+            loop.execute { [self] in drain(loop: loop, timeout: defaultDrainTimeout, reason: "supervisor gone") }
+        case .some(let other):
+            logger.debug("ignoring control message", metadata: ["message": "\(other)"])
+        }
+    }
+
+    private var defaultDrainTimeout: Double { bootstrap.config.daemon.drainTimeout ?? 30 }
+
+    // MARK: signals
+
+    private func installSignals(loop: EventLoop) {
+        for sig in [SIGTERM, SIGINT, SIGQUIT] { signal(sig, SIG_IGN) }
+        func source(_ sig: Int32, _ action: @escaping () -> Void) -> DispatchSourceSignal {
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .main)
+            s.setEventHandler(handler: action)
+            s.resume()
+            return s
+        }
+        // SIGTERM/SIGINT also reach workers directly: Ctrl-C goes to the whole foreground process
+        // group, and `KillMode=control-group` signals every process. Both mean "drain".
+        signalSources = [
+            source(SIGTERM) { [self] in loop.execute { self.drain(loop: loop, timeout: self.defaultDrainTimeout, reason: "SIGTERM") } },
+            source(SIGINT) { [self] in loop.execute { self.drain(loop: loop, timeout: self.defaultDrainTimeout, reason: "SIGINT") } },
+            source(SIGQUIT) { [self] in loop.execute { self.finish(status: 0, why: "SIGQUIT") } },
+        ]
+    }
+
+    // MARK: drain and exit
+
+    /// On the event loop.
+    private func drain(loop: EventLoop, timeout: Double, reason: String) {
         guard !draining else { return }
         draining = true
-        let timeout = bootstrap.config.daemon.drainTimeout ?? 30
-        logger.notice("draining", metadata: ["connections": "\(counters.active)", "timeout": "\(timeout)"])
-        for s in servers { s.close(promise: nil) }
+        logger.notice("draining", metadata: ["reason": "\(reason)", "connections": "\(tracker.open)", "timeout": "\(timeout)"])
+        // Closing the server channel closes this process's copy of each listening socket only: the
+        // supervisor (and the next generation's worker) keep the socket, and with it the connections
+        // already queued on it.
+        for server in servers { server.close(promise: nil) }
+        servers.removeAll()
+        control?.send(.draining(connections: UInt32(clamping: tracker.open)))
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeout * 1000))
         func check() {
-            if counters.active <= 0 || NIODeadline.now() >= deadline {
-                logger.notice("exiting", metadata: ["open": "\(counters.active)", "accepted": "\(counters.accepted)",
-                                                    "up": "\(counters.bytesUp)", "down": "\(counters.bytesDown)"])
-                exit(0)
+            if tracker.open <= 0 {
+                finish(status: 0, why: "drained")
+            } else if NIODeadline.now() >= deadline {
+                finish(status: 0, why: "drain timeout")
+            } else {
+                loop.scheduleTask(in: .milliseconds(50)) { check() }
             }
-            loop.scheduleTask(in: .milliseconds(50)) { check() }
         }
         check()
+    }
+
+    /// On the event loop (so the counters are consistent): last publish, one log line, exit.
+    private func finish(status: Int32, why: String) -> Never {
+        publisher?.publish()
+        logger.notice("exiting", metadata: [
+            "why": "\(why)", "open": "\(tracker.open)", "accepted": "\(tracker.accepted)",
+            "up": "\(counters.bytesUp)", "down": "\(counters.bytesDown)",
+        ])
+        exit(status)
     }
 }
 

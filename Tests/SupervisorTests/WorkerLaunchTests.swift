@@ -1,5 +1,7 @@
-// Spawning a worker: the child must find its bootstrap at fd 3 and its listeners from fd 4, nothing
-// else of ours, and a clean signal mask. A shell script stands in for vmessd-worker and reports what it got.
+// Spawning a worker: the child must find its bootstrap at fd 3 and its control socket at fd 4, nothing
+// else of ours (the listening sockets travel in the attach message, not by inheritance), a clean
+// signal mask and no systemd per-process variables. A shell script stands in for vmessd-worker and
+// reports what it got.
 
 import Foundation
 import Glibc
@@ -19,7 +21,7 @@ final class WorkerLaunchTests: XCTestCase {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
-    /// A fake worker: records its arguments, descriptors, signal mask and the bootstrap bytes.
+    /// A fake worker: records its arguments, descriptors, signal mask, environment and the bootstrap.
     private func writeFakeWorker() throws -> String {
         let path = directory + "/fake-worker"
         // The mask is read with the `read` builtin before anything is forked (dash blocks signals
@@ -33,6 +35,7 @@ final class WorkerLaunchTests: XCTestCase {
             if [ "$key" = "SigBlk:" ]; then echo "$value" > "$out/sigblk"; fi
         done < /proc/$$/status
         echo "$@" > "$out/args"
+        echo "${NOTIFY_SOCKET:-unset} ${LISTEN_FDS:-unset} ${WATCHDOG_USEC:-unset} ${VMESSD_LAUNCH_TEST:-unset}" > "$out/env"
         cat <&3 > "$out/bootstrap"
         exec ls -l /proc/self/fd > "$out/fds"
 
@@ -55,40 +58,43 @@ final class WorkerLaunchTests: XCTestCase {
         return ChildStatus(status)
     }
 
-    func testChildGetsBootstrapAndListenersAtFixedDescriptors() throws {
+    func testChildGetsBootstrapAndControlSocketOnly() throws {
         let config = sampleConfig(inbounds: 2)
         let listeners = try ListenerSet.open(config: config, perInbound: 2)
         defer { listeners.closeAll() }
-        var given = listeners.listeners(forWorker: 1)
-        // Exercise the collision path too: put one source exactly on a target number, if that is free.
-        var parked: Int32 = -1
-        if fcntl(WorkerLauncher.firstListenerFD, F_GETFD) == -1 {
-            parked = dup2(given[0].fd, WorkerLauncher.firstListenerFD)
-            _ = fcntl(parked, F_SETFD, FD_CLOEXEC)
-            XCTAssertEqual(parked, WorkerLauncher.firstListenerFD)
-            given[0].fd = parked
-        }
-        defer { if parked >= 0 { close(parked) } }
+        let region = try SharedRegion.create(.init(slotCount: 4, userCapacity: 4, reasonCapacity: 4,
+                                                   replayStripes: 1, replayBucketsPerStripe: 1, replayBucketSlots: 4))
 
-        // The child must start with nothing blocked even though we block SIGTERM here.
+        // The child must start with nothing blocked even though we block SIGTERM here, and without
+        // the systemd variables we were given.
         var blocked = sigset_t(), previous = sigset_t()
         sigemptyset(&blocked)
         sigaddset(&blocked, SIGTERM)
         pthread_sigmask(SIG_BLOCK, &blocked, &previous)
         defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        setenv("NOTIFY_SOCKET", "/nonexistent/notify", 1)
+        setenv("WATCHDOG_USEC", "1000000", 1)
+        setenv("VMESSD_LAUNCH_TEST", "kept", 1)
+        defer { unsetenv("NOTIFY_SOCKET"); unsetenv("WATCHDOG_USEC"); unsetenv("VMESSD_LAUNCH_TEST") }
 
         let launcher = WorkerLauncher(executable: try writeFakeWorker())
-        let pid = try launcher.spawn(workerID: 1, generation: 7, config: config, listeners: given)
-        XCTAssertEqual(waitForExit(pid), ChildStatus(0))
+        let spawned = try launcher.spawn(workerID: 1, generation: 7, config: config, listeners: listeners.listeners(forWorker: 1),
+                                         sharedMemory: region.descriptor, sharedMemorySlot: 3)
+        defer { close(spawned.control) }
+        XCTAssertEqual(waitForExit(spawned.pid), ChildStatus(0))
+        XCTAssertNotEqual(fcntl(spawned.control, F_GETFL) & O_NONBLOCK, 0, "the supervisor end is polled")
+        XCTAssertNotEqual(fcntl(spawned.control, F_GETFD) & FD_CLOEXEC, 0)
 
-        let args = try String(contentsOfFile: directory + "/args", encoding: .utf8)
-        XCTAssertEqual(args, "--bootstrap-fd 3\n")
+        XCTAssertEqual(try String(contentsOfFile: directory + "/args", encoding: .utf8), "--bootstrap-fd 3\n")
+        XCTAssertEqual(try String(contentsOfFile: directory + "/env", encoding: .utf8), "unset unset unset kept\n")
 
         let bootstrap = try WorkerBootstrap.decode(Array(try Data(contentsOf: URL(fileURLWithPath: directory + "/bootstrap"))))
         XCTAssertEqual(bootstrap.workerID, 1)
         XCTAssertEqual(bootstrap.generation, 7)
         XCTAssertEqual(bootstrap.config, config)
-        XCTAssertEqual(bootstrap.listeners, [.init(inbound: 0, fd: 4), .init(inbound: 1, fd: 5)])
+        XCTAssertEqual(bootstrap.controlFD, 4)
+        XCTAssertEqual(bootstrap.sharedMemorySlot, 3)
+        XCTAssertEqual(bootstrap.listeners, [.init(inbound: 0, fd: -1), .init(inbound: 1, fd: -1)])
 
         // `ls -l` lines end in "N -> target".
         var fds: [Int: String] = [:]
@@ -98,18 +104,60 @@ final class WorkerLaunchTests: XCTestCase {
             fds[fd] = words[(arrow + 1)...].joined(separator: " ")
         }
         XCTAssertTrue(fds[3]?.hasPrefix("/memfd:vmessd-bootstrap-1") ?? false, "\(fds)")
-        // The child's fd 4 and 5 are the very sockets of worker 1 (same inode as ours).
-        for (offset, listener) in listeners.listeners(forWorker: 1).enumerated() {
-            let ours = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(listener.fd)")
-            XCTAssertEqual(fds[4 + offset], ours)
-        }
+        XCTAssertTrue(fds[4]?.hasPrefix("socket:[") ?? false, "\(fds)")
         // Nothing else of ours leaked: the only other descriptor is the one `ls` reads /proc with.
-        for (fd, target) in fds where fd > 5 {
+        for (fd, target) in fds where fd > 4 {
             XCTAssertTrue(target.hasPrefix("/proc/"), "leaked fd \(fd) -> \(target)")
         }
+        XCTAssertEqual(try String(contentsOfFile: directory + "/sigblk", encoding: .utf8), "0000000000000000\n")
+    }
 
-        let mask = try String(contentsOfFile: directory + "/sigblk", encoding: .utf8)
-        XCTAssertEqual(mask, "0000000000000000\n")
+    /// The attach message as a worker receives it: the shared-memory memfd and the very listening
+    /// sockets of its position (same kernel objects, new descriptor numbers).
+    func testAttachCarriesSharedMemoryAndListenersOverSCMRights() throws {
+        let config = sampleConfig(inbounds: 2)
+        let listeners = try ListenerSet.open(config: config, perInbound: 2)
+        defer { listeners.closeAll() }
+        let region = try SharedRegion.create(.init(slotCount: 4, userCapacity: 4, reasonCapacity: 4,
+                                                   replayStripes: 1, replayBucketsPerStripe: 1, replayBucketSlots: 4))
+        let (ours, theirs) = try Posix.makeSeqpacketPair()
+        defer { close(ours); close(theirs) }
+        let given = listeners.listeners(forWorker: 1).map(\.fd)
+        let message = ControlMessage.attach(listeners: given.count, sharedMemory: true)
+        try Posix.sendMessage(ours, message.encoded(), descriptors: [region.descriptor!] + given)
+
+        let received = try XCTUnwrap(try Posix.receiveMessage(theirs))
+        defer { for fd in received.descriptors { close(fd) } }
+        XCTAssertFalse(received.truncated)
+        XCTAssertEqual(try ControlMessage.decode(received.bytes), message)
+        XCTAssertEqual(received.descriptors.count, message.descriptorCount)
+        func identity(_ fd: Int32) -> [UInt64] {
+            var info = stat()
+            fstat(fd, &info)
+            return [UInt64(info.st_dev), UInt64(info.st_ino)]
+        }
+        XCTAssertEqual(received.descriptors.map(identity), ([region.descriptor!] + given).map(identity))
+        for fd in received.descriptors {
+            XCTAssertFalse(([region.descriptor!] + given).contains(fd), "a new descriptor number, not ours")
+            XCTAssertNotEqual(fcntl(fd, F_GETFD) & FD_CLOEXEC, 0, "received close-on-exec")
+        }
+        // The worker maps the same region.
+        let mapped = try SharedRegion.attach(fd: received.descriptors[0])
+        XCTAssertEqual(mapped.layout, region.layout)
+
+        // Nothing else is pending.
+        XCTAssertNil(try Posix.receiveMessage(theirs, nonBlocking: true))
+    }
+
+    /// How a worker notices that the supervisor is gone: end of file on its control socket.
+    func testControlSocketEndOfFile() throws {
+        let (ours, theirs) = try Posix.makeSeqpacketPair()
+        defer { close(theirs) }
+        try Posix.sendMessage(ours, ControlMessage.heartbeat(sequence: 9).encoded())
+        close(ours)
+        let first = try XCTUnwrap(try Posix.receiveMessage(theirs))
+        XCTAssertEqual(try ControlMessage.decode(first.bytes), .heartbeat(sequence: 9))
+        XCTAssertTrue(try XCTUnwrap(try Posix.receiveMessage(theirs)).isEndOfFile)
     }
 
     func testMissingWorkerBinaryIsReported() {
@@ -158,10 +206,92 @@ final class ListenerSetTests: XCTestCase {
         }
     }
 
+    func testReloadPlanKeepsSocketsOfUnchangedAddressesAndRetiresTheRest() throws {
+        let first = try ListenerSet.plan(config: config([("127.0.0.1", 0), ("127.0.0.1", 0)]), workers: 2, previous: nil, passed: [])
+        XCTAssertEqual(first.opened.count, 4)
+        XCTAssertEqual(first.retired, [])
+        let keptPort = first.set.inbounds[0].address.port
+        let keptFDs = first.set.inbounds[0].fds
+
+        // Inbound 0 stays (same configured address: port 0 with the same path), inbound 1 leaves,
+        // a new one arrives, and there are now three workers.
+        let second = try ListenerSet.plan(config: config([("127.0.0.1", 0), ("127.0.0.1", 0), ("127.0.0.1", 0)]).dropping(1),
+                                          workers: 3, previous: first.set, passed: [])
+        XCTAssertEqual(second.set.inbounds[0].address.port, keptPort)
+        XCTAssertEqual(Array(second.set.inbounds[0].fds[0..<2]), keptFDs, "the very same sockets")
+        XCTAssertEqual(second.set.inbounds[0].fds.count, 3, "one more socket joins the group")
+        XCTAssertEqual(Set(second.retired), Set(first.set.inbounds[1].fds))
+        XCTAssertEqual(second.opened.count, 1 + 3)
+        XCTAssertTrue(second.opened.allSatisfy { !keptFDs.contains($0) })
+        second.commit()
+        for fd in first.set.inbounds[1].fds { XCTAssertEqual(fcntl(fd, F_GETFD), -1, "retired socket closed") }
+
+        // Back to one worker: the surplus sockets of the kept address are retired.
+        let third = try ListenerSet.plan(config: config([("127.0.0.1", 0), ("127.0.0.1", 0), ("127.0.0.1", 0)]).dropping(1),
+                                         workers: 1, previous: second.set, passed: [])
+        XCTAssertEqual(third.set.inbounds.map(\.fds.count), [1, 1])
+        XCTAssertEqual(third.opened, [])
+        XCTAssertEqual(Set(third.retired), Set(second.set.inbounds.flatMap { $0.fds.dropFirst() }))
+        third.commit()
+        third.set.closeAll()
+    }
+
+    func testAbandonedPlanClosesOnlyWhatItOpened() throws {
+        let first = try ListenerSet.plan(config: config([("127.0.0.1", 0)]), workers: 1, previous: nil, passed: [])
+        defer { first.set.closeAll() }
+        let next = try ListenerSet.plan(config: config([("127.0.0.1", 0), ("127.0.0.1", 0)]), workers: 1, previous: first.set, passed: [])
+        next.abandon()
+        XCTAssertNotEqual(fcntl(first.set.inbounds[0].fds[0], F_GETFD), -1, "the kept socket survives")
+        for fd in next.opened { XCTAssertEqual(fcntl(fd, F_GETFD), -1) }
+    }
+
+    func testPassedSocketsComeFirstAndAreNeverClosed() throws {
+        // A passed socket as systemd-socket-activate makes it: no SO_REUSEPORT.
+        let passedFD = try Posix.makeListeningSocket(host: "127.0.0.1", port: 0, reusePort: false)
+        defer { try? Posix.close(passedFD) }
+        let address = try Posix.localAddress(fd: passedFD)
+        let passed = [PassedSocket(fd: passedFD, name: "vmessd.socket", address: address)]
+        let plan = try ListenerSet.plan(config: config([("127.0.0.1", address.port)]), workers: 3, previous: nil, passed: passed)
+        XCTAssertEqual(plan.notes, [])
+        let entry = plan.set.inbounds[0]
+        XCTAssertTrue(entry.activated)
+        XCTAssertEqual(entry.passed, [passedFD])
+        XCTAssertEqual(entry.fds.count, 3, "one socket per worker: the passed one, then two joined to its group")
+        XCTAssertEqual(entry.fds[0], passedFD)
+        XCTAssertEqual(Set(plan.opened), Set(entry.fds.dropFirst()))
+        for fd in entry.fds { XCTAssertEqual(try Posix.localAddress(fd: fd), address) }
+        XCTAssertEqual(plan.set.listeners(forWorker: 0).map(\.fd), [passedFD])
+        XCTAssertEqual(Set(plan.set.ownedDescriptors), Set(entry.fds.dropFirst()))
+
+        // A reload with the same address keeps everything; fewer workers retire joined sockets only.
+        let same = try ListenerSet.plan(config: config([("127.0.0.1", address.port)]), workers: 2, previous: plan.set, passed: passed)
+        XCTAssertEqual(same.opened, [])
+        XCTAssertEqual(same.set.inbounds[0].fds, Array(entry.fds[0..<2]))
+        XCTAssertEqual(same.retired, [entry.fds[2]])
+        same.commit()
+
+        // The address leaves the config: the joined sockets are retired, the passed one never.
+        let next = try ListenerSet.plan(config: config([("127.0.0.1", 0)]), workers: 1, previous: same.set, passed: passed)
+        XCTAssertEqual(next.retired, [entry.fds[1]])
+        next.commit()
+        next.set.closeAll()
+        XCTAssertNotEqual(fcntl(passedFD, F_GETFD), -1, "the passed socket stays open")
+    }
+
     func testDuplicateAddresses() {
         let problems = ListenerSet.duplicateAddresses(in: config([("0.0.0.0", 443), ("127.0.0.1", 443), ("0.0.0.0", 443), ("0.0.0.0", 0), ("0.0.0.0", 0)]))
         XCTAssertEqual(problems.count, 1)
         XCTAssertTrue(problems[0].hasPrefix("inbounds[2]: listens on 0.0.0.0:443 like inbounds[0]"), "\(problems)")
+    }
+}
+
+private extension Config {
+    /// The same config without inbound `index` (later inbounds keep their JSON paths, as they would
+    /// after editing the file only if the path named them; here the paths travel with the inbounds).
+    func dropping(_ index: Int) -> Config {
+        var copy = self
+        copy.inbounds.remove(at: index)
+        return copy
     }
 }
 

@@ -1,8 +1,11 @@
 #ifndef VMESSD_CSHIMS_H
 #define VMESSD_CSHIMS_H
-// Tiny C helpers for what Swift cannot import: CMSG_* macros and a few prefixed wrappers.
+// Tiny C helpers for what Swift cannot import: CMSG_* macros, process-shared locks and atomics on
+// shared memory, signalfd, and a few prefixed wrappers.
 #include <stddef.h>
 #include "vmessd_malloc.h"
+#include <stdint.h>
+#include <signal.h>
 #include <sys/types.h>
 
 /// Sends `len` bytes plus up to `nfds` file descriptors (SCM_RIGHTS) on a connected AF_UNIX socket.
@@ -10,9 +13,39 @@
 ssize_t vmessd_send_with_fds(int sock, const void *buf, size_t len, const int *fds, int nfds);
 
 /// Receives one message and up to `maxfds` descriptors (close-on-exec). `*nfds` gets the count.
+/// Descriptors beyond `maxfds` are closed. `*truncated` is set when the message or its descriptors
+/// did not fit (MSG_TRUNC / MSG_CTRUNC). `flags` go to recvmsg (e.g. MSG_DONTWAIT).
 ssize_t vmessd_recv_with_fds(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds);
+ssize_t vmessd_recv_with_fds_flags(int sock, void *buf, size_t len, int *fds, int maxfds, int *nfds,
+                                   int flags, int *truncated);
 
 /// Creates an anonymous memory file (memfd_create with MFD_CLOEXEC). Returns -1 and errno on failure.
 int vmessd_memfd_create(const char *name);
+
+// MARK: shared memory
+
+/// Bytes a process-shared lock takes in shared memory (sizeof(pthread_mutex_t)).
+size_t vmessd_shared_lock_size(void);
+/// Initializes a process-shared, robust mutex at `p` (suitably aligned, zeroed memory). 0 or an errno.
+int vmessd_shared_lock_init(void *p);
+/// Locks. Returns 0, or 1 when the previous owner died holding the lock (the lock is then made
+/// consistent again and held by the caller: the data it protects may be half-written), or an errno.
+int vmessd_shared_lock(void *p);
+void vmessd_shared_unlock(void *p);
+
+/// Sequentially consistent atomics on naturally aligned 64-bit words in shared memory.
+uint64_t vmessd_atomic_load_u64(const uint64_t *p);
+void vmessd_atomic_store_u64(uint64_t *p, uint64_t value);
+/// Returns the value before the addition.
+uint64_t vmessd_atomic_add_u64(uint64_t *p, uint64_t value);
+/// 1 if *p was `expected` and is now `desired`.
+int vmessd_atomic_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired);
+
+// MARK: signals
+
+/// signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK).
+int vmessd_signalfd(const sigset_t *mask);
+/// Reads one signalfd_siginfo: the signal number, 0 when none is pending (EAGAIN), -1 and errno.
+int vmessd_signalfd_read(int fd);
 
 #endif

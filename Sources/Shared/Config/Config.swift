@@ -70,6 +70,10 @@ public struct InboundConfig: Codable, Equatable, Sendable {
 
 public enum InboundSettings: Codable, Equatable, Sendable {
     case vmess(VMessInboundSettings)
+    /// Client-side inbounds (local proxies feeding the first outbound); models in Config+Client.swift.
+    case socks(SocksInboundSettings)
+    case http(HTTPInboundSettings)
+    case dokodemo(DokodemoSettings)
 }
 
 public struct VMessInboundSettings: Codable, Equatable, Sendable {
@@ -115,6 +119,8 @@ public struct OutboundConfig: Codable, Equatable, Sendable {
 public enum OutboundSettings: Codable, Equatable, Sendable {
     case freedom(FreedomSettings)
     case blackhole(BlackholeSettings)
+    /// The VMess client; model in Config+Client.swift.
+    case vmess(VMessOutboundSettings)
 }
 
 public struct FreedomSettings: Codable, Equatable, Sendable {
@@ -175,6 +181,11 @@ public struct HTTPUpgradeSettings: Codable, Equatable, Sendable {
     public var path: String = "/"
     public var host: String?
     public var headers: [String: String] = [:]
+    /// v2fly early data (vmess-protocol.md §12.2): with both set, a client puts its first write, padded
+    /// base64url, into this header, and a server takes up to `maxEarlyData` bytes from it. Xray's
+    /// pipelining (payload right behind the request head) needs no setting on the server.
+    public var maxEarlyData: Int = 0
+    public var earlyDataHeaderName: String?
     public init() {}
 }
 
@@ -196,7 +207,11 @@ public struct TLSSettings: Codable, Equatable, Sendable {
     public var allowInsecure: Bool = false
     public var alpn: [String] = []
     public var minVersion: String?
+    /// Served certificates (usage "encipherment"); the first one is the default when no SNI matches.
     public var certificates: [Certificate] = []
+    /// PEM of certificate authorities a client trusts for the server (entries of `certificates` with
+    /// usage "verify", certificate only). When non-empty they replace the system roots.
+    public var authorityCertificates: [String] = []
     public init() {}
 }
 

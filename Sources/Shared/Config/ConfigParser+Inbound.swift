@@ -4,7 +4,7 @@
 
 extension ConfigParser {
     /// V2Ray inbound protocols vmessd knows but does not serve yet (others are "unknown").
-    static let inboundProtocolsNotYet: Set<String> = ["socks", "http", "dokodemo-door", "shadowsocks", "trojan", "vless"]
+    static let inboundProtocolsNotYet: Set<String> = ["shadowsocks", "trojan", "vless"]
 
     static func readInbounds(_ node: ConfigNode, format: ConfigFormat) throws -> [InboundConfig] {
         var inbounds: [InboundConfig] = []
@@ -34,13 +34,23 @@ extension ConfigParser {
 
     static func readInbound(_ node: ConfigNode, format: ConfigFormat) throws -> InboundConfig {
         var r = try node.object()
-        _ = try readProtocol(r.require("protocol"), supported: ["vmess"], notYet: inboundProtocolsNotYet)
+        let name = try readProtocol(r.require("protocol"), supported: ["vmess", "socks", "http", "dokodemo-door"],
+                                    notYet: inboundProtocolsNotYet)
         let port = try readPort(r.require("port"))
         let listen = try r.take("listen").map(readListen) ?? "0.0.0.0"
         let tag = try r.take("tag").map(readTag) ?? nil
-        let settingsNode = try r.require("settings")
-        let settings: VMessInboundSettings = try format == .v4
-            ? readVMessInboundV4(settingsNode) : readVMessInboundV5(settingsNode)
+        let settings: InboundSettings
+        switch name {
+        case "socks":
+            settings = .socks(try readSocksInbound(r.take("settings"), format: format))
+        case "http":
+            settings = .http(try readHTTPInbound(r.take("settings"), format: format))
+        case "dokodemo-door":
+            settings = .dokodemo(try readDokodemo(r.require("settings"), format: format))
+        default:
+            let settingsNode = try r.require("settings")
+            settings = .vmess(try format == .v4 ? readVMessInboundV4(settingsNode) : readVMessInboundV5(settingsNode))
+        }
         let stream = try r.take("streamSettings").map { try readStream($0, format: format) } ?? StreamSettings()
         if let sniffing = r.take("sniffing") {
             try checkSniffing(sniffing)
@@ -49,7 +59,7 @@ extension ConfigParser {
             try checkAllocate(allocate)
         }
         try r.finish(unsupported: ["domainOverride"])
-        return InboundConfig(tag: tag, listen: listen, port: port, settings: .vmess(settings), stream: stream,
+        return InboundConfig(tag: tag, listen: listen, port: port, settings: settings, stream: stream,
                              jsonPath: node.path.description)
     }
 

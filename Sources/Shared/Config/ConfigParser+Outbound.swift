@@ -1,10 +1,11 @@
-// `outbounds[]`: freedom (direct connections) and blackhole. Outbound transports, mux and proxy chains
-// are not implemented, so they are accepted only in their "off" form.
+// `outbounds[]`: freedom (direct connections), blackhole and vmess (the client, settings in
+// ConfigParser+VMessOutbound). Stream transports and mux only exist on the vmess outbound; on the others
+// they are accepted only in their "off" form. Proxy chains are not implemented.
 
 extension ConfigParser {
     /// V2Ray outbound protocols vmessd knows but does not implement yet (others are "unknown").
     static let outboundProtocolsNotYet: Set<String> = [
-        "vmess", "socks", "http", "shadowsocks", "trojan", "vless", "dns", "loopback",
+        "socks", "http", "shadowsocks", "trojan", "vless", "dns", "loopback",
     ]
 
     static func readOutbounds(_ node: ConfigNode, format: ConfigFormat) throws -> [OutboundConfig] {
@@ -26,7 +27,7 @@ extension ConfigParser {
 
     static func readOutbound(_ node: ConfigNode, format: ConfigFormat) throws -> OutboundConfig {
         var r = try node.object()
-        let name = try readProtocol(r.require("protocol"), supported: ["freedom", "blackhole"],
+        let name = try readProtocol(r.require("protocol"), supported: ["freedom", "blackhole", "vmess"],
                                     notYet: outboundProtocolsNotYet)
         let tag = try r.take("tag").map(readTag) ?? nil
         let settingsNode = r.take("settings")
@@ -34,23 +35,33 @@ extension ConfigParser {
         // freedom's own setting; two different non-default values contradict each other.
         let strategyNode = r.take("domainStrategy")
         let senderStrategy = try strategyNode.map(readDomainStrategy)
-        if let stream = r.take("streamSettings") {
-            guard try stream.object().isEmpty else {
-                throw stream.error("streamSettings on a \(name) outbound are not supported by vmessd yet")
+        var stream = StreamSettings()
+        if let streamNode = r.take("streamSettings") {
+            if name == "vmess" {
+                stream = try readStream(streamNode, format: format, forInbound: false)
+            } else {
+                guard try streamNode.object().isEmpty else {
+                    throw streamNode.error("streamSettings on a \(name) outbound are not supported by vmessd yet")
+                }
             }
         }
-        if let mux = r.take("mux") {
-            var m = try mux.object()
-            if let enabled = m.take("enabled"), try enabled.bool() {
-                throw enabled.error("\"mux\" is not supported by vmessd yet (set \"enabled\" to false)")
-            }
-            m.ignore("concurrency")  // inert while mux is off
-            try m.finish()
+        var mux: MuxSettings?
+        if let muxNode = r.take("mux") {
+            mux = try readMux(muxNode, protocolName: name)
         }
         try r.finish(unsupported: ["sendThrough", "proxySettings"])
 
         let settings: OutboundSettings
         switch name {
+        case "vmess":
+            if let strategyNode, senderStrategy != .asIs {
+                throw strategyNode.error("domainStrategy on a vmess outbound is not supported by vmessd yet")
+            }
+            guard let settingsNode else { throw node.error("missing required key \"settings\"") }
+            var vmess = try readVMessOutbound(settingsNode, format: format)
+            vmess.stream = stream
+            vmess.mux = mux
+            settings = .vmess(vmess)
         case "freedom":
             var freedom = try format == .v4 ? readFreedomV4(settingsNode) : readFreedomV5(settingsNode)
             if let strategyNode, let senderStrategy, senderStrategy != .asIs {

@@ -10,8 +10,9 @@
 // The parser only parses; whether the worker serves a transport yet is not its concern.
 
 extension ConfigParser {
-    static func readStream(_ node: ConfigNode, format: ConfigFormat) throws -> StreamSettings {
-        try format == .v4 ? readStreamV4(node) : readStreamV5(node)
+    /// `forInbound`: a server needs a certificate under TLS; a client (outbound) does not.
+    static func readStream(_ node: ConfigNode, format: ConfigFormat, forInbound: Bool = true) throws -> StreamSettings {
+        try format == .v4 ? readStreamV4(node, forInbound: forInbound) : readStreamV5(node, forInbound: forInbound)
     }
 
     // MARK: v4
@@ -22,7 +23,7 @@ extension ConfigParser {
         "hy2Settings", "xtlsSettings", "realitySettings", "splithttpSettings", "xhttpSettings",
     ]
 
-    static func readStreamV4(_ node: ConfigNode) throws -> StreamSettings {
+    static func readStreamV4(_ node: ConfigNode, forInbound: Bool = true) throws -> StreamSettings {
         var r = try node.object()
         var stream = StreamSettings()
         if let network = r.take("network") {
@@ -62,7 +63,7 @@ extension ConfigParser {
         }
         if stream.security == .tls {
             stream.tls = try tls.map(readTLSV4) ?? TLSSettings()
-            try requireCertificate(stream, at: tls ?? node)
+            if forInbound { try requireCertificate(stream, at: tls ?? node) }
         }
         return stream
     }
@@ -106,7 +107,7 @@ extension ConfigParser {
         return ws
     }
 
-    /// v4 `httpupgradeSettings` (Xray's v4 spelling): {path, host, headers{…}}.
+    /// v4 `httpupgradeSettings` (Xray's v4 spelling): {path, host, headers{…}, maxEarlyData, earlyDataHeaderName}.
     static func readHTTPUpgradeV4(_ node: ConfigNode) throws -> HTTPUpgradeSettings {
         var r = try node.object()
         var upgrade = HTTPUpgradeSettings()
@@ -117,6 +118,7 @@ extension ConfigParser {
         if let host = r.take("host") {
             upgrade.host = try mergeHost(host, into: upgrade.host)
         }
+        try readHTTPUpgradeEarlyData(&r, into: &upgrade)
         try r.requireOff("acceptProxyProtocol")
         try r.finish()
         return upgrade
@@ -124,7 +126,7 @@ extension ConfigParser {
 
     // MARK: v5
 
-    static func readStreamV5(_ node: ConfigNode) throws -> StreamSettings {
+    static func readStreamV5(_ node: ConfigNode, forInbound: Bool = true) throws -> StreamSettings {
         var r = try node.object(protoNames: true)
         var stream = StreamSettings()
         if let transport = r.take("transport") {
@@ -153,7 +155,7 @@ extension ConfigParser {
         }
         if stream.security == .tls {
             stream.tls = try securitySettings.map(readTLSV5) ?? TLSSettings()
-            try requireCertificate(stream, at: securitySettings ?? node)
+            if forInbound { try requireCertificate(stream, at: securitySettings ?? node) }
         } else if let securitySettings {
             try requireSelected(securitySettings, false, "security is \"tls\"")
         }
@@ -187,8 +189,7 @@ extension ConfigParser {
     }
 
     /// v5 httpupgrade `transportSettings`: {path, host, header: [{key, value}], maxEarlyData,
-    /// earlyDataHeaderName}. Early data over httpupgrade is not implemented, so maxEarlyData must be 0,
-    /// and earlyDataHeaderName is then inert (accepted, checked to be a string).
+    /// earlyDataHeaderName}.
     static func readHTTPUpgradeV5(_ node: ConfigNode) throws -> HTTPUpgradeSettings {
         var r = try node.object(protoNames: true)
         var upgrade = HTTPUpgradeSettings()
@@ -199,13 +200,20 @@ extension ConfigParser {
         if let host = r.take("host") {
             upgrade.host = try mergeHost(host, into: upgrade.host)
         }
-        if let early = r.take("maxEarlyData"), try early.int(0...Int(Int32.max)) != 0 {
-            throw early.error("early data over httpupgrade is not supported by vmessd yet (set \"maxEarlyData\" to 0)")
-        }
-        _ = try r.take("earlyDataHeaderName")?.string()
+        try readHTTPUpgradeEarlyData(&r, into: &upgrade)
         try r.requireOff("parseXForwardedFor")
         try r.finish()
         return upgrade
+    }
+
+    /// httpupgrade `maxEarlyData` + `earlyDataHeaderName` (v2fly's header early data, §12.2). The header
+    /// carries base64, so a name that is not a valid header name is an error here rather than at dial time.
+    static func readHTTPUpgradeEarlyData(_ r: inout ObjectReader, into upgrade: inout HTTPUpgradeSettings) throws {
+        upgrade.maxEarlyData = try r.take("maxEarlyData")?.int(0...Int(Int32.max)) ?? 0
+        if let name = r.take("earlyDataHeaderName"), let text = try readOptionalString(name) {
+            guard isHeaderName(text) else { throw name.error("invalid HTTP header name \(JSONC.quote(text))") }
+            upgrade.earlyDataHeaderName = text
+        }
     }
 
     // MARK: shared pieces

@@ -6,8 +6,8 @@
 // as V2Ray does (not against the config file's directory).
 //
 // Several TLS keys only configure how a *client* verifies a server (pinned chains, system roots,
-// session resumption, ECH). vmessd terminates TLS only as a server, so they are accepted and have no
-// effect; each list below names them.
+// session resumption, ECH). vmessd's client honours serverName, allowInsecure, alpn and certificates
+// with usage "verify" (custom CAs); the rest are accepted and have no effect; each list below names them.
 
 import struct Foundation.Data
 
@@ -39,7 +39,7 @@ extension ConfigParser {
             tls.minVersion = text
         }
         if let certificates = r.take("certificates") {
-            tls.certificates = try certificates.array().map { try readCertificate($0, format: .v4) }
+            try readCertificates(certificates, format: .v4, into: &tls)
         }
         for key in clientOnlyTLSKeysV4 { r.ignore(key) }
         try r.requireOff("verifyClientCertificate")
@@ -71,7 +71,7 @@ extension ConfigParser {
             throw version.error("\"maxVersion\" is not supported by vmessd yet")
         }
         if let certificates = r.take("certificate") {
-            tls.certificates = try certificates.array().map { try readCertificate($0, format: .v5) }
+            try readCertificates(certificates, format: .v5, into: &tls)
         }
         for key in clientOnlyTLSKeysV5 { r.ignore(key) }
         try r.requireOff("verifyClientCertificate")
@@ -111,9 +111,36 @@ extension ConfigParser {
 
     // MARK: certificates
 
-    /// One certificate entry. v4: {certificateFile | certificate: [lines], keyFile | key: [lines], usage};
-    /// v5: {certificateFile | Certificate, keyFile | Key, usage}. Only usage "encipherment" (serving the
-    /// certificate) is implemented; the CA usages (verify, issue) are not.
+    /// Usage of a certificate entry: served by a TLS server, or trusted by a TLS client as a CA.
+    enum CertificateUsage { case encipherment, verify }
+
+    /// The entries of `certificates` split by usage into `tls.certificates` and `tls.authorityCertificates`.
+    static func readCertificates(_ node: ConfigNode, format: ConfigFormat, into tls: inout TLSSettings) throws {
+        for entry in try node.array() {
+            var r = try entry.object(protoNames: format == .v5)
+            let usage = try r.take("usage").map(readUsage) ?? .encipherment
+            switch usage {
+            case .encipherment:
+                tls.certificates.append(try readCertificate(entry, format: format))
+            case .verify:
+                tls.authorityCertificates.append(try readAuthority(entry, format: format))
+            }
+        }
+    }
+
+    /// A CA entry (usage "verify"): a certificate, from a file or inline, and no key.
+    static func readAuthority(_ node: ConfigNode, format: ConfigFormat) throws -> String {
+        var r = try node.object(protoNames: format == .v5)
+        let file = r.take("certificateFile")
+        let inline = format == .v4 ? r.take("certificate") : try oneOf(r.take("Certificate"), r.take("certificate"))
+        r.ignore("usage")
+        try r.finish()
+        let names = ("certificateFile", format == .v4 ? "certificate" : "Certificate")
+        return try readPEM(kind: "certificate", file: file, inline: inline, in: node, names: names, format: format).0
+    }
+
+    /// One served certificate entry. v4: {certificateFile | certificate: [lines], keyFile | key: [lines], usage};
+    /// v5: {certificateFile | Certificate, keyFile | Key, usage}.
     static func readCertificate(_ node: ConfigNode, format: ConfigFormat) throws -> TLSSettings.Certificate {
         var r = try node.object(protoNames: format == .v5)
         let certificateFile = r.take("certificateFile")
@@ -129,9 +156,7 @@ extension ConfigParser {
             certificate = try oneOf(r.take("Certificate"), r.take("certificate"))
             key = try oneOf(r.take("Key"), r.take("key"))
         }
-        if let usage = r.take("usage") {
-            try checkUsage(usage)
-        }
+        r.ignore("usage")  // read by readCertificates
         try r.finish()
 
         let inlineCertificateKey = format == .v4 ? "certificate" : "Certificate"
@@ -150,23 +175,27 @@ extension ConfigParser {
         return a ?? b
     }
 
-    /// v4 names ("encipherment", case-insensitive) or the v5 enum (ENCIPHERMENT or 0).
-    static func checkUsage(_ node: ConfigNode) throws {
+    /// v4 names ("encipherment", "verify", case-insensitive) or the v5 enum (ENCIPHERMENT = 0,
+    /// AUTHORITY_VERIFY = 1). Issuing certificates on the fly and client-certificate CAs are not implemented.
+    static func readUsage(_ node: ConfigNode) throws -> CertificateUsage {
         switch node.value {
         case .number:
-            guard try node.int(0...3) == 0 else {
-                throw node.error("certificate usage \(node.shortDescription) is not supported by vmessd yet")
+            switch try node.int(0...3) {
+            case 0: return .encipherment
+            case 1: return .verify
+            default: throw node.error("certificate usage \(node.shortDescription) is not supported by vmessd yet")
             }
         case .string(let text):
             switch text.lowercased() {
-            case "encipherment": return
-            case "verify", "issue", "verifyclient", "authority_verify", "authority_issue", "authority_verify_client":
+            case "encipherment": return .encipherment
+            case "verify", "authority_verify": return .verify
+            case "issue", "verifyclient", "authority_issue", "authority_verify_client":
                 throw node.error("certificate usage \(JSONC.quote(text)) is not supported by vmessd yet")
             default:
-                throw node.mismatch("\"encipherment\"")
+                throw node.mismatch("\"encipherment\" or \"verify\"")
             }
         default:
-            throw node.mismatch("\"encipherment\"")
+            throw node.mismatch("\"encipherment\" or \"verify\"")
         }
     }
 

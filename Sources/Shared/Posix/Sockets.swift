@@ -46,6 +46,13 @@ extension Posix {
         }
     }
 
+    /// Turns SO_REUSEPORT on for a socket that is already bound and listening (a socket passed by
+    /// systemd without ReusePort=yes), so that sockets of the same user can join its group: the
+    /// kernel creates the group when the first one joins.
+    public static func enableReusePort(_ fd: Int32) throws {
+        try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT")
+    }
+
     /// The address a socket is bound to (for port 0: the port the kernel chose).
     public static func localAddress(fd: Int32) throws -> SocketAddress {
         var storage = sockaddr_storage()

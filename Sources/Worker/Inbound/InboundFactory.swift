@@ -15,6 +15,9 @@ struct InboundFactory {
         var logger: Logger
         /// Without routing rules, V2Ray sends everything to the first outbound.
         var defaultOutbound: Outbound
+        /// The worker's event loop, for inbounds that open sockets of their own at start
+        /// (dokodemo-door UDP). Without it those are not served and a warning says so.
+        var loop: EventLoop? = nil
     }
 
     let install: (Channel) throws -> Void
@@ -26,6 +29,55 @@ struct InboundFactory {
                                          outbound: s.defaultOutbound, replay: s.replay, counters: s.counters,
                                          logger: s.logger, accessLog: s.accessLog)
             install = { channel in try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx)) }
+        case .socks(let settings):
+            let ctx = Self.clientContext(inbound, userLevel: settings.userLevel, s)
+            install = { channel in
+                try channel.pipeline.syncOperations.addHandler(
+                    ClientInboundHandler(inbound: ctx, handshake: SOCKSHandshake(settings: settings)))
+            }
+        case .http(let settings):
+            let ctx = Self.clientContext(inbound, userLevel: settings.userLevel, s)
+            install = { channel in
+                try channel.pipeline.syncOperations.addHandler(
+                    ClientInboundHandler(inbound: ctx, handshake: HTTPProxyHandshake(settings: settings)))
+            }
+        case .dokodemo(let settings):
+            let ctx = Self.clientContext(inbound, userLevel: settings.userLevel, s)
+            let address = IPLiteral.parse(settings.address) ?? .domain(settings.address)
+            let port = UInt16(settings.port)
+            if settings.udp {
+                Self.startDokodemoUDP(ctx, target: Destination(network: .udp, address: address, port: port), loop: s.loop)
+            }
+            if settings.tcp {
+                let target = Destination(network: .tcp, address: address, port: port)
+                install = { channel in
+                    try channel.pipeline.syncOperations.addHandler(
+                        ClientInboundHandler(inbound: ctx, handshake: NoHandshake(), fixedDestination: target))
+                }
+            } else {
+                // UDP only: the supervisor still hands over a TCP listener for the port; nobody is served there.
+                install = { channel in channel.close(promise: nil) }
+            }
+        }
+    }
+
+    private static func clientContext(_ inbound: InboundConfig, userLevel: Int, _ s: Shared) -> ClientInboundContext {
+        ClientInboundContext(config: inbound, userLevel: userLevel, policy: s.policy, outbound: s.defaultOutbound,
+                             counters: s.counters, logger: s.logger, accessLog: s.accessLog)
+    }
+
+    private static func startDokodemoUDP(_ ctx: ClientInboundContext, target: Destination, loop: EventLoop?) {
+        guard let loop else {
+            ctx.logger.warning("dokodemo-door UDP is not served: the worker did not pass its event loop to the inbound factory")
+            return
+        }
+        DokodemoUDPListener.start(inbound: ctx, target: target, loop: loop).whenComplete { result in
+            switch result {
+            case .success(let channel):
+                ctx.logger.info("serving udp", metadata: ["address": "\(channel.localAddress?.description ?? "?")"])
+            case .failure(let error):
+                ctx.logger.error("dokodemo-door UDP: cannot bind \(ctx.config.listen):\(ctx.config.port): \(error)")
+            }
         }
     }
 }
@@ -36,6 +88,7 @@ enum OutboundFactory {
         switch o.settings {
         case .freedom(let f): FreedomOutbound(tag: o.tag, settings: f, logger: logger)
         case .blackhole(let b): BlackholeOutbound(tag: o.tag, settings: b)
+        case .vmess(let v): VMessOutbound(tag: o.tag, settings: v, logger: logger)
         }
     }
 }

@@ -1,21 +1,47 @@
+import Logging
 import NIOCore
+import NIOSSL
 import Shared
 
 /// The stream transport of an inbound (`streamSettings`): sets up whatever sits between the
 /// accepted TCP connection and the protocol handler, so that the protocol handler always sees the
 /// client's byte stream as plain `ByteBuffer`s (and writes plain `ByteBuffer`s back).
 ///
-/// Raw TCP needs nothing. WebSocket, httpupgrade and TLS add their handlers here and call
-/// `installProtocol` once the stream is ready (e.g. after the HTTP upgrade).
+///   tcp:          [NIOSSLServerHandler] → protocol handler
+///   ws:           [NIOSSLServerHandler] → ServerUpgradeHandler   (then WebSocket framing)
+///   httpupgrade:  [NIOSSLServerHandler] → ServerUpgradeHandler   (then raw bytes)
+///
+/// Built once per inbound and worker generation; the TLS context (certificates) lives here, so a
+/// reload's new workers serve the re-read certificates.
 struct InboundTransport {
     let stream: StreamSettings
+    private let tls: NIOSSLContext?
+    private let upgrade: UpgradeRequestCheck?
+    private let logger: Logger
 
-    init(stream: StreamSettings) throws {
+    init(stream: StreamSettings, logger: Logger = Logger(label: "vmessd.worker")) throws {
         self.stream = stream
+        self.logger = logger
+        switch stream.security {
+        case .none: tls = nil
+        case .tls: tls = try TLSContexts.server(stream.tls ?? TLSSettings())
+        }
+        switch stream.network {
+        case .tcp: upgrade = nil
+        case .ws: upgrade = UpgradeRequestCheck(.webSocket(stream.ws ?? WebSocketSettings()))
+        case .httpupgrade: upgrade = UpgradeRequestCheck(.httpUpgrade(stream.httpUpgrade ?? HTTPUpgradeSettings()))
+        }
     }
 
     /// Called for every accepted connection, on its event loop.
     func configure(_ channel: Channel, installProtocol: @escaping (Channel) throws -> Void) -> EventLoopFuture<Void> {
-        channel.eventLoop.makeCompletedFuture { try installProtocol(channel) }
+        channel.eventLoop.makeCompletedFuture {
+            let pipeline = channel.pipeline.syncOperations
+            if let tls {
+                try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+            }
+            guard let upgrade else { return try installProtocol(channel) }
+            try pipeline.addHandler(ServerUpgradeHandler(check: upgrade, logger: logger, installProtocol: installProtocol))
+        }
     }
 }

@@ -1,25 +1,99 @@
 import NIOCore
 import NIOPosix
+import NIOSSL
 import Shared
 
 /// The client side of a stream transport (`streamSettings` of an outbound): connects to a server
 /// and hands back a channel whose pipeline carries the raw byte stream as `ByteBuffer`s once the
 /// transport handshake (TLS, WebSocket upgrade, httpupgrade) is complete.
+///
+///   tcp:          [NIOSSLClientHandler] → protocol handlers
+///   ws:           [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then WebSocket framing)
+///   httpupgrade:  [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then raw bytes)
+///
+/// The protocol handlers are added by `initializer` when the channel is created and see
+/// channelActive at TCP connect; what they write before the transport is ready is held (and, with
+/// early data configured, partly carried inside the upgrade request). With early data the returned
+/// future completes as soon as the TLS handshake is done, because the upgrade request waits for the
+/// protocol's first write; otherwise it completes after the server's 101.
 struct StreamDialer {
     let stream: StreamSettings
+    /// Built once per outbound (not per connection): parsing certificates and trust roots is costly.
+    private let tls: NIOSSLContext?
+    private let tlsSetupError: Error?
 
     init(stream: StreamSettings) {
         self.stream = stream
+        if stream.security == .tls {
+            do {
+                tls = try TLSContexts.client(stream.tls ?? TLSSettings())
+                tlsSetupError = nil
+            } catch {
+                tls = nil
+                tlsSetupError = error
+            }
+        } else {
+            tls = nil
+            tlsSetupError = nil
+        }
     }
 
     /// `initializer` adds the protocol handlers (e.g. the VMess client) after the transport's own.
+    /// `timeout` bounds the TCP connect, and separately the transport handshake.
     func connect(host: String, port: Int, on loop: EventLoop, timeout: TimeAmount,
                  initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
-        ClientBootstrap(group: loop)
+        if let tlsSetupError { return loop.makeFailedFuture(tlsSetupError) }
+        let ready = loop.makePromise(of: Void.self)
+        let stream = self.stream
+        let tls = self.tls
+        let authority = Self.authority(host: host, port: port)
+        let connected = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .connectTimeout(timeout)
-            .channelInitializer(initializer)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    // Ready when TLS (if any) has finished its handshake.
+                    let secured = loop.makePromise(of: Void.self)
+                    if let tls {
+                        let name = TLSContexts.serverHostname(stream.tls ?? TLSSettings(), host: host)
+                        try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name))
+                        try pipeline.addHandler(TLSHandshakeWatcher(ready: secured, timeout: timeout))
+                    } else {
+                        secured.succeed(())
+                    }
+                    let request: ClientUpgradeRequest
+                    switch stream.network {
+                    case .tcp:
+                        return secured.futureResult.cascade(to: ready)
+                    case .ws:
+                        request = ClientUpgradeRequest(webSocket: stream.ws ?? WebSocketSettings(), authority: authority)
+                    case .httpupgrade:
+                        request = ClientUpgradeRequest(httpUpgrade: stream.httpUpgrade ?? HTTPUpgradeSettings(), authority: authority)
+                    }
+                    let upgraded = loop.makePromise(of: Void.self)
+                    try pipeline.addHandler(ClientUpgradeHandler(request: request, ready: upgraded, timeout: timeout))
+                    // With early data the request needs the protocol's first write, so the channel is
+                    // handed over once TLS is up and the upgrade completes in the background (a failed
+                    // upgrade closes the channel).
+                    (request.waitsForFirstWrite ? secured.futureResult : upgraded.futureResult).cascade(to: ready)
+                    secured.futureResult.whenFailure { upgraded.fail($0) }
+                }.flatMap { initializer(channel) }
+            }
             .connect(host: host, port: port)
+        connected.whenFailure { ready.fail($0) }
+        return connected.flatMap { channel in
+            ready.futureResult.map { channel }.flatMapErrorThrowing { error in
+                channel.close(promise: nil)
+                throw error
+            }
+        }
+    }
+
+    /// The Host value Go's clients send by default: host[:port], IPv6 in brackets.
+    static func authority(host: String, port: Int) -> String {
+        let h = host.contains(":") ? "[\(host)]" : host
+        return "\(h):\(port)"
     }
 }

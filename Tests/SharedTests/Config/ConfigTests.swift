@@ -253,12 +253,12 @@ final class ConfigTests: XCTestCase {
     func testUnknownAndUnsupportedProtocols() {
         assertError(v4(inbound: #"{"port": 1, "protocol": "xyz"}"#),
                     "config.json: inbounds[0].protocol: unknown protocol \"xyz\"")
-        assertError(v4(inbound: #"{"port": 1, "protocol": "socks", "settings": {}}"#),
-                    "config.json: inbounds[0].protocol: protocol \"socks\" is not supported yet")
-        assertError(v4(inbound: #"{"port": 1, "protocol": "dokodemo-door"}"#),
-                    "config.json: inbounds[0].protocol: protocol \"dokodemo-door\" is not supported yet")
-        assertError(#"{"outbounds": [{"protocol": "vmess", "settings": {}}]}"#,
-                    "config.json: outbounds[0].protocol: protocol \"vmess\" is not supported yet")
+        assertError(v4(inbound: #"{"port": 1, "protocol": "shadowsocks", "settings": {}}"#),
+                    "config.json: inbounds[0].protocol: protocol \"shadowsocks\" is not supported yet")
+        assertError(v4(inbound: #"{"port": 1, "protocol": "trojan"}"#),
+                    "config.json: inbounds[0].protocol: protocol \"trojan\" is not supported yet")
+        assertError(#"{"outbounds": [{"protocol": "vless", "settings": {}}]}"#,
+                    "config.json: outbounds[0].protocol: protocol \"vless\" is not supported yet")
         assertError(#"{"outbounds": [{"protocol": "warp"}]}"#,
                     "config.json: outbounds[0].protocol: unknown protocol \"warp\"")
     }

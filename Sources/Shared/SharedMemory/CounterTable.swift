@@ -1,0 +1,127 @@
+// Named counters shared by all workers: per-user traffic (two values: up, down) and per-reason
+// handshake rejections (one value). Workers add with atomics; the supervisor reads them for
+// `vmessd ctl stats`. Entries are never removed, so the totals survive reloads and restarts.
+//
+// Entry, 128 bytes:
+//
+//   0 state (0 empty, 1 in use)   8 key hi   16 key lo   24 name length   32..95 name (UTF-8, cut)
+//   96 value 0   104 value 1
+//
+// Open addressing with linear probing. Lookups take no lock (an entry is published by storing its
+// state last, after key and name); inserts take the table's process-shared lock, probe again and
+// claim the first empty entry. Keys are a 128-bit FNV-1a hash of the full name, so names longer than
+// the 64 stored bytes still count separately. A full table drops the counts and bumps an overflow
+// counter in the header.
+
+public struct CounterTable {
+    public enum Kind { case users, reasons }
+
+    public struct Entry: Equatable, Sendable {
+        public var name: String
+        public var value0: UInt64
+        public var value1: UInt64
+        public init(name: String, value0: UInt64, value1: UInt64) {
+            self.name = name
+            self.value0 = value0
+            self.value1 = value1
+        }
+    }
+
+    static let nameCapacity = 64
+
+    let region: SharedRegion
+    let offset: Int
+    let capacity: Int
+    let lockOffset: Int
+
+    public init(region: SharedRegion, kind: Kind) {
+        self.region = region
+        switch kind {
+        case .users:
+            offset = region.layout.usersOffset
+            capacity = region.layout.parameters.userCapacity
+            lockOffset = SharedLayout.userLockOffset
+        case .reasons:
+            offset = region.layout.reasonsOffset
+            capacity = region.layout.parameters.reasonCapacity
+            lockOffset = SharedLayout.reasonLockOffset
+        }
+    }
+
+    /// FNV-1a over the UTF-8 bytes, twice with different offset bases (128 bits in all).
+    static func key(_ name: String) -> (UInt64, UInt64) {
+        var a: UInt64 = 0xCBF2_9CE4_8422_2325
+        var b: UInt64 = 0x6C62_272E_07BB_0142
+        for byte in name.utf8 {
+            a = (a ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+            b = (b ^ UInt64(byte)) &* 0x0000_0100_0000_01B3
+        }
+        // Never (0, 0): nothing special about it, but it keeps a zeroed entry unambiguous in dumps.
+        return (a, b == 0 && a == 0 ? 1 : b)
+    }
+
+    private func entryOffset(_ index: Int) -> Int { offset + index * SharedLayout.counterStride }
+
+    /// The entry index of `name`, inserting it if needed; nil when the table is full. Callers cache
+    /// the index (a worker looks each user up once).
+    public func index(of name: String) -> Int? {
+        let (hi, lo) = Self.key(name)
+        let home = Int(hi % UInt64(capacity))
+        if let found = probe(hi, lo, from: home), found.present { return found.index }
+        return region.withLock(at: lockOffset) {
+            // Another process may have inserted it since the lock-free probe.
+            switch probe(hi, lo, from: home) {
+            case .some(let found) where found.present: return found.index
+            case .some(let found):
+                let base = entryOffset(found.index)
+                region.store(base + 8, hi)
+                region.store(base + 16, lo)
+                let bytes = Array(name.utf8.prefix(Self.nameCapacity))
+                region.store(base + 24, UInt64(bytes.count))
+                var words = [UInt64](repeating: 0, count: Self.nameCapacity / 8)
+                words.withUnsafeMutableBytes { raw in
+                    for (i, b) in bytes.enumerated() { raw[i] = b }
+                }
+                for (i, w) in words.enumerated() { region.store(base + 32 + i * 8, w) }
+                region.store(base, 1) // published
+                return found.index
+            case nil:
+                region.add(SharedLayout.counterOverflowOffset, 1)
+                return nil
+            }
+        }
+    }
+
+    /// The entry holding the key (present) or the first empty one on its probe path; nil if the table
+    /// is full without holding the key.
+    private func probe(_ hi: UInt64, _ lo: UInt64, from home: Int) -> (index: Int, present: Bool)? {
+        for step in 0..<capacity {
+            let i = (home + step) % capacity
+            let base = entryOffset(i)
+            if region.load(base) == 0 { return (i, false) }
+            if region.load(base + 8) == hi && region.load(base + 16) == lo { return (i, true) }
+        }
+        return nil
+    }
+
+    public func add(_ index: Int, value0: UInt64, value1: UInt64 = 0) {
+        let base = entryOffset(index)
+        if value0 != 0 { region.add(base + 96, value0) }
+        if value1 != 0 { region.add(base + 104, value1) }
+    }
+
+    /// Every entry in use, in table order.
+    public func entries() -> [Entry] {
+        var out: [Entry] = []
+        for i in 0..<capacity {
+            let base = entryOffset(i)
+            guard region.load(base) == 1 else { continue }
+            let length = min(Int(region.load(base + 24)), Self.nameCapacity)
+            var words: [UInt64] = []
+            for w in 0..<(Self.nameCapacity / 8) { words.append(region.load(base + 32 + w * 8)) }
+            let name = words.withUnsafeBytes { String(decoding: $0.prefix(length), as: UTF8.self) }
+            out.append(Entry(name: name, value0: region.load(base + 96), value1: region.load(base + 104)))
+        }
+        return out
+    }
+}

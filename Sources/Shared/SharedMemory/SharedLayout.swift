@@ -1,0 +1,118 @@
+// Where everything lives in the shared-memory region (one memfd, created by the supervisor, mapped
+// MAP_SHARED by it and by every worker). Pure arithmetic: the supervisor writes the parameters into
+// the header, a worker reads them back and derives the same offsets, so both sides always agree.
+//
+//   0      header (4096 bytes): magic, version, parameters, two global counters,
+//          and at 1024/1088 the locks of the two counter tables
+//   4096   worker slots          slotCount × 128 bytes      (WorkerSlots)
+//   …      user counters          userCapacity × 128 bytes   (CounterTable: per-user traffic)
+//   …      rejection counters     reasonCapacity × 128 bytes (CounterTable: per-reason rejections)
+//   …      replay filter          stripes × (64-byte lock + buckets × bucketSlots × 24 bytes)
+//
+// Every offset is a multiple of 64 (a cache line): no two processes' hot words share a line by
+// accident, and the 64-bit words are naturally aligned for the atomics.
+
+public struct SharedLayout: Equatable, Sendable {
+    public struct Parameters: Equatable, Sendable {
+        /// Worker slots: live workers of every generation at once (a reload overlaps two or more).
+        public var slotCount: Int = 256
+        public var userCapacity: Int = 16_384
+        public var reasonCapacity: Int = 64
+        /// Replay filter: `stripes` independently locked parts of `bucketsPerStripe` buckets of
+        /// `bucketSlots` entries. The default holds 1 Mi AuthIDs (24 MiB, touched as it fills).
+        public var replayStripes: Int = 64
+        public var replayBucketsPerStripe: Int = 1024
+        public var replayBucketSlots: Int = 16
+
+        public init() {}
+
+        public init(slotCount: Int, userCapacity: Int, reasonCapacity: Int,
+                    replayStripes: Int, replayBucketsPerStripe: Int, replayBucketSlots: Int) {
+            self.slotCount = slotCount
+            self.userCapacity = userCapacity
+            self.reasonCapacity = reasonCapacity
+            self.replayStripes = replayStripes
+            self.replayBucketsPerStripe = replayBucketsPerStripe
+            self.replayBucketSlots = replayBucketSlots
+        }
+
+        public var replayCapacity: Int { replayStripes * replayBucketsPerStripe * replayBucketSlots }
+
+        func validate() throws {
+            let all = [slotCount, userCapacity, reasonCapacity, replayStripes, replayBucketsPerStripe, replayBucketSlots]
+            guard all.allSatisfy({ $0 > 0 && $0 <= 1 << 24 }) else { throw SharedMemoryError.badParameters("\(self)") }
+        }
+    }
+
+    public static let magic: UInt64 = 0x564D_5348_4D00_0001 // "VMSHM" … 1
+    public static let version: UInt64 = 1
+    public static let headerSize = 4096
+    public static let slotStride = 128
+    public static let counterStride = 128
+    public static let replayEntrySize = 24
+    public static let lockCell = 64
+
+    // Header word offsets.
+    static let magicOffset = 0
+    static let versionOffset = 8
+    static let totalSizeOffset = 16
+    static let parameterOffsets = (slots: 24, users: 32, reasons: 40, stripes: 48, buckets: 56, bucketSlots: 64)
+    static let replaySeedOffset = 72
+    /// Counter-table entries that found no room (atomic).
+    static let counterOverflowOffset = 80
+    /// AuthIDs refused because their bucket was full (atomic).
+    static let replayFullOffset = 88
+    static let userLockOffset = 1024
+    static let reasonLockOffset = 1088
+
+    public let parameters: Parameters
+    public let slotsOffset: Int
+    public let usersOffset: Int
+    public let reasonsOffset: Int
+    public let replayOffset: Int
+    public let replayStripeStride: Int
+    public let totalSize: Int
+
+    public init(_ parameters: Parameters) throws {
+        try parameters.validate()
+        self.parameters = parameters
+        slotsOffset = Self.headerSize
+        usersOffset = slotsOffset + parameters.slotCount * Self.slotStride
+        reasonsOffset = usersOffset + parameters.userCapacity * Self.counterStride
+        replayOffset = reasonsOffset + parameters.reasonCapacity * Self.counterStride
+        let entries = parameters.replayBucketsPerStripe * parameters.replayBucketSlots * Self.replayEntrySize
+        replayStripeStride = Self.roundUp(Self.lockCell + entries, to: 64)
+        let end = replayOffset + parameters.replayStripes * replayStripeStride
+        totalSize = Self.roundUp(end, to: 4096)
+    }
+
+    static func roundUp(_ value: Int, to alignment: Int) -> Int {
+        (value + alignment - 1) / alignment * alignment
+    }
+
+    public func slotOffset(_ index: Int) -> Int { slotsOffset + index * Self.slotStride }
+
+    /// Offset of stripe `stripe`'s lock; its bucket `bucket` starts 64 bytes later plus
+    /// `bucket × bucketSlots × 24`.
+    public func stripeOffset(_ stripe: Int) -> Int { replayOffset + stripe * replayStripeStride }
+
+    public func bucketOffset(stripe: Int, bucket: Int) -> Int {
+        stripeOffset(stripe) + Self.lockCell + bucket * parameters.replayBucketSlots * Self.replayEntrySize
+    }
+}
+
+public enum SharedMemoryError: Error, Equatable, CustomStringConvertible {
+    case badParameters(String)
+    case notARegion(String)
+    case sizeMismatch(expected: Int, actual: Int)
+    case lockInit(Int32)
+
+    public var description: String {
+        switch self {
+        case .badParameters(let p): "shared memory parameters out of range: \(p)"
+        case .notARegion(let why): "not a vmessd shared-memory region: \(why)"
+        case .sizeMismatch(let expected, let actual): "shared-memory region is \(actual) bytes, its header says \(expected)"
+        case .lockInit(let code): "cannot initialize a process-shared lock (errno \(code))"
+        }
+    }
+}

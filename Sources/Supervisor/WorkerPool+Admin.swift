@@ -1,0 +1,78 @@
+// Answers to `vmessd ctl`: status (workers, generation, sockets), stats (traffic and rejections from
+// shared memory), reload (answered when the reload has finished), stop.
+
+import Foundation
+import Glibc
+import Shared
+
+extension WorkerPool {
+    func handleAdmin(_ request: AdminRequest, client fd: Int32) {
+        guard let admin else { return }
+        switch request.command {
+        case .status:
+            admin.respond(fd, AdminResponse(ok: true, message: statusText(), status: status()))
+        case .stats, .users:
+            admin.respond(fd, AdminResponse(ok: true, message: statusText(), stats: stats()))
+        case .reload:
+            // The client stays connected; answerReloadRequests replies once the reload is decided.
+            requestReload(reason: "vmessd ctl reload")
+        case .stop:
+            admin.respond(fd, AdminResponse(ok: true, message: "stopping: draining \(workers.count) workers"))
+            requestStop(reason: "vmessd ctl stop")
+        }
+    }
+
+    func status() -> AdminStatus {
+        let now = monotonicNow()
+        let phaseText: String
+        switch phase {
+        case .running: phaseText = pending == nil || pending!.initial ? (generation == 0 ? "starting" : "running") : "reloading"
+        case .stopping: phaseText = "stopping"
+        case .quitting: phaseText = "quitting"
+        }
+        let workerRows = workers.values.sorted { ($0.generation, $0.index) < ($1.generation, $1.index) }.map { worker in
+            let counters = worker.sharedSlot.map { slots.read($0) } ?? WorkerSlotSnapshot()
+            let restarts = worker.generation == generation && worker.index < positions.count ? positions[worker.index].backoff.restarts : 0
+            return AdminStatus.Worker(index: worker.index, pid: worker.pid, generation: worker.generation,
+                                      state: worker.state.rawValue, uptimeSeconds: (now - worker.startedAt).rounded(toPlaces: 1),
+                                      connections: counters.open, accepted: counters.accepted, rejected: counters.rejected,
+                                      restarts: restarts, acceptErrors: counters.acceptErrors)
+        }
+        let slotRows = positions.enumerated().map { index, position in
+            AdminStatus.Slot(index: index, restarts: position.backoff.restarts, lastExit: position.lastExit,
+                             crashLoop: position.backoff.isCrashLooping,
+                             nextRestartIn: position.respawnAt.map { max(0, $0 - now).rounded(toPlaces: 1) })
+        }
+        let listenerRows = listeners.inbounds.map {
+            AdminStatus.Listener(inbound: $0.name, address: "\($0.address)", sockets: $0.fds.count, activated: $0.activated)
+        }
+        return AdminStatus(pid: getpid(), generation: generation, phase: phaseText,
+                           uptimeSeconds: (now - startedAt).rounded(toPlaces: 1), config: configPath ?? "<embedded demo>",
+                           workersConfigured: settings.workers, connections: openConnections, statusText: statusText(),
+                           lastReload: lastReload, workers: workerRows, slots: slotRows, listeners: listenerRows)
+    }
+
+    func stats() -> AdminStats {
+        var accepted = retired.accepted, up = retired.bytesUp, down = retired.bytesDown
+        for slot in workers.values.compactMap(\.sharedSlot) {
+            let s = slots.read(slot)
+            accepted += s.accepted
+            up += s.bytesUp
+            down += s.bytesDown
+        }
+        var rejected: [String: UInt64] = [:]
+        for entry in reasonTable.entries() { rejected[entry.name, default: 0] += entry.value0 }
+        let users = userTable.entries()
+            .map { AdminStats.User(user: $0.name, up: $0.value0, down: $0.value1) }
+            .sorted { $0.user < $1.user }
+        return AdminStats(accepted: accepted, bytesUp: up, bytesDown: down, rejected: rejected, users: users,
+                          workerRestarts: totalRestarts, reloads: reloads)
+    }
+}
+
+extension Double {
+    func rounded(toPlaces places: Int) -> Double {
+        let scale = pow(10, Double(places))
+        return (self * scale).rounded() / scale
+    }
+}

@@ -1,0 +1,90 @@
+// Counts the worker's open client connections at the transport level — from accept to close, TLS and
+// WebSocket handshakes included — because a drain must wait for every accepted connection, not only
+// those that have reached the VMess handler. Event-loop confined (one loop per worker).
+
+import Glibc
+import NIOCore
+
+final class ConnectionTracker {
+    private(set) var open = 0
+    private(set) var accepted: UInt64 = 0
+    /// accept(2) failures (EMFILE, ENFILE, ENOBUFS, ENOMEM …), each followed by an accept pause.
+    fileprivate(set) var acceptErrors: UInt64 = 0
+
+    /// The first handler of every accepted channel.
+    func makeHandler() -> ChannelHandler { Handler(tracker: self) }
+
+    private final class Handler: ChannelInboundHandler, RemovableChannelHandler {
+        typealias InboundIn = NIOAny
+        let tracker: ConnectionTracker
+        private var counted = false
+
+        init(tracker: ConnectionTracker) { self.tracker = tracker }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            guard !counted else { return }
+            counted = true
+            tracker.open += 1
+            tracker.accepted += 1
+        }
+
+        // Called when the pipeline is torn down at close, also for a channel closed before it ever
+        // became active, so every increment is matched exactly once.
+        func handlerRemoved(context: ChannelHandlerContext) {
+            guard counted else { return }
+            counted = false
+            tracker.open -= 1
+        }
+    }
+
+    /// The server channel's handler for accept(2) failures. Out of descriptors (EMFILE, ENFILE) or
+    /// memory (ENOBUFS, ENOMEM), the listening socket stays readable; NIO keeps its read interest
+    /// while a read is pending, so without a pause accept would fail in a tight loop at 100% CPU
+    /// (NIO's AcceptBackoffHandler only delays the *next* read() request and does not help here).
+    /// This handler turns accepting off (autoRead false drops the read interest), and back on after
+    /// `pause` if `mayResume()` still holds (not draining). Errors are counted, logged at most once
+    /// per 10 s. Other errors go on down the pipeline (NIO closes the channel for fatal ones).
+    func makeAcceptPauseHandler(pause: TimeAmount, mayResume: @escaping () -> Bool,
+                                log: @escaping (Error, UInt64) -> Void) -> ChannelHandler {
+        AcceptPause(tracker: self, pause: pause, mayResume: mayResume, log: log)
+    }
+
+    private final class AcceptPause: ChannelInboundHandler {
+        typealias InboundIn = NIOAny
+        let tracker: ConnectionTracker
+        let pause: TimeAmount
+        let mayResume: () -> Bool
+        let log: (Error, UInt64) -> Void
+        private var lastLog: NIODeadline?
+        private var paused = false
+
+        init(tracker: ConnectionTracker, pause: TimeAmount, mayResume: @escaping () -> Bool, log: @escaping (Error, UInt64) -> Void) {
+            self.tracker = tracker
+            self.pause = pause
+            self.mayResume = mayResume
+            self.log = log
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            guard let io = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(io.errnoCode) else {
+                context.fireErrorCaught(error)
+                return
+            }
+            tracker.acceptErrors += 1
+            let now = NIODeadline.now()
+            if lastLog.map({ now - $0 >= .seconds(10) }) ?? true {
+                lastLog = now
+                log(error, tracker.acceptErrors)
+            }
+            guard !paused else { return }
+            paused = true
+            let channel = context.channel
+            channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in }
+            context.eventLoop.scheduleTask(in: pause) { [self] in
+                paused = false
+                guard channel.isActive, mayResume() else { return }
+                channel.setOption(ChannelOptions.autoRead, value: true).whenComplete { _ in }
+            }
+        }
+    }
+}

@@ -1,0 +1,74 @@
+// Copies the worker's counters into shared memory once a second (and once more before exit), where
+// the supervisor reads them for STATUS= and `vmessd ctl status|stats`.
+//
+// The data path keeps counting in plain event-loop-confined fields (WorkerCounters: no atomics, no
+// shared cache lines per chunk); this publisher turns them into
+//   - the worker's slot: running totals, one writer, atomic stores;
+//   - the shared per-user and per-reason tables: deltas since the last publish, atomic adds (several
+//     workers count the same user).
+// Cost: one pass over the users this worker has seen, per second. At most a second of counts is lost
+// when a worker is killed.
+
+import Foundation
+import Shared
+
+final class CounterPublisher {
+    private let counters: WorkerCounters
+    private let tracker: ConnectionTracker
+    private let slots: WorkerSlots
+    private let slot: Int
+    private let users: CounterTable
+    private let reasons: CounterTable
+    private var userIndex: [String: Int?] = [:]
+    private var reasonIndex: [String: Int?] = [:]
+    private var publishedUp: [String: Int] = [:]
+    private var publishedDown: [String: Int] = [:]
+    private var publishedRejected: [String: Int] = [:]
+
+    init(region: SharedRegion, slot: Int, counters: WorkerCounters, tracker: ConnectionTracker) {
+        self.counters = counters
+        self.tracker = tracker
+        slots = WorkerSlots(region: region)
+        self.slot = slot
+        users = CounterTable(region: region, kind: .users)
+        reasons = CounterTable(region: region, kind: .reasons)
+    }
+
+    /// Call on the event loop.
+    func publish() {
+        var c = WorkerSlotCounters()
+        c.accepted = tracker.accepted
+        c.open = UInt64(max(0, tracker.open))
+        c.bytesUp = UInt64(max(0, counters.bytesUp))
+        c.bytesDown = UInt64(max(0, counters.bytesDown))
+        c.rejected = UInt64(max(0, counters.rejected.values.reduce(0, +)))
+        c.acceptErrors = tracker.acceptErrors
+        slots.publish(slot, c, nowMilliseconds: UInt64(Date().timeIntervalSince1970 * 1000))
+
+        for (user, total) in counters.perUserUp {
+            let delta = total - publishedUp[user, default: 0]
+            guard delta > 0 else { continue }
+            if let index = index(user, in: users, cache: &userIndex) { users.add(index, value0: UInt64(delta)) }
+            publishedUp[user] = total
+        }
+        for (user, total) in counters.perUserDown {
+            let delta = total - publishedDown[user, default: 0]
+            guard delta > 0 else { continue }
+            if let index = index(user, in: users, cache: &userIndex) { users.add(index, value0: 0, value1: UInt64(delta)) }
+            publishedDown[user] = total
+        }
+        for (reason, total) in counters.rejected {
+            let delta = total - publishedRejected[reason, default: 0]
+            guard delta > 0 else { continue }
+            if let index = index(reason, in: reasons, cache: &reasonIndex) { reasons.add(index, value0: UInt64(delta)) }
+            publishedRejected[reason] = total
+        }
+    }
+
+    private func index(_ name: String, in table: CounterTable, cache: inout [String: Int?]) -> Int? {
+        if let cached = cache[name] { return cached }
+        let found = table.index(of: name)
+        cache.updateValue(found, forKey: name)
+        return found
+    }
+}

@@ -1,0 +1,158 @@
+import Logging
+import NIOCore
+import Shared
+
+/// The server-facing end of one VMess client connection: reads the response header and body and
+/// hands the plaintext to the inbound's sink; holds the server's reads while the local client cannot
+/// take more. The request direction is written by `VMessClientLink`.
+///
+///   local client ──▶ inbound (sink) ──▶ VMessClientLink ──VMess──▶ server
+///                ◀──                ◀── VMessClientHandler ◀──────
+final class VMessClientHandler: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    weak var sink: DownstreamSink?
+    private let destination: Destination
+    private let logger: Logger
+    private var context: ChannelHandlerContext?
+    private var reader: VMessResponseReader?
+    private var decoder: BodyDecoder?
+    private var request: VMessClientRequest?
+    /// Part of the response header that arrived without the rest (≤ 275 bytes).
+    private var partialHeader: ByteBuffer?
+    private var heldRead = false
+    private var finished = false
+
+    init(sink: DownstreamSink, destination: Destination, logger: Logger) {
+        self.sink = sink
+        self.destination = destination
+        self.logger = logger
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+    func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
+
+    /// Called when the request header goes out: from now on the server may answer.
+    func expect(_ request: VMessClientRequest) throws {
+        self.request = request
+        reader = try VMessResponseReader(request: request)
+    }
+
+    // MARK: response
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !finished else { return }
+        var buffer = unwrapInboundIn(data)
+        guard var reader, let request else {
+            // Nothing was asked yet: a server that talks first is not a VMess server.
+            return fail("server sent \(buffer.readableBytes) bytes before the request")
+        }
+        if decoder == nil {
+            if var partial = partialHeader {
+                partialHeader = nil
+                partial.writeBuffer(&buffer)
+                buffer = partial
+            }
+            let complete: Bool
+            do {
+                complete = try reader.feed(&buffer)
+            } catch {
+                return fail("\(error)")
+            }
+            self.reader = reader
+            guard complete else {
+                if buffer.readableBytes > 0 { partialHeader = buffer }
+                return
+            }
+            do {
+                let parameters = try BodyParameters.response(request.header, keys: request.responseKeys)
+                decoder = try BodyDecoder(parameters, continuing: parameters.cipher == .legacy ? reader.legacyStream : nil)
+            } catch {
+                return fail("response body setup: \(error)")
+            }
+        }
+        guard let decoder, buffer.readableBytes > 0 else { return }
+        do {
+            let ended = try decoder.decode(&buffer) { payload in
+                guard let sink else { return }
+                if decoder.parameters.packet {
+                    sink.downstreamDatagram(payload, source: destination)
+                } else {
+                    var p = payload
+                    sink.downstream(&p)
+                }
+            }
+            if ended { finish(error: false) }
+        } catch {
+            fail("response body: \(error)")
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) { sink?.flushDownstream() }
+
+    private func fail(_ reason: String) {
+        logger.debug("vmess outbound: \(reason)", metadata: ["dest": "\(destination)"])
+        finish(error: true)
+        context?.close(promise: nil)
+    }
+
+    /// Whether an EOF from the server now is the normal end of the response: after the end-of-stream
+    /// chunk, or anywhere in a raw body (zero), which has no end marker. A chunked body cut off
+    /// without its end marker means the far side failed: the reference server then flushes the
+    /// response header alone and closes (an unreachable target looks exactly like that), so it is
+    /// reported as an error, which lets the HTTP inbound answer 502.
+    private var endedNormally: Bool {
+        guard let decoder else { return false }
+        let p = decoder.parameters
+        let chunked = p.options.contains(.chunkStream) || p.cipher == .aes128GCM || p.cipher == .chacha20Poly1305
+        return decoder.finished || !chunked
+    }
+
+    /// The server's side is over.
+    private func finish(error: Bool) {
+        guard !finished else { return }
+        finished = true
+        sink?.downstreamFinished(error: error)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            finish(error: !endedNormally)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        finish(error: !endedNormally)
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        fail("connection: \(error)")
+    }
+
+    // MARK: backpressure
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        sink?.upstreamWritabilityChanged()
+        context.fireChannelWritabilityChanged()
+    }
+
+    /// The server is read only while the local client can take more.
+    func read(context: ChannelHandlerContext) {
+        if sink?.downstreamWritable ?? true {
+            context.read()
+        } else {
+            heldRead = true
+        }
+    }
+
+    func resumeReads() {
+        guard heldRead, let context else { return }
+        heldRead = false
+        context.read()
+    }
+}

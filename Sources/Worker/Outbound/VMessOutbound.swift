@@ -1,0 +1,75 @@
+import Logging
+import NIOCore
+import Shared
+
+/// The vmess outbound (the client side of VMess): every request becomes a VMess connection to one
+/// of the configured servers, or a session on a shared Mux.Cool connection when `mux` is on.
+///
+/// Servers are used round-robin, and so are the users of each server; a request whose server does
+/// not accept the connection fails over to the next server (each tried once). Event-loop confined
+/// like everything else in a worker.
+final class VMessOutbound: Outbound {
+    /// One `vnext` entry.
+    final class Server {
+        let address: String
+        let port: Int
+        let users: [VMessClientUser]
+        private var next = 0
+
+        init(_ s: VMessOutboundSettings.Server) {
+            address = s.address
+            port = s.port
+            users = s.users.map(VMessClientUser.init)
+        }
+
+        func nextUser() -> VMessClientUser {
+            defer { next = (next + 1) % users.count }
+            return users[next]
+        }
+    }
+
+    let tag: String?
+    let servers: [Server]
+    let stream: StreamSettings
+    let dialer: StreamDialer
+    let logger: Logger
+    private var nextServer = 0
+    private var mux: MuxClientPool?
+
+    init(tag: String?, settings: VMessOutboundSettings, logger: Logger) {
+        self.tag = tag
+        servers = settings.servers.map(Server.init)
+        stream = settings.stream
+        dialer = StreamDialer(stream: settings.stream)
+        var l = logger
+        l[metadataKey: "outbound"] = "\(tag ?? "vmess")"
+        self.logger = l
+        if let m = settings.mux {
+            mux = MuxClientPool(concurrency: m.concurrency, logger: l)
+        }
+        mux?.outbound = self
+    }
+
+    func open(_ destination: Destination, sink: DownstreamSink, loop: EventLoop, level: LevelPolicy) -> UpstreamLink {
+        if let mux, destination.address != .domain(MuxClientPool.muxDomain) {
+            return mux.open(destination, sink: sink, loop: loop, level: level)
+        }
+        return openConnection(destination, sink: sink, loop: loop, level: level)
+    }
+
+    /// A VMess connection of its own (also what the mux pool carries its sessions on).
+    func openConnection(_ destination: Destination, sink: DownstreamSink, loop: EventLoop, level: LevelPolicy) -> UpstreamLink {
+        VMessClientLink(outbound: self, destination: destination, sink: sink, loop: loop, level: level, logger: logger)
+    }
+
+    func nextServerIndex() -> Int {
+        defer { nextServer = (nextServer + 1) % servers.count }
+        return nextServer
+    }
+
+    /// Connect timeout per server: the level's handshake time, kept between 4 and 16 s so that a dead
+    /// server does not hold a request for a minute before the next one is tried.
+    func dialTimeout(_ level: LevelPolicy) -> TimeAmount {
+        .seconds(Int64(min(max(level.handshake, 4), 16)))
+    }
+}

