@@ -1,3 +1,5 @@
+import NIOCore
+import NIOWebSocket
 import XCTest
 @testable import Shared
 @testable import Worker
@@ -108,5 +110,33 @@ final class TransportClientRequestTests: XCTestCase {
         XCTAssertTrue(v2fly.head(early: [1, 2, 3, 4, 5]).contains("\r\nX-ED: AQIDBAU=\r\n"))
         hu.earlyDataHeaderName = nil
         XCTAssertEqual(ClientUpgradeRequest(httpUpgrade: hu, authority: "x").earlyData, .pipelined)
+    }
+}
+
+/// The frame bytes this side writes (RFC 6455 §5.2) and the word-wise masking (§5.3).
+final class TransportWebSocketFrameHeadTests: XCTestCase {
+    func testMaskingMatchesTheBytewiseDefinitionAtEveryLength() {
+        let key = WebSocketMaskingKey([0x37, 0xFA, 0x21, 0x3D])!
+        for n in 0..<70 {
+            let payload = (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+            var out = ByteBuffer()
+            WebSocketFrameHead.appendMasked(ByteBuffer(bytes: payload), key: key, to: &out)
+            let expected = payload.enumerated().map { $0.element ^ Array(key)[$0.offset % 4] }
+            XCTAssertEqual(out.readableBytesView.map { $0 }, expected, "n=\(n)")
+        }
+        // RFC 6455 §5.7: a masked "Hello".
+        var hello = ByteBuffer()
+        WebSocketFrameHead.write(opcode: .text, length: 5, maskKey: key, into: &hello)
+        WebSocketFrameHead.appendMasked(ByteBuffer(string: "Hello"), key: key, to: &hello)
+        XCTAssertEqual(Array(hello.readableBytesView), [0x81, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58])
+    }
+
+    func testLengthEncodings() {
+        for (length, header) in [(125, [0x82, 125]), (126, [0x82, 126, 0, 126]), (65535, [0x82, 126, 0xFF, 0xFF]),
+                                 (65536, [0x82, 127, 0, 0, 0, 0, 0, 1, 0, 0])] as [(Int, [UInt8])] {
+            var out = ByteBuffer()
+            WebSocketFrameHead.write(opcode: .binary, length: length, maskKey: nil, into: &out)
+            XCTAssertEqual(Array(out.readableBytesView), header, "length \(length)")
+        }
     }
 }

@@ -5,8 +5,7 @@ import NIOWebSocket
 /// puts the stream handlers in its place (nothing for httpupgrade, WebSocket framing for ws).
 ///
 ///   before:  [TLS] → ClientUpgradeHandler → protocol handlers
-///   after:   [TLS] → (ws: WebSocketFrameEncoder → WebSocketFrameDecoder → WebSocketProtocolErrorHandler
-///                     → WebSocketStreamHandler) → protocol handlers
+///   after:   [TLS] → (ws: WebSocketFrameDecoder → WebSocketStreamHandler) → protocol handlers
 ///
 /// The protocol handlers are in the pipeline from the start and may write at once: writes are held
 /// here until the 101 (except that, with early data configured, the first write's leading bytes ride
@@ -167,9 +166,7 @@ final class ClientUpgradeHandler: ChannelDuplexHandler, RemovableChannelHandler 
         switch request.kind {
         case .webSocket:
             let stream = WebSocketStreamHandler(role: .client)
-            try pipeline.addHandlers([WebSocketFrameEncoder(),
-                                      ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: ServerUpgradeHandler.maximumFrameSize)),
-                                      WebSocketProtocolErrorHandler(isServer: false),
+            try pipeline.addHandlers([ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: ServerUpgradeHandler.maximumFrameSize)),
                                       stream], position: .after(self))
             for (buffer, promise) in pending { stream.writeStream(buffer, promise: promise) }
         case .httpUpgrade:

@@ -7,8 +7,7 @@ import NIOWebSocket
 /// puts the stream in its own place.
 ///
 ///   before:  [TLS] → ServerUpgradeHandler
-///   after:   [TLS] → (ws: WebSocketFrameEncoder → WebSocketFrameDecoder → WebSocketProtocolErrorHandler
-///                     → WebSocketStreamHandler) → protocol handler
+///   after:   [TLS] → (ws: WebSocketFrameDecoder → WebSocketStreamHandler) → protocol handler
 ///
 /// The stream's first bytes, in order: early data from the request (§12.1 header or path form, §12.2
 /// v2fly header), then whatever the client sent behind its request head before our 101 (Xray's
@@ -133,9 +132,7 @@ final class ServerUpgradeHandler: ChannelInboundHandler, RemovableChannelHandler
         var stream: WebSocketStreamHandler?
         if case .webSocket = check.kind {
             let handler = WebSocketStreamHandler(role: .server)
-            try pipeline.addHandlers([WebSocketFrameEncoder(),
-                                      ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: Self.maximumFrameSize)),
-                                      WebSocketProtocolErrorHandler(isServer: true),
+            try pipeline.addHandlers([ByteToMessageHandler(WebSocketFrameDecoder(maxFrameSize: Self.maximumFrameSize)),
                                       handler], position: .after(self))
             stream = handler
         }

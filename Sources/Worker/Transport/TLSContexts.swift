@@ -16,7 +16,10 @@ import Shared
 //   it (CI does, once per run, well inside its budget); libssl would cost nothing here. That is the
 //   one argument for libssl, and it does not outweigh the handler we would have to write and trust.
 // - Data path: both libraries run AES-GCM and ChaCha20 in assembly; the handler copies each record
-//   once into a pooled ByteBuffer, as a libssl handler over memory BIOs would.
+//   once into a pooled ByteBuffer, as a libssl handler over memory BIOs would. Measured (release
+//   build, one worker, the v2ray 4.34 client uploading 512 MiB, server CPU seconds per GB, one run
+//   on a busy machine): tcp 1.7, tls 3.1, ws 3.3, ws+tls 3.7; the reference v2ray server in the same
+//   run: 2.0, 5.4, 4.3, 7.4. TLS is not where vmessd loses to the reference.
 // - The VMess codec keeps using the system libcrypto (Shared/Crypto): two copies of AES code in one
 //   process cost only binary size.
 //

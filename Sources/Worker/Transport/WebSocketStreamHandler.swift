@@ -10,13 +10,15 @@ import NIOWebSocket
 /// closes once our Close has gone out too. Outbound: each ByteBuffer becomes one binary frame,
 /// masked with a fresh key when this end is the client (RFC 6455 §5.3), unmasked from the server.
 ///
-/// Reads are not touched: `read()` passes through, so the protocol handler's backpressure reaches
-/// the socket unchanged.
+/// Frames are written as bytes (WebSocketFrameHead); a protocol error from NIO's frame decoder in
+/// front (oversized frame, bad control frame) is answered with the matching Close code, then the
+/// connection closes. Reads are not touched: `read()` passes through, so the protocol handler's
+/// backpressure reaches the socket unchanged.
 final class WebSocketStreamHandler: ChannelDuplexHandler {
     typealias InboundIn = WebSocketFrame
     typealias InboundOut = ByteBuffer
     typealias OutboundIn = ByteBuffer
-    typealias OutboundOut = WebSocketFrame
+    typealias OutboundOut = ByteBuffer
 
     enum Role { case server, client }
 
@@ -64,13 +66,12 @@ final class WebSocketStreamHandler: ChannelDuplexHandler {
         let frame = unwrapInboundIn(data)
         switch frame.opcode {
         case .binary, .text, .continuation:
-            guard !receivedClose else { return }
-            let payload = frame.unmaskedData
-            if payload.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(payload)) }
+            guard !receivedClose, frame.data.readableBytes > 0 else { return }
+            context.fireChannelRead(wrapInboundOut(Self.unmasked(frame, allocator: context.channel.allocator)))
         case .ping:
             // A peer that pings without reading our pongs must not make us queue without bound.
             guard !sentClose, context.channel.isWritable else { return }
-            send(.pong, frame.unmaskedData, context: context, promise: nil)
+            send(.pong, Self.unmasked(frame, allocator: context.channel.allocator), context: context, promise: nil)
             context.flush()
         case .connectionClose:
             guard !receivedClose else { return }
@@ -126,9 +127,48 @@ final class WebSocketStreamHandler: ChannelDuplexHandler {
         }
     }
 
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        // NIO's frame decoder failed (RFC 6455 §7.4.1 codes: 1002 protocol error, 1009 too big).
+        if let error = error as? NIOWebSocketError, !sentClose {
+            sentClose = true
+            var code = context.channel.allocator.buffer(capacity: 2)
+            code.write(webSocketErrorCode: error == .invalidFrameLength ? .messageTooLarge : .protocolError)
+            let written = context.eventLoop.makePromise(of: Void.self)
+            send(.connectionClose, code, context: context, promise: written)
+            context.flush()
+            written.futureResult.whenComplete { _ in context.close(promise: nil) }
+        }
+        context.fireErrorCaught(error)
+    }
+
+    /// A server-side frame's payload without its client mask (one copy, word by word).
+    static func unmasked(_ frame: WebSocketFrame, allocator: ByteBufferAllocator) -> ByteBuffer {
+        guard let key = frame.maskKey else { return frame.data }
+        var out = allocator.buffer(capacity: frame.data.readableBytes)
+        WebSocketFrameHead.appendMasked(frame.data, key: key, to: &out)
+        return out
+    }
+
+    /// Server: header and payload as two writes (no copy; the socket gathers them). Client: one
+    /// buffer with the header and the masked payload.
     private func send(_ opcode: WebSocketOpcode, _ data: ByteBuffer, context: ChannelHandlerContext,
                       promise: EventLoopPromise<Void>?) {
-        let mask: WebSocketMaskingKey? = role == .client ? .random() : nil
-        context.write(wrapOutboundOut(WebSocketFrame(fin: true, opcode: opcode, maskKey: mask, data: data)), promise: promise)
+        switch role {
+        case .server:
+            var head = context.channel.allocator.buffer(capacity: 10)
+            WebSocketFrameHead.write(opcode: opcode, length: data.readableBytes, maskKey: nil, into: &head)
+            if data.readableBytes == 0 {
+                context.write(wrapOutboundOut(head), promise: promise)
+            } else {
+                context.write(wrapOutboundOut(head), promise: nil)
+                context.write(wrapOutboundOut(data), promise: promise)
+            }
+        case .client:
+            let key = WebSocketMaskingKey.random()
+            var out = context.channel.allocator.buffer(capacity: 14 + data.readableBytes)
+            WebSocketFrameHead.write(opcode: opcode, length: data.readableBytes, maskKey: key, into: &out)
+            WebSocketFrameHead.appendMasked(data, key: key, to: &out)
+            context.write(wrapOutboundOut(out), promise: promise)
+        }
     }
 }

@@ -560,8 +560,6 @@ final class ConfigTests: XCTestCase {
                     "config.json: inbounds[0].streamSettings.securitySettings: \"securitySettings\" has no effect unless security is \"tls\"")
         assertError(v5Stream(#"{"transport": "grpc"}"#),
                     "config.json: inbounds[0].streamSettings.transport: transport \"grpc\" is not supported by vmessd yet")
-        assertError(v5Stream(#"{"transport": "httpupgrade", "transportSettings": {"maxEarlyData": 1}}"#),
-                    "config.json: inbounds[0].streamSettings.transportSettings.maxEarlyData: early data over httpupgrade is not supported by vmessd yet (set \"maxEarlyData\" to 0)")
         assertError(v5Stream(#"{"security": "tls", "securitySettings": {"certificate": [{"certificateFile": "/x", "certificate_file": "/y"}]}}"#),
                     "config.json: inbounds[0].streamSettings.securitySettings.certificate[0].certificate_file: \"certificate_file\" repeats another spelling of the same field")
         assertError(v5Stream(#"{"security": "tls", "securitySettings": {"certificate": [{"keyFile": "/k"}]}}"#),
