@@ -135,6 +135,7 @@ extension WorkerPool {
     /// Tells a worker to drain; if the message cannot be sent, SIGTERM does the same.
     func drain(_ worker: Worker, timeout: Double) {
         worker.state = .draining
+        worker.drainRequested = true
         worker.drainDeadline = monotonicNow() + timeout + Self.drainGrace
         let milliseconds = UInt32(clamping: Int((timeout * 1000).rounded()))
         if !send(.drain(timeoutMilliseconds: milliseconds), to: worker) { kill(worker.pid, SIGTERM) }
@@ -188,8 +189,7 @@ extension WorkerPool {
             return rejectReload("\(error)")
         }
         for note in plan.notes { logger.warning("\(note)") }
-        var served = newConfig
-        for inbound in plan.set.inbounds { served.inbounds[inbound.index].port = inbound.address.port }
+        let served = Self.served(newConfig, plan: plan, settings: newSettings)
         for inbound in plan.set.inbounds where !listeners.inbounds.contains(where: { $0.key == inbound.key }) {
             logger.notice("listening", metadata: [
                 "inbound": "\(inbound.name)", "address": "\(inbound.address)", "sockets": "\(inbound.fds.count)",

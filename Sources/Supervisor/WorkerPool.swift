@@ -39,6 +39,8 @@ final class WorkerPool {
         var state = State.starting
         /// Told to start accepting (ControlMessage.accept).
         var accepting = false
+        /// The supervisor asked it to drain (a reload, a stop): its exit is expected.
+        var drainRequested = false
         let startedAt: Double
         let startedWall: Int64
         var readyDeadline: Double
@@ -192,8 +194,7 @@ final class WorkerPool {
     /// Brings up generation 1 with `plan` and supervises until the last worker is gone. Returns the
     /// process exit status.
     func run(initial plan: ListenerSet.Plan) -> Int32 {
-        var config = self.config
-        for inbound in plan.set.inbounds { config.inbounds[inbound.index].port = inbound.address.port }
+        let config = Self.served(self.config, plan: plan, settings: settings)
         startGeneration(config: config, settings: settings, plan: plan, initial: true)
         while !finished {
             let now = monotonicNow()
@@ -212,6 +213,17 @@ final class WorkerPool {
         }
         admin?.close()
         return exitStatus
+    }
+
+    /// The config as workers get it: port-0 inbounds with their real ports, and the effective
+    /// settings (flags folded in), so a worker draining on its own (SIGTERM, supervisor gone) uses
+    /// the same drain timeout as the supervisor.
+    static func served(_ config: Config, plan: ListenerSet.Plan, settings: Settings) -> Config {
+        var served = config
+        for inbound in plan.set.inbounds { served.inbounds[inbound.index].port = inbound.address.port }
+        served.daemon.workers = settings.workers
+        served.daemon.drainTimeout = settings.drainTimeout
+        return served
     }
 
     private func pollDescriptors() -> [Int32] {
@@ -417,6 +429,15 @@ final class WorkerPool {
             worker.lastReply = now
         case .draining:
             worker.state = .draining
+            if !worker.drainRequested && isRunning && worker.generation == generation {
+                // Draining on its own (a signal sent to the worker itself): its socket has no acceptor
+                // any more, so its replacement starts now rather than when it finally exits.
+                worker.drainRequested = true
+                logger.warning("worker is draining on its own; starting its replacement", metadata: [
+                    "worker": "\(worker.index)", "pid": "\(worker.pid)",
+                ])
+                positions[worker.index].respawnAt = now
+            }
             settled(worker.pid)
         case .failed(let reason):
             worker.failure = reason
@@ -473,7 +494,7 @@ final class WorkerPool {
             abandonPending(reason: "worker \(worker.index) of generation \(p.generation) exited before it was ready (\(cause))")
             return
         }
-        let expected = worker.state == .draining || worker.generation != generation || !isRunning
+        let expected = worker.drainRequested || worker.generation != generation || !isRunning
         if expected {
             if status.isCleanExit { logger.notice("worker exited", metadata: metadata) } else { logger.warning("worker exited", metadata: metadata) }
             if !isRunning && workers.isEmpty { finished = true }

@@ -57,7 +57,7 @@ final class WorkerProcess {
             throw error
         }
         control?.send(.ready(pid: getpid()))
-        logger.info("ready", metadata: ["generation": "\(bootstrap.generation)", "listeners": "\(servers.count)"])
+        logger.info("ready", metadata: ["listeners": "\(servers.count)"])
         // The main thread serves the signal and control sources; the event loop does the relaying.
         dispatchMain()
     }
@@ -113,7 +113,7 @@ final class WorkerProcess {
 
         // 3. Counters to shared memory, signals, control messages.
         if let publisher {
-            publisher.publish()
+            loop.execute { publisher.publish() }
             loop.scheduleRepeatedTask(initialDelay: Self.publishInterval, delay: Self.publishInterval) { _ in
                 publisher.publish()
             }
@@ -146,6 +146,9 @@ final class WorkerProcess {
                                 "inbound": "\(name)", "error": "\(error)", "pauseMs": "\(Self.acceptBackoff.nanoseconds / 1_000_000)",
                                 "total": "\(total)",
                             ])
+                        },
+                        otherError: { error in
+                            logger.error("accepted connection dropped", metadata: ["inbound": "\(name)", "error": "\(error)"])
                         }))
                 }
             }

@@ -94,7 +94,7 @@ final class CrashRecoveryTests: EndToEndTestCase {
         let victim = before.workers.first { $0.index == 0 }!
         let other = before.workers.first { $0.index == 1 }!
 
-        FileManager.default.createFile(atPath: broken, contents: nil)
+        XCTAssertTrue(FileManager.default.createFile(atPath: broken, contents: nil))
         XCTAssertEqual(kill(victim.pid, SIGKILL), 0)
         var looping: AdminStatus!
         try eventually("worker 0 in a crash loop", timeout: 15) {
@@ -122,5 +122,34 @@ final class CrashRecoveryTests: EndToEndTestCase {
         for i in 0..<8 {
             try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "after \(i)")
         }
+    }
+
+    /// SIGTERM sent to a worker itself (not to the supervisor): it drains — its open stream finishes —
+    /// and its replacement starts at once, so its socket is never left without an acceptor.
+    func testWorkerDrainingOnItsOwnIsReplacedAtOnce() throws {
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("alice@example.com")
+        let server = try startVMessd(users: [user], workers: 2)
+        let client = try startClient(serverPort: server.port, user: user, targetPort: echo.port)
+        let stream = try LongStream(port: client.port, label: "stream")
+        XCTAssertTrue(stream.waitForRounds(3))
+        var holder: AdminStatus.Worker!
+        try eventually("the stream counted") {
+            holder = try status(server).workers.first { $0.connections == 1 }
+            return holder != nil
+        }
+        XCTAssertEqual(kill(holder.pid, SIGTERM), 0)
+        try eventually("replacement ready while the old worker drains", timeout: 15) {
+            let s = try status(server)
+            return s.workers.contains { $0.index == holder.index && $0.pid != holder.pid && $0.state == "ready" }
+                && s.workers.contains { $0.pid == holder.pid && $0.state == "draining" }
+        }
+        XCTAssertTrue(stream.waitForRounds(20), "the draining worker still serves its stream: \(stream.state)")
+        for i in 0..<8 {
+            try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "meanwhile \(i)")
+        }
+        XCTAssertNil(stream.stop().failure)
+        try eventually("the old worker exited", timeout: 20) { !Self.exists(holder.pid) }
+        XCTAssertEqual(try stats(server).workerRestarts, 0, "not a crash")
     }
 }

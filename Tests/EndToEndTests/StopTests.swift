@@ -56,7 +56,7 @@ final class StopTests: EndToEndTestCase {
         XCTAssertTrue(server.process.waitForExit(timeout: 15))
         XCTAssertEqual(server.process.exitStatus, 0, server.process.exitDescription)
         XCTAssertTrue(server.process.output().contains("why=\"drain timeout\""), "the worker says why it exited")
-        _ = stream.stop()
+        stream.abort()
     }
 
     func testSIGQUITStopsAtOnce() throws {
@@ -74,5 +74,33 @@ final class StopTests: EndToEndTestCase {
         XCTAssertEqual(server.process.exitStatus, 0)
         for pid in workers { XCTAssertFalse(Self.exists(pid)) }
         XCTAssertFalse(stream.waitForRounds(1, timeout: 5), "the stream was cut")
+        stream.abort()
+    }
+
+    /// The supervisor killed outright: its workers see their control sockets close, stop accepting,
+    /// finish their connections and exit — no orphan keeps serving on its own.
+    func testWorkersDrainWhenTheSupervisorDies() throws {
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("alice@example.com")
+        let server = try startVMessd(users: [user], workers: 2, drainTimeout: 60)
+        let client = try startClient(serverPort: server.port, user: user, targetPort: echo.port)
+        let stream = try LongStream(port: client.port, label: "stream")
+        XCTAssertTrue(stream.waitForRounds(3))
+        let workers = try status(server).workers.map(\.pid)
+
+        XCTAssertEqual(kill(server.pid, SIGKILL), 0)
+        XCTAssertTrue(server.process.waitForExit(timeout: 10))
+        try eventually("no new connections", timeout: 10) {
+            do {
+                close(try Sock.connect(port: server.port))
+                return false
+            } catch SocketError.call(_, let code) where code == ECONNREFUSED {
+                return true
+            }
+        }
+        XCTAssertTrue(stream.waitForRounds(20), "the open stream is finished, not cut: \(stream.state)")
+        XCTAssertNil(stream.stop().failure)
+        try eventually("the workers exited", timeout: 20) { workers.allSatisfy { !Self.exists($0) } }
+        XCTAssertTrue(server.process.output().contains("the supervisor is gone; draining"))
     }
 }

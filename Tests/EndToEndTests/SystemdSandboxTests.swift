@@ -50,9 +50,12 @@ final class SystemdSandboxTests: EndToEndTestCase {
 
     private func exerciseUnits() throws {
         // The units exactly as shipped, plus journald for the logs.
-        let deploy = VMessdBinaries.packageRoot.appendingPathComponent("deploy")
+        let deploy = sandboxDir.appendingPathComponent("deploy")
         try inside("cp \(deploy.path)/vmessd.service \(deploy.path)/vmessd.socket /run/systemd/system/ && systemctl daemon-reload")
-        _ = try? inside("systemctl start systemd-journald.socket systemd-journald.service")
+        // journald for the test's diagnostics: volatile (the sandbox's /run), and stopped before the
+        // power-off (see powerOff).
+        _ = try? inside("mkdir -p /run/systemd/journald.conf.d && printf '[Journal]\\nStorage=volatile\\n' > "
+                        + "/run/systemd/journald.conf.d/volatile.conf && systemctl start systemd-journald.socket systemd-journald.service")
         // The sysctl file applies (net.* are per network namespace: only the sandbox's).
         try inside("sysctl -q -p \(deploy.path)/sysctl.d/90-vmessd.conf && test $(sysctl -n net.ipv4.tcp_migrate_req) = 1")
 
@@ -130,17 +133,26 @@ final class SystemdSandboxTests: EndToEndTestCase {
         }
     }
 
+    /// Where the sandbox's files live: a directory the sandbox does not replace with a private tmpfs
+    /// (its /tmp, /run and /var/tmp are fresh), wherever the repository itself was cloned — CI may
+    /// clone under /tmp, which would hide the repository inside the sandbox.
+    static func sandboxBase() -> URL { URL(fileURLWithPath: "/var/lib/vmessd-e2e") }
+
     /// Boots systemd in new namespaces and waits until it is running.
     private func bootSandbox() throws {
         // Under the repository: /tmp is private inside the sandbox, the repository is not.
-        sandboxDir = VMessdBinaries.packageRoot.appendingPathComponent(".build-e2e/sandbox-\(UUID().uuidString.prefix(8).lowercased())")
+        sandboxDir = Self.sandboxBase().appendingPathComponent("sandbox-\(UUID().uuidString.prefix(8).lowercased())")
         let bin = sandboxDir.appendingPathComponent("bin")
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
         for name in ["vmessd", "vmessd-worker"] {
             try FileManager.default.copyItem(at: try VMessdBinaries.directory().appendingPathComponent(name),
                                              to: bin.appendingPathComponent(name))
         }
-        let example = VMessdBinaries.packageRoot.appendingPathComponent("deploy/examples/server-tcp.v4.json")
+        // The units and example config are copied in too: a clone under /tmp (as CI may use) is hidden
+        // inside the sandbox, whose /tmp is a fresh tmpfs.
+        try FileManager.default.copyItem(at: VMessdBinaries.packageRoot.appendingPathComponent("deploy"),
+                                         to: sandboxDir.appendingPathComponent("deploy"))
+        let example = sandboxDir.appendingPathComponent("deploy/examples/server-tcp.v4.json")
         XCTAssertTrue(try String(contentsOf: example, encoding: .utf8).contains(Self.exampleUser))
         let boot = sandboxDir.appendingPathComponent("boot.sh")
         try """
@@ -203,6 +215,11 @@ final class SystemdSandboxTests: EndToEndTestCase {
             }
         }
         if pid1 > 0 && process.isRunning {
+            // The shutdown unmounts the sandbox's overlays and tmpfs mounts before the last processes
+            // end: a journald still running would then write into the machine's own /var/log/journal.
+            let journald = "systemctl stop systemd-journald.socket systemd-journald-dev-log.socket "
+                + "systemd-journald-audit.socket systemd-journald.service"
+            _ = try? run("/usr/bin/nsenter", ["-t", "\(pid1)", "-a", "/bin/sh", "-c", journald], timeout: 20)
             _ = try? run("/usr/bin/nsenter", ["-t", "\(pid1)", "-a", "systemctl", "poweroff"], timeout: 20)
             if !process.waitForExit(timeout: 30) {
                 kill(pid1, SIGKILL)

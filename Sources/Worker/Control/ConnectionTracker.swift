@@ -43,10 +43,12 @@ final class ConnectionTracker {
     /// (NIO's AcceptBackoffHandler only delays the *next* read() request and does not help here).
     /// This handler turns accepting off (autoRead false drops the read interest), and back on after
     /// `pause` if `mayResume()` still holds (not draining). Errors are counted, logged at most once
-    /// per 10 s. Other errors go on down the pipeline (NIO closes the channel for fatal ones).
+    /// per 10 s. Other errors are logged (at most once per 10 s) and go on down the pipeline (NIO
+    /// closes the channel for fatal ones).
     func makeAcceptPauseHandler(pause: TimeAmount, mayResume: @escaping () -> Bool,
-                                log: @escaping (Error, UInt64) -> Void) -> ChannelHandler {
-        AcceptPause(tracker: self, pause: pause, mayResume: mayResume, log: log)
+                                log: @escaping (Error, UInt64) -> Void,
+                                otherError: @escaping (Error) -> Void) -> ChannelHandler {
+        AcceptPause(tracker: self, pause: pause, mayResume: mayResume, log: log, otherError: otherError)
     }
 
     private final class AcceptPause: ChannelInboundHandler {
@@ -55,18 +57,29 @@ final class ConnectionTracker {
         let pause: TimeAmount
         let mayResume: () -> Bool
         let log: (Error, UInt64) -> Void
+        let otherError: (Error) -> Void
         private var lastLog: NIODeadline?
+        private var lastOtherLog: NIODeadline?
         private var paused = false
 
-        init(tracker: ConnectionTracker, pause: TimeAmount, mayResume: @escaping () -> Bool, log: @escaping (Error, UInt64) -> Void) {
+        init(tracker: ConnectionTracker, pause: TimeAmount, mayResume: @escaping () -> Bool, log: @escaping (Error, UInt64) -> Void,
+             otherError: @escaping (Error) -> Void) {
             self.tracker = tracker
             self.pause = pause
             self.mayResume = mayResume
             self.log = log
+            self.otherError = otherError
         }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) {
             guard let io = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(io.errnoCode) else {
+                // Anything else reaching the server channel (an accepted connection whose options or
+                // registration failed, say) would otherwise vanish without a trace.
+                let now = NIODeadline.now()
+                if lastOtherLog.map({ now - $0 >= .seconds(10) }) ?? true {
+                    lastOtherLog = now
+                    otherError(error)
+                }
                 context.fireErrorCaught(error)
                 return
             }

@@ -48,7 +48,7 @@ struct StreamDialer {
         let tls = self.tls
         let authority = Self.authority(host: host, port: port)
         let connected = ClientBootstrap(group: loop)
-            .channelOption(ChannelOptions.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .connectTimeout(timeout)
             .channelInitializer { channel in

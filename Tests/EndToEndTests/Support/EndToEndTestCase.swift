@@ -265,8 +265,15 @@ class EndToEndTestCase: XCTestCase {
         throw HarnessError("timed out after \(Int(timeout)) s waiting for: \(what)\(lastError.map { " (last error: \($0))" } ?? "")")
     }
 
-    /// Whether a process exists (a reaped worker no longer does).
-    static func exists(_ pid: pid_t) -> Bool { kill(pid, 0) == 0 || errno != ESRCH }
+    /// Whether a process is alive (a reaped worker no longer exists; an orphan whose new parent has
+    /// not reaped it yet is a zombie, which counts as gone).
+    static func exists(_ pid: pid_t) -> Bool {
+        guard kill(pid, 0) == 0 || errno != ESRCH else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(close, offsetBy: 2)...].prefix(1)
+        return state != "Z" && state != "X"
+    }
 }
 
 extension NotifySocket {

@@ -281,7 +281,7 @@ enum NetworkNamespace {
     nonisolated(unsafe) private static var target: Int32?
     private typealias SetNS = @convention(c) (Int32, Int32) -> Int32
     /// setns(2) (a GNU extension the Glibc module does not import).
-    nonisolated(unsafe) private static let setns: SetNS? = {
+    private static let setns: SetNS? = {
         guard let handle = dlopen(nil, RTLD_NOW), let symbol = dlsym(handle, "setns") else { return nil }
         return unsafeBitCast(symbol, to: SetNS.self)
     }()
