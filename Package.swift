@@ -99,10 +99,18 @@ let package = Package(
             path: "Tests/WorkerTests",
             swiftSettings: swiftSettings
         ),
+        // The harness both process-level suites use: spawning and reaping the binaries, bounded
+        // blocking sockets, target servers, a test-owned NOTIFY_SOCKET. A regular target because test
+        // targets cannot share sources.
+        .target(
+            name: "TestSupport",
+            path: "Tests/TestSupport",
+            swiftSettings: swiftSettings
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "Shared",
+                "Shared", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/EndToEndTests",
@@ -111,7 +119,7 @@ let package = Package(
         .testTarget(
             name: "InteropTests",
             dependencies: [
-                "Shared",
+                "Shared", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ],
             path: "Tests/InteropTests",

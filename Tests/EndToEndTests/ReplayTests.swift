@@ -6,6 +6,7 @@
 import Foundation
 import NIOCore
 @testable import Shared
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

@@ -4,6 +4,7 @@
 //   test ──▶ vmessd client (socks5 | http | dokodemo-door) ──vmess──▶ v2ray server ──freedom──▶ target
 
 import Foundation
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

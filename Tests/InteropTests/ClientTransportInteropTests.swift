@@ -3,6 +3,7 @@
 // ws+tls, with UDP through socks5 on top of ws+tls. 4 MiB each way, byte for byte.
 
 import Foundation
+import TestSupport
 import XCTest
 
 final class ClientTransportInteropTests: InteropTestCase {

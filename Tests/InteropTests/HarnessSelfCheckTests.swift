@@ -2,6 +2,7 @@
 // harness the vmessd tests use. If this fails, the harness (or the machine) is broken — not vmessd.
 
 import Foundation
+import TestSupport
 import XCTest
 
 final class HarnessSelfCheckTests: InteropTestCase {

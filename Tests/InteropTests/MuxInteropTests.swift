@@ -6,6 +6,7 @@
 //   test ──▶ Xray client (XUDP)  ──vmess cmd 3──▶ vmessd ──freedom──▶ UDP echo
 
 import Foundation
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

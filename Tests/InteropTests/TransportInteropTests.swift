@@ -7,6 +7,7 @@
 // refusals (wrong path or Host: HTTP 404, never an upgrade).
 
 import Foundation
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

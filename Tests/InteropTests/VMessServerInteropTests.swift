@@ -7,6 +7,7 @@
 // the harness itself is validated; HarnessSelfCheckTests keeps one such test in every run.
 
 import Foundation
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

@@ -4,6 +4,7 @@
 // wrong instead of throwing, so a test can look at them after the event (a reload, a kill).
 
 import Foundation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

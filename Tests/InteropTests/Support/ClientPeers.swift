@@ -3,6 +3,7 @@
 // without a password, HTTP CONNECT, plain HTTP through the proxy).
 
 import Foundation
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc

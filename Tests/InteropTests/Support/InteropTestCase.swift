@@ -3,6 +3,7 @@
 // failure so a CI log alone explains what went wrong.
 
 import Foundation
+import TestSupport
 import XCTest
 #if canImport(Glibc)
 import Glibc
@@ -55,7 +56,7 @@ class InteropTestCase: XCTestCase {
     override func setUpWithError() throws {
         try super.setUpWithError()
         _ = ignoreSIGPIPE
-        v2rayPath = try V2Ray.require()
+        v2rayPath = try Tool.v2ray()
         let short = UUID().uuidString.prefix(8).lowercased()
         // Kept short: AF_UNIX paths (notify/control sockets) inside it are limited to 107 bytes.
         let testName = name.components(separatedBy: CharacterSet.alphanumerics.inverted).filter { !$0.isEmpty }.last ?? "test"

@@ -6,6 +6,7 @@
 //   datagram  00 00 00(FRAG) ATYP DST.ADDR DST.PORT DATA   (both directions)
 
 import Foundation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

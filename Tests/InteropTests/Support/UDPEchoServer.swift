@@ -2,6 +2,7 @@
 // SO_RCVTIMEO so it notices stop() within a fraction of a second.
 
 import Foundation
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

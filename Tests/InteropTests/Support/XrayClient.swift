@@ -4,6 +4,7 @@
 // scripts/install-deps.sh installs it; without it the tests skip (and fail in CI).
 
 import Foundation
+import TestSupport
 import XCTest
 
 enum XrayClient {

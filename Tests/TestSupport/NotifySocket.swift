@@ -7,15 +7,15 @@ import Foundation
 import Glibc
 #endif
 
-final class NotifySocket {
-    let path: String
+public final class NotifySocket {
+    public let path: String
     private let fd: Int32
     private let lock = NSLock()
     private var received: [String] = []
     private var stopped = false
     private var task: BackgroundTask<Void>!
 
-    init(path: String) throws {
+    public init(path: String) throws {
         self.path = path
         let maxPath = MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1
         guard path.utf8.count <= maxPath else {
@@ -46,11 +46,11 @@ final class NotifySocket {
     deinit { close() }
 
     /// Every datagram received so far, in order.
-    var messages: [String] { lock.lock(); defer { lock.unlock() }; return received }
+    public var messages: [String] { lock.lock(); defer { lock.unlock() }; return received }
 
     /// True once a datagram holding the line `assignment` (e.g. "READY=1") arrived; bounded, and gives
     /// up early when `stillAlive` turns false.
-    func waitFor(_ assignment: String, timeout: TimeInterval, stillAlive: () -> Bool = { true }) -> Bool {
+    public func waitFor(_ assignment: String, timeout: TimeInterval, stillAlive: () -> Bool = { true }) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if messages.contains(where: { $0.split(separator: "\n").contains(Substring(assignment)) }) { return true }
@@ -62,7 +62,7 @@ final class NotifySocket {
         }
     }
 
-    func close() {
+    public func close() {
         lock.lock()
         if stopped { lock.unlock(); return }
         stopped = true

@@ -1,4 +1,3 @@
-// Copied from Tests/InteropTests/Support (test targets cannot share sources).
 // TCP target servers for the proxied traffic: an accept thread on 127.0.0.1:ephemeral plus one thread
 // per connection. `stop()` shuts every socket down (which wakes any blocked accept/recv/send), waits a
 // bounded time for the threads and closes the descriptors — a thread closes its own fd, so no fd number
@@ -9,8 +8,8 @@ import Foundation
 import Glibc
 #endif
 
-final class EchoServer {
-    enum Mode {
+public final class EchoServer {
+    public enum Mode {
         /// Echo every byte; on the client's half-close finish echoing, then shut down the write side.
         case echo
         /// One-direction traffic: send `download` then shut down the write side, and meanwhile record
@@ -27,8 +26,8 @@ final class EchoServer {
         fileprivate(set) var error: String?
     }
 
-    let port: UInt16
-    let mode: Mode
+    public let port: UInt16
+    public let mode: Mode
     private let listenFD: Int32
     private let lock = NSLock()
     private var stopped = false
@@ -37,7 +36,7 @@ final class EchoServer {
     private var threads: [BackgroundTask<Void>] = []
     private var acceptTask: BackgroundTask<Void>!
 
-    init(mode: Mode = .echo) throws {
+    public init(mode: Mode = .echo) throws {
         self.mode = mode
         (listenFD, port) = try Sock.listen()
         acceptTask = BackgroundTask("echo-accept-\(port)") { [self] in acceptLoop() }
@@ -45,10 +44,10 @@ final class EchoServer {
 
     deinit { stop() }
 
-    var connectionCount: Int { lock.lock(); defer { lock.unlock() }; return connections.count }
+    public var connectionCount: Int { lock.lock(); defer { lock.unlock() }; return connections.count }
 
     /// Snapshot of the received bytes etc. of connection `index` (accept order).
-    func connection(_ index: Int) -> (received: Data, sent: Int, sawEOF: Bool, finished: Bool, error: String?)? {
+    public func connection(_ index: Int) -> (received: Data, sent: Int, sawEOF: Bool, finished: Bool, error: String?)? {
         lock.lock(); defer { lock.unlock() }
         guard index < connections.count else { return nil }
         let c = connections[index]
@@ -57,7 +56,7 @@ final class EchoServer {
 
     /// One line per connection that did not move `expectedPerConnection` bytes each way: tells a lost
     /// upload (the target never got the bytes) from a lost download (the target echoed them).
-    func summary(expectedPerConnection: Int) -> String {
+    public func summary(expectedPerConnection: Int) -> String {
         lock.lock(); defer { lock.unlock() }
         var lines = ["target server: \(connections.count) connections accepted"]
         for (i, c) in connections.enumerated() {
@@ -75,7 +74,7 @@ final class EchoServer {
     }
 
     /// Polls until connection `index` has received `count` bytes (or reached EOF/error) — bounded.
-    func waitForUpload(connection index: Int, count: Int, timeout: TimeInterval) throws -> Data {
+    public func waitForUpload(connection index: Int, count: Int, timeout: TimeInterval) throws -> Data {
         let deadline = Date().addingTimeInterval(timeout)
         while true {
             if let c = connection(index), c.received.count >= count || c.sawEOF || c.error != nil {
@@ -89,7 +88,7 @@ final class EchoServer {
         }
     }
 
-    func stop() {
+    public func stop() {
         lock.lock()
         if stopped { lock.unlock(); return }
         stopped = true

@@ -1,4 +1,3 @@
-// Copied from Tests/InteropTests/Support (test targets cannot share sources).
 // A child process owned by one test, with stdout/stderr captured to files in the test's temp
 // directory. The child leads its own process group, so `terminate()` can finish with a SIGKILL to
 // the whole group — that also reaps workers a supervisor spawned and left behind.
@@ -8,14 +7,14 @@ import Foundation
 import Glibc
 #endif
 
-final class ManagedProcess {
-    let name: String
-    let executable: String
-    let arguments: [String]
-    let stdoutURL: URL
-    let stderrURL: URL
+public final class ManagedProcess {
+    public let name: String
+    public let executable: String
+    public let arguments: [String]
+    public let stdoutURL: URL
+    public let stderrURL: URL
     /// The child's pid; it leads its own process group.
-    let pid: Int32
+    public let pid: Int32
     private let lock = NSLock()
     private var waitStatus: Int32?
     private var terminated = false
@@ -23,13 +22,13 @@ final class ManagedProcess {
     private(set) var stateAtTermination: String?
 
     /// Variables a test runner may have inherited from systemd; a child must not act on them.
-    static let scrubbedEnvironment = ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
+    public static let scrubbedEnvironment = ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
                                       "WATCHDOG_USEC", "WATCHDOG_PID"]
 
     /// posix_spawn, not Foundation.Process: the harness reaps its children itself (waitpid on their
     /// pid), which Foundation's child monitoring did not always do (a `vmessd ctl` child stayed a
     /// zombie while a systemd-socket-activate child ran).
-    init(name: String, executable: String, arguments: [String], environment: [String: String] = [:],
+    public init(name: String, executable: String, arguments: [String], environment: [String: String] = [:],
          logDirectory: URL) throws {
         self.name = name
         self.executable = executable
@@ -88,7 +87,7 @@ final class ManagedProcess {
         if r < 0 && errno == ECHILD { waitStatus = waitStatus ?? 0 }
     }
 
-    var isRunning: Bool {
+    public var isRunning: Bool {
         poll()
         lock.lock(); defer { lock.unlock() }
         return waitStatus == nil
@@ -103,19 +102,19 @@ final class ManagedProcess {
     }
 
     /// The exit status once the process exited normally (nil while running or when killed by a signal).
-    var exitStatus: Int32? {
+    public var exitStatus: Int32? {
         guard let d = decoded, d.exited else { return nil }
         return d.code
     }
 
     /// "exited with status N" / "killed by signal N" / "running".
-    var exitDescription: String {
+    public var exitDescription: String {
         guard let d = decoded else { return "running" }
         return d.exited ? "exited with status \(d.code)" : "killed by signal \(d.code)"
     }
 
     /// For logs: whether the process died on its own or was stopped by the harness.
-    var lifeDescription: String {
+    public var lifeDescription: String {
         switch stateAtTermination {
         case nil: return exitDescription
         case "running"?: return "ran until the harness stopped it, then \(exitDescription)"
@@ -124,7 +123,7 @@ final class ManagedProcess {
     }
 
     /// SIGTERM, wait up to `grace`, then SIGKILL to the process group. Idempotent; bounded.
-    func terminate(grace: TimeInterval = 5) {
+    public func terminate(grace: TimeInterval = 5) {
         if terminated { return }
         terminated = true
         stateAtTermination = exitDescription
@@ -142,14 +141,14 @@ final class ManagedProcess {
     }
 
     @discardableResult
-    func waitForExit(timeout: TimeInterval) -> Bool {
+    public func waitForExit(timeout: TimeInterval) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         while isRunning && Date() < deadline { usleep(20_000) }
         return !isRunning
     }
 
     /// Polls the captured output for `text` (a readiness or error line) — bounded.
-    func waitForOutput(containing text: String, timeout: TimeInterval) -> Bool {
+    public func waitForOutput(containing text: String, timeout: TimeInterval) -> Bool {
         let deadline = Date().addingTimeInterval(timeout)
         repeat {
             if output().contains(text) { return true }
@@ -158,12 +157,12 @@ final class ManagedProcess {
         return output().contains(text)
     }
 
-    func output() -> String {
+    public func output() -> String {
         read(stdoutURL, limit: .max) + read(stderrURL, limit: .max)
     }
 
     /// The tails of both logs, labelled, for failure messages.
-    func logs(limit: Int = 12_000) -> String {
+    public func logs(limit: Int = 12_000) -> String {
         """
         ----- \(name) [pid \(pid), \(lifeDescription)]: \(executable) \(arguments.joined(separator: " "))
         ----- \(name) stdout:

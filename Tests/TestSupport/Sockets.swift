@@ -1,6 +1,7 @@
-// Blocking loopback sockets for the interop harness: plain Glibc, no NIO. Every call that can block is
-// bounded — sockets carry short SO_RCVTIMEO/SO_SNDTIMEO slices and the loops check a deadline — so a
-// stuck peer turns into a `SocketError.timeout` naming what was being waited for, never a hung test.
+// Blocking loopback sockets for the interop and end-to-end harnesses: plain Glibc, no NIO. Every call
+// that can block is bounded — sockets carry short SO_RCVTIMEO/SO_SNDTIMEO slices and the loops check a
+// deadline — so a stuck peer turns into a `SocketError.timeout` naming what was being waited for, never
+// a hung test.
 
 import Foundation
 #if canImport(Glibc)
@@ -9,7 +10,7 @@ import Glibc
 import Musl
 #endif
 
-enum SocketError: Error, CustomStringConvertible {
+public enum SocketError: Error, CustomStringConvertible {
     /// A syscall failed: which call, errno.
     case call(String, Int32)
     /// A bounded wait expired; the text says what was awaited.
@@ -17,7 +18,7 @@ enum SocketError: Error, CustomStringConvertible {
     /// A protocol-level surprise in the harness's own clients (SOCKS5 replies, short data, …).
     case unexpected(String)
 
-    var description: String {
+    public var description: String {
         switch self {
         case .call(let call, let err): return "\(call) failed: \(String(cString: strerror(err))) (errno \(err))"
         case .timeout(let what): return "timed out: \(what)"
@@ -27,13 +28,13 @@ enum SocketError: Error, CustomStringConvertible {
 }
 
 /// One-time process setup: a peer that closes while we write must give EPIPE, not kill the test runner.
-let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
+public let ignoreSIGPIPE: Void = { _ = signal(SIGPIPE, SIG_IGN) }()
 
-enum Sock {
-    static let streamType = Int32(SOCK_STREAM.rawValue)
-    static let datagramType = Int32(SOCK_DGRAM.rawValue)
+public enum Sock {
+    public static let streamType = Int32(SOCK_STREAM.rawValue)
+    public static let datagramType = Int32(SOCK_DGRAM.rawValue)
 
-    static func loopback(port: UInt16) -> sockaddr_in {
+    public static func loopback(port: UInt16) -> sockaddr_in {
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_port = port.bigEndian
@@ -41,14 +42,14 @@ enum Sock {
         return addr
     }
 
-    static func socket(_ type: Int32) throws -> Int32 {
+    public static func socket(_ type: Int32) throws -> Int32 {
         _ = ignoreSIGPIPE
-        let fd = Glibc.socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let fd = NetworkNamespace.creatingSockets { Glibc.socket(AF_INET, type | Int32(SOCK_CLOEXEC.rawValue), 0) }
         if fd < 0 { throw SocketError.call("socket", errno) }
         return fd
     }
 
-    static func bind(_ fd: Int32, port: UInt16) throws {
+    public static func bind(_ fd: Int32, port: UInt16) throws {
         var addr = loopback(port: port)
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -58,7 +59,7 @@ enum Sock {
         if rc != 0 { throw SocketError.call("bind(127.0.0.1:\(port))", errno) }
     }
 
-    static func localPort(_ fd: Int32) throws -> UInt16 {
+    public static func localPort(_ fd: Int32) throws -> UInt16 {
         var addr = sockaddr_in()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         let rc = withUnsafeMutablePointer(to: &addr) {
@@ -69,7 +70,7 @@ enum Sock {
     }
 
     /// A listening TCP socket on 127.0.0.1 (port 0 = ephemeral).
-    static func listen(port: UInt16 = 0, backlog: Int32 = 256) throws -> (fd: Int32, port: UInt16) {
+    public static func listen(port: UInt16 = 0, backlog: Int32 = 256) throws -> (fd: Int32, port: UInt16) {
         let fd = try socket(streamType)
         var one: Int32 = 1
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -84,7 +85,7 @@ enum Sock {
     }
 
     /// A connected TCP socket to 127.0.0.1:port. Loopback connects complete or get refused at once.
-    static func connect(port: UInt16) throws -> Int32 {
+    public static func connect(port: UInt16) throws -> Int32 {
         let fd = try socket(streamType)
         var addr = loopback(port: port)
         var rc: Int32
@@ -106,21 +107,21 @@ enum Sock {
     }
 
     /// Per-call bounds for blocking recv/send: each call returns EAGAIN after `seconds`.
-    static func setTimeouts(_ fd: Int32, seconds: Double) {
+    public static func setTimeouts(_ fd: Int32, seconds: Double) {
         var tv = timeval(tv_sec: Int(seconds), tv_usec: Int((seconds - Double(Int(seconds))) * 1_000_000))
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
     }
 
     /// Result of one bounded read.
-    enum ReadResult: Equatable {
+    public enum ReadResult: Equatable {
         case data(Int)
         case eof
         case wouldBlock
     }
 
     /// One recv into `buffer`; EAGAIN (the SO_RCVTIMEO slice expired) is `.wouldBlock`.
-    static func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) throws -> ReadResult {
+    public static func readSome(_ fd: Int32, _ buffer: UnsafeMutableRawBufferPointer) throws -> ReadResult {
         while true {
             let n = recv(fd, buffer.baseAddress, buffer.count, 0)
             if n > 0 { return .data(n) }
@@ -134,7 +135,7 @@ enum Sock {
     }
 
     /// Writes everything before `deadline` (socket must carry a send timeout slice).
-    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, deadline: Date, what: String = "write") throws {
+    public static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer, deadline: Date, what: String = "write") throws {
         var offset = 0
         while offset < bytes.count {
             let n = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
@@ -150,12 +151,12 @@ enum Sock {
         }
     }
 
-    static func writeAll(_ fd: Int32, _ data: Data, deadline: Date, what: String = "write") throws {
+    public static func writeAll(_ fd: Int32, _ data: Data, deadline: Date, what: String = "write") throws {
         try data.withUnsafeBytes { try writeAll(fd, $0, deadline: deadline, what: what) }
     }
 
     /// Reads exactly `count` bytes (or fewer if EOF comes first) before `deadline`.
-    static func read(_ fd: Int32, count: Int, deadline: Date, what: String = "read") throws -> (data: Data, eof: Bool) {
+    public static func read(_ fd: Int32, count: Int, deadline: Date, what: String = "read") throws -> (data: Data, eof: Bool) {
         var out = Data(capacity: count)
         var chunk = [UInt8](repeating: 0, count: min(max(count, 1), 256 * 1024))
         while out.count < count {
@@ -176,9 +177,9 @@ enum Sock {
 
 /// Free loopback ports: bind 127.0.0.1:0, read the port, close. (A tiny race with other processes is
 /// accepted; the kernel hands out ephemeral ports round-robin, so immediate reuse is unlikely.)
-enum FreePort {
-    static func tcp() throws -> UInt16 { try pick(Sock.streamType) }
-    static func udp() throws -> UInt16 { try pick(Sock.datagramType) }
+public enum FreePort {
+    public static func tcp() throws -> UInt16 { try pick(Sock.streamType) }
+    public static func udp() throws -> UInt16 { try pick(Sock.datagramType) }
 
     private static func pick(_ type: Int32) throws -> UInt16 {
         let fd = try Sock.socket(type)
@@ -190,7 +191,7 @@ enum FreePort {
 
 /// Polls connect() on 127.0.0.1:port until it succeeds or `timeout` passes. `stillAlive` lets the
 /// caller abort early when the process that should open the port has already died.
-func waitForTCPPort(_ port: UInt16, timeout: TimeInterval, stillAlive: () -> Bool = { true }) throws {
+public func waitForTCPPort(_ port: UInt16, timeout: TimeInterval, stillAlive: () -> Bool = { true }) throws {
     let deadline = Date().addingTimeInterval(timeout)
     var lastError: Error?
     while Date() < deadline {
@@ -210,12 +211,12 @@ func waitForTCPPort(_ port: UInt16, timeout: TimeInterval, stillAlive: () -> Boo
 }
 
 /// A background thread whose result can be awaited with a bound.
-final class BackgroundTask<T> {
+public final class BackgroundTask<T> {
     private let done = DispatchSemaphore(value: 0)
     private let lock = NSLock()
     private var result: Result<T, Error>?
 
-    init(_ name: String, _ body: @escaping () throws -> T) {
+    public init(_ name: String, _ body: @escaping () throws -> T) {
         let thread = Thread { [self] in
             let r = Result { try body() }
             lock.lock(); result = r; lock.unlock()
@@ -227,7 +228,7 @@ final class BackgroundTask<T> {
     }
 
     /// nil if the task is still running after `timeout`.
-    func join(timeout: TimeInterval) -> Result<T, Error>? {
+    public func join(timeout: TimeInterval) -> Result<T, Error>? {
         if done.wait(timeout: .now() + timeout) == .timedOut { return nil }
         done.signal() // keep joinable more than once
         lock.lock(); defer { lock.unlock() }
@@ -235,14 +236,14 @@ final class BackgroundTask<T> {
     }
 
     /// Waits and rethrows; a timeout becomes `SocketError.timeout(what)`.
-    func value(timeout: TimeInterval, what: String) throws -> T {
+    public func value(timeout: TimeInterval, what: String) throws -> T {
         guard let r = join(timeout: timeout) else { throw SocketError.timeout(what) }
         return try r.get()
     }
 }
 
 /// Random test payloads (not crypto quality; only distinctness matters).
-func randomData(_ count: Int) -> Data {
+public func randomData(_ count: Int) -> Data {
     var g = SystemRandomNumberGenerator()
     var data = Data(count: count)
     data.withUnsafeMutableBytes { raw in
@@ -255,7 +256,7 @@ func randomData(_ count: Int) -> Data {
 }
 
 /// "first difference at byte N" text for payload comparisons.
-func describeMismatch(expected: Data, actual: Data) -> String? {
+public func describeMismatch(expected: Data, actual: Data) -> String? {
     if expected == actual { return nil }
     let common = min(expected.count, actual.count)
     var index = 0

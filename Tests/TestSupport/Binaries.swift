@@ -3,15 +3,14 @@
 import Foundation
 import XCTest
 
-enum VMessdBinaries {
-    /// `<package root>`, from this file's location (Tests/EndToEndTests/Support/Binaries.swift).
-    static let packageRoot: URL = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent()
-        .deletingLastPathComponent().deletingLastPathComponent()
+public enum VMessdBinaries {
+    /// `<package root>`, from this file's location (Tests/TestSupport/Binaries.swift).
+    public static let packageRoot: URL = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     /// `VMESSD_BIN_DIR`; else the directory of the running test bundle (right for any
     /// `--scratch-path`: `swift test` builds the executables next to it); else `.build/debug`.
-    static var candidateDirectories: [URL] {
+    public static var candidateDirectories: [URL] {
         if let env = ProcessInfo.processInfo.environment["VMESSD_BIN_DIR"], !env.isEmpty {
             return [URL(fileURLWithPath: env)]
         }
@@ -24,7 +23,7 @@ enum VMessdBinaries {
         return dirs
     }
 
-    static func directory() throws -> URL {
+    public static func directory() throws -> URL {
         let fm = FileManager.default
         for dir in candidateDirectories {
             if fm.isExecutableFile(atPath: dir.appendingPathComponent("vmessd").path),
@@ -37,36 +36,37 @@ enum VMessdBinaries {
                            + "Run `swift build` first (or set VMESSD_BIN_DIR to the directory holding them).")
     }
 
-    static func vmessd() throws -> String { try directory().appendingPathComponent("vmessd").path }
-    static func worker() throws -> String { try directory().appendingPathComponent("vmessd-worker").path }
+    public static func vmessd() throws -> String { try directory().appendingPathComponent("vmessd").path }
+    public static func worker() throws -> String { try directory().appendingPathComponent("vmessd-worker").path }
 }
 
 /// External tools: a skip on a workstation that lacks them, a failure in CI (CI=true), where
 /// scripts/install-deps.sh must have installed them.
-enum Tool {
-    static var isCI: Bool {
+public enum Tool {
+    public static var isCI: Bool {
         let ci = ProcessInfo.processInfo.environment["CI"]?.lowercased()
         return ci == "true" || ci == "1"
     }
 
-    static func require(_ path: String, install: String) throws -> String {
+    public static func require(_ path: String, install: String) throws -> String {
         if FileManager.default.isExecutableFile(atPath: path) { return path }
         let message = "\(path) not installed (\(install))"
         if isCI { throw HarnessError(message + " — required when CI=true") }
         throw XCTSkip(message)
     }
 
-    static func v2ray() throws -> String {
+    /// The reference binary: `V2RAY_BIN`, else /usr/bin/v2ray.
+    public static func v2ray() throws -> String {
         let path = ProcessInfo.processInfo.environment["V2RAY_BIN"].flatMap { $0.isEmpty ? nil : $0 } ?? "/usr/bin/v2ray"
         return try require(path, install: "apt-get install v2ray; or set V2RAY_BIN")
     }
 
-    static func socketActivate() throws -> String {
+    public static func socketActivate() throws -> String {
         try require("/usr/bin/systemd-socket-activate", install: "apt-get install systemd")
     }
 }
 
-struct HarnessError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
+public struct HarnessError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
 }

@@ -1,3 +1,0 @@
-import XCTest
-@testable import Shared
-final class PlaceholderTests: XCTestCase { func testNothing() {} }
