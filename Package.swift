@@ -12,8 +12,10 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "vmessd", targets: ["Supervisor"]),
-        .executable(name: "vmessd-worker", targets: ["Worker"]),
+        .executable(name: "vmessd-worker", targets: ["WorkerMain"]),
         .library(name: "Shared", targets: ["Shared"]),
+        // The data plane as a library: the worker executable, the tests and the fuzz targets import it.
+        .library(name: "Worker", targets: ["Worker"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -46,7 +48,7 @@ let package = Package(
             path: "Sources/Shared",
             swiftSettings: swiftSettings
         ),
-        .executableTarget(
+        .target(
             name: "Worker",
             dependencies: [
                 "Shared", "CShims",
@@ -60,6 +62,13 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
             ],
             path: "Sources/Worker",
+            swiftSettings: swiftSettings
+        ),
+        // vmessd-worker: only argument handling; everything else is in the Worker library.
+        .executableTarget(
+            name: "WorkerMain",
+            dependencies: ["Worker", "Shared", "CShims", .product(name: "Logging", package: "swift-log")],
+            path: "Sources/WorkerMain",
             swiftSettings: swiftSettings
         ),
         .executableTarget(

@@ -13,12 +13,12 @@ import Shared
 ///
 /// Threads: the event loop does all networking and owns every counter; the main thread only runs
 /// the dispatch sources for signals and the control socket and hops onto the loop to act.
-final class WorkerProcess {
+public final class WorkerProcess {
     let bootstrap: WorkerBootstrap
     let logger: Logger
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let counters = WorkerCounters()
-    let tracker = ConnectionTracker()
+    let tracker: ConnectionTracker
     private var servers: [Channel] = []
     private var control: ControlLink?
     private var region: SharedRegion?
@@ -36,15 +36,17 @@ final class WorkerProcess {
     /// ConnectionTracker.makeAcceptPauseHandler).
     static let acceptBackoff = TimeAmount.milliseconds(250)
 
-    init(bootstrap: WorkerBootstrap, logger: Logger) {
+    public init(bootstrap: WorkerBootstrap, logger: Logger) {
         self.bootstrap = bootstrap
         var logger = logger
         logger[metadataKey: "generation"] = "\(bootstrap.generation)"
         self.logger = logger
         accepting = bootstrap.controlFD == nil
+        tracker = ConnectionTracker(limits: bootstrap.config.daemon.limits)
+        tracker.refused = { [counters] reason in counters.drop(reason) }
     }
 
-    func run() throws -> Never {
+    public func run() throws -> Never {
         // Before anything can block: a terminal hangup is the supervisor's business (reload), and a
         // peer that vanished mid-write must not kill the process.
         signal(SIGHUP, SIG_IGN)
@@ -96,8 +98,8 @@ final class WorkerProcess {
         guard let first = config.outbounds.first else { throw WorkerError.noOutbound }
         let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,
                                            accessLog: AccessLog(config: config.log), logger: logger,
-                                           defaultOutbound: OutboundFactory.make(first, logger: logger),
-                                           loop: loop)
+                                           defaultOutbound: OutboundFactory.make(first, counters: counters, logger: logger),
+                                           loop: loop, limits: config.daemon.limits)
         var remaining = listenerFDs
         do {
             for (listener, fd) in zip(bootstrap.listeners, listenerFDs) {
@@ -158,8 +160,12 @@ final class WorkerProcess {
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 4096, maximum: 65536))
             .childChannelInitializer { channel in
+                guard let counter = tracker.admit(channel) else {
+                    logger.debug("connection refused: limit reached", metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")"])
+                    return channel.eventLoop.makeFailedFuture(ConnectionTracker.LimitReached(reason: .connectionLimit))
+                }
                 do {
-                    try channel.pipeline.syncOperations.addHandler(tracker.makeHandler())
+                    try channel.pipeline.syncOperations.addHandler(counter)
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }

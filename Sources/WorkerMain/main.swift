@@ -3,6 +3,7 @@ import CShims
 import Glibc
 import Logging
 import Shared
+import Worker
 
 // vmessd-worker --bootstrap-fd N
 // Spawned by the supervisor (never by hand): reads its bootstrap from the inherited memfd.
