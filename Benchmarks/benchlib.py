@@ -440,6 +440,16 @@ def results_path(name):
     return os.path.join(d, name + "-" + datetime.datetime.now().strftime("%Y%m%d-%H%M%S") + ".json")
 
 
+def built_from(bindir):
+    """What the binaries in bindir were built from: the first line of bindir/BUILT_FROM, if whoever
+    built them wrote one (the repository's HEAD need not be what was built), else 'unknown'."""
+    try:
+        with open(os.path.join(bindir, "BUILT_FROM")) as f:
+            return f.readline().strip() or "unknown"
+    except OSError:
+        return "unknown (no BUILT_FROM file next to the binaries)"
+
+
 def smaps_rollup(pid):
     """{'Rss': kB, 'Pss': kB, 'Pss_Anon': kB, ...} of one process, {} if it is gone."""
     out = {}
