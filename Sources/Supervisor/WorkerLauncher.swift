@@ -146,16 +146,26 @@ struct WorkerLauncher {
         return pid
     }
 
-    /// "KEY=value" entries of our environment, without `privateEnvironment`.
+    /// What a crashed worker does before it exits. The Swift runtime's backtracer otherwise attaches
+    /// to the crashed process and symbolicates every frame, which holds the exit (and so the respawn)
+    /// for a second or more. The supervisor still logs the crash with its signal; an operator who
+    /// wants full backtraces sets SWIFT_BACKTRACE in the unit, which is passed through unchanged.
+    static let crashBehaviour = "SWIFT_BACKTRACE=enable=no"
+
+    /// "KEY=value" entries of our environment, without `privateEnvironment`, plus `crashBehaviour`
+    /// unless SWIFT_BACKTRACE is set.
     static func workerEnvironment() -> [String] {
         var result: [String] = []
         var pointer = environ
+        var backtraceSet = false
         while let entry = pointer.pointee {
             let text = String(cString: entry)
             let key = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? text
+            if key == "SWIFT_BACKTRACE" { backtraceSet = true }
             if !privateEnvironment.contains(key) { result.append(text) }
             pointer += 1
         }
+        if !backtraceSet { result.append(crashBehaviour) }
         return result
     }
 }

@@ -62,6 +62,9 @@ extension WorkerPool {
         }
         var rejected: [String: UInt64] = [:]
         for entry in reasonTable.entries() { rejected[entry.name, default: 0] += entry.value0 }
+        // Full replay-filter buckets that made room by forgetting their oldest AuthID (see Bounds
+        // in the runbook): a sign of a flood of fresh handshakes.
+        if region.replayBucketOverflows > 0 { rejected["dropped_replay_filter_evictions"] = region.replayBucketOverflows }
         let users = userTable.entries()
             .map { AdminStats.User(user: $0.name, up: $0.value0, down: $0.value1) }
             .sorted { $0.user < $1.user }

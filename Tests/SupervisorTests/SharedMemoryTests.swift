@@ -82,15 +82,18 @@ final class SharedMemoryTests: XCTestCase {
         XCTAssertFalse(filter.insert(key(2), now: epochStart + 119 + 120))
     }
 
-    /// Bounded: a full bucket refuses (reported as a replay), and stale entries are reused.
+    /// Bounded: a full bucket evicts its oldest entry (counted) rather than turning a genuine user
+    /// away, and stale entries are reused.
     func testCapacityIsBoundedAndStaleEntriesAreReused() throws {
         let tiny = SharedLayout.Parameters(slotCount: 1, userCapacity: 1, reasonCapacity: 1,
                                            replayStripes: 1, replayBucketsPerStripe: 1, replayBucketSlots: 4)
         let region = try SharedRegion.create(tiny)
         let filter = SharedReplayFilter(region: region)
         for n in 0..<4 as Range<UInt64> { XCTAssertTrue(filter.insert(key(n), now: 0)) }
-        XCTAssertFalse(filter.insert(key(99), now: 0), "full")
+        XCTAssertTrue(filter.insert(key(99), now: 60), "full: the oldest entry makes room")
         XCTAssertEqual(region.replayBucketOverflows, 1)
+        XCTAssertFalse(filter.insert(key(99), now: 60), "the new entry is remembered")
+        XCTAssertEqual(filter.liveCount(now: 60), 4)
         for n in 100..<104 as Range<UInt64> { XCTAssertTrue(filter.insert(key(n), now: 240), "stale entries are free again") }
         XCTAssertEqual(filter.liveCount(now: 240), 4)
     }

@@ -13,10 +13,11 @@ final class VMessServerHandlerTests: XCTestCase {
     func makeChannel(outbound: OutboundSettings = .freedom(FreedomSettings())) throws -> (EmbeddedChannel, InboundContext) {
         let settings = VMessInboundSettings(users: [VMessUser(id: uuid)])
         let inbound = InboundConfig(port: 1, settings: .vmess(settings), jsonPath: "inbounds[0]")
+        let counters = WorkerCounters()
         let ctx = try InboundContext(index: 0, config: inbound, settings: settings, policy: PolicyConfig(),
                                      outbound: OutboundFactory.make(OutboundConfig(settings: outbound, jsonPath: "outbounds[0]"),
-                                                                          logger: Logger(label: "test")),
-                                     replay: GenerationalReplayFilter(), counters: WorkerCounters(),
+                                                                    counters: counters, logger: Logger(label: "test")),
+                                     replay: GenerationalReplayFilter(), counters: counters,
                                      logger: Logger(label: "test"))
         let channel = EmbeddedChannel(handler: VMessServerHandler(inbound: ctx))
         try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 9)).wait()

@@ -220,5 +220,32 @@ public struct DaemonSettings: Codable, Equatable, Sendable {
     public var workers: Int?
     public var drainTimeout: Double?
     public var control: String?
+    public var limits = ClientLimits()
+    public init() {}
+}
+
+/// `"vmessd": {"limits": {...}}`: bounds on what one client can make a worker hold (deploy/RUNBOOK.md
+/// "Bounds" lists every bound, configurable or not).
+///
+/// Connections: how many client connections one worker process holds at once, in all and from one
+/// source address. A connection over either limit is closed right after accept (counted, logged at
+/// debug). Per worker, not per server: with N workers the server holds N times as many. The defaults
+/// fit a small VPS (about 16 kB per idle proxied connection plus two descriptors) while leaving room
+/// for many users behind one NAT address.
+///
+/// UDP toward the client: the largest datagram sent to a client in one piece; larger replies are
+/// dropped whole and counted. Measured limits of the clients' own readers and local delivery
+/// (replies delivered whole through their SOCKS inbounds): V2Ray 4.34 2038 bytes (it splits larger
+/// ones), Xray XUDP 8182 (larger ones arrive mangled), sing-box 1.14 about 16,100 (a larger one ends
+/// its whole UDP session, or its whole XUDP mux connection). The default is the largest that every
+/// tested client except V2Ray 4.34 delivers whole; a V2Ray-only fleet may set 2038, a sing-box-only
+/// one 16000. Datagrams from clients are always taken whole up to 65,535 bytes.
+public struct ClientLimits: Codable, Equatable, Sendable {
+    public static let defaultPerWorker = 16_384
+    public static let defaultPerSource = 1_024
+    public static let defaultUDPToClient = 8_182
+    public var connectionsPerWorker = Self.defaultPerWorker
+    public var connectionsPerSource = Self.defaultPerSource
+    public var udpDatagramToClient = Self.defaultUDPToClient
     public init() {}
 }

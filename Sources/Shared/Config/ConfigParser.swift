@@ -124,7 +124,8 @@ public enum ConfigParser {
         return config
     }
 
-    /// Top-level `"vmessd"`: {workers: int >= 1, drainTimeout: seconds >= 0, control: socket path}.
+    /// Top-level `"vmessd"`: {workers: int >= 1, drainTimeout: seconds >= 0, control: socket path,
+    /// limits: {connectionsPerWorker, connectionsPerSource: int >= 1, udpDatagramToClient: 1-65507}}.
     static func readDaemonSettings(_ node: ConfigNode) throws -> DaemonSettings {
         var r = try node.object()
         var settings = DaemonSettings()
@@ -134,6 +135,16 @@ public enum ConfigParser {
             let path = try control.string()
             guard !path.isEmpty, !path.utf8.contains(0) else { throw control.mismatch("a socket path") }
             settings.control = path
+        }
+        if let limits = r.take("limits") {
+            var l = try limits.object()
+            settings.limits.connectionsPerWorker = try l.take("connectionsPerWorker")?.int(1...(1 << 24))
+                ?? settings.limits.connectionsPerWorker
+            settings.limits.connectionsPerSource = try l.take("connectionsPerSource")?.int(1...(1 << 24))
+                ?? settings.limits.connectionsPerSource
+            settings.limits.udpDatagramToClient = try l.take("udpDatagramToClient")?.int(1...65_507)
+                ?? settings.limits.udpDatagramToClient
+            try l.finish()
         }
         try r.finish()
         return settings

@@ -41,7 +41,8 @@ public struct MuxFrame: Equatable, Sendable {
     }
 
     public static let maxMetadata = 512
-    /// Largest data a UDP frame may carry (§10.3); larger is fatal for the mux connection.
+    /// Largest datagram our Mux *client* sends in one frame: a v2fly/Xray server treats more as fatal
+    /// for the whole mux connection (§10.3). Our server and our client's reader take up to 65,535.
     public static let maxUDPData = 2048
     /// Writers slice stream data at 8192 bytes per frame.
     public static let maxStreamSlice = 8192

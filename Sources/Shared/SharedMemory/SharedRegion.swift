@@ -140,7 +140,7 @@ public final class SharedRegion {
 
     var replaySeed: UInt64 { load(SharedLayout.replaySeedOffset) }
 
-    /// Counter entries that found no free slot, and AuthIDs refused for a full bucket.
+    /// Counter entries that found no free slot, and AuthIDs that evicted a live entry from a full bucket.
     public var counterOverflows: UInt64 { load(SharedLayout.counterOverflowOffset) }
     public var replayBucketOverflows: UInt64 { load(SharedLayout.replayFullOffset) }
 }

@@ -16,8 +16,10 @@
 //
 // An AuthID hashes (with a per-region random seed) to one bucket of one stripe; the whole bucket is
 // scanned under the stripe's lock (a robust process-shared mutex), so there are no probe chains
-// that a stale entry could cut. A full bucket refuses the AuthID, reported as a replay, as the
-// in-process filter does when full. Matching is exact on all 16 bytes.
+// that a stale entry could cut. A full bucket (a flood of fresh AuthIDs from someone who knows a user
+// id) evicts its oldest entry rather than refusing: refusing would turn genuine users away, while an
+// evicted AuthID replayed later still has to pass the worker's session history. Evictions are
+// counted. Matching is exact on all 16 bytes.
 //
 // Crash safety: a worker killed inside the lock leaves at worst an entry whose key is written and
 // whose epoch is not, which reads as free; the next locker takes the lock over (EOWNERDEAD).
@@ -67,19 +69,25 @@ public final class SharedReplayFilter: AuthIDReplayFilter {
         let start = layout.bucketOffset(stripe: stripe, bucket: bucket)
         let inserted: Bool = region.withLock(at: layout.stripeOffset(stripe)) {
             var free: UnsafeMutablePointer<UInt64>?
-            var entry = region.word(start)
+            var oldest = region.word(start)
+            var entry = oldest
             for _ in 0..<bucketSlots {
                 let stamp = entry[2]
                 if Self.isLive(stamp, current: current) {
                     if entry[0] == id.hi && entry[1] == id.lo { return false }
+                    if stamp < oldest[2] { oldest = entry }
                 } else if free == nil {
                     free = entry
                 }
                 entry += 3
             }
-            guard let slot = free else {
+            let slot: UnsafeMutablePointer<UInt64>
+            if let free {
+                slot = free
+            } else {
                 region.add(SharedLayout.replayFullOffset, 1)
-                return false
+                slot = oldest
+                slot[2] = 0
             }
             // Key first, stamp last: see "Crash safety" above.
             slot[0] = id.hi

@@ -83,8 +83,13 @@ public final class BodyEncoder {
         return out
     }
 
+    /// Largest Lval a packet chunk may have: the 16-bit length field (every peer's reader takes up
+    /// to 65,535, §9.7). The reference's writer stops at 2048, which silently drops every datagram
+    /// over about 2 KB; a datagram is carried whole up to what the field can say.
+    public static let maxPacketLval = 65_535
+
     /// Encodes one datagram as one chunk (UDP). Returns false, writing nothing, when the chunk would
-    /// exceed 2048 bytes: the reference silently drops such datagrams (§9.7).
+    /// not fit the length field (with the largest padding): the caller counts the drop.
     public func encodeDatagram(_ datagram: UnsafeRawBufferPointer, into out: inout ByteBuffer) throws -> Bool {
         switch parameters.cipher {
         case .raw:
@@ -98,7 +103,7 @@ public final class BodyEncoder {
             }
             return true
         default:
-            guard lengthFieldSize + parameters.overhead + datagram.count + (parameters.padding ? 63 : 0) <= BodyEncoder.maxChunkSize
+            guard parameters.overhead + datagram.count + (parameters.padding ? 63 : 0) <= BodyEncoder.maxPacketLval
             else { return false }
             try writeChunk(datagram, into: &out)
             return true

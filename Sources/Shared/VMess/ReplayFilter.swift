@@ -48,14 +48,28 @@ public final class GenerationalReplayFilter: AuthIDReplayFilter {
             rotatedAt = now
         }
         if current.contains(id) || previous.contains(id) { return false }
-        // A full filter refuses new entries, reported as a replay (the reference does the same).
-        if current.count >= capacity { return false }
+        // Full (a flood of fresh, valid AuthIDs from someone who knows a user id): rotate early
+        // rather than refuse, so genuine users are never turned away. What is forgotten is the
+        // oldest generation; a replay of one of those is still caught by the session history.
+        if current.count >= capacity {
+            swap(&previous, &current)
+            current.removeAll(keepingCapacity: true)
+            rotatedAt = now
+            earlyRotations &+= 1
+        }
         current.insert(id)
         return true
     }
+
+    /// Rotations forced by a full generation (statistics).
+    public private(set) var earlyRotations = 0
 }
 
-/// Duplicate (user, reqKey, reqIV) within 3 minutes (§5.5 "session history"), swept every 30 s.
+/// Duplicate (user, reqKey, reqIV) within 3 minutes (§5.5 "session history").
+///
+/// Two generations of at most `capacity` keys each, rotated every `lifetime` seconds, so a session is
+/// remembered for 180-360 s. Bounded, and never full: a flood of fresh sessions rotates early (the
+/// oldest generation is forgotten) instead of turning genuine users away.
 public final class SessionHistory {
     public struct Key: Hashable {
         var user: Int
@@ -63,22 +77,41 @@ public final class SessionHistory {
         var iv: AuthIDKey
     }
     public static let lifetime: Int64 = 180
-    private var entries: [Key: Int64] = [:]
-    private var sweptAt: Int64 = 0
+    private var current = Set<Key>()
+    private var previous = Set<Key>()
+    private var rotatedAt: Int64?
     private let capacity: Int
 
-    public init(capacity: Int = 1_000_000) { self.capacity = capacity }
+    public init(capacity: Int = 1_000_000) { self.capacity = max(1, capacity) }
 
-    /// true = new session recorded; false = duplicate (or table full).
+    /// true = new session recorded; false = duplicate.
     public func insert(user: Int, key: [UInt8], iv: [UInt8], now: Int64) -> Bool {
-        if now - sweptAt >= 30 {
-            entries = entries.filter { $0.value > now }
-            sweptAt = now
+        if let r = rotatedAt {
+            // Saturating: `now` is the server's clock, which may step either way.
+            let age = now.subtractingReportingOverflow(r)
+            if age.overflow || age.partialValue >= 2 * Self.lifetime || age.partialValue < 0 {
+                previous.removeAll(keepingCapacity: true)
+                current.removeAll(keepingCapacity: true)
+                rotatedAt = now
+            } else if age.partialValue >= Self.lifetime {
+                rotate(now)
+            }
+        } else {
+            rotatedAt = now
         }
         let k = Key(user: user, key: AuthIDKey(key), iv: AuthIDKey(iv))
-        if let exp = entries[k], exp > now { return false }
-        if entries.count >= capacity { return false }
-        entries[k] = now + Self.lifetime
+        if current.contains(k) || previous.contains(k) { return false }
+        if current.count >= capacity { rotate(now) }
+        current.insert(k)
         return true
     }
+
+    private func rotate(_ now: Int64) {
+        swap(&previous, &current)
+        current.removeAll(keepingCapacity: true)
+        rotatedAt = now
+    }
+
+    /// Keys remembered (statistics, tests).
+    public var count: Int { current.count + previous.count }
 }

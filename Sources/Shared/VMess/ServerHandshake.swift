@@ -65,9 +65,12 @@ public struct ServerHandshake {
                 a.withUnsafeBytes { p in
                     for e in users.entries {
                         guard case .time(let t) = AuthID.check(p.baseAddress!, decryptor: e.authDecryptor) else { continue }
-                        if t < 0 || abs(t - now) > 120 {
+                        // `t` is whatever the client put there (Int64.min included): the skew is
+                        // computed saturating, never with trapping arithmetic.
+                        let d = Self.skew(t, now)
+                        if t < 0 || d > 120 || d < -120 {
                             // v2fly moves on to the next user (§5.4 step 3).
-                            skew = t - now
+                            skew = d
                             continue
                         }
                         matched = e.index
@@ -133,6 +136,13 @@ public struct ServerHandshake {
                 state = .legacy(entry: entry, auth: auth, cfb: cfb, plain: plain)
             }
         }
+    }
+
+    /// `t - now`, saturated to Int64's range: both are peer- or clock-controlled 64-bit values.
+    static func skew(_ t: Int64, _ now: Int64) -> Int64 {
+        let (d, overflow) = t.subtractingReportingOverflow(now)
+        if !overflow { return d }
+        return t < now ? .min : .max
     }
 
     private static func failure(_ e: RequestHeader.ParseError) -> HandshakeFailure {

@@ -66,7 +66,10 @@ public final class UserTable {
         return hit
     }
 
-    func taint(_ auth: AuthIDKey) { tainted.insert(auth) }
+    func taint(_ auth: AuthIDKey) { if legacy[auth] != nil { tainted.insert(auth) } }
+
+    /// Tainted legacy auth values held (statistics, tests).
+    var taintedCount: Int { tainted.count }
 
     private func refreshLegacy(now: Int64) {
         if let r = legacyRefreshedAt, now - r < 10, now >= r { return }
@@ -81,6 +84,9 @@ public final class UserTable {
         // Drop seconds older than now-120, add seconds up to now+120.
         if legacyFrom < from {
             legacy = legacy.filter { $0.value.time >= from }
+            // A taint only ever names a live table entry, so the set stays bounded by the table:
+            // forget those whose second has left the window.
+            tainted = tainted.filter { legacy[$0] != nil }
             legacyFrom = from
         }
         var t = max(legacyTo + 1, from)

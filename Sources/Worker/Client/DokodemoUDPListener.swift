@@ -37,6 +37,7 @@ final class DokodemoUDPListener: ChannelInboundHandler {
     static func start(inbound: ClientInboundContext, target: Destination, loop: EventLoop) -> EventLoopFuture<Channel> {
         let listener = DokodemoUDPListener(inbound: inbound, target: target, loop: loop)
         return DatagramBootstrap(group: loop)
+            .readingWholeDatagrams()
             .channelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .channelOption(ChannelOptions.socketOption(NIOBSDSocket.Option(rawValue: SO_REUSEPORT)), value: 1)
             .channelInitializer { channel in

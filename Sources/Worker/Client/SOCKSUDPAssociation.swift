@@ -45,6 +45,7 @@ final class SOCKSUDPAssociation: ChannelInboundHandler {
             return loop.makeFailedFuture(ChannelError.unknownLocalAddress)
         }
         return DatagramBootstrap(group: loop)
+            .readingWholeDatagrams()
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(self) }
             }

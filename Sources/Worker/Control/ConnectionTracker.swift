@@ -4,28 +4,82 @@
 
 import Glibc
 import NIOCore
+import Shared
 
 final class ConnectionTracker {
     private(set) var open = 0
     private(set) var accepted: UInt64 = 0
     /// accept(2) failures (EMFILE, ENFILE, ENOBUFS, ENOMEM …), each followed by an accept pause.
     fileprivate(set) var acceptErrors: UInt64 = 0
+    /// Open connections per client address (IP only: ports differ per connection).
+    private var perSource: [SourceKey: Int] = [:]
+    let limits: ClientLimits
+    /// Told of every connection refused for a limit (the worker counts them).
+    var refused: (DropReason) -> Void = { _ in }
 
-    /// The first handler of every accepted channel.
-    func makeHandler() -> ChannelHandler { Handler(tracker: self) }
+    /// The accepted channel's initializer fails with this when a limit is reached: the channel is
+    /// closed before any protocol handler exists, and the error is not logged as a failure.
+    struct LimitReached: Error { var reason: DropReason }
+
+    init(limits: ClientLimits = ClientLimits()) { self.limits = limits }
+
+    /// The first handler of every accepted channel, or nil when the worker or the channel's source
+    /// address already holds its limit of connections (the caller then fails the initializer).
+    func admit(_ channel: Channel) -> ChannelHandler? {
+        let source = channel.remoteAddress.flatMap(SourceKey.init)
+        if open >= limits.connectionsPerWorker {
+            refused(.connectionLimit)
+            return nil
+        }
+        if let source, perSource[source, default: 0] >= limits.connectionsPerSource {
+            refused(.sourceLimit)
+            return nil
+        }
+        return Handler(tracker: self, source: source)
+    }
+
+    func openConnections(from address: NIOCore.SocketAddress) -> Int {
+        SourceKey(address).map { perSource[$0, default: 0] } ?? 0
+    }
+
+    /// An IP address as two words: hashable without allocation.
+    struct SourceKey: Hashable {
+        var hi: UInt64
+        var lo: UInt64
+
+        init?(_ address: NIOCore.SocketAddress) {
+            switch address {
+            case .v4(let a):
+                hi = 0
+                lo = UInt64(a.address.sin_addr.s_addr)
+            case .v6(let a):
+                var addr = a.address.sin6_addr
+                (hi, lo) = withUnsafeBytes(of: &addr) {
+                    ($0.loadUnaligned(as: UInt64.self), $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+                }
+            default:
+                return nil  // Unix sockets: no address to limit by
+            }
+        }
+    }
 
     private final class Handler: ChannelInboundHandler, RemovableChannelHandler {
         typealias InboundIn = NIOAny
         let tracker: ConnectionTracker
+        let source: SourceKey?
         private var counted = false
 
-        init(tracker: ConnectionTracker) { self.tracker = tracker }
+        init(tracker: ConnectionTracker, source: SourceKey?) {
+            self.tracker = tracker
+            self.source = source
+        }
 
         func handlerAdded(context: ChannelHandlerContext) {
             guard !counted else { return }
             counted = true
             tracker.open += 1
             tracker.accepted += 1
+            if let source { tracker.perSource[source, default: 0] += 1 }
         }
 
         // Called when the pipeline is torn down at close, also for a channel closed before it ever
@@ -34,6 +88,10 @@ final class ConnectionTracker {
             guard counted else { return }
             counted = false
             tracker.open -= 1
+            if let source {
+                let n = tracker.perSource[source, default: 1] - 1
+                tracker.perSource[source] = n > 0 ? n : nil
+            }
         }
     }
 
@@ -72,6 +130,7 @@ final class ConnectionTracker {
         }
 
         func errorCaught(context: ChannelHandlerContext, error: Error) {
+            if error is LimitReached { return }  // counted by the tracker; not a failure of the server
             guard let io = error as? IOError, [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(io.errnoCode) else {
                 // Anything else reaching the server channel (an accepted connection whose options or
                 // registration failed, say) would otherwise vanish without a trace.

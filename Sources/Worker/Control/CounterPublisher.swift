@@ -24,6 +24,7 @@ final class CounterPublisher {
     private var publishedUp: [String: Int] = [:]
     private var publishedDown: [String: Int] = [:]
     private var publishedRejected: [String: Int] = [:]
+    private var publishedDropped: [String: Int] = [:]
 
     init(region: SharedRegion, slot: Int, counters: WorkerCounters, tracker: ConnectionTracker) {
         self.counters = counters
@@ -57,11 +58,17 @@ final class CounterPublisher {
             if let index = index(user, in: users, cache: &userIndex) { users.add(index, value0: 0, value1: UInt64(delta)) }
             publishedDown[user] = total
         }
-        for (reason, total) in counters.rejected {
-            let delta = total - publishedRejected[reason, default: 0]
+        publishReasons(counters.rejected, published: &publishedRejected, prefix: "")
+        // Bounds hit share the reasons table, told apart by their prefix.
+        publishReasons(counters.dropped, published: &publishedDropped, prefix: "dropped_")
+    }
+
+    private func publishReasons(_ totals: [String: Int], published: inout [String: Int], prefix: String) {
+        for (reason, total) in totals {
+            let delta = total - published[reason, default: 0]
             guard delta > 0 else { continue }
-            if let index = index(reason, in: reasons, cache: &reasonIndex) { reasons.add(index, value0: UInt64(delta)) }
-            publishedRejected[reason] = total
+            if let index = index(prefix + reason, in: reasons, cache: &reasonIndex) { reasons.add(index, value0: UInt64(delta)) }
+            published[reason] = total
         }
     }
 

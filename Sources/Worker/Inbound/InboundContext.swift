@@ -16,11 +16,14 @@ final class InboundContext {
     let counters: WorkerCounters
     let logger: Logger
     let accessLog: AccessLog?
+    /// Largest datagram sent to a client in one piece (ClientLimits.udpDatagramToClient).
+    let udpToClient: Int
 
     init(index: Int, config: InboundConfig, settings: VMessInboundSettings, policy: PolicyConfig,
          outbound: Outbound, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger,
-         accessLog: AccessLog? = nil) throws {
+         accessLog: AccessLog? = nil, udpToClient: Int = ClientLimits.defaultUDPToClient) throws {
         self.accessLog = accessLog
+        self.udpToClient = udpToClient
         self.index = index
         self.config = config
         self.users = try UserTable(settings: settings)

@@ -18,6 +18,7 @@ struct InboundFactory {
         /// The worker's event loop, for inbounds that open sockets of their own at start
         /// (dokodemo-door UDP). Without it those are not served and a warning says so.
         var loop: EventLoop? = nil
+        var limits = ClientLimits()
     }
 
     let install: (Channel) throws -> Void
@@ -27,7 +28,7 @@ struct InboundFactory {
         case .vmess(let settings):
             let ctx = try InboundContext(index: index, config: inbound, settings: settings, policy: s.policy,
                                          outbound: s.defaultOutbound, replay: s.replay, counters: s.counters,
-                                         logger: s.logger, accessLog: s.accessLog)
+                                         logger: s.logger, accessLog: s.accessLog, udpToClient: s.limits.udpDatagramToClient)
             install = { channel in try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx)) }
         case .socks(let settings):
             let ctx = Self.clientContext(inbound, userLevel: settings.userLevel, s)
@@ -84,9 +85,9 @@ struct InboundFactory {
 
 /// Builds the configured outbounds.
 enum OutboundFactory {
-    static func make(_ o: OutboundConfig, logger: Logger) -> Outbound {
+    static func make(_ o: OutboundConfig, counters: WorkerCounters, logger: Logger) -> Outbound {
         switch o.settings {
-        case .freedom(let f): FreedomOutbound(tag: o.tag, settings: f, logger: logger)
+        case .freedom(let f): FreedomOutbound(tag: o.tag, settings: f, counters: counters, logger: logger)
         case .blackhole(let b): BlackholeOutbound(tag: o.tag, settings: b)
         case .vmess(let v): VMessOutbound(tag: o.tag, settings: v, logger: logger)
         }

@@ -199,7 +199,8 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         case .tcp where destination == .domain("v1.mux.cool"), .mux:
             // Any request to v1.mux.cool is Mux.Cool, whatever its command (§10.1).
             self.destination = Destination(network: .tcp, address: destination, port: h.port)
-            link = MuxServer(sink: self, outbound: inbound.outbound, loop: context.eventLoop, level: level, logger: logger)
+            link = MuxServer(sink: self, outbound: inbound.outbound, loop: context.eventLoop, level: level,
+                             counters: inbound.counters, udpToClient: inbound.udpToClient, logger: logger)
             if remaining.readableBytes > 0 { upstream(&remaining) }
             return
         case .tcp: network = .tcp
@@ -307,7 +308,9 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     func downstreamDatagram(_ datagram: ByteBuffer, source: Destination) {
         guard case .relaying = phase, let context, let encoder else { return }
         // UDP: drop rather than queue when the client is slow.
-        guard context.channel.isWritable else { return }
+        guard context.channel.isWritable else { return inbound.counters.drop(.udpSlowClient) }
+        // Larger than the client can take whole (ClientLimits): dropped whole, never cut.
+        guard datagram.readableBytes <= inbound.udpToClient else { return inbound.counters.drop(.udpTooLarge) }
         timer?.touch()
         inbound.counters.bytesDown += datagram.readableBytes
         inbound.counters.perUserDown[userKey, default: 0] += datagram.readableBytes
@@ -315,7 +318,8 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         var out = context.channel.allocator.buffer(capacity: datagram.readableBytes + 100)
         do {
             let fits = try datagram.withUnsafeReadableBytes { try encoder.encodeDatagram($0, into: &out) }
-            if fits { context.write(wrapOutboundOut(out), promise: nil) }
+            // Too large for one chunk: dropped whole and counted, never cut.
+            if fits { context.write(wrapOutboundOut(out), promise: nil) } else { inbound.counters.drop(.udpTooLarge) }
         } catch {
             logger.error("response body: \(error)")
             closeClient()

@@ -7,11 +7,13 @@ import Shared
 final class FreedomOutbound: Outbound {
     let tag: String?
     let dialer: FreedomDialer
+    let counters: WorkerCounters
     let logger: Logger
 
-    init(tag: String?, settings: FreedomSettings, logger: Logger) {
+    init(tag: String?, settings: FreedomSettings, counters: WorkerCounters, logger: Logger) {
         self.tag = tag
         self.dialer = FreedomDialer(settings: settings)
+        self.counters = counters
         self.logger = logger
     }
 
@@ -20,7 +22,7 @@ final class FreedomOutbound: Outbound {
         case .tcp:
             return TCPLink(dialer: dialer, destination: destination, sink: sink, loop: loop, level: level, logger: logger)
         case .udp:
-            return UDPLink(dialer: dialer, destination: destination, sink: sink, loop: loop, logger: logger)
+            return UDPLink(dialer: dialer, destination: destination, sink: sink, loop: loop, counters: counters, logger: logger)
         }
     }
 }
@@ -36,6 +38,7 @@ final class TCPLink: UpstreamLink {
     private let pendingLimit: Int
     private var finishPending = false
     private var closed = false
+    private let connecting = PendingConnect()
 
     init(dialer: FreedomDialer, destination: Destination, sink: DownstreamSink, loop: EventLoop, level: LevelPolicy,
          logger: Logger) {
@@ -44,13 +47,16 @@ final class TCPLink: UpstreamLink {
         let watermark = min(max(level.bufferSize, 16), 1024) * 1024
         let relay = TargetRelayHandler(sink: sink)
         self.relay = relay
+        let connecting = self.connecting
         dialer.connectTCP(on: loop, to: destination.address, port: destination.port,
                           timeout: .seconds(Int64(max(level.handshake, 4)))) { channel in
-            channel.eventLoop.makeCompletedFuture {
+            guard connecting.register(channel) else { return channel.eventLoop.makeFailedFuture(PendingConnect.Cancelled()) }
+            return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(relay)
                 _ = channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: watermark / 2, high: watermark))
             }
         }.whenComplete { [weak self] result in
+            connecting.finish()
             switch result {
             case .success(let channel):
                 guard let self, !self.closed else { channel.close(promise: nil); return }
@@ -62,8 +68,9 @@ final class TCPLink: UpstreamLink {
                 if self.finishPending { channel.close(mode: .output, promise: nil) }
                 self.sink?.upstreamWritabilityChanged()
             case .failure(let error):
+                guard let self, !self.closed else { return }
                 logger.debug("connect to \(destination) failed: \(error)")
-                self?.closed = true
+                self.closed = true
                 sink.downstreamFinished(error: true)
             }
         }
@@ -93,9 +100,11 @@ final class TCPLink: UpstreamLink {
 
     func close() {
         closed = true
+        connecting.cancel()
         channel?.close(promise: nil)
         channel = nil
         pending.removeAll()
+        pendingBytes = 0
         relay?.sink = nil
     }
 
@@ -104,30 +113,40 @@ final class TCPLink: UpstreamLink {
         return pendingBytes < pendingLimit
     }
 
+    var isConnecting: Bool { channel == nil && !closed }
+
     func downstreamWritabilityChanged() { relay?.resumeReads() }
 }
 
 /// UDP through one unconnected datagram socket per session: each datagram goes to its own
 /// destination (fixed for VMess command 2, per packet for XUDP/SOCKS), every reply comes back with
-/// its source. Datagrams are dropped, never queued without bound.
+/// its source. Bounded: datagrams waiting for a resolution or the socket are dropped (and counted)
+/// past `maxPending`, and the destination → address map keeps at most `maxDestinations` entries
+/// (an XUDP client may name a new destination in every packet).
 final class UDPLink: UpstreamLink, ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
+
+    static let maxPending = 64
+    static let maxDestinations = 256
 
     private weak var sink: DownstreamSink?
     private let dialer: FreedomDialer
     private let loop: EventLoop
+    private let counters: WorkerCounters
     private let logger: Logger
     private var channel: Channel?
     private var binding = false
     private var pending: [(ByteBuffer, Destination)] = []
-    private static let maxPending = 64
     private var resolved: [Destination: NIOCore.SocketAddress] = [:]
+    private var resolving = Set<Destination>()
     private var closed = false
 
-    init(dialer: FreedomDialer, destination: Destination, sink: DownstreamSink, loop: EventLoop, logger: Logger) {
+    init(dialer: FreedomDialer, destination: Destination, sink: DownstreamSink, loop: EventLoop, counters: WorkerCounters,
+         logger: Logger) {
         self.sink = sink
         self.dialer = dialer
         self.loop = loop
+        self.counters = counters
         self.logger = logger
     }
 
@@ -136,20 +155,29 @@ final class UDPLink: UpstreamLink, ChannelInboundHandler {
     func writeDatagram(_ buffer: ByteBuffer, to destination: Destination) {
         guard !closed else { return }
         if let channel, let address = resolved[destination] {
-            guard channel.isWritable else { return }
+            guard channel.isWritable else { return counters.drop(.udpQueueFull) }
             channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
             return
         }
-        guard pending.count < Self.maxPending else { return }
+        guard pending.count < Self.maxPending else { return counters.drop(.udpQueueFull) }
         pending.append((buffer, destination))
         if resolved[destination] == nil { resolve(destination) }
     }
 
+    var destinationCount: Int { resolved.count }
+
+    /// At most one resolution per destination in flight (and so at most `maxPending`).
     private func resolve(_ destination: Destination) {
+        guard resolving.insert(destination).inserted else { return }
         dialer.resolve(on: loop, destination.address, port: destination.port).whenComplete { [weak self] result in
             guard let self, !self.closed else { return }
+            self.resolving.remove(destination)
             switch result {
             case .success(let address):
+                if self.resolved.count >= Self.maxDestinations {
+                    // Forget one mapping (any: they are all cheap to redo) rather than grow.
+                    self.resolved.remove(at: self.resolved.startIndex)
+                }
                 self.resolved[destination] = address
                 self.bindIfNeeded(family: address.protocol)
                 self.drain()
@@ -165,6 +193,7 @@ final class UDPLink: UpstreamLink, ChannelInboundHandler {
         binding = true
         // A dual-stack socket when the first destination is IPv6; IPv4 otherwise.
         DatagramBootstrap(group: loop)
+            .readingWholeDatagrams()
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(self) }
             }
@@ -197,6 +226,8 @@ final class UDPLink: UpstreamLink, ChannelInboundHandler {
         }
         pending = keep
         channel.flush()
+        // A mapping forgotten while its datagrams waited for the socket: look it up again.
+        for (_, d) in keep where resolved[d] == nil { resolve(d) }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

@@ -117,7 +117,7 @@ final class MuxClientSession: UpstreamLink {
     func deliver(_ data: ByteBuffer) {
         guard !remoteEnded, let sink else { return }
         if destination.network == .udp {
-            guard data.readableBytes <= MuxFrame.maxUDPData else { return }
+            // Whatever size the server sent (a frame bounds it to 65,535): carried whole.
             sink.downstreamDatagram(data, source: destination)
         } else {
             var d = data

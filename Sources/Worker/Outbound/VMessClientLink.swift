@@ -40,6 +40,8 @@ final class VMessClientLink: UpstreamLink {
     /// Failover: servers tried so far, starting at `firstServer`.
     private var attempts = 0
     private let firstServer: Int
+    /// The connect in flight, closed at once if this link is closed first.
+    private var connecting: PendingConnect?
 
     init(outbound: VMessOutbound, destination: Destination, sink: DownstreamSink, loop: EventLoop, level: LevelPolicy,
          logger: Logger) {
@@ -70,12 +72,16 @@ final class VMessClientLink: UpstreamLink {
         let handler = VMessClientHandler(sink: sink, destination: destination, logger: logger)
         self.handler = handler
         let watermark = min(max(level.bufferSize, 16), 1024) * 1024
+        let connecting = PendingConnect()
+        self.connecting = connecting
         outbound.dialer.connect(host: server.address, port: server.port, on: loop, timeout: outbound.dialTimeout(level)) { channel in
-            channel.eventLoop.makeCompletedFuture {
+            guard connecting.register(channel) else { return channel.eventLoop.makeFailedFuture(PendingConnect.Cancelled()) }
+            return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(handler)
                 _ = channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: watermark / 2, high: watermark))
             }
         }.whenComplete { [weak self] result in
+            connecting.finish()
             guard let self else {
                 if case .success(let channel) = result { channel.close(promise: nil) }
                 return
@@ -237,6 +243,8 @@ final class VMessClientLink: UpstreamLink {
     func close() {
         guard !closed else { return }
         closed = true
+        connecting?.cancel()
+        connecting = nil
         firstPayloadTimer?.cancel()
         firstPayloadTimer = nil
         handler?.sink = nil
@@ -250,6 +258,8 @@ final class VMessClientLink: UpstreamLink {
         if let channel { return channel.isWritable }
         return pendingBytes < pendingLimit
     }
+
+    var isConnecting: Bool { channel == nil && !closed }
 
     func downstreamWritabilityChanged() { handler?.resumeReads() }
 }

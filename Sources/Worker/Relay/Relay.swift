@@ -39,6 +39,12 @@ protocol UpstreamLink: AnyObject {
     var isWritable: Bool { get }
     /// The client became writable again: resume reading the target.
     func downstreamWritabilityChanged()
+    /// True while the link is still connecting to its target (Mux bounds connects in flight).
+    var isConnecting: Bool { get }
+}
+
+extension UpstreamLink {
+    var isConnecting: Bool { false }
 }
 
 /// An outbound handler (freedom, blackhole, vmess, ...): opens links for requests.

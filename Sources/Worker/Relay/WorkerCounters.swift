@@ -1,4 +1,4 @@
-/// Per-worker counters (read by the supervisor's stats in a later issue; logged at exit now).
+/// Per-worker counters, event-loop confined (CounterPublisher copies them to shared memory).
 final class WorkerCounters {
     var accepted = 0
     var active = 0
@@ -7,4 +7,21 @@ final class WorkerCounters {
     var bytesDown = 0
     var perUserUp: [String: Int] = [:]
     var perUserDown: [String: Int] = [:]
+    /// Bounds that were hit and what was dropped for them (datagrams too large or for a slow
+    /// client, connections over a limit, ...), by a stable name; see deploy/RUNBOOK.md "Bounds".
+    var dropped: [String: Int] = [:]
+
+    func drop(_ reason: DropReason) { dropped[reason.rawValue, default: 0] &+= 1 }
+}
+
+/// Why something a peer sent or caused was dropped rather than carried: one name per bound.
+enum DropReason: String {
+    case udpSlowClient = "udp_slow_client"
+    case udpTooLarge = "udp_too_large"
+    case udpQueueFull = "udp_queue_full"
+    case muxSessionLimit = "mux_session_limit"
+    case muxConnectLimit = "mux_connect_limit"
+    case muxUnknownSession = "mux_unknown_session"
+    case connectionLimit = "connection_limit"
+    case sourceLimit = "source_limit"
 }

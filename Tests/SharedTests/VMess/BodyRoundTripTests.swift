@@ -142,12 +142,26 @@ final class BodyRoundTripTests: XCTestCase {
         XCTAssertLessThan(r.messages.flatMap { $0 }.count, 3000)
     }
 
-    func testOversizedDatagramIsDropped() throws {
-        let h = header(Mode(security: .aes128GCM, options: 0x0D, command: .udp))
-        let enc = try BodyEncoder(.request(h))
-        var out = allocator.buffer(capacity: 10)
-        XCTAssertFalse(try SecureRandom.bytes(2000).withUnsafeBytes { try enc.encodeDatagram($0, into: &out) })
-        XCTAssertEqual(out.readableBytes, 0)
+    /// Regression (issue 7): datagrams over 2 KB are carried whole, in every packet mode, up to what
+    /// the 16-bit length field can say; one that cannot fit is refused whole (nothing written).
+    func testLargeDatagramsRoundTripWholeAndOversizedAreDropped() throws {
+        let aead: Set<Security> = [.aes128GCM, .chacha20Poly1305]
+        // Chunked packet modes only: without S there is no framing to carry datagram boundaries.
+        for m in Self.modes where m.command == .udp && (aead.contains(m.security) || m.options & 0x01 != 0) {
+            let h = header(m)
+            let overhead = (m.security == .aes128GCM || m.security == .chacha20Poly1305) ? 16 : (m.security == .legacy ? 4 : 0)
+            let padding = (m.options & 0x0C) == 0x0C ? 63 : 0
+            let largest = 65_535 - overhead - padding
+            let sizes = [2049, 4096, 8192, 65_507, largest].filter { $0 <= largest }
+            let messages = sizes.map { SecureRandom.bytes($0) }
+            let w = try wire(m, h, messages)
+            let r = try decode(h, [w[...]])
+            XCTAssertEqual(r.messages, messages, "\(m)")
+            let enc = try BodyEncoder(.request(h))
+            var out = allocator.buffer(capacity: 10)
+            XCTAssertFalse(try SecureRandom.bytes(largest + 1).withUnsafeBytes { try enc.encodeDatagram($0, into: &out) }, "\(m)")
+            XCTAssertEqual(out.readableBytes, 0)
+        }
     }
 
     func testPaddingWithoutMaskingIsRefused() {

@@ -187,4 +187,68 @@ final class ServerHandshakeTests: XCTestCase {
             for _ in 0..<30 { _ = run(SecureRandom.bytes(n), table: t) }
         }
     }
+
+    /// Regression (issue 7): an AuthID whose timestamp is far from now (Int64.min: 16 bytes anyone
+    /// who knows a user id can send) overflowed the skew arithmetic and trapped the worker. Every
+    /// extreme must be an ordinary clock-skew rejection, with the skew saturated.
+    func testExtremeTimestampsAreRejectedNotTrapped() throws {
+        let t = try table()
+        let cases: [(Int64, Int64)] = [
+            (.min, .min), (.min + 1, .min), (-1, -1 - now), (0, -now), (now - 121, -121), (now + 121, 121),
+            (.max, .max - now), (.max - 1, .max - 1 - now),
+        ]
+        for (time, expected) in cases {
+            let wire = try AEADHeader.seal(request(), cmdKey: bob.cmdKey, time: time)
+            guard case .rejected(.clockSkew(let s), .drain) = run(wire, table: t).0 else {
+                return XCTFail("time \(time)")
+            }
+            XCTAssertEqual(s, expected, "time \(time)")
+        }
+        // The server's own clock at the extremes too.
+        for clock in [Int64.min, Int64.max, 0] {
+            let wire = try AEADHeader.seal(request(), cmdKey: bob.cmdKey, time: clock == 0 ? .max : 0)
+            guard case .rejected(.clockSkew, .drain) = run(wire, table: t, at: clock).0 else {
+                return XCTFail("clock \(clock)")
+            }
+        }
+        XCTAssertEqual(ServerHandshake.skew(.min, .max), .min)
+        XCTAssertEqual(ServerHandshake.skew(.max, .min), .max)
+        XCTAssertEqual(ServerHandshake.skew(5, 7), -2)
+    }
+
+    /// A flood of fresh, valid handshakes fills the replay filter and the session history; neither
+    /// may then refuse a genuine user (both rotate early instead), and replays are still caught.
+    func testFullReplayFilterAndSessionHistoryDoNotTurnUsersAway() throws {
+        let t = try table()
+        let replay = GenerationalReplayFilter(capacity: 8)
+        let sessions = SessionHistory(capacity: 8)
+        func handshake(_ wire: [UInt8]) -> ServerHandshake.Outcome {
+            var hs = ServerHandshake(users: t, replay: replay, sessions: sessions, disableInsecure: false)
+            var buf = allocator.buffer(capacity: wire.count)
+            buf.writeBytes(wire)
+            return hs.feed(&buf, now: now)
+        }
+        var last: [UInt8] = []
+        for _ in 0..<50 {
+            last = try AEADHeader.seal(request(), cmdKey: bob.cmdKey, time: now)
+            XCTAssertNotNil(accepted(handshake(last)))
+        }
+        guard case .rejected(.replay, .drain) = handshake(last) else { return XCTFail("a replay is still caught") }
+        XCTAssertLessThanOrEqual(sessions.count, 16)
+        XCTAssertGreaterThan(replay.earlyRotations, 0)
+    }
+
+    /// The legacy taint set is bounded by the live auth table: taints of values that left the
+    /// ±120 s window are forgotten as the window moves, and unknown values are never recorded.
+    func testLegacyTaintsAreBoundedByTheWindow() throws {
+        let t = try table(bobAlterId: 1)
+        for second in 0..<30 as Range<Int64> {
+            var wire = try LegacyHeader.seal(request(), primary: bob, authID: bob.bytes, time: now + second * 10)
+            wire[wire.count - 1] ^= 0xFF
+            _ = run(wire, table: t, at: now + second * 10)
+        }
+        XCTAssertLessThanOrEqual(t.taintedCount, 25, "only taints inside the current window remain")
+        t.taint(AuthIDKey(hi: 1, lo: 2))
+        XCTAssertLessThanOrEqual(t.taintedCount, 25)
+    }
 }
