@@ -51,6 +51,22 @@ final class VMessServerHandlerTests: XCTestCase {
         XCTAssertNil(try channel.readOutbound(as: ByteBuffer.self))
     }
 
+    /// A slowloris (one byte a second, forever) is closed at the handshake deadline: bytes do not
+    /// extend it.
+    func testSlowlorisIsClosedAtTheHandshakeDeadline() throws {
+        let (channel, _) = try makeChannel()
+        let loop = channel.eventLoop as! EmbeddedEventLoop
+        var seconds = 0
+        while channel.isActive && seconds < 120 {
+            try channel.writeInbound(channel.allocator.buffer(bytes: [UInt8.random(in: 0...255)]))
+            loop.advanceTime(by: .seconds(1))
+            seconds += 1
+        }
+        XCTAssertFalse(channel.isActive)
+        XCTAssertEqual(seconds, 60, "closed at the 60 s default deadline")
+        XCTAssertNil(try channel.readOutbound(as: ByteBuffer.self))
+    }
+
     func testAcceptedRequestToHTTPBlackholeGetsA403ThroughTheTunnel() throws {
         var bh = BlackholeSettings()
         bh.httpResponse = true

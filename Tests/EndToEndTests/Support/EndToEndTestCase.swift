@@ -140,15 +140,19 @@ class EndToEndTestCase: XCTestCase {
         return String(decoding: data, as: UTF8.self)
     }
 
-    static func serverConfig(port: UInt16, users: [VMessTestUser], tag: String = "vmess-in") -> String {
-        json([
+    /// `daemon`: a top-level "vmessd" object (limits and the like), when given.
+    static func serverConfig(port: UInt16, users: [VMessTestUser], tag: String = "vmess-in",
+                             daemon: [String: Any]? = nil) -> String {
+        var object: [String: Any] = [
             "log": ["loglevel": "info"],
             "inbounds": [[
                 "port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": tag,
                 "settings": ["clients": users.map(\.serverJSON)],
             ]],
             "outbounds": [["protocol": "freedom", "settings": [String: Any]()]],
-        ])
+        ]
+        if let daemon { object["vmessd"] = daemon }
+        return json(object)
     }
 
     // MARK: peers
@@ -158,10 +162,10 @@ class EndToEndTestCase: XCTestCase {
     /// (systemd-socket-activate), `trigger` is called before waiting (to make that program start it).
     func startVMessd(users: [VMessTestUser], workers: Int = 2, drainTimeout: Double = 30, port: UInt16? = nil,
                      prefix: [String] = [], environment: [String: String] = [:], waitForReady: Bool = true,
-                     trigger: ((UInt16) throws -> Void)? = nil) throws -> VMessdServer {
+                     daemon: [String: Any]? = nil, trigger: ((UInt16) throws -> Void)? = nil) throws -> VMessdServer {
         let port = try port ?? FreePort.tcp()
         let name = nextName("vmessd")
-        let configPath = try writeFile("\(name).json", Self.serverConfig(port: port, users: users))
+        let configPath = try writeFile("\(name).json", Self.serverConfig(port: port, users: users, daemon: daemon))
         let control = workDir.appendingPathComponent("\(name).ctl").path
         let notify = try makeNotifySocket(name)
         let vmessd = try VMessdBinaries.vmessd()
