@@ -4,6 +4,7 @@
     32 genuine clients ──> v2ray 4.34 client ──VMess AEAD──┐
                            dokodemo-door                    ├──> vmessd run --workers N ──> bulk target
     attacker process ──── 2,000 raw TCP connections ───────┘
+      from 127.0.0.2
       (random bytes / slowloris 1 byte per second / silent)
 
 Phases with the same genuine load, alternating: quiet1 (genuine only), attack1 (genuine plus the
@@ -65,6 +66,7 @@ def run_attacker(params, out_path):
     def open_one(kind):
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setblocking(False)
+        s.bind((params["source"], 0))
         rc = s.connect_ex(("127.0.0.1", params["port"]))
         if rc not in (0, errno.EINPROGRESS):
             s.close()
@@ -250,6 +252,9 @@ def main():
                     help="handshake deadline written to the config, policy.levels.0.handshake (10 s)")
     ap.add_argument("--limits", choices=["auto", "on", "off"], default="auto",
                     help="write generous vmessd.limits (auto: if vmessd knows the key)")
+    ap.add_argument("--attacker-source", default="127.0.0.2",
+                    help="source address of the garbage connections (default 127.0.0.2: another source than "
+                         "the genuine clients' v2ray client, which connects from 127.0.0.1)")
     ap.add_argument("--json")
     ap.add_argument("--workdir")
     ap.add_argument("--_attacker", nargs=2, help=argparse.SUPPRESS)
@@ -310,7 +315,7 @@ def main():
             att = None
             att_out = os.path.join(workdir, f"attacker-{name}.json")
             if attack:
-                params = {"port": sport, "count": args.garbage, "keep": args.duration + 5,
+                params = {"port": sport, "count": args.garbage, "keep": args.duration + 5, "source": args.attacker_source,
                           "grace": args.handshake + 15, "open_timeout": 60, "seed": 7}
                 att = Managed("attacker", [sys.executable, os.path.abspath(__file__), "--_attacker",
                                            json.dumps(params), att_out],
