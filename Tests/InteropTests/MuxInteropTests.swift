@@ -88,19 +88,6 @@ final class MuxInteropTests: InteropTestCase {
 
     // MARK: - Xray
 
-    private func startXray(server: RunningServer, user: VMessTestUser, targetPort: UInt16) throws -> RunningClient {
-        let python = try XrayClient.requirePython()
-        let dokodemo = try FreePort.tcp()
-        var socks = try FreePort.tcp()
-        while socks == dokodemo { socks = try FreePort.tcp() }
-        let config = try writeFile("xray-client.json", XrayClient.config(dokodemoPort: dokodemo, targetPort: targetPort,
-                                                                          socksPort: socks, serverPort: server.port, user: user))
-        let script = try writeFile("xray-runner.py", XrayClient.runner)
-        let process = try launch("client-xray", python, [script, config])
-        try waitUntilListening(process, port: socks)
-        return RunningClient(dokodemoPort: dokodemo, socksPort: socks, process: process)
-    }
-
     func testXrayClientTCPAndXUDP() throws {
         let user = VMessTestUser(security: "aes-128-gcm")
         let echo = try makeEchoServer()

@@ -27,6 +27,8 @@ struct RunningServer {
     let kind: ServerKind
     let port: UInt16
     let process: ManagedProcess
+    /// vmessd's admin socket (`vmessd ctl --control`); nil for v2ray.
+    var control: String? = nil
 }
 
 struct RunningClient {
@@ -121,8 +123,8 @@ class InteropTestCase: XCTestCase {
         return server
     }
 
-    func makeUDPEchoServer() throws -> UDPEchoServer {
-        let server = try UDPEchoServer()
+    func makeUDPEchoServer(respond: (([UInt8]) -> [UInt8])? = nil) throws -> UDPEchoServer {
+        let server = try UDPEchoServer(respond: respond)
         onTearDown { server.stop() }
         return server
     }
@@ -158,21 +160,23 @@ class InteropTestCase: XCTestCase {
 
     /// Starts the VMess server: `vmessd run -c FILE --workers 2` or `v2ray -config FILE`.
     func startServer(_ kind: ServerKind = .underTest, users: [VMessTestUser],
-                     format: ServerConfigFormat = .v4) throws -> RunningServer {
+                     format: ServerConfigFormat = .v4, daemon: [String: Any]? = nil) throws -> RunningServer {
         let port = try FreePort.tcp()
         let name = nextName("server-\(kind.rawValue)")
         let config: String
         switch format {
-        case .v4: config = TestConfigs.serverV4(port: port, users: users)
+        case .v4: config = TestConfigs.serverV4(port: port, users: users, daemon: kind == .vmessd ? daemon : nil)
         case .v5:
             guard kind == .vmessd else { throw XCTSkip("v2ray 4.34 cannot read the v5 config format") }
             config = TestConfigs.serverV5(port: port, uuids: users.map(\.id))
         }
         let path = try writeFile("\(name).json", config)
         let process: ManagedProcess
+        var controlPath: String?
         switch kind {
         case .vmessd:
             let control = workDir.appendingPathComponent("\(name).ctl").path
+            controlPath = control
             let notify = try NotifySocket(path: workDir.appendingPathComponent("\(name).notify").path)
             onTearDown { notify.close() }
             stateLock.lock(); notifySockets.append((name, notify)); stateLock.unlock()
@@ -187,7 +191,7 @@ class InteropTestCase: XCTestCase {
             process = try launch(name, v2rayPath, ["-config", path])
         }
         try waitUntilListening(process, port: port)
-        return RunningServer(kind: kind, port: port, process: process)
+        return RunningServer(kind: kind, port: port, process: process, control: controlPath)
     }
 
     /// Starts the reference v2ray client pointed at `server`, with a dokodemo-door to 127.0.0.1:targetPort.

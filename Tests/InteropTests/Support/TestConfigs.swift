@@ -22,8 +22,10 @@ struct VMessTestUser {
 enum TestConfigs {
     /// v4: one vmess inbound on 127.0.0.1:port with `users` as clients, and a freedom outbound. The
     /// same file serves vmessd and the reference v2ray.
-    static func serverV4(port: UInt16, users: [VMessTestUser], logLevel: String = "info") -> String {
-        json([
+    /// `daemon`: vmessd's own top-level "vmessd" object (vmessd only).
+    static func serverV4(port: UInt16, users: [VMessTestUser], logLevel: String = "info",
+                         daemon: [String: Any]? = nil) -> String {
+        var object: [String: Any] = [
             "log": ["loglevel": logLevel],
             "inbounds": [[
                 "port": Int(port),
@@ -33,7 +35,9 @@ enum TestConfigs {
                 "settings": ["clients": users.map(\.json)],
             ]],
             "outbounds": [["protocol": "freedom", "settings": [String: Any]()]],
-        ])
+        ]
+        if let daemon { object["vmessd"] = daemon }
+        return json(object)
     }
 
     /// v5 (vmessd only; v2ray 4.34 cannot read it).

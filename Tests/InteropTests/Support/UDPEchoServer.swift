@@ -1,5 +1,5 @@
-// UDP target: echoes each datagram back to its sender. One thread; its recvfrom carries a short
-// SO_RCVTIMEO so it notices stop() within a fraction of a second.
+// UDP target: echoes each datagram back to its sender (or answers what `respond` makes of it). One
+// thread; its recvfrom carries a short SO_RCVTIMEO so it notices stop() within a fraction of a second.
 
 import Foundation
 import TestSupport
@@ -14,8 +14,11 @@ final class UDPEchoServer {
     private var stopped = false
     private var echoed = 0
     private var task: BackgroundTask<Void>!
+    /// The answer to one datagram; nil = the datagram itself.
+    private let respond: (([UInt8]) -> [UInt8])?
 
-    init() throws {
+    init(respond: (([UInt8]) -> [UInt8])? = nil) throws {
+        self.respond = respond
         fd = try Sock.socket(Sock.datagramType)
         do {
             try Sock.bind(fd, port: 0)
@@ -56,10 +59,11 @@ final class UDPEchoServer {
                 }
             }
             if n < 0 { continue } // timeout slice or EINTR
-            _ = buffer.withUnsafeBytes { buf in
+            let reply = respond.map { $0(Array(buffer[0..<n])) }
+            _ = (reply ?? buffer).withUnsafeBytes { buf in
                 withUnsafePointer(to: &from) {
                     $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                        sendto(fd, buf.baseAddress, n, 0, $0, fromLen)
+                        sendto(fd, buf.baseAddress, reply?.count ?? n, 0, $0, fromLen)
                     }
                 }
             }

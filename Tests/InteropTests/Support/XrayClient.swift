@@ -65,3 +65,20 @@ enum XrayClient {
         ])
     }
 }
+
+extension InteropTestCase {
+    /// The Xray client pointed at `server`: dokodemo-door to 127.0.0.1:targetPort and socks5 with UDP
+    /// (sent as XUDP).
+    func startXray(server: RunningServer, user: VMessTestUser, targetPort: UInt16) throws -> RunningClient {
+        let python = try XrayClient.requirePython()
+        let dokodemo = try FreePort.tcp()
+        var socks = try FreePort.tcp()
+        while socks == dokodemo { socks = try FreePort.tcp() }
+        let config = try writeFile("xray-client-\(socks).json", XrayClient.config(dokodemoPort: dokodemo, targetPort: targetPort,
+                                                                                  socksPort: socks, serverPort: server.port, user: user))
+        let script = try writeFile("xray-runner.py", XrayClient.runner)
+        let process = try launch("client-xray", python, [script, config])
+        try waitUntilListening(process, port: socks)
+        return RunningClient(dokodemoPort: dokodemo, socksPort: socks, process: process)
+    }
+}
