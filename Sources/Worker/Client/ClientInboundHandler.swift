@@ -30,12 +30,11 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
     private var context: ChannelHandlerContext?
     private var handshakeTimeout: Scheduled<Void>?
     private var timer: ConnectionTimer?
-    private var link: UpstreamLink?
+    /// Backpressure and half-close with the outbound link (shared with the VMess server inbound).
+    private let glue = RelayGlue()
+    private var link: UpstreamLink? { glue.link }
     private var failureReply: [UInt8]?
     private var association: SOCKSUDPAssociation?
-    private var heldRead = false
-    private var uplinkDone = false
-    private var downlinkDone = false
     private var sentDownstream = false
 
     init(inbound: ClientInboundContext, handshake: Handshake, fixedDestination: Destination? = nil) {
@@ -86,8 +85,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         phase = .closed
         handshakeTimeout?.cancel()
         timer?.cancel()
-        link?.close()
-        link = nil
+        glue.close()
         association?.close()
         association = nil
     }
@@ -174,7 +172,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         }
         let link = inbound.outbound.open(destination, sink: self, loop: context.eventLoop, level: level)
         guard case .relaying = phase else { return link.close() }  // failed on the spot
-        self.link = link
+        glue.link = link
         if let payload = request.payload { upstream(payload) }
         if remaining.readableBytes > 0 {
             upstream(remaining)
@@ -232,41 +230,22 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
     }
 
     private func uplinkFinished() {
-        guard !uplinkDone else { return }
-        uplinkDone = true
-        link?.finishUpstream()
-        link?.flush()
-        if downlinkDone { return closeAfterFlush() }
-        timer?.reset(to: .seconds(Int64(inbound.level.downlinkOnly)))
+        switch glue.finishUplink() {
+        case .already: return
+        case .both: closeAfterFlush()
+        case .other: timer?.reset(to: .seconds(Int64(inbound.level.downlinkOnly)))
+        }
     }
 
     // MARK: backpressure
 
-    private var shouldHoldReads: Bool {
-        guard case .relaying = phase, let link else { return false }
-        return !link.isWritable
-    }
+    func read(context: ChannelHandlerContext) { glue.read(context: context) }
 
-    func read(context: ChannelHandlerContext) {
-        if shouldHoldReads {
-            heldRead = true
-        } else {
-            context.read()
-        }
-    }
-
-    func upstreamWritabilityChanged() {
-        guard heldRead, !shouldHoldReads, let context else { return }
-        heldRead = false
-        context.read()
-    }
+    func upstreamWritabilityChanged() { glue.upstreamWritabilityChanged(context: context) }
 
     var downstreamWritable: Bool { context?.channel.isWritable ?? false }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { link?.downstreamWritabilityChanged() }
-        context.fireChannelWritabilityChanged()
-    }
+    func channelWritabilityChanged(context: ChannelHandlerContext) { glue.channelWritabilityChanged(context: context) }
 
     // MARK: downstream (target → client)
 
@@ -286,13 +265,14 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
     /// The target has nothing more: half-close towards the client, or answer a failure the protocol
     /// can express (HTTP 502 when the target never answered).
     func downstreamFinished(error: Bool) {
-        guard case .relaying = phase, !downlinkDone, let context else { return }
-        downlinkDone = true
+        guard case .relaying = phase, let context else { return }
+        let finish = glue.finishDownlink()
+        guard finish != .already else { return }
         if error, !sentDownstream, let reply = failureReply {
             context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply)), promise: nil)
             return closeAfterFlush()
         }
-        if error || uplinkDone { return closeAfterFlush() }
+        if error || finish == .both { return closeAfterFlush() }
         context.flush()
         context.close(mode: .output, promise: nil)
         timer?.reset(to: .seconds(Int64(inbound.level.uplinkOnly)))

@@ -33,12 +33,10 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     /// The response header goes out lazily with the first downstream bytes (§4).
     private var responseHeader: ByteBuffer?
 
-    private var link: UpstreamLink?
+    /// Backpressure and half-close with the outbound link (shared with the client inbounds).
+    private let glue = RelayGlue()
+    private var link: UpstreamLink? { glue.link }
     private var destination: Destination?
-
-    private var heldRead = false
-    private var uplinkDone = false
-    private var downlinkDone = false
     private var sentDownstream = false
 
     init(inbound: InboundContext) {
@@ -84,8 +82,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         phase = .closed
         handshakeTimeout?.cancel()
         timer?.cancel()
-        link?.close()
-        link = nil
+        glue.close()
     }
 
     private func closeClient() {
@@ -199,7 +196,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         case .tcp where destination == .domain("v1.mux.cool"), .mux:
             // Any request to v1.mux.cool is Mux.Cool, whatever its command (§10.1).
             self.destination = Destination(network: .tcp, address: destination, port: h.port)
-            link = MuxServer(sink: self, outbound: inbound.outbound, loop: context.eventLoop, level: level,
+            glue.link = MuxServer(sink: self, outbound: inbound.outbound, loop: context.eventLoop, level: level,
                              counters: inbound.counters, udpToClient: inbound.udpToClient, logger: logger)
             if remaining.readableBytes > 0 { upstream(&remaining) }
             return
@@ -209,7 +206,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         }
         let dest = Destination(network: network, address: destination, port: h.port)
         self.destination = dest
-        link = inbound.outbound.open(dest, sink: self, loop: context.eventLoop, level: level)
+        glue.link = inbound.outbound.open(dest, sink: self, loop: context.eventLoop, level: level)
         if remaining.readableBytes > 0 { upstream(&remaining) }
     }
 
@@ -252,40 +249,22 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     }
 
     private func uplinkFinished() {
-        guard !uplinkDone else { return }
-        uplinkDone = true
-        link?.finishUpstream()
-        if downlinkDone { return closeClient() }
-        timer?.reset(to: .seconds(Int64(level.downlinkOnly)))
+        switch glue.finishUplink() {
+        case .already: return
+        case .both: closeClient()
+        case .other: timer?.reset(to: .seconds(Int64(level.downlinkOnly)))
+        }
     }
 
     // MARK: backpressure
 
-    private var shouldHoldReads: Bool {
-        guard case .relaying = phase, let link else { return false }
-        return !link.isWritable
-    }
+    func read(context: ChannelHandlerContext) { glue.read(context: context) }
 
-    func read(context: ChannelHandlerContext) {
-        if shouldHoldReads {
-            heldRead = true
-        } else {
-            context.read()
-        }
-    }
-
-    func upstreamWritabilityChanged() {
-        guard heldRead, !shouldHoldReads, let context else { return }
-        heldRead = false
-        context.read()
-    }
+    func upstreamWritabilityChanged() { glue.upstreamWritabilityChanged(context: context) }
 
     var downstreamWritable: Bool { context?.channel.isWritable ?? false }
 
-    func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable { link?.downstreamWritabilityChanged() }
-        context.fireChannelWritabilityChanged()
-    }
+    func channelWritabilityChanged(context: ChannelHandlerContext) { glue.channelWritabilityChanged(context: context) }
 
     // MARK: downstream (target → client)
 
@@ -337,8 +316,8 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
 
     /// The target has nothing more to send: end the response body.
     func downstreamFinished(error: Bool) {
-        guard case .relaying = phase, !downlinkDone, let context, let encoder else { return }
-        downlinkDone = true
+        guard case .relaying = phase, !glue.downlinkDone, let context, let encoder else { return }
+        let finish = glue.finishDownlink()
         if let h = responseHeader {
             // Nothing was ever sent: the header goes out alone, without an end marker (§4).
             responseHeader = nil
@@ -349,7 +328,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
             if end.readableBytes > 0 { context.write(wrapOutboundOut(end), promise: nil) }
         }
         context.flush()
-        if uplinkDone || error {
+        if finish == .both || error {
             closeAfterFlush()
         } else {
             timer?.reset(to: .seconds(Int64(level.uplinkOnly)))
