@@ -95,11 +95,11 @@ public final class WorkerProcess {
         }
 
         // 2. One server channel per listener.
-        guard let first = config.outbounds.first else { throw WorkerError.noOutbound }
+        guard !config.outbounds.isEmpty else { throw WorkerError.noOutbound }
+        let outbounds = OutboundSelector(outbounds: config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger) })
         let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,
                                            accessLog: AccessLog(config: config.log), logger: logger,
-                                           defaultOutbound: OutboundFactory.make(first, counters: counters, logger: logger),
-                                           loop: loop, limits: config.daemon.limits)
+                                           outbounds: outbounds, loop: loop, limits: config.daemon.limits)
         var remaining = listenerFDs
         do {
             for (listener, fd) in zip(bootstrap.listeners, listenerFDs) {

@@ -42,8 +42,8 @@ final class MuxServerHardeningTests: XCTestCase {
     func makeServer(_ sink: ClientSink, counters: WorkerCounters, udpToClient: Int = 65_507) -> MuxServer {
         var policy = LevelPolicy()
         policy.handshake = 60
-        return MuxServer(sink: sink, outbound: FreedomOutbound(tag: nil, settings: FreedomSettings(), counters: counters, logger: logger),
-                         loop: loop, level: policy, counters: counters, udpToClient: udpToClient, logger: logger)
+        let freedom = FreedomOutbound(tag: nil, settings: FreedomSettings(), counters: counters, logger: logger)
+        return MuxServer(sink: sink, outbounds: OutboundSelector(outbounds: [freedom]), origin: RequestOrigin(), loop: loop, level: policy, counters: counters, udpToClient: udpToClient, logger: logger)
     }
 
     func frames(_ fs: [MuxFrame]) -> ByteBuffer {

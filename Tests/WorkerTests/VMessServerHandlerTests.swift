@@ -15,8 +15,8 @@ final class VMessServerHandlerTests: XCTestCase {
         let inbound = InboundConfig(port: 1, settings: .vmess(settings), jsonPath: "inbounds[0]")
         let counters = WorkerCounters()
         let ctx = try InboundContext(index: 0, config: inbound, settings: settings, policy: PolicyConfig(),
-                                     outbound: OutboundFactory.make(OutboundConfig(settings: outbound, jsonPath: "outbounds[0]"),
-                                                                    counters: counters, logger: Logger(label: "test")),
+                                     outbounds: OutboundSelector(outbounds: [OutboundFactory.make(OutboundConfig(settings: outbound, jsonPath: "outbounds[0]"),
+                                                                                                  counters: counters, logger: Logger(label: "test"))]),
                                      replay: GenerationalReplayFilter(), counters: counters,
                                      logger: Logger(label: "test"))
         let channel = EmbeddedChannel(handler: VMessServerHandler(inbound: ctx))

@@ -6,17 +6,18 @@ import Shared
 /// worker. Event-loop confined.
 final class ClientInboundContext {
     let config: InboundConfig
-    let outbound: Outbound
+    /// Every outbound, and the routing choice among them.
+    let outbounds: OutboundSelector
     /// The policy level of the inbound's `userLevel`: timeouts and buffer bound of every relay.
     let level: LevelPolicy
     let counters: WorkerCounters
     let logger: Logger
     let accessLog: AccessLog?
 
-    init(config: InboundConfig, userLevel: Int, policy: PolicyConfig, outbound: Outbound, counters: WorkerCounters,
+    init(config: InboundConfig, userLevel: Int, policy: PolicyConfig, outbounds: OutboundSelector, counters: WorkerCounters,
          logger: Logger, accessLog: AccessLog?) {
         self.config = config
-        self.outbound = outbound
+        self.outbounds = outbounds
         self.level = policy.level(userLevel)
         self.counters = counters
         var l = logger

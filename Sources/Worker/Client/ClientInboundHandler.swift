@@ -170,7 +170,8 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         if !request.reply.isEmpty {
             context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: request.reply)), promise: nil)
         }
-        let link = inbound.outbound.open(destination, sink: self, loop: context.eventLoop, level: level)
+        let origin = RequestOrigin(inboundTag: inbound.config.tag, source: context.remoteAddress)
+        let link = inbound.outbounds.open(destination, origin: origin, sink: self, loop: context.eventLoop, level: level)
         guard case .relaying = phase else { return link.close() }  // failed on the spot
         glue.link = link
         if let payload = request.payload { upstream(payload) }

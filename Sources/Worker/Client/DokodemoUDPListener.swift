@@ -27,7 +27,7 @@ final class DokodemoUDPListener: ChannelInboundHandler {
         self.inbound = inbound
         self.target = target
         flows = UDPFlowTable(inbound: inbound, loop: loop, capacity: Self.maxFlows, idleTimeout: Self.idleTimeout,
-                             peer: VMessServerHandler.peerText,
+                             peer: VMessServerHandler.peerText, source: { $0 },
                              deliver: { [weak self] client, payload, _ in self?.reply(payload, to: client) },
                              flush: { [weak self] in self?.channel?.flush() },
                              writable: { [weak self] in self?.channel?.isWritable ?? false })

@@ -33,6 +33,7 @@ final class SOCKSUDPAssociation: ChannelInboundHandler {
         }
         flows = UDPFlowTable(inbound: inbound, loop: control.eventLoop, capacity: Self.maxFlows, idleTimeout: Self.idleTimeout,
                              peer: { [weak self] _ in self?.client.map(VMessServerHandler.peerText) ?? "?" },
+                             source: { [weak self] _ in self?.client ?? self?.control.remoteAddress },
                              deliver: { [weak self] _, payload, source in self?.reply(payload, from: source) },
                              flush: { [weak self] in self?.channel?.flush() },
                              writable: { [weak self] in self?.channel?.isWritable ?? false })

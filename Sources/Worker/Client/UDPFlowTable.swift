@@ -44,12 +44,14 @@ final class UDPFlowTable<Key: Hashable> {
     fileprivate let writable: () -> Bool
     /// The local client of a flow, for the access log.
     private let peer: (Key) -> String
+    /// The local client of a flow, for routing.
+    private let source: (Key) -> NIOCore.SocketAddress?
     private var flows: [Key: Flow] = [:]
     private var sweeper: RepeatedTask?
     private var closed = false
 
     init(inbound: ClientInboundContext, loop: EventLoop, capacity: Int, idleTimeout: TimeAmount,
-         peer: @escaping (Key) -> String, deliver: @escaping (Key, ByteBuffer, Destination) -> Void,
+         peer: @escaping (Key) -> String, source: @escaping (Key) -> NIOCore.SocketAddress?, deliver: @escaping (Key, ByteBuffer, Destination) -> Void,
          flush: @escaping () -> Void, writable: @escaping () -> Bool) {
         self.inbound = inbound
         self.loop = loop
@@ -59,6 +61,7 @@ final class UDPFlowTable<Key: Hashable> {
         self.flush = flush
         self.writable = writable
         self.peer = peer
+        self.source = source
     }
 
     var count: Int { flows.count }
@@ -81,7 +84,8 @@ final class UDPFlowTable<Key: Hashable> {
         flows[key] = flow
         inbound.accessLog?.accepted(from: peer(key), network: "udp", destination: "\(destination.address):\(destination.port)",
                                     email: nil)
-        flow.link = inbound.outbound.open(destination, sink: flow, loop: loop, level: inbound.level)
+        let origin = RequestOrigin(inboundTag: inbound.config.tag, source: source(key))
+        flow.link = inbound.outbounds.open(destination, origin: origin, sink: flow, loop: loop, level: inbound.level)
         if flows[key] !== flow { flow.link?.close() }  // failed on the spot
         if sweeper == nil {
             let every = TimeAmount.nanoseconds(max(idleTimeout.nanoseconds / 4, TimeAmount.seconds(1).nanoseconds))

@@ -12,7 +12,8 @@ final class InboundContext {
     let sessions: SessionHistory
     let disableInsecure: Bool
     let policy: PolicyConfig
-    let outbound: Outbound
+    /// Every outbound, and the routing choice among them.
+    let outbounds: OutboundSelector
     let counters: WorkerCounters
     let logger: Logger
     let accessLog: AccessLog?
@@ -20,7 +21,7 @@ final class InboundContext {
     let udpToClient: Int
 
     init(index: Int, config: InboundConfig, settings: VMessInboundSettings, policy: PolicyConfig,
-         outbound: Outbound, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger,
+         outbounds: OutboundSelector, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger,
          accessLog: AccessLog? = nil, udpToClient: Int = ClientLimits.defaultUDPToClient) throws {
         self.accessLog = accessLog
         self.udpToClient = udpToClient
@@ -31,7 +32,7 @@ final class InboundContext {
         self.sessions = SessionHistory()
         self.disableInsecure = settings.disableInsecureEncryption
         self.policy = policy
-        self.outbound = outbound
+        self.outbounds = outbounds
         self.counters = counters
         var l = logger
         l[metadataKey: "inbound"] = "\(config.tag ?? config.jsonPath)"

@@ -13,8 +13,8 @@ struct InboundFactory {
         var counters: WorkerCounters
         var accessLog: AccessLog?
         var logger: Logger
-        /// Without routing rules, V2Ray sends everything to the first outbound.
-        var defaultOutbound: Outbound
+        /// Every outbound; without routing rules everything goes to the first, as in V2Ray.
+        var outbounds: OutboundSelector
         /// The worker's event loop, for inbounds that open sockets of their own at start
         /// (dokodemo-door UDP). Without it those are not served and a warning says so.
         var loop: EventLoop? = nil
@@ -27,7 +27,7 @@ struct InboundFactory {
         switch inbound.settings {
         case .vmess(let settings):
             let ctx = try InboundContext(index: index, config: inbound, settings: settings, policy: s.policy,
-                                         outbound: s.defaultOutbound, replay: s.replay, counters: s.counters,
+                                         outbounds: s.outbounds, replay: s.replay, counters: s.counters,
                                          logger: s.logger, accessLog: s.accessLog, udpToClient: s.limits.udpDatagramToClient)
             install = { channel in try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx)) }
         case .socks(let settings):
@@ -63,7 +63,7 @@ struct InboundFactory {
     }
 
     private static func clientContext(_ inbound: InboundConfig, userLevel: Int, _ s: Shared) -> ClientInboundContext {
-        ClientInboundContext(config: inbound, userLevel: userLevel, policy: s.policy, outbound: s.defaultOutbound,
+        ClientInboundContext(config: inbound, userLevel: userLevel, policy: s.policy, outbounds: s.outbounds,
                              counters: s.counters, logger: s.logger, accessLog: s.accessLog)
     }
 

@@ -191,12 +191,13 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
                                     network: h.command == RequestCommand.udp.rawValue ? "udp" : "tcp",
                                     destination: "\(destination):\(h.port)", email: a.user.email)
 
+        let origin = RequestOrigin(inboundTag: inbound.config.tag, user: a.user.email, source: context.remoteAddress)
         let network: Destination.Network
         switch h.requestCommand {
         case .tcp where destination == .domain("v1.mux.cool"), .mux:
             // Any request to v1.mux.cool is Mux.Cool, whatever its command (§10.1).
             self.destination = Destination(network: .tcp, address: destination, port: h.port)
-            glue.link = MuxServer(sink: self, outbound: inbound.outbound, loop: context.eventLoop, level: level,
+            glue.link = MuxServer(sink: self, outbounds: inbound.outbounds, origin: origin, loop: context.eventLoop, level: level,
                              counters: inbound.counters, udpToClient: inbound.udpToClient, logger: logger)
             if remaining.readableBytes > 0 { upstream(&remaining) }
             return
@@ -206,7 +207,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         }
         let dest = Destination(network: network, address: destination, port: h.port)
         self.destination = dest
-        glue.link = inbound.outbound.open(dest, sink: self, loop: context.eventLoop, level: level)
+        glue.link = inbound.outbounds.open(dest, origin: origin, sink: self, loop: context.eventLoop, level: level)
         if remaining.readableBytes > 0 { upstream(&remaining) }
     }
 

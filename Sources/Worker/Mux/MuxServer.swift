@@ -22,7 +22,9 @@ final class MuxServer: UpstreamLink {
     static let maxBuffered = 2 + 512 + 2 + 65_535
 
     private weak var sink: DownstreamSink?
-    private let outbound: Outbound
+    private let outbounds: OutboundSelector
+    /// The client connection's inbound, user and address: every session is routed with it.
+    private let origin: RequestOrigin
     private let loop: EventLoop
     private let level: LevelPolicy
     private let logger: Logger
@@ -41,11 +43,12 @@ final class MuxServer: UpstreamLink {
     /// Largest datagram sent to the client in one frame (ClientLimits.udpDatagramToClient).
     let udpToClient: Int
 
-    init(sink: DownstreamSink, outbound: Outbound, loop: EventLoop, level: LevelPolicy, counters: WorkerCounters,
+    init(sink: DownstreamSink, outbounds: OutboundSelector, origin: RequestOrigin, loop: EventLoop, level: LevelPolicy, counters: WorkerCounters,
          udpToClient: Int = ClientLimits.defaultUDPToClient, logger: Logger) {
         self.sink = sink
         self.udpToClient = udpToClient
-        self.outbound = outbound
+        self.outbounds = outbounds
+        self.origin = origin
         self.loop = loop
         self.level = level
         self.counters = counters
@@ -142,7 +145,7 @@ final class MuxServer: UpstreamLink {
             let session = MuxServerSession(id: f.sessionID, destination: dest, xudp: udp && (f.sessionID == 0 || f.globalID != nil),
                                            server: self)
             sessions[f.sessionID] = session
-            let link = outbound.open(dest, sink: session, loop: loop, level: level)
+            let link = outbounds.open(dest, origin: origin, sink: session, loop: loop, level: level)
             session.link = link
             if link.isConnecting {
                 session.connecting = true

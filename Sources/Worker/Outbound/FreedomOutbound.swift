@@ -17,6 +17,8 @@ final class FreedomOutbound: Outbound {
         self.logger = logger
     }
 
+    var carriesPacketDestinations: Bool { true }
+
     func open(_ destination: Destination, sink: DownstreamSink, loop: EventLoop, level: LevelPolicy) -> UpstreamLink {
         switch destination.network {
         case .tcp:
@@ -283,6 +285,8 @@ final class BlackholeOutbound: Outbound {
         self.tag = tag
         self.http = settings.httpResponse
     }
+
+    var carriesPacketDestinations: Bool { true }
 
     func open(_ destination: Destination, sink: DownstreamSink, loop: EventLoop, level: LevelPolicy) -> UpstreamLink {
         let link = BlackholeLink()

@@ -51,4 +51,11 @@ extension UpstreamLink {
 protocol Outbound: AnyObject {
     var tag: String? { get }
     func open(_ destination: Destination, sink: DownstreamSink, loop: EventLoop, level: LevelPolicy) -> UpstreamLink
+    /// Whether one of its UDP links sends each datagram to the destination given with it (freedom),
+    /// rather than to the one it was opened for (a vmess outbound's UDP request).
+    var carriesPacketDestinations: Bool { get }
+}
+
+extension Outbound {
+    var carriesPacketDestinations: Bool { false }
 }
