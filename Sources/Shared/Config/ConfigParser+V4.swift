@@ -91,6 +91,13 @@ extension ConfigParser {
 
     static func readClientV4(_ node: ConfigNode) throws -> VMessUser {
         var r = try node.object()
+        let user = try readClientFields(&r)
+        try r.finish()
+        return user
+    }
+
+    /// The user keys of a v4 client entry (also the flat form of Xray's vmess outbound settings).
+    static func readClientFields(_ r: inout ObjectReader) throws -> VMessUser {
         let idNode = try r.require("id")
         let idText = try idNode.string()
         guard let id = canonicalUUID(idText) else { throw idNode.error("invalid UUID \(JSONC.quote(idText))") }
@@ -105,7 +112,6 @@ extension ConfigParser {
         }
         user.level = try r.take("level")?.int(levelRange) ?? 0
         user.email = try r.take("email")?.string()
-        try r.finish()
         return user
     }
 }

@@ -1,6 +1,7 @@
 // The vmess outbound (the client side) and the outbound `mux` object.
 //
 //   v4: settings {vnext: [{address, port, users: [{id, alterId, security, level, email}]}]}
+//   Xray's flat form: settings {address, port, id, security, level, email}  (one server, one user)
 //   v5: settings {address, port, uuid}          (proxy/vmess/outbound SimplifiedConfig)
 //   both: mux {enabled, concurrency}
 
@@ -8,6 +9,9 @@ extension ConfigParser {
     static func readVMessOutbound(_ node: ConfigNode, format: ConfigFormat) throws -> VMessOutboundSettings {
         if format == .v5 || hasV5OnlyKey(node, ["uuid"]) {
             return try readVMessOutboundV5(node)
+        }
+        if hasV5OnlyKey(node, ["address"]) && !hasV5OnlyKey(node, ["vnext"]) {
+            return try readVMessOutboundFlat(node)
         }
         var r = try node.object()
         let vnext = try r.require("vnext")
@@ -33,6 +37,19 @@ extension ConfigParser {
     static func hasV5OnlyKey(_ node: ConfigNode, _ keys: Set<String>) -> Bool {
         guard case .object(let object) = node.value else { return false }
         return object.members.contains { keys.contains(ObjectReader.lowerCamel($0.key)) }
+    }
+
+    /// Xray's flat form: the one server's address and port and the one user's keys side by side.
+    static func readVMessOutboundFlat(_ node: ConfigNode) throws -> VMessOutboundSettings {
+        var r = try node.object()
+        let address = try readHostAddress(r.require("address"))
+        let port = try r.require("port").int(1...65535)
+        if let experiments = r.take("experiments") {
+            throw experiments.error("Xray's \"experiments\" is not supported by vmessd")
+        }
+        let user = try readClientFields(&r)
+        try r.finish()
+        return VMessOutboundSettings(servers: [.init(address: address, port: port, users: [user])])
     }
 
     /// v5 SimplifiedConfig: one server, one user with alterId 0 and security "auto".

@@ -140,6 +140,22 @@ final class ClientConfigTests: XCTestCase {
         XCTAssertEqual(v5.inbounds[2].settings, .dokodemo(dns))
     }
 
+    /// Xray's flat vmess outbound: one server and one user in `settings` itself.
+    func testXrayFlatVMessOutbound() throws {
+        let config = try parse(outbound(#"""
+            {"protocol": "vmess", "settings": {"address": "vpn.example", "port": 443, "id": "\#(uuid.uppercased())",
+                                               "security": "chacha20-poly1305", "level": 1, "email": "me@example"}}
+            """#))
+        XCTAssertEqual(config.outbounds[0].settings, .vmess(VMessOutboundSettings(servers: [
+            .init(address: "vpn.example", port: 443,
+                  users: [VMessUser(id: uuid, security: "chacha20-poly1305", level: 1, email: "me@example")]),
+        ])))
+        assertError(outbound(#"{"protocol": "vmess", "settings": {"address": "a", "port": 1, "id": "\#(uuid)", "experiments": "AuthenticatedLength"}}"#),
+                    "config.json: outbounds[0].settings.experiments: Xray's \"experiments\" is not supported by vmessd")
+        assertError(outbound(#"{"protocol": "vmess", "settings": {"address": "a", "port": 1}}"#),
+                    "config.json: outbounds[0].settings: missing required key \"id\"")
+    }
+
     /// A client config whose only v5 traits are client-side settings is detected as v4; those
     /// settings are still read in their v5 shape.
     func testV5ClientSettingsInAConfigDetectedAsV4() throws {
