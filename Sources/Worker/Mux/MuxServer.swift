@@ -132,10 +132,12 @@ final class MuxServer: UpstreamLink {
                 return queueControl(MuxFrame(sessionID: f.sessionID, status: .end, option: .error))
             }
             guard sessions.count < Self.maxSessions else {
+                logger.debug("mux: session refused", metadata: ["limit": "\(Self.maxSessions) sessions"])
                 counters.drop(.muxSessionLimit)
                 return queueControl(MuxFrame(sessionID: f.sessionID, status: .end, option: .error))
             }
             guard connectingCount < Self.maxConnecting else {
+                logger.debug("mux: session refused", metadata: ["limit": "\(Self.maxConnecting) connects in flight"])
                 counters.drop(.muxConnectLimit)
                 return queueControl(MuxFrame(sessionID: f.sessionID, status: .end, option: .error))
             }
