@@ -204,7 +204,8 @@ def main():
                     help="comma-separated: signal names sent with kill(2), and fault-SEGV / fault-ILL, a genuine "
                          "fault injected with ptrace (default KILL,SEGV,ILL,fault-SEGV,fault-ILL)")
     ap.add_argument("--modes", default="default,bt-off",
-                    help="backtracer modes: default (environment untouched), bt-off (SWIFT_BACKTRACE=enable=no)")
+                    help="backtracer modes: default (environment untouched), bt-off (SWIFT_BACKTRACE=enable=no), "
+                         "bt-on (SWIFT_BACKTRACE=enable=yes)")
     ap.add_argument("--trials", type=int, default=3, help="trials per signal and mode (3)")
     ap.add_argument("--timeout", type=float, default=30.0, help="give up on one trial after this many seconds")
     ap.add_argument("--goal-ms", type=float, default=100.0)
@@ -233,7 +234,7 @@ def main():
         raise Interrupted(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, on_term)
-    modes = {"default": None, "bt-off": {"SWIFT_BACKTRACE": "enable=no"}}
+    modes = {"default": None, "bt-off": {"SWIFT_BACKTRACE": "enable=no"}, "bt-on": {"SWIFT_BACKTRACE": "enable=yes"}}
     try:
         tgt, tports, _ = start_async_targets(workdir)
         managed.append(tgt)
