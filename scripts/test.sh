@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: install dependencies, build (debug), run `swift test` (extra arguments are
-# passed through, e.g. `scripts/test.sh --filter InteropTests`). Exits with swift test's status.
+# passed through, e.g. `scripts/test.sh --filter InteropTests`), then, for a full run, a short fuzz
+# run (scripts/fuzz.sh --ci). Exits with swift test's status, or the fuzz run's if only that failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +33,19 @@ if [ -n "$failed" ]; then
     echo "failed:"; echo "$failed" | sed 's/^/  /'
 fi
 if [ "$status" -eq 0 ]; then echo "RESULT: PASS"; else echo "RESULT: FAIL (swift test exit status $status)"; fi
+
+# A short fuzz run of every parser (scripts/fuzz.sh --ci, about 12 s per target) after a full test
+# run; skipped for filtered runs (arguments given) and with VMESSD_SKIP_FUZZ=1. A fuzz failure fails
+# the script, but never hides swift test's own status, which wins when both fail.
+if [ $# -eq 0 ] && [ "${VMESSD_SKIP_FUZZ:-0}" != "1" ]; then
+    echo
+    set +e
+    scripts/fuzz.sh --ci
+    fuzz_status=$?
+    set -e
+    if [ "$status" -eq 0 ] && [ "$fuzz_status" -ne 0 ]; then
+        echo "RESULT: FAIL (scripts/fuzz.sh --ci exit status $fuzz_status)"
+        status=$fuzz_status
+    fi
+fi
 exit "$status"
