@@ -11,6 +11,8 @@ public struct Config: Codable, Equatable, Sendable {
     public var inbounds: [InboundConfig]
     public var outbounds: [OutboundConfig]
     public var policy: PolicyConfig
+    /// v4 `routing` / v5 `router`, geodata already expanded; nil: everything goes to outbounds[0].
+    public var routing: RoutingConfig?
     /// Top-level `"vmessd"` object: supervisor settings; command-line flags win over these.
     public var daemon: DaemonSettings
 

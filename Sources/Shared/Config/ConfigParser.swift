@@ -11,21 +11,22 @@ public enum ConfigParser {
     static let maximumFileSize = 16 << 20
 
     /// Reads and validates a file. The format (v4 or v5) is detected from the content, see `detectFormat`.
-    public static func parse(fileAt path: String) throws -> Config {
+    /// `geodata`: where geoip.dat/geosite.dat and `ext:` files are looked up (tests inject their own).
+    public static func parse(fileAt path: String, geodata: GeoDataLocator = .standard()) throws -> Config {
         let bytes: [UInt8]
         do {
             bytes = try FileContents.load(path, limit: maximumFileSize)
         } catch let failure as FileContents.Failure {
             throw ConfigError(file: path, path: "", reason: "cannot read config file: \(failure.reason)")
         }
-        return try parse(bytes: bytes, sourceFile: path)
+        return try parse(bytes: bytes, sourceFile: path, geodata: geodata)
     }
 
-    public static func parse(text: String, sourceFile: String) throws -> Config {
-        try parse(bytes: Array(text.utf8), sourceFile: sourceFile)
+    public static func parse(text: String, sourceFile: String, geodata: GeoDataLocator = .standard()) throws -> Config {
+        try parse(bytes: Array(text.utf8), sourceFile: sourceFile, geodata: geodata)
     }
 
-    static func parse(bytes: [UInt8], sourceFile: String) throws -> Config {
+    static func parse(bytes: [UInt8], sourceFile: String, geodata: GeoDataLocator = .standard()) throws -> Config {
         let tree: JSONValue?
         do {
             tree = try JSONC.parse(bytes)
@@ -35,7 +36,7 @@ public enum ConfigParser {
         guard let tree else {
             throw ConfigError(file: sourceFile, path: "", reason: "the file is empty (no JSON value)")
         }
-        return try readRoot(JSONPath.root.node(tree, sourceFile), format: detectFormat(tree))
+        return try readRoot(JSONPath.root.node(tree, sourceFile), format: detectFormat(tree), geodata: geodata)
     }
 
     /// The embedded demo config used by `vmessd run` without -c: one v4 vmess inbound on 127.0.0.1:port
@@ -84,12 +85,12 @@ public enum ConfigParser {
 
     /// V2Ray top-level keys (v4 and v5) that vmessd knows but does not implement.
     static let unsupportedTopLevel: Set<String> = [
-        "routing", "router", "dns", "api", "stats", "transport", "reverse", "fakedns", "fakeDns",
+        "dns", "api", "stats", "transport", "reverse", "fakedns", "fakeDns",
         "browserForwarder", "observatory", "burstObservatory", "multiObservatory", "services", "extension",
         "port", "inbound", "outbound", "inboundDetour", "outboundDetour",
     ]
 
-    static func readRoot(_ root: ConfigNode, format: ConfigFormat) throws -> Config {
+    static func readRoot(_ root: ConfigNode, format: ConfigFormat, geodata: GeoDataLocator = .standard()) throws -> Config {
         var r = try root.object()
         // Take every supported section first, so an unsupported section is reported before any detail
         // inside the supported ones: "routing is not supported" is the more useful first message.
@@ -98,6 +99,10 @@ public enum ConfigParser {
         let outbounds = r.take("outbounds")
         let policy = r.take("policy")
         let daemon = r.take("vmessd")
+        // v4 `routing` and v5 `router` are different spellings, so each is read by its own format's
+        // reader whatever the detected format; both at once would be two routing tables.
+        let routingV4 = r.take("routing")
+        let routerV5 = r.take("router")
         try r.finish(unsupported: unsupportedTopLevel)
 
         var config = Config(sourceFile: root.file, format: format, inbounds: [], outbounds: [])
@@ -114,6 +119,15 @@ public enum ConfigParser {
             // V2Ray refuses to start without an outbound; vmessd is lenient and uses the one outbound
             // such a config would almost certainly have meant: direct connections.
             config.outbounds = [OutboundConfig(settings: .freedom(FreedomSettings()), jsonPath: "outbounds")]
+        }
+        if let routingV4, routerV5 != nil {
+            throw routingV4.error("\"routing\" (v4) and \"router\" (v5) both present; keep one")
+        }
+        // After the outbounds: rules and balancers name them.
+        if let routingV4 {
+            config.routing = try readRoutingV4(routingV4, outbounds: config.outbounds, geodata: GeoDataCache(locator: geodata))
+        } else if let routerV5 {
+            config.routing = try readRouterV5(routerV5, outbounds: config.outbounds, geodata: GeoDataCache(locator: geodata))
         }
         if let policy {
             config.policy = try readPolicy(policy)

@@ -312,8 +312,8 @@ final class ConfigTests: XCTestCase {
     }
 
     func testUnsupportedAndUnknownKeys() {
-        assertError(#"{"routing": {"rules": []}, "inbounds": []}"#,
-                    "config.json: routing: \"routing\" is not supported by vmessd yet")
+        assertError(#"{"reverse": {}, "inbounds": []}"#,
+                    "config.json: reverse: \"reverse\" is not supported by vmessd yet")
         assertError(#"{"inbounds": [], "stats": {}}"#, "config.json: stats: \"stats\" is not supported by vmessd yet")
         assertError(#"{"inbounds": [], "frobnicate": 1}"#, "config.json: frobnicate: unknown key \"frobnicate\"")
         let clients = "[{\"id\": \"\(uuid)\", \"foo\": 1}]"

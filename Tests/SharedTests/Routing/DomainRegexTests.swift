@@ -1,0 +1,90 @@
+// The linear-time regex subset used for `regexp:` rules.
+
+import XCTest
+
+@testable import Shared
+
+final class DomainRegexTests: XCTestCase {
+    private func matches(_ pattern: String, _ input: String, file: StaticString = #filePath, line: UInt = #line) -> Bool {
+        do {
+            return try DomainRegex([pattern]).matches(Array(input.utf8))
+        } catch {
+            XCTFail("\(pattern): \(error)", file: file, line: line)
+            return false
+        }
+    }
+
+    func testSemantics() {
+        // Unanchored search, like Go's MatchString.
+        XCTAssertTrue(matches("goo", "www.google.com"))
+        XCTAssertFalse(matches("^goo", "www.google.com"))
+        XCTAssertTrue(matches("^www", "www.google.com"))
+        XCTAssertTrue(matches("com$", "www.google.com"))
+        XCTAssertFalse(matches("com$", "www.google.com.cn"))
+        XCTAssertTrue(matches("\\Awww.*\\z", "www.x"))
+        XCTAssertTrue(matches("^a[1-5]\\.mzstatic\\.com$", "a3.mzstatic.com"))
+        XCTAssertFalse(matches("^a[1-5]\\.mzstatic\\.com$", "a6.mzstatic.com"))
+        XCTAssertFalse(matches("^a[1-5]\\.mzstatic\\.com$", "a3xmzstatic.com"))
+        XCTAssertTrue(matches("^adservice\\.google\\.([a-z]{2}|com?)(\\.[a-z]{2})?$", "adservice.google.co.uk"))
+        XCTAssertTrue(matches("^adservice\\.google\\.([a-z]{2}|com?)(\\.[a-z]{2})?$", "adservice.google.com"))
+        XCTAssertFalse(matches("^adservice\\.google\\.([a-z]{2}|com?)(\\.[a-z]{2})?$", "adservice.google.comx"))
+        XCTAssertTrue(matches("(^|\\.)803[a-z]{0,2}\\.tv$", "x.803ab.tv"))
+        XCTAssertFalse(matches("(^|\\.)803[a-z]{0,2}\\.tv$", "x803ab.tv"))
+        XCTAssertTrue(matches("^pinggai\\d\\.caixin\\.com$", "pinggai7.caixin.com"))
+        XCTAssertTrue(matches("[^a-z]", "abc-"))
+        XCTAssertFalse(matches("[^a-z]", "abc"))
+        XCTAssertTrue(matches("a{2,}", "baab"))
+        XCTAssertFalse(matches("a{3,}", "baab"))
+        XCTAssertTrue(matches("^(?:ab)+$", "ababab"))
+        XCTAssertFalse(matches("^(?:ab)+$", "ababa"))
+        XCTAssertTrue(matches("^x*?$", ""))
+        XCTAssertTrue(matches("", "anything"))
+        XCTAssertTrue(matches("a{,2}", "a{,2}"))  // not a count: literal, as in RE2
+        XCTAssertTrue(matches("[]a]", "]"))
+        XCTAssertTrue(matches("[\\d.]+$", "1.2"))
+        XCTAssertTrue(matches("\\w\\W\\s\\S", "a- x"))
+    }
+
+    func testUnionOfPatterns() throws {
+        let regex = try DomainRegex(["^a$", "b$", "^c"])
+        XCTAssertTrue(regex.matches(Array("a".utf8)))
+        XCTAssertTrue(regex.matches(Array("xb".utf8)))
+        XCTAssertTrue(regex.matches(Array("cx".utf8)))
+        XCTAssertFalse(regex.matches(Array("xa".utf8)))
+    }
+
+    func testUnsupportedSyntax() {
+        for (pattern, reason) in [
+            ("(?i)abc", "group flags and named groups are not supported"),
+            ("(?P<n>a)", "group flags and named groups are not supported"),
+            ("\\bfoo", "escape \\b is not supported"),
+            ("\\1", "escape \\1 is not supported"),
+            ("[[:alpha:]]", "POSIX classes like [:alpha:] are not supported"),
+            ("(ab", "missing \")\""),
+            ("ab)", "unexpected \")\""),
+            ("[ab", "missing \"]\""),
+            ("*a", "missing argument to repetition operator"),
+            ("a{1001}", "repeat count larger than 1000"),
+            ("a{3,2}", "invalid repeat count {3,2}"),
+            ("[z-a]", "invalid class range"),
+            ("ab\\", "trailing backslash"),
+            ("((((a{1000}){1000}){1000}))", "pattern too large"),
+        ] {
+            XCTAssertThrowsError(try DomainRegex.validate(pattern), pattern) { error in
+                XCTAssertEqual((error as? DomainRegex.SyntaxError)?.reason, reason, pattern)
+            }
+        }
+    }
+
+    /// Patterns that take exponential time in a backtracking engine finish at once here.
+    func testNoCatastrophicBacktracking() throws {
+        let input = Array((String(repeating: "a", count: 250) + "!").utf8)
+        for pattern in ["^(a+)+$", "^(a|a)*$", "^(a|aa)+$", "(.*a){20}$", "^(a*)*b$"] {
+            let regex = try DomainRegex([pattern])
+            let start = DispatchTime.now().uptimeNanoseconds
+            XCTAssertFalse(regex.matches(input), pattern)
+            let elapsed = DispatchTime.now().uptimeNanoseconds - start
+            XCTAssertLessThan(elapsed, 2_000_000_000, pattern)  // a bound against hangs, not a benchmark
+        }
+    }
+}
