@@ -96,7 +96,14 @@ public final class WorkerProcess {
 
         // 2. One server channel per listener.
         guard !config.outbounds.isEmpty else { throw WorkerError.noOutbound }
-        let outbounds = OutboundSelector(outbounds: config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger) })
+        let built = config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger) }
+        let outbounds: OutboundSelector
+        if let routing = config.routing {
+            let router = try Router(routing, outboundTags: config.outbounds.map(\.tag))
+            outbounds = OutboundSelector(outbounds: built, decide: OutboundSelector.decide(with: router))
+        } else {
+            outbounds = OutboundSelector(outbounds: built)
+        }
         let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,
                                            accessLog: AccessLog(config: config.log), logger: logger,
                                            outbounds: outbounds, loop: loop, limits: config.daemon.limits)

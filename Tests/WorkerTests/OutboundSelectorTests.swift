@@ -81,7 +81,7 @@ final class OutboundSelectorTests: XCTestCase {
         let a = RecordingOutbound("a"), b = RecordingOutbound("b")
         let answer = loop.makePromise(of: [[UInt8]].self)
         let selector = OutboundSelector(outbounds: [a, b], decide: { _, _, resolved in
-            resolved.isEmpty ? .resolveFirst : (resolved.first == [10, 0, 0, 1] ? .outbound(1) : .outbound(0))
+            resolved == nil ? .resolveFirst : (resolved?.first == [10, 0, 0, 1] ? .outbound(1) : .outbound(0))
         }, resolve: { _, _ in answer.futureResult })
         var level = LevelPolicy()
         level.bufferSize = 16

@@ -12,8 +12,9 @@ final class OutboundSelector {
         case resolveFirst
     }
 
-    /// (destination, origin, resolved addresses of a domain destination) → choice.
-    typealias Decide = (Destination, RequestOrigin, [[UInt8]]) -> Choice
+    /// (destination, origin, resolved addresses of a domain destination: nil before resolution,
+    /// empty when it found nothing) → choice.
+    typealias Decide = (Destination, RequestOrigin, [[UInt8]]?) -> Choice
     /// Resolves a domain destination to raw addresses (4 or 16 bytes each), off the event loop.
     typealias Resolve = (Destination, EventLoop) -> EventLoopFuture<[[UInt8]]>
 
@@ -31,13 +32,35 @@ final class OutboundSelector {
 
     var routes: Bool { decide != nil }
 
-    /// The choice for one destination (resolved addresses empty on the first ask).
-    func choose(_ destination: Destination, origin: RequestOrigin, resolved: [[UInt8]] = []) -> Choice {
+    /// The choice for one destination (`resolved` nil on the first ask).
+    func choose(_ destination: Destination, origin: RequestOrigin, resolved: [[UInt8]]? = nil) -> Choice {
         guard let decide else { return .outbound(0) }
         switch decide(destination, origin, resolved) {
         case .outbound(let i) where outbounds.indices.contains(i): return .outbound(i)
         case .outbound: return .outbound(0)
-        case .resolveFirst: return resolved.isEmpty ? .resolveFirst : .outbound(0)
+        case .resolveFirst: return resolved == nil ? .resolveFirst : .outbound(0)
+        }
+    }
+
+    /// The decision function of a compiled `Router` (Shared): the request it sees is built from the
+    /// destination and the origin.
+    static func decide(with router: Router) -> Decide {
+        { destination, origin, resolved in
+            var request = RouteRequest(port: destination.port, network: destination.network == .udp ? .udp : .tcp,
+                                       inboundTag: origin.inboundTag, user: origin.user)
+            switch destination.address {
+            case .domain(let d): request.domain = d
+            case .ipv4(let b), .ipv6(let b): request.ip = b
+            }
+            if let source = origin.source {
+                request.sourceIP = rawAddress(source)
+                request.sourcePort = source.port.map { UInt16(truncatingIfNeeded: $0) }
+            }
+            request.resolvedIPs = resolved
+            switch router.route(request) {
+            case .outbound(let i): return .outbound(i)
+            case .resolveFirst: return .resolveFirst
+            }
         }
     }
 

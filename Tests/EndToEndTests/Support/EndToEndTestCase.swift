@@ -140,9 +140,10 @@ class EndToEndTestCase: XCTestCase {
         return String(decoding: data, as: UTF8.self)
     }
 
-    /// `daemon`: a top-level "vmessd" object (limits and the like), when given.
+    /// `daemon`: a top-level "vmessd" object (limits and the like), when given; `extra`: top-level
+    /// sections that replace the defaults (outbounds, routing, ...).
     static func serverConfig(port: UInt16, users: [VMessTestUser], tag: String = "vmess-in",
-                             daemon: [String: Any]? = nil) -> String {
+                             daemon: [String: Any]? = nil, extra: [String: Any] = [:]) -> String {
         var object: [String: Any] = [
             "log": ["loglevel": "info"],
             "inbounds": [[
@@ -152,6 +153,7 @@ class EndToEndTestCase: XCTestCase {
             "outbounds": [["protocol": "freedom", "settings": [String: Any]()]],
         ]
         if let daemon { object["vmessd"] = daemon }
+        object.merge(extra) { _, new in new }
         return json(object)
     }
 
@@ -162,10 +164,11 @@ class EndToEndTestCase: XCTestCase {
     /// (systemd-socket-activate), `trigger` is called before waiting (to make that program start it).
     func startVMessd(users: [VMessTestUser], workers: Int = 2, drainTimeout: Double = 30, port: UInt16? = nil,
                      prefix: [String] = [], environment: [String: String] = [:], waitForReady: Bool = true,
-                     daemon: [String: Any]? = nil, trigger: ((UInt16) throws -> Void)? = nil) throws -> VMessdServer {
+                     daemon: [String: Any]? = nil, extra: [String: Any] = [:],
+                     trigger: ((UInt16) throws -> Void)? = nil) throws -> VMessdServer {
         let port = try port ?? FreePort.tcp()
         let name = nextName("vmessd")
-        let configPath = try writeFile("\(name).json", Self.serverConfig(port: port, users: users, daemon: daemon))
+        let configPath = try writeFile("\(name).json", Self.serverConfig(port: port, users: users, daemon: daemon, extra: extra))
         let control = workDir.appendingPathComponent("\(name).ctl").path
         let notify = try makeNotifySocket(name)
         let vmessd = try VMessdBinaries.vmessd()
@@ -185,8 +188,9 @@ class EndToEndTestCase: XCTestCase {
         return server
     }
 
-    /// The reference client: dokodemo-door on a free port to 127.0.0.1:targetPort through `server`.
-    func startClient(serverPort: UInt16, user: VMessTestUser, targetPort: UInt16) throws -> V2RayClient {
+    /// The reference client: dokodemo-door on a free port to targetAddress:targetPort through `server`.
+    func startClient(serverPort: UInt16, user: VMessTestUser, targetPort: UInt16,
+                     targetAddress: String = "127.0.0.1") throws -> V2RayClient {
         let v2ray = try Tool.v2ray()
         let port = try FreePort.tcp()
         let name = nextName("v2ray")
@@ -196,7 +200,7 @@ class EndToEndTestCase: XCTestCase {
             "policy": ["levels": ["0": ["handshake": 10, "connIdle": 300, "uplinkOnly": 20, "downlinkOnly": 20]]],
             "inbounds": [[
                 "port": Int(port), "listen": "127.0.0.1", "protocol": "dokodemo-door",
-                "settings": ["address": "127.0.0.1", "port": Int(targetPort), "network": "tcp"],
+                "settings": ["address": targetAddress, "port": Int(targetPort), "network": "tcp"],
             ]],
             "outbounds": [["protocol": "vmess", "settings": ["vnext": [[
                 "address": "127.0.0.1", "port": Int(serverPort), "users": [user.clientJSON],

@@ -1,0 +1,66 @@
+// Routing with the real V2Ray 4.34 client through vmessd (issue 8): the rule almost every published
+// server config has (geoip:private to a blackhole) and rules by domain and by user, each observed by
+// where the bytes went. Freedom outbounds `redirect` to loopback echo targets, so "public" addresses
+// need no network: whichever target answers tells which outbound was chosen.
+//
+//   v2ray client (dokodemo-door to ADDRESS:PORT) ──VMess──▶ vmessd ──rules──▶ direct   → echo "direct"
+//                                                                         ├─▶ special  → echo "special"
+//                                                                         └─▶ block (blackhole)
+
+import Foundation
+import TestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class RoutingTests: EndToEndTestCase {
+    func testPrivateAddressesAreBlockedWhileRulesByDomainAndUserRouteTheRest() throws {
+        let direct = try makeEchoServer()
+        let special = try makeEchoServer()
+        let alice = VMessTestUser("alice@example.com")
+        let bob = VMessTestUser("bob@example.com")
+        let extra: [String: Any] = [
+            "outbounds": [
+                ["protocol": "freedom", "tag": "direct", "settings": ["redirect": "127.0.0.1:\(direct.port)"]],
+                ["protocol": "blackhole", "tag": "block", "settings": [String: Any]()],
+                ["protocol": "freedom", "tag": "special", "settings": ["redirect": "127.0.0.1:\(special.port)"]],
+            ],
+            "routing": [
+                "domainStrategy": "AsIs",
+                "rules": [
+                    ["type": "field", "domain": ["full:special.example", "keyword:tracker"], "outboundTag": "special"],
+                    ["type": "field", "user": ["bob@example.com"], "port": "1000-2000", "outboundTag": "special"],
+                    ["type": "field", "ip": ["geoip:private"], "outboundTag": "block"],
+                ],
+            ],
+        ]
+        let server = try startVMessd(users: [alice, bob], workers: 1, extra: extra)
+        let payload = randomData(32 * 1024)
+
+        func roundTrip(_ user: VMessTestUser, _ address: String, _ port: UInt16) throws -> Bool {
+            let client = try startClient(serverPort: server.port, user: user, targetPort: port, targetAddress: address)
+            defer { client.process.terminate(grace: 1) }
+            return (try? ShortConnectionLoad.roundTrip(port: client.port, payload: payload, label: address, timeout: 5)) != nil
+        }
+
+        // Public-looking addresses go to the first outbound.
+        XCTAssertTrue(try roundTrip(alice, "93.184.216.34", 80))
+        XCTAssertEqual(direct.connectionCount, 1)
+        // A domain rule, by full name and by keyword.
+        XCTAssertTrue(try roundTrip(alice, "special.example", 443))
+        XCTAssertTrue(try roundTrip(alice, "ads.tracker.example", 443))
+        XCTAssertEqual(special.connectionCount, 2)
+        // A user rule (with a port range): bob's request goes elsewhere than alice's identical one.
+        XCTAssertTrue(try roundTrip(bob, "93.184.216.34", 1500))
+        XCTAssertEqual(special.connectionCount, 3)
+        XCTAssertTrue(try roundTrip(alice, "93.184.216.34", 1500))
+        XCTAssertEqual(direct.connectionCount, 2)
+        // geoip:private: loopback and RFC 1918 destinations reach no target at all.
+        for address in ["127.0.0.1", "10.1.2.3", "192.168.0.1"] {
+            XCTAssertFalse(try roundTrip(alice, address, direct.port), "\(address) must be blocked")
+        }
+        XCTAssertEqual(direct.connectionCount, 2)
+        XCTAssertEqual(special.connectionCount, 3)
+    }
+}
