@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: install dependencies, build (debug), run `swift test` (extra arguments are
 # passed through, e.g. `scripts/test.sh --filter InteropTests`), then, for a full run, a short fuzz
-# run (scripts/fuzz.sh --ci). Exits with swift test's status, or the fuzz run's if only that failed.
+# run (scripts/fuzz.sh --ci) and the unit and handler suites under AddressSanitizer
+# (scripts/sanitize.sh address). Exits with swift test's status, or a later step's if only that failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -46,6 +47,20 @@ if [ $# -eq 0 ] && [ "${VMESSD_SKIP_FUZZ:-0}" != "1" ]; then
     if [ "$status" -eq 0 ] && [ "$fuzz_status" -ne 0 ]; then
         echo "RESULT: FAIL (scripts/fuzz.sh --ci exit status $fuzz_status)"
         status=$fuzz_status
+    fi
+fi
+
+# The unit and handler suites under AddressSanitizer (scripts/sanitize.sh address:
+# about 17 min from a fresh clone on 2 shared vCPUs, mostly the instrumented build in .build-asan);
+# same rules as the fuzz step, VMESSD_SKIP_SANITIZE=1 to skip. ThreadSanitizer (scripts/sanitize.sh
+# thread) costs as much again and is left to developers, to keep CI well inside its time budget.
+if [ $# -eq 0 ] && [ "${VMESSD_SKIP_SANITIZE:-0}" != "1" ]; then
+    echo
+    sanitize_status=0
+    scripts/sanitize.sh address || sanitize_status=$?
+    if [ "$status" -eq 0 ] && [ "$sanitize_status" -ne 0 ]; then
+        echo "RESULT: FAIL (scripts/sanitize.sh address exit status $sanitize_status)"
+        status=$sanitize_status
     fi
 fi
 exit "$status"

@@ -34,6 +34,9 @@ final class TransportServerPipelineTests: XCTestCase {
 
     func makeChannel(_ stream: StreamSettings) throws -> (EmbeddedChannel, Recorder) {
         let channel = EmbeddedChannel()
+        // Finished at teardown: an open EmbeddedChannel and its pipeline keep each other, and every
+        // handler, alive until the process exits (LeakSanitizer reported them).
+        addTeardownBlock { _ = try? channel.finish(acceptAlreadyClosed: true) }
         let recorder = Recorder()
         let transport = try InboundTransport(stream: stream)
         try transport.configure(channel) { try $0.pipeline.syncOperations.addHandler(recorder) }.wait()
