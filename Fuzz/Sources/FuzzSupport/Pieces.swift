@@ -9,10 +9,15 @@
 /// bytes, and never much more than `maximumReads` reads. Headers, where the cuts matter most, are
 /// short enough to be cut anywhere.
 public enum Pieces {
-    static let bytewiseLimit = 256
-    static let maximumReads = 64
+    /// For the pure parsers, where a read costs little.
+    public static let parserReads = (bytewise: 256, maximum: 64)
+    /// For the targets that drive a NIO pipeline, where one read costs tens of microseconds: the
+    /// cuts inside our own handlers still vary, NIO's byte-to-message plumbing is not the subject.
+    public static let pipelineReads = (bytewise: 32, maximum: 16)
 
-    public static func split(_ payload: [UInt8], selector: UInt8) -> [ArraySlice<UInt8>] {
+    public static func split(_ payload: [UInt8], selector: UInt8,
+                             limits: (bytewise: Int, maximum: Int) = parserReads) -> [ArraySlice<UInt8>] {
+        let (bytewiseLimit, maximumReads) = limits
         guard !payload.isEmpty else { return [] }
         if selector == 0 { return [payload[...]] }
         var out: [ArraySlice<UInt8>] = []

@@ -48,7 +48,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         try channel.pipeline.syncOperations.addHandler(collector)
     }
     let channel = ChannelHarness.connected([handler])
-    let completed = ChannelHarness.feed(channel, Pieces.split(input.rest(), selector: selector))
+    let completed = ChannelHarness.feed(channel, Pieces.split(input.rest(), selector: selector, limits: Pieces.pipelineReads))
     let answer = ChannelHarness.drainOutbound(channel)
     precondition(answer.isEmpty || answer.starts(with: Array("HTTP/1.1 ".utf8)), "answered with something other than HTTP")
     if completed && flags & 1 != 0 && channel.isActive {

@@ -47,7 +47,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         channel.writeAndFlush(ByteBuffer(bytes: Array("first write".utf8)), promise: nil)
     }
     _ = ChannelHarness.drainOutbound(channel)
-    ChannelHarness.feed(channel, Pieces.split(input.rest(), selector: selector))
+    ChannelHarness.feed(channel, Pieces.split(input.rest(), selector: selector, limits: Pieces.pipelineReads))
     _ = ChannelHarness.drainOutbound(channel)
     ChannelHarness.finish(channel)
     ready.fail(ChannelError.ioOnClosedChannel)  // no-op if it completed; never left open

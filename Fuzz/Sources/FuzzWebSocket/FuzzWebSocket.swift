@@ -34,7 +34,7 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         wire = input.rest()
     }
     var completed = true
-    for piece in Pieces.split(wire, selector: selector) {
+    for piece in Pieces.split(wire, selector: selector, limits: Pieces.pipelineReads) {
         if flags & 2 != 0, channel.isActive { channel.writeAndFlush(ByteBuffer(bytes: [0x56, 0x4D]), promise: nil) }
         guard ChannelHarness.feed(channel, [piece]) else { completed = false; break }
         _ = ChannelHarness.drainOutbound(channel)
