@@ -42,7 +42,10 @@ final class SharedMemoryTests: XCTestCase {
     }
 
     func testReplayIsSeenThroughAnotherMapping() throws {
-        let region = try SharedRegion.create(Self.small)
+        // Buckets deep enough that 20 randomly seeded AuthIDs never fill one (a full bucket evicts).
+        let roomy = SharedLayout.Parameters(slotCount: 8, userCapacity: 16, reasonCapacity: 8,
+                                            replayStripes: 4, replayBucketsPerStripe: 8, replayBucketSlots: 32)
+        let region = try SharedRegion.create(roomy)
         let other = try secondMapping(region)
         XCTAssertNotEqual(region.base, other.base)
         let a = SharedReplayFilter(region: region)

@@ -17,9 +17,18 @@ public final class BodyEncoder {
     private var lengthNonce: ChunkNonce
     private var mask: SHAKE128
     private var ended = false
+    /// Padding bytes are sent in the clear and skipped by the reader (their count comes from the
+    /// mask stream), so they need no cryptographic randomness — the reference uses math/rand. A
+    /// per-connection generator seeded once saves a getrandom/fork check per chunk.
+    private var paddingBytes: SplitMix64
 
-    /// Largest total chunk a Go writer emits (length field + ciphertext + padding), §9.7.
-    public static let maxChunkSize = 2048
+    /// Largest total stream chunk we emit (length field + ciphertext + padding). Go writers stop at
+    /// 2048 (§9.7); every peer's reader takes more, and each chunk costs a cipher re-initialisation,
+    /// a length mask and padding, so larger chunks cut the per-byte cost of the download path
+    /// several-fold. Measured here (8 MB echoed byte for byte, server → client): V2Ray 4.34 and
+    /// 4.45.2, Xray and sing-box 1.14 all read 32 KiB chunks; sing-box fails at 64 KiB (its reader
+    /// needs the chunk to fit the buffer its caller reads into). 16 KiB keeps a margin below that.
+    public static let maxChunkSize = 16_384
     /// NONE+stream slices at 8192 like the reference.
     static let noneSlice = 8192
 
@@ -43,6 +52,9 @@ public final class BodyEncoder {
         nonce = ChunkNonce(iv: p.iv)
         lengthNonce = ChunkNonce(iv: p.requestIV)
         mask = SHAKE128(seed: p.iv)
+        var seed: UInt64 = 0
+        withUnsafeMutableBytes(of: &seed) { SecureRandom.fill($0) }
+        paddingBytes = SplitMix64(seed: seed)
     }
 
     private var lengthFieldSize: Int { lengthAEAD != nil ? 18 : 2 }
@@ -145,7 +157,7 @@ public final class BodyEncoder {
                 if payload.count > 0 { (base + cursor).copyMemory(from: payload.baseAddress!, byteCount: payload.count) }
                 cursor += payload.count
             }
-            if pad > 0 { SecureRandom.fill(UnsafeMutableRawBufferPointer(start: base + cursor, count: pad)) }
+            if pad > 0 { paddingBytes.fill(UnsafeMutableRawBufferPointer(start: base + cursor, count: pad)) }
             // Length field.
             if let lengthAEAD {
                 let v = UInt16(lval - 16)

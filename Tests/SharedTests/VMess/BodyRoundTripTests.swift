@@ -88,8 +88,11 @@ final class BodyRoundTripTests: XCTestCase {
         }
     }
 
-    func testChunksStayWithin2048Bytes() throws {
-        for (opt, payload) in [(UInt8(0x0D), 1966), (0x05, 2030), (0x1D, 1950)] {
+    /// Stream chunks stay within BodyEncoder.maxChunkSize (16 KiB, what every peer was shown to read)
+    /// whatever the options, padding at its largest included.
+    func testChunksStayWithinTheChunkSize() throws {
+        XCTAssertEqual(BodyEncoder.maxChunkSize, 16_384)
+        for (opt, payload) in [(UInt8(0x0D), 16_384 - 16 - 2 - 64), (0x05, 16_384 - 16 - 2), (0x1D, 16_384 - 16 - 18 - 64)] {
             let h = header(Mode(security: .aes128GCM, options: opt, command: .tcp))
             let enc = try BodyEncoder(.request(h))
             XCTAssertEqual(enc.maxPayloadPerChunk, payload)
