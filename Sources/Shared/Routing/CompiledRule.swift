@@ -1,8 +1,9 @@
 // One rule compiled for matching. Conditions are tested cheapest first (a compare, a bitmap bit, a set
 // lookup, then domain and IP matching); they are ANDed, so the order changes only the cost. The IP
-// condition is left to the router because it may need a resolution first.
+// condition is left to the router because it may need a resolution first. A class: the router walks
+// its rules once per decision, and a struct this wide would be copied (a dozen retains) per rule.
 
-struct CompiledRule {
+final class CompiledRule {
     enum Target {
         case outbound(Int)
         /// Candidate outbound indices (never empty).
@@ -59,7 +60,7 @@ struct CompiledRule {
     }
 
     /// Every condition except the destination IP. `domain` is normalised or nil.
-    func matchesExceptIP(_ request: RouteRequest, domain: String?) -> Bool {
+    func matchesExceptIP(_ request: RouteRequest, domain: [UInt8]?) -> Bool {
         if let networks, !networks.contains(request.network) { return false }
         if let ports, !ports.contains(request.port) { return false }
         if let sourcePorts {

@@ -92,16 +92,13 @@ public final class Router: @unchecked Sendable {
         }
     }
 
-    /// Lower case, no trailing dot ("Example.COM." → "example.com"); nil for an empty name. Names are
-    /// usually lower case already, so the common path allocates nothing.
-    static func normalizedDomain(_ domain: String) -> String? {
-        var text = domain
-        if text.utf8.last == UInt8(ascii: ".") { text.removeLast() }
-        guard !text.isEmpty else { return nil }
-        if text.utf8.contains(where: { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) }) {
-            text = String(decoding: text.utf8.map { (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains($0) ? $0 | 0x20 : $0 },
-                          as: UTF8.self)
-        }
-        return text
+    /// Lower-case UTF-8 bytes without a trailing dot ("Example.COM." → "example.com"); nil for an empty
+    /// name. Made once per decision; every domain matcher reads these bytes.
+    static func normalizedDomain(_ domain: String) -> [UInt8]? {
+        var bytes = Array(domain.utf8)
+        if bytes.last == UInt8(ascii: ".") { bytes.removeLast() }
+        guard !bytes.isEmpty else { return nil }
+        for i in bytes.indices where (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(bytes[i]) { bytes[i] |= 0x20 }
+        return bytes
     }
 }

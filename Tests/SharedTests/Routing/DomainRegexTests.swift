@@ -88,3 +88,37 @@ final class DomainRegexTests: XCTestCase {
         }
     }
 }
+
+final class DomainRegexDFATests: XCTestCase {
+    /// The lazy DFA answers exactly as the NFA simulation, also when its cache is tiny and keeps being
+    /// dropped, on random patterns and inputs over a small alphabet (where matches are frequent).
+    func testAgreesWithTheNFA() throws {
+        var generator = SplitMix(seed: 7)
+        let atoms = ["a", "b", ".", "[ab]", "[^a]", "(a|b)", "(ab|b)", "\\.", "^", "$", "(?:a.)", "c"]
+        let quantifiers = ["", "", "*", "+", "?", "{2}", "{1,3}"]
+        for _ in 0..<300 {
+            var pattern = ""
+            for _ in 0..<(1 + Int(generator.next() % 5)) {
+                pattern += atoms[Int(generator.next() % UInt64(atoms.count))]
+                pattern += quantifiers[Int(generator.next() % UInt64(quantifiers.count))]
+            }
+            guard let regex = try? DomainRegex([pattern]) else { continue }
+            let big = DomainRegexDFA(regex)
+            let small = DomainRegexDFA(regex, maximumStates: 2)
+            for _ in 0..<40 {
+                let input = (0..<Int(generator.next() % 12)).map { _ in Array("ab.c".utf8)[Int(generator.next() % 4)] }
+                let expected = regex.matches(input)
+                XCTAssertEqual(big.matches(input), expected, "\(pattern) on \(String(decoding: input, as: UTF8.self))")
+                XCTAssertEqual(small.matches(input), expected, "\(pattern) on \(String(decoding: input, as: UTF8.self))")
+            }
+        }
+    }
+
+    func testAnchorsAndEmptyInput() throws {
+        for (pattern, input, expected) in [("^$", "", true), ("^a$", "a", true), ("^a$", "ba", false), ("a$", "ba", true),
+                                           ("^", "x", true), ("x^", "x", false), ("$x", "x", false), ("b|^a", "ca", false)] {
+            let dfa = DomainRegexDFA(try DomainRegex([pattern]))
+            XCTAssertEqual(dfa.matches(Array(input.utf8)), expected, "\(pattern) on \(input)")
+        }
+    }
+}

@@ -105,10 +105,10 @@ final class RouterTests: XCTestCase {
     func testPrivateRanges() throws {
         let r = try router([rule("block") { $0.ip = [PrivateIPRanges.set] }])
         for text in ["127.0.0.1", "10.9.8.7", "172.31.255.255", "192.168.0.1", "169.254.1.1", "100.64.0.1", "0.1.2.3",
-                     "224.0.0.1", "255.255.255.255", "::1", "fd00::1", "fe80::1", "::"] {
+                     "224.0.0.1", "239.1.1.1", "240.0.0.1", "255.255.255.255", "::1", "fd00::1", "fe80::1"] {
             XCTAssertEqual(r.route(RouteRequest(ip: ip(text), port: 80)), .outbound(1), text)
         }
-        for text in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:4860::8888", "1.1.1.1"] {
+        for text in ["8.8.8.8", "172.32.0.1", "100.128.0.1", "2001:4860::8888", "1.1.1.1", "223.255.255.255", "::2"] {
             XCTAssertEqual(r.route(RouteRequest(ip: ip(text), port: 80)), .outbound(0), text)
         }
     }
