@@ -102,6 +102,25 @@ public struct CIDR: Codable, Equatable, Hashable, Sendable {
         self.address = address
         self.prefix = prefix
     }
+
+    // Encoded as "1.0.1.0/24": a geoip:cn rule carries ~10,000 blocks to every worker, and the text
+    // form is a third of the size of {"address": [1,0,1,0], "prefix": 24} and decodes faster.
+    public init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        let text = try container.decode(String.self)
+        guard let cidr = cidrFromText(text) else {
+            throw DecodingError.dataCorruptedError(in: container, debugDescription: "not a CIDR: \(text)")
+        }
+        self = cidr
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        guard let text = ipAddressText(address) else {
+            throw EncodingError.invalidValue(address, .init(codingPath: encoder.codingPath, debugDescription: "address of \(address.count) bytes"))
+        }
+        try container.encode("\(text)/\(prefix)")
+    }
 }
 
 public struct PortRange: Codable, Equatable, Sendable {

@@ -13,7 +13,10 @@ final class CompiledRule {
     /// Either the sets match (`inverse` false) or their complements; V2Ray's inverse geoip entries hold
     /// for every address outside the entry.
     struct IPCondition {
-        var sets: [(set: IPRangeSet, inverse: Bool)]
+        /// Usually one plain set (all plain sets merge); inverse sets stay separate.
+        let first: IPRangeSet
+        let firstInverse: Bool
+        let rest: [(set: IPRangeSet, inverse: Bool)]
 
         init(_ sets: [IPSet]) {
             // All plain sets merge into one; each inverse set stays separate.
@@ -23,11 +26,15 @@ final class CompiledRule {
                 if set.inverse { list.append((IPRangeSet(set.cidrs), true)) } else { plain += set.cidrs }
             }
             if !plain.isEmpty || list.isEmpty { list.insert((IPRangeSet(plain), false), at: 0) }
-            self.sets = list
+            first = list[0].set
+            firstInverse = list[0].inverse
+            rest = Array(list.dropFirst())
         }
 
         func matches(_ address: [UInt8]) -> Bool {
-            sets.contains { $0.set.contains(address) != $0.inverse }
+            if first.contains(address) != firstInverse { return true }
+            for entry in rest where entry.set.contains(address) != entry.inverse { return true }
+            return false
         }
     }
 

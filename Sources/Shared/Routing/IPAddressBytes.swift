@@ -29,3 +29,16 @@ func cidrFromText(_ text: String) -> CIDR? {
           let prefix = Int(parts[1]), prefix <= bits else { return nil }
     return CIDR(address: address, prefix: prefix)
 }
+
+/// The text of 4 or 16 address bytes (inet_ntop's spelling), or nil for another length.
+func ipAddressText(_ bytes: [UInt8]) -> String? {
+    let family: Int32
+    switch bytes.count {
+    case 4: family = AF_INET
+    case 16: family = AF_INET6
+    default: return nil
+    }
+    var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+    guard inet_ntop(family, bytes, &buffer, socklen_t(buffer.count)) != nil else { return nil }
+    return String(cString: buffer)
+}

@@ -1,9 +1,10 @@
 // A compiled set of CIDR blocks: merged, sorted, non-overlapping ranges per family, searched by
 // binary search (log2 of ~8,000 ranges for geoip:cn is 13 comparisons). IPv4-mapped IPv6 addresses
 // (::ffff:a.b.c.d) and blocks are folded into IPv4 so a dual-stack socket's view of an IPv4 peer
-// matches IPv4 rules.
+// matches IPv4 rules. A class: it is read once per decision, and a struct of four arrays would be
+// copied (four retains) each time.
 
-struct IPRangeSet {
+final class IPRangeSet {
     /// A 128-bit value as two words; the order is the numeric one.
     struct Word128: Comparable {
         var high: UInt64
@@ -11,10 +12,10 @@ struct IPRangeSet {
         static func < (a: Word128, b: Word128) -> Bool { (a.high, a.low) < (b.high, b.low) }
     }
 
-    private var v4Starts: [UInt32] = []
-    private var v4Ends: [UInt32] = []
-    private var v6Starts: [Word128] = []
-    private var v6Ends: [Word128] = []
+    private let v4Starts: [UInt32]
+    private let v4Ends: [UInt32]
+    private let v6Starts: [Word128]
+    private let v6Ends: [Word128]
 
     var isEmpty: Bool { v4Starts.isEmpty && v6Starts.isEmpty }
     var rangeCount: Int { v4Starts.count + v6Starts.count }
@@ -41,7 +42,9 @@ struct IPRangeSet {
     }
 
     func contains(_ address: [UInt8]) -> Bool {
-        if address.count == 4 { return Self.search(v4Starts, v4Ends, Self.word32(address[...])) }
+        if address.count == 4 {
+            return Self.search(v4Starts, v4Ends, UInt32(address[0]) << 24 | UInt32(address[1]) << 16 | UInt32(address[2]) << 8 | UInt32(address[3]))
+        }
         guard address.count == 16 else { return false }
         if Self.isMapped(address) { return Self.search(v4Starts, v4Ends, Self.word32(address[12...])) }
         return Self.search(v6Starts, v6Ends, Self.word128(address))
