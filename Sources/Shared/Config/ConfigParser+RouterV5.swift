@@ -63,24 +63,19 @@ extension ConfigParser {
         var r = try node.object(protoNames: true)
         let target = try readRuleTarget(node, &r, outboundKey: "tag", balancerKey: "balancingTag", targets)
         var rule = RoutingRule(target: target, jsonPath: node.path.description)
-        if let domains = r.take("domain") {
-            var set = DomainSet()
-            for entry in try domains.array() { set.formUnion(try readDomainV5(entry)) }
-            rule.domains = set
-        }
-        if let geoDomains = r.take("geoDomain") {
-            var set = rule.domains ?? DomainSet()
-            for entry in try geoDomains.array() { set.formUnion(try readGeoDomainV5(entry, geodata: geodata)) }
-            rule.domains = set
-        }
-        if let list = r.take("geoip") { rule.ip = try list.array().map { try readGeoIPV5($0, geodata: geodata) } }
-        if let list = r.take("sourceGeoip") { rule.source = try list.array().map { try readGeoIPV5($0, geodata: geodata) } }
-        if let ports = r.take("portList") { rule.ports = try readPortListV5(ports) }
-        if let ports = r.take("sourcePortList") { rule.sourcePorts = try readPortListV5(ports) }
-        if let networks = r.take("networks") { rule.networks = try readNetworks(networks) }
-        if let users = r.take("userEmail") { rule.users = try users.strings() }
-        if let tags = r.take("inboundTag") { rule.inboundTags = try tags.strings() }
-        if let protocols = r.take("protocol") { rule.protocols = try protocols.strings() }
+        var domains = DomainSet()
+        for entry in try r.take("domain")?.array() ?? [] { domains.formUnion(try readDomainV5(entry)) }
+        for entry in try r.take("geoDomain")?.array() ?? [] { domains.formUnion(try readGeoDomainV5(entry, geodata: geodata)) }
+        // Empty lists and strings are no condition, as in V2Ray.
+        rule.domains = domains.count > 0 ? domains : nil
+        if let list = r.take("geoip") { rule.ip = nonEmpty(try list.array().map { try readGeoIPV5($0, geodata: geodata) }) }
+        if let list = r.take("sourceGeoip") { rule.source = nonEmpty(try list.array().map { try readGeoIPV5($0, geodata: geodata) }) }
+        if let ports = r.take("portList"), ports.value != .string("") { rule.ports = try readPortListV5(ports) }
+        if let ports = r.take("sourcePortList"), ports.value != .string("") { rule.sourcePorts = try readPortListV5(ports) }
+        if let networks = r.take("networks") { rule.networks = nonEmpty(try readNetworks(networks)) }
+        if let users = r.take("userEmail") { rule.users = nonEmpty(try users.strings()) }
+        if let tags = r.take("inboundTag") { rule.inboundTags = nonEmpty(try tags.strings()) }
+        if let protocols = r.take("protocol") { rule.protocols = nonEmpty(try protocols.strings()) }
         if let matcher = r.take("domainMatcher") { try checkDomainMatcher(matcher) }
         try r.finish(unsupported: ["attributes", "setAttribute"])
         guard rule.hasCondition else { throw node.error("a rule needs at least one condition") }

@@ -95,16 +95,17 @@ extension ConfigParser {
             for entry in try stringList(list) {
                 set.formUnion(try readDomainEntryV4(entry, geodata: geodata))
             }
-            rule.domains = set
+            rule.domains = set.count > 0 ? set : nil
         }
-        if let list = r.take("ip") { rule.ip = try readIPListV4(list, geodata: geodata) }
-        if let list = r.take("source") ?? r.take("sourceIP") { rule.source = try readIPListV4(list, geodata: geodata) }
+        // An empty list is no condition at all, as in V2Ray (not a condition nothing satisfies).
+        if let list = r.take("ip") { rule.ip = nonEmpty(try readIPListV4(list, geodata: geodata)) }
+        if let list = r.take("source") ?? r.take("sourceIP") { rule.source = nonEmpty(try readIPListV4(list, geodata: geodata)) }
         if let port = r.take("port") { rule.ports = try readPortList(port) }
         if let port = r.take("sourcePort") { rule.sourcePorts = try readPortList(port) }
-        if let network = r.take("network") { rule.networks = try readNetworks(network) }
-        if let users = r.take("user") { rule.users = try stringList(users).map { try $0.string() } }
-        if let tags = r.take("inboundTag") { rule.inboundTags = try stringList(tags).map { try $0.string() } }
-        if let protocols = r.take("protocol") { rule.protocols = try stringList(protocols).map { try $0.string() } }
+        if let network = r.take("network") { rule.networks = nonEmpty(try readNetworks(network)) }
+        if let users = r.take("user") { rule.users = nonEmpty(try stringList(users).map { try $0.string() }) }
+        if let tags = r.take("inboundTag") { rule.inboundTags = nonEmpty(try stringList(tags).map { try $0.string() }) }
+        if let protocols = r.take("protocol") { rule.protocols = nonEmpty(try stringList(protocols).map { try $0.string() }) }
         if let matcher = r.take("domainMatcher") { try checkDomainMatcher(matcher) }
         r.ignore("ruleTag")  // Xray: a name for logs and its API, no effect on matching
         try r.finish(unsupported: unsupportedRuleKeys)
@@ -131,6 +132,8 @@ extension ConfigParser {
         try checkTarget(target, targetNode, targets)
         return target
     }
+
+    static func nonEmpty<T>(_ list: [T]) -> [T]? { list.isEmpty ? nil : list }
 
     /// v2fly's StringList: an array of strings, or one string of comma-separated items.
     static func stringList(_ node: ConfigNode) throws -> [ConfigNode] {
@@ -303,7 +306,7 @@ extension ConfigParser {
         return ranges
     }
 
-    /// "tcp", "udp", "tcp,udp", or an array of those.
+    /// "tcp", "udp", "tcp,udp", or an array of those ("" or [] is no condition).
     static func readNetworks(_ node: ConfigNode) throws -> [RouteNetwork] {
         var networks: [RouteNetwork] = []
         for item in try stringList(node) {
@@ -311,7 +314,6 @@ extension ConfigParser {
             guard let network = RouteNetwork(rawValue: name) else { throw item.mismatch("\"tcp\" or \"udp\"") }
             if !networks.contains(network) { networks.append(network) }
         }
-        guard !networks.isEmpty else { throw node.error("expected \"tcp\", \"udp\" or \"tcp,udp\"") }
         return networks
     }
 

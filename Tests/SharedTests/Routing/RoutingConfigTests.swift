@@ -117,6 +117,24 @@ final class RoutingConfigTests: XCTestCase {
         XCTAssertEqual(rule.networks, [.udp])
     }
 
+    func testEmptyListsAreNoCondition() throws {
+        let v4Rule = try parse(v4(#"""
+            {"rules": [{"domain": [], "ip": [], "source": [], "user": [], "inboundTag": [], "protocol": [], "network": "",
+                        "port": 80, "outboundTag": "block"}]}
+            """#)).rules[0]
+        var expected = RoutingRule(target: .outbound("block"), jsonPath: "routing.rules[0]")
+        expected.ports = [PortRange(80, 80)]
+        XCTAssertEqual(v4Rule, expected)
+        let v5Rule = try parse(v5(#"""
+            {"rule": [{"domain": [], "geoDomain": [], "geoip": [], "sourceGeoip": [], "userEmail": [], "inboundTag": [],
+                       "protocol": [], "networks": [], "sourcePortList": "", "portList": "80", "tag": "block"}]}
+            """#)).rules[0]
+        expected.jsonPath = "router.rule[0]"
+        XCTAssertEqual(v5Rule, expected)
+        assertError(v4(#"{"rules": [{"domain": [], "outboundTag": "block"}]}"#),
+                    "config.json: routing.rules[0]: a rule needs at least one condition")
+    }
+
     func testV4Balancers() throws {
         let routing = try parse(v4(#"""
             {"balancers": [{"tag": "b", "selector": ["proxy-"], "strategy": {"type": "random"}},
