@@ -57,6 +57,13 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         if context.channel.isActive { start(context: context) }
     }
 
+    /// The context holds this handler (and the pipeline, the channel): drop it at removal, or the
+    /// connection's whole object graph stays alive in a reference cycle.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        teardown()
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         start(context: context)
         context.fireChannelActive()

@@ -66,6 +66,13 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         }
     }
 
+    /// The context holds this handler (and the pipeline, the channel); holding the context past
+    /// removal would keep the whole connection alive forever (measured: 6 kB per closed connection).
+    func handlerRemoved(context: ChannelHandlerContext) {
+        teardown()
+        self.context = nil
+    }
+
     func channelActive(context: ChannelHandlerContext) {
         inbound.counters.accepted += 1
         inbound.counters.active += 1
