@@ -24,6 +24,35 @@ final class VMessServerHandlerTests: XCTestCase {
         return (channel, ctx)
     }
 
+    /// Regression (issue 7 soak: 6.2 kB kept per closed connection): a closed connection's handlers
+    /// are freed. A handler that keeps its ChannelHandlerContext past removal forms a cycle with it
+    /// (the context holds the handler, the pipeline and the channel).
+    func testClosedConnectionsAreFreed() throws {
+        weak var vmess: VMessServerHandler?
+        weak var client: ClientInboundHandler<SOCKSHandshake>?
+        try {
+            let (channel, _) = try makeChannel()
+            vmess = try channel.pipeline.syncOperations.handler(type: VMessServerHandler.self)
+            try channel.writeInbound(channel.allocator.buffer(bytes: SecureRandom.bytes(20)))
+            _ = try channel.finish(acceptAlreadyClosed: true)
+        }()
+        try {
+            let inbound = InboundConfig(port: 1, settings: .socks(SocksInboundSettings()), jsonPath: "inbounds[0]")
+            let counters = WorkerCounters()
+            let ctx = ClientInboundContext(config: inbound, userLevel: 0, policy: PolicyConfig(),
+                                           outbounds: OutboundSelector(outbounds: [BlackholeOutbound(tag: nil, settings: BlackholeSettings())]),
+                                           counters: counters, logger: Logger(label: "test"), accessLog: nil)
+            let handler = ClientInboundHandler(inbound: ctx, handshake: SOCKSHandshake(settings: SocksInboundSettings()))
+            client = handler
+            let channel = EmbeddedChannel(handler: handler)
+            try channel.connect(to: .init(ipAddress: "127.0.0.1", port: 9)).wait()
+            try channel.writeInbound(channel.allocator.buffer(bytes: [5, 1, 0]))
+            _ = try channel.finish(acceptAlreadyClosed: true)
+        }()
+        XCTAssertNil(vmess, "the VMess handler of a closed connection is still alive")
+        XCTAssertNil(client, "the client inbound handler of a closed connection is still alive")
+    }
+
     func testGarbageIsNeverAnsweredAndDrainedThenClosed() throws {
         let (channel, ctx) = try makeChannel()
         let total = 16 + 38 + ctx.users.drainBase + ctx.users.drainRandomMax
