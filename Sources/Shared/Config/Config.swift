@@ -83,8 +83,6 @@ public struct VMessInboundSettings: Codable, Equatable, Sendable {
     /// v4 `default.level` / `default.alterId` (used by v2ray for users added by detour/switch-account).
     public var defaultLevel: Int = 0
     public var defaultAlterId: Int = 0
-    /// v4 `detour.to`: accepted and recorded; vmessd does not send switch-account commands.
-    public var detourTo: String?
     /// Reject none/legacy/zero securities (v2fly `SecureEncryptionOnly`).
     public var disableInsecureEncryption: Bool = false
     public init(users: [VMessUser]) { self.users = users }

@@ -46,7 +46,8 @@ extension ConfigParser {
         }
     }
 
-    /// v4 vmess inbound `settings`: {clients[], default{level, alterId}, detour{to}, disableInsecureEncryption}.
+    /// v4 vmess inbound `settings`: {clients[], default{level, alterId}, disableInsecureEncryption}; `detour`
+    /// is an error until dynamic port is implemented.
     static func readVMessInboundV4(_ node: ConfigNode) throws -> VMessInboundSettings {
         var r = try node.object()
         let clientsNode = try r.require("clients")
@@ -73,9 +74,10 @@ extension ConfigParser {
             try d.finish()
         }
         if let detour = r.take("detour") {
-            var d = try detour.object()
-            settings.detourTo = try d.require("to").string()
-            try d.finish()
+            // Dynamic port: V2Ray answers each handshake with a SwitchAccount command that moves the
+            // client to the detour inbound. vmessd does not send it yet, so accepting the key would
+            // silently leave clients where they are.
+            throw detour.error("\"detour\" (dynamic port) is not supported by vmessd yet")
         }
         settings.disableInsecureEncryption = try r.take("disableInsecureEncryption")?.bool() ?? false
         try r.finish()

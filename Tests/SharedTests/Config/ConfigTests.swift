@@ -316,6 +316,10 @@ final class ConfigTests: XCTestCase {
                     "config.json: reverse: \"reverse\" is not supported by vmessd yet")
         assertError(#"{"inbounds": [], "stats": {}}"#, "config.json: stats: \"stats\" is not supported by vmessd yet")
         assertError(#"{"inbounds": [], "frobnicate": 1}"#, "config.json: frobnicate: unknown key \"frobnicate\"")
+        // Dynamic port would silently leave clients on the main port: an error until implemented.
+        let detour = "{\"port\": 1, \"protocol\": \"vmess\", \"settings\": {\"clients\": [{\"id\": \"\(uuid)\"}], \"detour\": {\"to\": \"dyn\"}}}"
+        assertError(v4(inbound: detour),
+                    "config.json: inbounds[0].settings.detour: \"detour\" (dynamic port) is not supported by vmessd yet")
         let clients = "[{\"id\": \"\(uuid)\", \"foo\": 1}]"
         assertError(v4(inbound: vmessInbound(clients: clients)),
                     "config.json: inbounds[0].settings.clients[0].foo: unknown key \"foo\"")
