@@ -75,7 +75,10 @@ extension ConfigParser {
         if let networks = r.take("networks") { rule.networks = nonEmpty(try readNetworks(networks)) }
         if let users = r.take("userEmail") { rule.users = nonEmpty(try users.strings()) }
         if let tags = r.take("inboundTag") { rule.inboundTags = nonEmpty(try tags.strings()) }
-        if let protocols = r.take("protocol") { rule.protocols = nonEmpty(try protocols.strings()) }
+        if let protocols = r.take("protocol") {
+            rule.protocols = nonEmpty(try protocols.strings())
+            if rule.protocols != nil { throw protocols.error("routing by \"protocol\" needs sniffing, which vmessd does not implement yet") }  // see the v4 reader
+        }
         if let matcher = r.take("domainMatcher") { try checkDomainMatcher(matcher) }
         try r.finish(unsupported: ["attributes", "setAttribute"])
         guard rule.hasCondition else { throw node.error("a rule needs at least one condition") }

@@ -59,8 +59,7 @@ final class RoutingConfigTests: XCTestCase {
                            "keyword:ads", "geosite:test@ads", "ext:custom.dat:mine"],
                 "ip": ["10.0.0.0/8", "192.0.2.1", "::1/128", "geoip:private", "geoip:!cn", "ext:customip.dat:MINE"],
                 "port": "53,443,1000-2000", "sourcePort": 1234, "network": "tcp,udp",
-                "source": ["198.51.100.0/24"], "user": ["a@b.c"], "inboundTag": ["in-1", "in-2"],
-                "protocol": ["http", "tls", "bittorrent"]},
+                "source": ["198.51.100.0/24"], "user": ["a@b.c"], "inboundTag": ["in-1", "in-2"]},
                {"outboundTag": "direct", "domains": ["geosite:cn"], "port": 80}
              ]}
             """#))
@@ -90,7 +89,6 @@ final class RoutingConfigTests: XCTestCase {
         XCTAssertEqual(rule.source?.first?.cidrs, [CIDR(address: [198, 51, 100, 0], prefix: 24)])
         XCTAssertEqual(rule.users, ["a@b.c"])
         XCTAssertEqual(rule.inboundTags, ["in-1", "in-2"])
-        XCTAssertEqual(rule.protocols, ["http", "tls", "bittorrent"])
         XCTAssertEqual(routing.rules[1].domains?.rootDomains, ["cn", "baidu.com"])
         XCTAssertEqual(routing.rules[1].ports, [PortRange(80, 80)])
 
@@ -150,6 +148,9 @@ final class RoutingConfigTests: XCTestCase {
 
     func testV4Errors() {
         let r = "config.json: routing"
+        // No sniffing yet: a protocol condition could never hold (a bittorrent block would let all through).
+        assertError(v4(#"{"rules": [{"type": "field", "protocol": ["bittorrent"], "outboundTag": "block"}]}"#),
+                    "\(r).rules[0].protocol: routing by \"protocol\" needs sniffing, which vmessd does not implement yet")
         assertError(v4(#"{"rules": [{"type": "field", "outboundTag": "direct"}]}"#),
                     "\(r).rules[0]: a rule needs at least one condition")
         assertError(v4(#"{"rules": [{"type": "field", "port": 1}]}"#),
@@ -237,7 +238,7 @@ final class RoutingConfigTests: XCTestCase {
                           {"cidr": [{"ipAddr": "10.0.0.0", "prefix": 8}, {"ipAddr": "::1"}]}],
                 "portList": "443,8000-8080", "networks": "tcp,udp",
                 "source_geoip": [{"code": "mine", "filePath": "customip.dat"}], "sourcePortList": "1-1024",
-                "userEmail": ["a@b.c"], "inboundTag": ["in"], "protocol": ["tls"], "domainMatcher": "linear"},
+                "userEmail": ["a@b.c"], "inboundTag": ["in"], "domainMatcher": "linear"},
                {"balancingTag": "lb", "networks": ["udp"]}
              ],
              "balancingRule": [{"tag": "lb", "outboundSelector": ["proxy-"], "strategy": "random"}]}
@@ -259,13 +260,14 @@ final class RoutingConfigTests: XCTestCase {
         XCTAssertEqual(rule.sourcePorts, [PortRange(1, 1024)])
         XCTAssertEqual(rule.users, ["a@b.c"])
         XCTAssertEqual(rule.inboundTags, ["in"])
-        XCTAssertEqual(rule.protocols, ["tls"])
         XCTAssertEqual(routing.rules[1].target, .balancer("lb"))
         XCTAssertEqual(routing.balancers, [RoutingBalancer(tag: "lb", selectors: ["proxy-"], jsonPath: "router.balancingRule[0]")])
     }
 
     func testV5Errors() {
         let r = "config.json: router"
+        assertError(v5(#"{"rule": [{"tag": "block", "protocol": ["tls"]}]}"#),
+                    "\(r).rule[0].protocol: routing by \"protocol\" needs sniffing, which vmessd does not implement yet")
         assertError(v5(#"{"domainStrategy": "IPIfNonMatch"}"#),
                     "\(r).domainStrategy: expected one of AsIs, UseIp, IpIfNonMatch, IpOnDemand, got \"IPIfNonMatch\"")
         assertError(v5(#"{"rule": [{"tag": "x", "portList": "1"}]}"#), "\(r).rule[0].tag: no outbound has tag \"x\"")
