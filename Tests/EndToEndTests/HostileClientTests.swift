@@ -56,13 +56,15 @@ final class HostileClientTests: EndToEndTestCase {
         try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "genuine", timeout: 20)
     }
 
-    func testConnectionsOverThePerSourceLimitAreClosedAtAcceptAndCounted() throws {
+    /// Silent connections from 127.0.0.1, `limit + 8` of them, against a worker whose `key` limit is
+    /// `limit`: exactly the 8 extra ones are closed at accept and counted as `counter`; then a genuine
+    /// client (also from 127.0.0.1) is served once the others have gone.
+    private func checkConnectionLimit(_ key: String, counter: String) throws {
         let echo = try makeEchoServer()
         let user = VMessTestUser("bob@example.com")
         let limit = 16
-        let server = try startVMessd(users: [user], workers: 1, daemon: ["limits": ["connectionsPerSource": limit]])
+        let server = try startVMessd(users: [user], workers: 1, daemon: ["limits": [key: limit]])
 
-        // Silent connections from 127.0.0.1, more than the limit.
         var idle: [Int32] = []
         defer { for fd in idle { close(fd) } }
         for _ in 0..<(limit + 8) {
@@ -71,7 +73,7 @@ final class HostileClientTests: EndToEndTestCase {
             idle.append(fd)
         }
         try eventually("the extra connections refused", timeout: 10) {
-            try stats(server).rejected["dropped_source_limit"] == 8
+            try stats(server).rejected[counter] == 8
         }
         // Exactly the extra ones were closed by the server (EOF or reset), the others are held.
         var closedByServer = 0
@@ -80,16 +82,23 @@ final class HostileClientTests: EndToEndTestCase {
             let n = recv(fd, &byte, 1, Int32(MSG_DONTWAIT))
             if n == 0 || (n < 0 && errno == ECONNRESET) { closedByServer += 1 }
         }
-        XCTAssertEqual(closedByServer, 8)
-        XCTAssertEqual(try status(server).workers[0].connections, UInt64(limit))
+        XCTAssertEqual(closedByServer, 8, key)
+        XCTAssertEqual(try status(server).workers[0].connections, UInt64(limit), key)
 
-        // Room again once some close: a genuine client (also from 127.0.0.1) is served.
         for fd in idle { close(fd) }
         idle = []
         let client = try startClient(serverPort: server.port, user: user, targetPort: echo.port)
         try eventually("serving again", timeout: 20) {
             (try? ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "after", timeout: 5)) != nil
         }
+    }
+
+    func testConnectionsOverThePerSourceLimitAreClosedAtAcceptAndCounted() throws {
+        try checkConnectionLimit("connectionsPerSource", counter: "dropped_source_limit")
+    }
+
+    func testConnectionsOverThePerWorkerLimitAreClosedAtAcceptAndCounted() throws {
+        try checkConnectionLimit("connectionsPerWorker", counter: "dropped_connection_limit")
     }
 
     func testConfigRefusesOutOfRangeLimits() throws {

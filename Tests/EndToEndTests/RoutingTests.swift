@@ -63,4 +63,32 @@ final class RoutingTests: EndToEndTestCase {
         XCTAssertEqual(direct.connectionCount, 2)
         XCTAssertEqual(special.connectionCount, 3)
     }
+
+    /// A balancer picks at random among the outbounds whose tag starts with one of its selectors.
+    func testBalancerSpreadsOverTheSelectedOutbounds() throws {
+        let first = try makeEchoServer()
+        let second = try makeEchoServer()
+        let unused = try makeEchoServer()
+        let user = VMessTestUser("carol@example.com")
+        let extra: [String: Any] = [
+            "outbounds": [
+                ["protocol": "freedom", "tag": "direct", "settings": ["redirect": "127.0.0.1:\(unused.port)"]],
+                ["protocol": "freedom", "tag": "pool-a", "settings": ["redirect": "127.0.0.1:\(first.port)"]],
+                ["protocol": "freedom", "tag": "pool-b", "settings": ["redirect": "127.0.0.1:\(second.port)"]],
+            ],
+            "routing": [
+                "rules": [["type": "field", "network": "tcp", "balancerTag": "pool"]],
+                "balancers": [["tag": "pool", "selector": ["pool-"]]],
+            ],
+        ]
+        let server = try startVMessd(users: [user], workers: 1, extra: extra)
+        let client = try startClient(serverPort: server.port, user: user, targetPort: 80, targetAddress: "93.184.216.34")
+        for i in 0..<24 {
+            try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(1024), label: "balanced \(i)", timeout: 10)
+        }
+        XCTAssertEqual(first.connectionCount + second.connectionCount, 24)
+        XCTAssertGreaterThan(first.connectionCount, 0, "random over both (1 in 2^23 to fail by chance)")
+        XCTAssertGreaterThan(second.connectionCount, 0)
+        XCTAssertEqual(unused.connectionCount, 0)
+    }
 }
