@@ -20,9 +20,7 @@ final class DeferredLink: UpstreamLink {
         pendingLimit = max(level.bufferSize, 16) * 1024
         selector.resolve(destination, loop).whenComplete { [weak self] result in
             guard let self, !self.closed, let sink = self.sink else { return }
-            let addresses = (try? result.get()) ?? []
-            let index: Int
-            if case .outbound(let i) = selector.choose(destination, origin: origin, resolved: addresses) { index = i } else { index = 0 }
+            let index = selector.chooseAfterResolving(destination, origin: origin, result)
             let link = selector.outbounds[index].open(destination, sink: sink, loop: loop, level: level)
             self.link = link
             for p in self.pending { link.write(p) }

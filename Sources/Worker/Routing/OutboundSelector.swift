@@ -42,6 +42,14 @@ final class OutboundSelector {
         }
     }
 
+    /// The second ask, once the domain's resolution has finished (a failure counts as no address):
+    /// it always names an outbound.
+    func chooseAfterResolving(_ destination: Destination, origin: RequestOrigin,
+                              _ result: Result<[[UInt8]], Error>) -> Int {
+        if case .outbound(let i) = choose(destination, origin: origin, resolved: (try? result.get()) ?? []) { return i }
+        return 0  // unreachable: `choose` never asks to resolve again
+    }
+
     /// The decision function of a compiled `Router` (Shared): the request it sees is built from the
     /// destination and the origin.
     static func decide(with router: Router) -> Decide {

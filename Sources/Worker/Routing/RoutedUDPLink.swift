@@ -61,9 +61,7 @@ final class RoutedUDPLink: UpstreamLink {
             selector.resolve(destination, loop).whenComplete { [weak self] result in
                 guard let self, !self.closed, let waiting = self.resolving.removeValue(forKey: destination) else { return }
                 self.pendingCount -= waiting.count
-                let choice = self.selector.choose(destination, origin: self.origin, resolved: (try? result.get()) ?? [])
-                let index: Int
-                if case .outbound(let i) = choice { index = i } else { index = 0 }
+                let index = self.selector.chooseAfterResolving(destination, origin: self.origin, result)
                 self.remember(destination, index)
                 for b in waiting { self.send(b, to: destination, via: index) }
             }
