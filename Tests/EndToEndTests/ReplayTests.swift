@@ -74,7 +74,10 @@ final class ReplayTests: EndToEndTestCase {
         for fd in replays {
             var byte: UInt8 = 0
             let n = recv(fd, &byte, 1, Int32(MSG_DONTWAIT))
-            XCTAssertTrue(n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK), "a replay got an answer (recv \(n))")
+            // Still open (EAGAIN), or closed without a byte: the anti-probing drain closes once it has
+            // read its per-server threshold (54 + 0..3265 + 0..63 bytes, derived from the user ids), and
+            // with a random test user that threshold is below this ~160-byte replay about 3% of the time.
+            XCTAssertTrue(n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)), "a replay got an answer (recv \(n))")
         }
         XCTAssertEqual(echo.connectionCount, 1)
         let totals = try stats(server)
