@@ -31,6 +31,7 @@ let fuzzTargets: [(String, [Target.Dependency])] = [
     ("FuzzConfig", [shared]),
     ("FuzzControlMessage", [shared]),
     ("FuzzAdminMessages", [shared]),
+    ("FuzzGeoData", [shared]),
 ]
 
 let package = Package(

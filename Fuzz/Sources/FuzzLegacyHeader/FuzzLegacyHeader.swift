@@ -12,9 +12,8 @@ import FuzzSupport
 // Flag bit 0: disableInsecureEncryption; bit 2: authenticate with the alter id instead of the primary.
 //
 // The table remembers tainted auth values, and a table shared between runs would make a crash depend
-// on the runs before it; building one costs ~500 HMACs, though. So the table is kept only while the
-// run left it as a fresh one would be: the auth value used is still known (not tainted). The clock
-// never moves, so nothing else in it changes.
+// on the runs before it; building one costs ~500 HMACs, though. The clock never moves, so the taints
+// are all a run can change: they are forgotten after each run instead of rebuilding the table.
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
@@ -38,22 +37,11 @@ public func fuzz(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
         wire = LegacyHeader.auth(id: authID, time: time) + input.rest()
     }
     HandshakeDriver.run(wire, pieces: selector, users: users, disableInsecure: flags & 1 != 0)
-    if wire.count >= 16 {
-        let auth = AuthIDKey(Array(wire[0..<16]))
-        if users.legacyLookup(auth, now: HandshakeDriver.now) == nil && pristine.legacyLookup(auth, now: HandshakeDriver.now) != nil {
-            users = freshTable()  // this run tainted it
-        }
-    }
+    users.forgetTaints()
     return 0
 }
 
-func freshTable() -> UserTable {
-    try! UserTable(users: [(HandshakeDriver.alice, 0, 0, "alice"), (HandshakeDriver.bob, 1, 1, nil)])
-}
-
-nonisolated(unsafe) var users = freshTable()
-/// Never handed to a handshake: the reference for what a fresh table knows.
-let pristine = freshTable()
+let users = try! UserTable(users: [(HandshakeDriver.alice, 0, 0, "alice"), (HandshakeDriver.bob, 1, 1, nil)])
 
 @_cdecl("LLVMFuzzerInitialize")
 public func initialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> CInt {

@@ -46,7 +46,8 @@ final class IPRangeSet {
             return Self.search(v4Starts, v4Ends, UInt32(address[0]) << 24 | UInt32(address[1]) << 16 | UInt32(address[2]) << 8 | UInt32(address[3]))
         }
         guard address.count == 16 else { return false }
-        if Self.isMapped(address) { return Self.search(v4Starts, v4Ends, Self.word32(address[12...])) }
+        // A mapped address is also inside a v6 block shorter than /96 that covers ::ffff:0:0/96.
+        if Self.isMapped(address), Self.search(v4Starts, v4Ends, Self.word32(address[12...])) { return true }
         return Self.search(v6Starts, v6Ends, Self.word128(address))
     }
 

@@ -71,6 +71,10 @@ public final class UserTable {
     /// Tainted legacy auth values held (statistics, tests).
     var taintedCount: Int { tainted.count }
 
+    /// Leaves the table as a fresh one would be at the same clock, without recomputing its ~500
+    /// HMACs: the legacy fuzz target taints on most inputs and must not carry that to the next one.
+    func forgetTaints() { tainted.removeAll(keepingCapacity: true) }
+
     private func refreshLegacy(now: Int64) {
         if let r = legacyRefreshedAt, now - r < 10, now >= r { return }
         legacyRefreshedAt = now

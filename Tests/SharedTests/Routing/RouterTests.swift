@@ -100,6 +100,10 @@ final class RouterTests: XCTestCase {
         XCTAssertTrue(host.contains(ipAddressBytes("::1")!))
         XCTAssertFalse(host.contains(ipAddressBytes("::2")!))
         XCTAssertFalse(host.contains(ipAddressBytes("::")!))
+        // A v6 block wider than ::ffff:0:0/96 holds the mapped v4 addresses too (found by FuzzGeoData).
+        let wide = IPRangeSet([cidrFromText("::ffff:0:0/80")!])
+        XCTAssertTrue(wide.contains(ipAddressBytes("::ffff:1.2.3.4")!))
+        XCTAssertTrue(wide.contains([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4]))
     }
 
     func testPrivateRanges() throws {
