@@ -13,6 +13,8 @@ public struct Config: Codable, Equatable, Sendable {
     public var policy: PolicyConfig
     /// v4 `routing` / v5 `router`, geodata already expanded; nil: everything goes to outbounds[0].
     public var routing: RoutingConfig?
+    /// v4/v5 `dns` (Sources/Shared/DNS/DNSConfig.swift); nil: the system resolver, as before.
+    public var dns: DNSConfig?
     /// Top-level `"vmessd"` object: supervisor settings; command-line flags win over these.
     public var daemon: DaemonSettings
 

@@ -85,7 +85,7 @@ public enum ConfigParser {
 
     /// V2Ray top-level keys (v4 and v5) that vmessd knows but does not implement.
     static let unsupportedTopLevel: Set<String> = [
-        "dns", "api", "stats", "transport", "reverse", "fakedns", "fakeDns",
+        "api", "stats", "transport", "reverse", "fakedns", "fakeDns",
         "browserForwarder", "observatory", "burstObservatory", "multiObservatory", "services", "extension",
         "port", "inbound", "outbound", "inboundDetour", "outboundDetour",
     ]
@@ -103,6 +103,7 @@ public enum ConfigParser {
         // reader whatever the detected format; both at once would be two routing tables.
         let routingV4 = r.take("routing")
         let routerV5 = r.take("router")
+        let dns = r.take("dns")
         try r.finish(unsupported: unsupportedTopLevel)
 
         var config = Config(sourceFile: root.file, format: format, inbounds: [], outbounds: [])
@@ -128,6 +129,11 @@ public enum ConfigParser {
             config.routing = try readRoutingV4(routingV4, outbounds: config.outbounds, geodata: GeoDataCache(locator: geodata))
         } else if let routerV5 {
             config.routing = try readRouterV5(routerV5, outbounds: config.outbounds, geodata: GeoDataCache(locator: geodata))
+        }
+        if let dns {
+            config.dns = try format == .v4 ? readDNSV4(dns, geodata: GeoDataCache(locator: geodata))
+                : readDNSV5(dns, geodata: GeoDataCache(locator: geodata))
+            try checkDNSTagUnrouted(config, dns)
         }
         if let policy {
             config.policy = try readPolicy(policy)

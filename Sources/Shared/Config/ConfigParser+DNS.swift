@@ -1,0 +1,166 @@
+// `dns`: v4 (v2fly infra/conf/dns.go, DNSConfig) and v5 (app/dns SimplifiedConfig read with
+// protojson). Domain lists and `expectIPs` are read by routing's readers, so `geosite:`, `ext:` and
+// `geoip:` mean the same here as in rules. What V2Ray has and vmessd does not (DNS over HTTPS, QUIC or
+// TCP, fakedns, EDNS client subnet) is an error saying so, never ignored.
+
+extension ConfigParser {
+    static let unsupportedDNSKeys: Set<String> = ["clientIp", "fakedns", "fakeDns"]
+    static let unsupportedDNSServerKeys: Set<String> = ["clientIp", "fakedns", "fakeDns", "tag", "cacheStrategy",
+                                                        "fallbackStrategy"]
+
+    static func readDNSV4(_ node: ConfigNode, geodata: GeoDataCache) throws -> DNSConfig {
+        var r = try node.object()
+        var dns = DNSConfig()
+        if let servers = r.take("servers") {
+            dns.servers = try servers.array().map { try readDNSServerV4($0, geodata: geodata) }
+        }
+        if let hosts = r.take("hosts") {
+            dns.hosts = try readDNSHostsV4(hosts, geodata: geodata)
+        }
+        if let strategy = r.take("queryStrategy") { dns.queryStrategy = try readDNSQueryStrategy(strategy) }
+        dns.disableCache = try r.take("disableCache")?.bool() ?? false
+        dns.disableFallback = try r.take("disableFallback")?.bool() ?? false
+        dns.disableFallbackIfMatch = try r.take("disableFallbackIfMatch")?.bool() ?? false
+        // V2Ray 5's v4 reader spells the switches as strategies too.
+        if let cache = r.take("cacheStrategy") { try readDNSCacheStrategy(cache, &dns) }
+        if let fallback = r.take("fallbackStrategy") { try readDNSFallbackStrategy(fallback, &dns) }
+        if let tag = r.take("tag") { dns.tag = try nonEmptyTag(tag) }
+        if let matcher = r.take("domainMatcher") { try checkDomainMatcher(matcher) }
+        try r.finish(unsupported: unsupportedDNSKeys)
+        return dns
+    }
+
+    /// A string (address) or {address, port, domains, expectIPs, skipFallback, queryStrategy}.
+    static func readDNSServerV4(_ node: ConfigNode, geodata: GeoDataCache) throws -> DNSServerConfig {
+        if case .string = node.value {
+            return DNSServerConfig(address: try readDNSServerAddress(node, port: 0), jsonPath: node.path.description)
+        }
+        var r = try node.object()
+        let addressNode = try r.require("address")
+        let port = try r.take("port")?.int(0...65_535) ?? 0
+        var server = DNSServerConfig(address: try readDNSServerAddress(addressNode, port: port), jsonPath: node.path.description)
+        if let list = r.take("domains") {
+            var set = DomainSet()
+            for entry in try list.array() { set.formUnion(try readDomainEntryV4(entry, geodata: geodata)) }
+            server.domains = set.count > 0 ? set : nil
+        }
+        // Go's JSON decoder matches keys case-insensitively; both spellings are in published configs.
+        if let list = r.take("expectIPs") ?? r.take("expectIps") {
+            server.expectIPs = nonEmpty(try readIPListV4(list, geodata: geodata))
+        }
+        server.skipFallback = try r.take("skipFallback")?.bool() ?? false
+        if let strategy = r.take("queryStrategy") { server.queryStrategy = try readDNSQueryStrategy(strategy) }
+        try r.finish(unsupported: unsupportedDNSServerKeys)
+        return server
+    }
+
+    /// "localhost", or an IP address (port 0 means 53). DNS over HTTPS/QUIC/TCP, fakedns and servers
+    /// given by name are V2Ray features vmessd does not have.
+    static func readDNSServerAddress(_ node: ConfigNode, port: Int) throws -> DNSServerConfig.Address {
+        let text = try node.string()
+        if text.lowercased() == "localhost" { return .system }
+        if let bytes = ipAddressBytes(text) { return .udp(address: bytes, port: UInt16(port == 0 ? 53 : port)) }
+        let lower = text.lowercased()
+        for scheme in ["https://", "https+local://", "quic+local://", "tcp://", "tcp+local://"] where lower.hasPrefix(scheme) {
+            throw node.error("DNS server \(JSONC.quote(text)): \(JSONC.quote(String(scheme.dropLast(3)))) servers are not supported by vmessd yet")
+        }
+        if lower == "fakedns" { throw node.error("\"fakedns\" is not supported by vmessd yet") }
+        if text.isEmpty { throw node.mismatch("an IP address or \"localhost\"") }
+        throw node.error("DNS server \(JSONC.quote(text)): a server given by name is not supported by vmessd yet (use its IP address)")
+    }
+
+    /// {"name": "IP" | ["IP", …] | "domain"}; keys `domain:`, `full:`, `keyword:`, `regexp:`,
+    /// `geosite:`, `ext:` as in routing, a plain key is the exact name (unlike routing, where it is a
+    /// substring). V2Ray sorts the keys; matches are combined in that order.
+    static func readDNSHostsV4(_ node: ConfigNode, geodata: GeoDataCache) throws -> [DNSHostEntry] {
+        var r = try node.object()
+        let members = r.takeAll().sorted { Array($0.key.utf8).lexicographicallyPrecedes(Array($1.key.utf8)) }
+        return try members.map { key, value in
+            let keyNode = value.path.node(.string(key), value.file)
+            let domains: DomainSet
+            if ["domain:", "full:", "keyword:", "regexp:", "geosite:", "ext:", "dotless:", "ext-domain:"].contains(where: key.hasPrefix) {
+                domains = try readDomainEntryV4(keyNode, geodata: geodata)
+            } else {
+                guard let name = hostName(key), let text = String(validating: name, as: UTF8.self) else {
+                    throw keyNode.error("hosts: \(JSONC.quote(key)) is not a domain name")
+                }
+                var set = DomainSet()
+                set.full = [text]
+                domains = set
+            }
+            let values: [ConfigNode] = if case .array = value.value { try value.array() } else { [value] }
+            return DNSHostEntry(domains: domains, target: try readDNSHostTarget(values, value))
+        }
+    }
+
+    /// IP addresses, or one domain (the name to resolve instead); V2Ray takes the first domain of a list.
+    static func readDNSHostTarget(_ values: [ConfigNode], _ node: ConfigNode) throws -> DNSHostEntry.Target {
+        var addresses: [[UInt8]] = []
+        for value in values {
+            let text = try value.string()
+            if let bytes = ipAddressBytes(text) {
+                addresses.append(bytes)
+            } else if hostName(text) != nil {
+                return .domain(text)
+            } else {
+                throw value.mismatch("an IP address or a domain name")
+            }
+        }
+        guard !addresses.isEmpty else { throw node.error("hosts: an entry needs an address") }
+        return .addresses(addresses)
+    }
+
+    /// The normalised name if `text` is a host name (letters, digits, `-`, `_`, dots, DNS lengths):
+    /// what a hosts entry may name. The wire allows any byte in a label; a config typo should not.
+    static func hostName(_ text: String) -> [UInt8]? {
+        guard let name = DNSQuestion.normalise(Array(text.utf8)) else { return nil }
+        let allowed = { (b: UInt8) in
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(b) || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(b)
+                || b == UInt8(ascii: "-") || b == UInt8(ascii: "_") || b == UInt8(ascii: ".")
+        }
+        return name.allSatisfy(allowed) ? name : nil
+    }
+
+    /// Case-insensitive with `_`/`-` variants, as v2fly reads it; anything else is UseIP there.
+    static func readDNSQueryStrategy(_ node: ConfigNode) throws -> DNSConfig.QueryStrategy {
+        let text = try node.string()
+        switch String(text.lowercased().filter { $0 != "_" && $0 != "-" }) {
+        case "useip": return .useIP
+        case "useip4", "useipv4": return .useIPv4
+        case "useip6", "useipv6": return .useIPv6
+        default: throw node.mismatch("one of UseIP, UseIPv4, UseIPv6")
+        }
+    }
+
+    static func readDNSCacheStrategy(_ node: ConfigNode, _ dns: inout DNSConfig) throws {
+        switch try node.string().lowercased() {
+        case "enabled", "cacheenabled": dns.disableCache = false
+        case "disabled", "cachedisabled": dns.disableCache = true
+        default: throw node.mismatch("\"enabled\" or \"disabled\"")
+        }
+    }
+
+    static func readDNSFallbackStrategy(_ node: ConfigNode, _ dns: inout DNSConfig) throws {
+        switch String(try node.string().lowercased().filter { $0 != "_" && $0 != "-" }) {
+        case "enabled": (dns.disableFallback, dns.disableFallbackIfMatch) = (false, false)
+        case "disabled": (dns.disableFallback, dns.disableFallbackIfMatch) = (true, false)
+        case "disabledifanymatch": (dns.disableFallback, dns.disableFallbackIfMatch) = (false, true)
+        default: throw node.mismatch("one of enabled, disabled, disabledIfAnyMatch")
+        }
+    }
+
+    static func nonEmptyTag(_ node: ConfigNode) throws -> String? {
+        let tag = try node.string()
+        return tag.isEmpty ? nil : tag
+    }
+
+    /// V2Ray sends the built-in DNS's own queries through routing with `tag` as their inbound tag, so a
+    /// rule on that tag sends them through an outbound. vmessd's resolver queries its servers directly:
+    /// such a rule would be silently dead, so it is an error.
+    static func checkDNSTagUnrouted(_ config: Config, _ node: ConfigNode) throws {
+        guard let tag = config.dns?.tag, let rules = config.routing?.rules else { return }
+        if let rule = rules.first(where: { $0.inboundTags?.contains(tag) == true }) {
+            throw node.error("\(rule.jsonPath) routes the DNS queries tagged \(JSONC.quote(tag)); routing the built-in DNS's queries is not supported by vmessd yet")
+        }
+    }
+}
