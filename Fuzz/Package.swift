@@ -32,6 +32,7 @@ let fuzzTargets: [(String, [Target.Dependency])] = [
     ("FuzzControlMessage", [shared]),
     ("FuzzAdminMessages", [shared]),
     ("FuzzGeoData", [shared]),
+    ("FuzzSniffer", [shared]),
 ]
 
 let package = Package(

@@ -20,7 +20,7 @@ fi
 
 all_targets=(FuzzAEADHeader FuzzLegacyHeader FuzzBodyDecoder FuzzMuxServer FuzzMuxClient FuzzWebSocket
              FuzzUpgradeRequest FuzzUpgradeResponse FuzzSOCKS FuzzHTTPProxy FuzzConfig FuzzControlMessage
-             FuzzAdminMessages FuzzGeoData)
+             FuzzAdminMessages FuzzGeoData FuzzSniffer)
 seconds=60
 runs=""
 seeds=false

@@ -39,7 +39,7 @@ final class VMessServerHandlerTests: XCTestCase {
         try {
             let inbound = InboundConfig(port: 1, settings: .socks(SocksInboundSettings()), jsonPath: "inbounds[0]")
             let counters = WorkerCounters()
-            let ctx = ClientInboundContext(config: inbound, userLevel: 0, policy: PolicyConfig(),
+            let ctx = try ClientInboundContext(config: inbound, userLevel: 0, policy: PolicyConfig(),
                                            outbounds: OutboundSelector(outbounds: [BlackholeOutbound(tag: nil, settings: BlackholeSettings())]),
                                            counters: counters, logger: Logger(label: "test"), accessLog: nil)
             let handler = ClientInboundHandler(inbound: ctx, handshake: SOCKSHandshake(settings: SocksInboundSettings()))

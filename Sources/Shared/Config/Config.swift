@@ -60,14 +60,17 @@ public struct InboundConfig: Codable, Equatable, Sendable {
     public var port: Int
     public var settings: InboundSettings
     public var stream: StreamSettings = .init()
+    /// nil: sniffing absent or disabled.
+    public var sniffing: SniffingConfig?
     public var jsonPath: String
     public init(tag: String? = nil, listen: String = "0.0.0.0", port: Int, settings: InboundSettings,
-                stream: StreamSettings = .init(), jsonPath: String) {
+                stream: StreamSettings = .init(), sniffing: SniffingConfig? = nil, jsonPath: String) {
         self.tag = tag
         self.listen = listen
         self.port = port
         self.settings = settings
         self.stream = stream
+        self.sniffing = sniffing
         self.jsonPath = jsonPath
     }
 }

@@ -6,12 +6,12 @@ extension ConfigParser {
     /// V2Ray inbound protocols vmessd knows but does not serve yet (others are "unknown").
     static let inboundProtocolsNotYet: Set<String> = ["shadowsocks", "trojan", "vless"]
 
-    static func readInbounds(_ node: ConfigNode, format: ConfigFormat) throws -> [InboundConfig] {
+    static func readInbounds(_ node: ConfigNode, format: ConfigFormat, geodata: GeoDataCache) throws -> [InboundConfig] {
         var inbounds: [InboundConfig] = []
         var tags: [String: String] = [:]  // tag → JSON path of its first use
         var endpoints: [String: String] = [:]  // "listen port" → JSON path
         for item in try node.array() {
-            let inbound = try readInbound(item, format: format)
+            let inbound = try readInbound(item, format: format, geodata: geodata)
             if let tag = inbound.tag {
                 if let first = tags[tag] {
                     throw item.path.appending(key: "tag").node(.string(tag), item.file)
@@ -32,7 +32,7 @@ extension ConfigParser {
         return inbounds
     }
 
-    static func readInbound(_ node: ConfigNode, format: ConfigFormat) throws -> InboundConfig {
+    static func readInbound(_ node: ConfigNode, format: ConfigFormat, geodata: GeoDataCache) throws -> InboundConfig {
         var r = try node.object()
         let name = try readProtocol(r.require("protocol"), supported: ["vmess", "socks", "http", "dokodemo-door"],
                                     notYet: inboundProtocolsNotYet)
@@ -52,15 +52,13 @@ extension ConfigParser {
             settings = .vmess(try format == .v4 ? readVMessInboundV4(settingsNode) : readVMessInboundV5(settingsNode))
         }
         let stream = try r.take("streamSettings").map { try readStream($0, format: format) } ?? StreamSettings()
-        if let sniffing = r.take("sniffing") {
-            try checkSniffing(sniffing)
-        }
+        let sniffing = try r.take("sniffing").flatMap { try readSniffing($0, geodata: geodata) }
         if format == .v4, let allocate = r.take("allocate") {
             try checkAllocate(allocate)
         }
         try r.finish(unsupported: ["domainOverride"])
         return InboundConfig(tag: tag, listen: listen, port: port, settings: settings, stream: stream,
-                             jsonPath: node.path.description)
+                             sniffing: sniffing, jsonPath: node.path.description)
     }
 
     /// Protocol names are matched case-insensitively, as V2Ray v4 lower-cases them before lookup.
@@ -105,15 +103,47 @@ extension ConfigParser {
         return tag.isEmpty ? nil : tag
     }
 
-    /// Sniffing is accepted only when disabled; its other keys then have no effect and are not checked
-    /// beyond being sniffing keys.
-    static func checkSniffing(_ node: ConfigNode) throws {
+    /// `sniffing` (same keys in v4 and v5, plus Xray's `routeOnly`/`domainsExcluded`): nil when it is
+    /// absent or disabled.
+    static func readSniffing(_ node: ConfigNode, geodata: GeoDataCache) throws -> SniffingConfig? {
         var r = try node.object()
-        if let enabled = r.take("enabled"), try enabled.bool() {
-            throw enabled.error("\"sniffing\" is not supported by vmessd yet (set \"enabled\" to false)")
+        guard try r.take("enabled")?.bool() == true else {
+            // Disabled: the other keys have no effect (a "quic" there is harmless).
+            r.ignore("destOverride", "metadataOnly", "routeOnly", "domainsExcluded")
+            try r.finish()
+            return nil
         }
-        r.ignore("destOverride", "metadataOnly", "domainsExcluded", "routeOnly")  // inert while disabled
+        var config = SniffingConfig()
+        if let list = r.take("destOverride") {
+            for entry in try list.array() {
+                let name = try entry.string().lowercased()
+                switch name {
+                case "http", "tls": config.destOverride.append(name)
+                case "quic", "fakedns", "fakedns+others":
+                    throw entry.error("sniffing \(JSONC.quote(name)) is not supported by vmessd yet (it sniffs \"http\" and \"tls\")")
+                default:
+                    throw entry.mismatch("\"http\" or \"tls\"")
+                }
+            }
+        }
+        if let flag = r.take("metadataOnly") { config.metadataOnly = try flag.bool() }
+        if let flag = r.take("routeOnly") { config.routeOnly = try flag.bool() }
+        if let list = r.take("domainsExcluded") {
+            // Xray compares a plain entry with the whole name and knows "regexp:"; the routing
+            // prefixes (full:, domain:, keyword:, geosite:) mean here what they mean in rules.
+            var set = DomainSet()
+            for entry in try list.array() {
+                let text = try entry.string()
+                if text.contains(":") {
+                    set.formUnion(try readDomainEntryV4(entry, geodata: geodata))
+                } else if !text.isEmpty {
+                    set.full.append(text.lowercased())
+                }
+            }
+            config.domainsExcluded = set.count > 0 ? set : nil
+        }
         try r.finish()
+        return config
     }
 
     /// v4 `allocate`: only the default strategy "always" (listen all the time). `refresh` and

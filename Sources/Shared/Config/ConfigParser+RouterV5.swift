@@ -77,7 +77,6 @@ extension ConfigParser {
         if let tags = r.take("inboundTag") { rule.inboundTags = nonEmpty(try tags.strings()) }
         if let protocols = r.take("protocol") {
             rule.protocols = nonEmpty(try protocols.strings())
-            if rule.protocols != nil { throw protocols.error("routing by \"protocol\" needs sniffing, which vmessd does not implement yet") }  // see the v4 reader
         }
         if let matcher = r.take("domainMatcher") { try checkDomainMatcher(matcher) }
         try r.finish(unsupported: ["attributes", "setAttribute"])

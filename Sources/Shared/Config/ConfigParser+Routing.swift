@@ -106,10 +106,9 @@ extension ConfigParser {
         if let users = r.take("user") { rule.users = nonEmpty(try stringList(users).map { try $0.string() }) }
         if let tags = r.take("inboundTag") { rule.inboundTags = nonEmpty(try stringList(tags).map { try $0.string() }) }
         if let protocols = r.take("protocol") {
+            // Names as sniffing reports them ("http1", "tls", "bittorrent"), matched by prefix. As in
+            // V2Ray, the condition only holds for requests of inbounds with sniffing enabled.
             rule.protocols = nonEmpty(try stringList(protocols).map { try $0.string() })
-            // Without sniffing the condition could never hold: the rule would be silently dead
-            // (a "bittorrent" block would let everything through).
-            if rule.protocols != nil { throw protocols.error("routing by \"protocol\" needs sniffing, which vmessd does not implement yet") }
         }
         if let matcher = r.take("domainMatcher") { try checkDomainMatcher(matcher) }
         r.ignore("ruleTag")  // Xray: a name for logs and its API, no effect on matching

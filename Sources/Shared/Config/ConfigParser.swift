@@ -110,8 +110,10 @@ public enum ConfigParser {
         if let log {
             config.log = try format == .v4 ? readLogV4(log) : readLogV5(log)
         }
+        // One cache for the whole config: a geosite file named by several sections is read once.
+        let geodataCache = GeoDataCache(locator: geodata)
         if let inbounds {
-            config.inbounds = try readInbounds(inbounds, format: format)
+            config.inbounds = try readInbounds(inbounds, format: format, geodata: geodataCache)
         }
         if let outbounds {
             config.outbounds = try readOutbounds(outbounds, format: format)
@@ -126,9 +128,9 @@ public enum ConfigParser {
         }
         // After the outbounds: rules and balancers name them.
         if let routingV4 {
-            config.routing = try readRoutingV4(routingV4, outbounds: config.outbounds, geodata: GeoDataCache(locator: geodata))
+            config.routing = try readRoutingV4(routingV4, outbounds: config.outbounds, geodata: geodataCache)
         } else if let routerV5 {
-            config.routing = try readRouterV5(routerV5, outbounds: config.outbounds, geodata: GeoDataCache(locator: geodata))
+            config.routing = try readRouterV5(routerV5, outbounds: config.outbounds, geodata: geodataCache)
         }
         if let dns {
             config.dns = try format == .v4 ? readDNSV4(dns, geodata: GeoDataCache(locator: geodata))

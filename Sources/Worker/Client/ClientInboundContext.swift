@@ -13,10 +13,13 @@ final class ClientInboundContext {
     let counters: WorkerCounters
     let logger: Logger
     let accessLog: AccessLog?
+    /// nil: the inbound does not sniff.
+    let sniffing: SniffingPolicy?
 
     init(config: InboundConfig, userLevel: Int, policy: PolicyConfig, outbounds: OutboundSelector, counters: WorkerCounters,
-         logger: Logger, accessLog: AccessLog?) {
+         logger: Logger, accessLog: AccessLog?) throws {
         self.config = config
+        sniffing = try SniffingPolicy.make(config.sniffing)
         self.outbounds = outbounds
         self.level = policy.level(userLevel)
         self.counters = counters

@@ -177,7 +177,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         if !request.reply.isEmpty {
             context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: request.reply)), promise: nil)
         }
-        let origin = RequestOrigin(inboundTag: inbound.config.tag, source: context.remoteAddress)
+        let origin = RequestOrigin(inboundTag: inbound.config.tag, source: context.remoteAddress, sniffing: inbound.sniffing)
         let link = inbound.outbounds.open(destination, origin: origin, sink: self, loop: context.eventLoop, level: level)
         guard case .relaying = phase else { return link.close() }  // failed on the spot
         glue.link = link

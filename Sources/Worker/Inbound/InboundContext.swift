@@ -19,12 +19,15 @@ final class InboundContext {
     let accessLog: AccessLog?
     /// Largest datagram sent to a client in one piece (ClientLimits.udpDatagramToClient).
     let udpToClient: Int
+    /// nil: the inbound does not sniff.
+    let sniffing: SniffingPolicy?
 
     init(index: Int, config: InboundConfig, settings: VMessInboundSettings, policy: PolicyConfig,
          outbounds: OutboundSelector, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger,
          accessLog: AccessLog? = nil, udpToClient: Int = ClientLimits.defaultUDPToClient) throws {
         self.accessLog = accessLog
         self.udpToClient = udpToClient
+        sniffing = try SniffingPolicy.make(config.sniffing)
         self.index = index
         self.config = config
         self.users = try UserTable(settings: settings)

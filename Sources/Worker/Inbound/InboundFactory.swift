@@ -31,19 +31,19 @@ struct InboundFactory {
                                          logger: s.logger, accessLog: s.accessLog, udpToClient: s.limits.udpDatagramToClient)
             install = { channel in try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx)) }
         case .socks(let settings):
-            let ctx = Self.clientContext(inbound, userLevel: settings.userLevel, s)
+            let ctx = try Self.clientContext(inbound, userLevel: settings.userLevel, s)
             install = { channel in
                 try channel.pipeline.syncOperations.addHandler(
                     ClientInboundHandler(inbound: ctx, handshake: SOCKSHandshake(settings: settings)))
             }
         case .http(let settings):
-            let ctx = Self.clientContext(inbound, userLevel: settings.userLevel, s)
+            let ctx = try Self.clientContext(inbound, userLevel: settings.userLevel, s)
             install = { channel in
                 try channel.pipeline.syncOperations.addHandler(
                     ClientInboundHandler(inbound: ctx, handshake: HTTPProxyHandshake(settings: settings)))
             }
         case .dokodemo(let settings):
-            let ctx = Self.clientContext(inbound, userLevel: settings.userLevel, s)
+            let ctx = try Self.clientContext(inbound, userLevel: settings.userLevel, s)
             let address = IPLiteral.parse(settings.address) ?? .domain(settings.address)
             let port = UInt16(settings.port)
             if settings.udp {
@@ -62,8 +62,8 @@ struct InboundFactory {
         }
     }
 
-    private static func clientContext(_ inbound: InboundConfig, userLevel: Int, _ s: Shared) -> ClientInboundContext {
-        ClientInboundContext(config: inbound, userLevel: userLevel, policy: s.policy, outbounds: s.outbounds,
+    private static func clientContext(_ inbound: InboundConfig, userLevel: Int, _ s: Shared) throws -> ClientInboundContext {
+        try ClientInboundContext(config: inbound, userLevel: userLevel, policy: s.policy, outbounds: s.outbounds,
                              counters: s.counters, logger: s.logger, accessLog: s.accessLog)
     }
 

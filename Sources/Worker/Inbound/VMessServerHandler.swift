@@ -198,7 +198,8 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
                                     network: h.command == RequestCommand.udp.rawValue ? "udp" : "tcp",
                                     destination: "\(destination):\(h.port)", email: a.user.email)
 
-        let origin = RequestOrigin(inboundTag: inbound.config.tag, user: a.user.email, source: context.remoteAddress)
+        let origin = RequestOrigin(inboundTag: inbound.config.tag, user: a.user.email, source: context.remoteAddress,
+                                   sniffing: inbound.sniffing)
         let network: Destination.Network
         switch h.requestCommand {
         case .tcp where destination == .domain("v1.mux.cool"), .mux:

@@ -60,6 +60,8 @@ final class OutboundSelector {
             case .domain(let d): request.domain = d
             case .ipv4(let b), .ipv6(let b): request.ip = b
             }
+            if let sniffed = origin.routingDomain { request.domain = sniffed }
+            request.sniffedProtocol = origin.sniffedProtocol
             if let source = origin.source {
                 request.sourceIP = rawAddress(source)
                 request.sourcePort = source.port.map { UInt16(truncatingIfNeeded: $0) }
@@ -76,6 +78,10 @@ final class OutboundSelector {
     /// own destination (XUDP and SOCKS carry one per packet).
     func open(_ destination: Destination, origin: RequestOrigin, sink: DownstreamSink, loop: EventLoop,
               level: LevelPolicy) -> UpstreamLink {
+        if let sniffing = origin.sniffing, destination.network == .tcp {
+            return SniffingLink(selector: self, policy: sniffing, destination: destination, origin: origin, sink: sink,
+                                loop: loop, level: level)
+        }
         guard routes else { return outbounds[0].open(destination, sink: sink, loop: loop, level: level) }
         if destination.network == .udp {
             return RoutedUDPLink(selector: self, origin: origin, sink: sink, loop: loop, level: level)

@@ -242,6 +242,29 @@ final class ConfigTests: XCTestCase {
 
     // MARK: exact error messages
 
+    func testSniffing() throws {
+        // Xray's server configs: enabled with routeOnly and exclusions.
+        let xray = try parse(v4(inbound: vmessInbound("""
+            "port": 1, "sniffing": {"enabled": true, "destOverride": ["HTTP", "tls"], "routeOnly": true,
+                                    "domainsExcluded": ["courier.push.apple.com", "regexp:^mtalk\\\\.", "domain:icloud.com"]}
+            """)))
+        var excluded = DomainSet()
+        excluded.full = ["courier.push.apple.com"]
+        excluded.regexes = ["^mtalk\\."]
+        excluded.rootDomains = ["icloud.com"]
+        XCTAssertEqual(xray.inbounds[0].sniffing, SniffingConfig(destOverride: ["http", "tls"], routeOnly: true, domainsExcluded: excluded))
+        // Disabled: nothing sniffed, and keys vmessd does not sniff yet are harmless there.
+        let off = try parse(v4(inbound: vmessInbound("\"port\": 1, \"sniffing\": {\"enabled\": false, \"destOverride\": [\"quic\"]}")))
+        XCTAssertNil(off.inbounds[0].sniffing)
+        XCTAssertNil(try parse(v4(inbound: vmessInbound("\"port\": 1, \"sniffing\": {}"))).inbounds[0].sniffing)
+        // v5: the same object on the inbound.
+        let v5 = try parse("""
+            {"inbounds": [{"protocol": "vmess", "port": 1, "settings": {"users": ["\(uuid)"]},
+                           "sniffing": {"enabled": true, "destOverride": ["http"], "metadataOnly": false}}]}
+            """)
+        XCTAssertEqual(v5.inbounds[0].sniffing, SniffingConfig(destOverride: ["http"]))
+    }
+
     func testBadUUID() {
         let clients = "[{\"id\": \"\(uuid)\"}, {\"id\": \"xyz\"}]"
         assertError(v4(inbound: vmessInbound(clients: clients)),
@@ -323,8 +346,12 @@ final class ConfigTests: XCTestCase {
         let clients = "[{\"id\": \"\(uuid)\", \"foo\": 1}]"
         assertError(v4(inbound: vmessInbound(clients: clients)),
                     "config.json: inbounds[0].settings.clients[0].foo: unknown key \"foo\"")
-        assertError(v4(inbound: vmessInbound("\"port\": 1, \"sniffing\": {\"enabled\": true}")),
-                    "config.json: inbounds[0].sniffing.enabled: \"sniffing\" is not supported by vmessd yet (set \"enabled\" to false)")
+        assertError(v4(inbound: vmessInbound("\"port\": 1, \"sniffing\": {\"enabled\": true, \"destOverride\": [\"http\", \"quic\"]}")),
+                    "config.json: inbounds[0].sniffing.destOverride[1]: sniffing \"quic\" is not supported by vmessd yet (it sniffs \"http\" and \"tls\")")
+        assertError(v4(inbound: vmessInbound("\"port\": 1, \"sniffing\": {\"enabled\": true, \"destOverride\": [\"ftp\"]}")),
+                    "config.json: inbounds[0].sniffing.destOverride[0]: expected \"http\" or \"tls\", got \"ftp\"")
+        assertError(v4(inbound: vmessInbound("\"port\": 1, \"sniffing\": {\"enabled\": true, \"sniff\": 1}")),
+                    "config.json: inbounds[0].sniffing.sniff: unknown key \"sniff\"")
         assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"network\": \"kcp\"}")),
                     "config.json: inbounds[0].streamSettings.network: transport \"kcp\" is not supported by vmessd yet")
         assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"security\": \"reality\"}")),

@@ -148,9 +148,6 @@ final class RoutingConfigTests: XCTestCase {
 
     func testV4Errors() {
         let r = "config.json: routing"
-        // No sniffing yet: a protocol condition could never hold (a bittorrent block would let all through).
-        assertError(v4(#"{"rules": [{"type": "field", "protocol": ["bittorrent"], "outboundTag": "block"}]}"#),
-                    "\(r).rules[0].protocol: routing by \"protocol\" needs sniffing, which vmessd does not implement yet")
         assertError(v4(#"{"rules": [{"type": "field", "outboundTag": "direct"}]}"#),
                     "\(r).rules[0]: a rule needs at least one condition")
         assertError(v4(#"{"rules": [{"type": "field", "port": 1}]}"#),
@@ -266,8 +263,6 @@ final class RoutingConfigTests: XCTestCase {
 
     func testV5Errors() {
         let r = "config.json: router"
-        assertError(v5(#"{"rule": [{"tag": "block", "protocol": ["tls"]}]}"#),
-                    "\(r).rule[0].protocol: routing by \"protocol\" needs sniffing, which vmessd does not implement yet")
         assertError(v5(#"{"domainStrategy": "IPIfNonMatch"}"#),
                     "\(r).domainStrategy: expected one of AsIs, UseIp, IpIfNonMatch, IpOnDemand, got \"IPIfNonMatch\"")
         assertError(v5(#"{"rule": [{"tag": "x", "portList": "1"}]}"#), "\(r).rule[0].tag: no outbound has tag \"x\"")
