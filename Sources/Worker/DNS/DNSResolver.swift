@@ -1,0 +1,147 @@
+import NIOCore
+import NIOPosix
+import Shared
+
+/// The worker's built-in DNS (the `dns` section): one per worker, confined to its event loop, used
+/// by freedom's UseIP* strategies and by routing's IPIfNonMatch/IPOnDemand (as V2Ray's own are).
+///
+/// A lookup: an IP literal is itself; `hosts` first (DNSHosts); then the servers in the order
+/// DNSServerSelection gives, each asked for A and/or AAAA (cache first, identical questions in
+/// flight shared), `expectIPs` applied; a timeout, an unreachable server or nothing left after
+/// `expectIPs` moves on to the next server, an answer (even "no such name") ends the lookup, as in
+/// V2Ray. `localhost` servers and a config without servers use getaddrinfo (FamilyResolver).
+///
+/// Costs and bounds: at most `maximumInFlight` (256) distinct questions wait on the network at once (each
+/// holds one socket); past that a lookup fails at once (`busy`) rather than queue. The cache holds at
+/// most `cacheCapacity` answers.
+final class DNSResolver {
+    static let defaultMaximumInFlight = 256
+    static let cacheCapacity = 4096
+
+    let loop: EventLoop
+    private let hosts: DNSHosts
+    private let selection: DNSServerSelection
+    private let queryStrategy: DNSConfig.QueryStrategy
+    private let disableCache: Bool
+    private var cache = DNSCache(capacity: DNSResolver.cacheCapacity)
+    private var inFlight: [DNSCache.Key: EventLoopFuture<DNSResponse>] = [:]
+    private let system: FamilyResolver
+    let maximumInFlight: Int
+
+    init(_ config: DNSConfig, loop: EventLoop, maximumInFlight: Int = DNSResolver.defaultMaximumInFlight) throws {
+        self.loop = loop
+        self.maximumInFlight = maximumInFlight
+        hosts = try DNSHosts(config.hosts)
+        selection = try DNSServerSelection(config)
+        queryStrategy = config.queryStrategy
+        disableCache = config.disableCache
+        system = FamilyResolver(loop: loop, family: .any)
+    }
+
+    var inFlightCount: Int { inFlight.count }
+
+    /// The addresses (4 or 16 bytes) of `host` in the families asked for; empty when there are none.
+    /// Completes on `loop`; may be called from any thread.
+    func lookup(_ host: String, family: FamilyResolver.Family) -> EventLoopFuture<[[UInt8]]> {
+        guard loop.inEventLoop else { return loop.flatSubmit { self.lookup(host, family: family) } }
+        if let literal = try? NIOCore.SocketAddress(ipAddress: host, port: 0), let raw = OutboundSelector.rawAddress(literal) {
+            return loop.makeSucceededFuture([raw])
+        }
+        guard var name = DNSQuestion.normalise(Array(host.utf8)) else {
+            return loop.makeFailedFuture(DNSLookupError.invalidName)
+        }
+        let ipv4 = family != .ipv6 && queryStrategy != .useIPv6
+        let ipv6 = family != .ipv4 && queryStrategy != .useIPv4
+        switch hosts.lookup(name, ipv4: ipv4, ipv6: ipv6) {
+        case .none: break
+        case .addresses(let addresses): return loop.makeSucceededFuture(addresses)
+        case .replaced(let replacement): name = replacement
+        }
+        guard selection.count > 0 else { return systemLookup(name, ipv4: ipv4, ipv6: ipv6) }
+        return ask(name, servers: selection.order(for: name)[...], ipv4: ipv4, ipv6: ipv6)
+    }
+
+    /// Asks `servers` in turn until one gives an answer that ends the lookup.
+    private func ask(_ name: [UInt8], servers: ArraySlice<Int>, ipv4: Bool, ipv6: Bool) -> EventLoopFuture<[[UInt8]]> {
+        guard let server = servers.first else { return loop.makeSucceededFuture([]) }
+        let types = selection.types(server, ipv4: ipv4, ipv6: ipv6)
+        guard !types.isEmpty else { return ask(name, servers: servers.dropFirst(), ipv4: ipv4, ipv6: ipv6) }
+        let outcomes = types.map { type -> EventLoopFuture<Result<DNSResponse, Error>> in
+            guard let question = DNSQuestion(name: name, type: type) else {
+                return loop.makeSucceededFuture(.failure(DNSLookupError.invalidName))
+            }
+            return query(question, server: server).map { .success($0) }.recover { .failure($0) }
+        }
+        return EventLoopFuture.whenAllSucceed(outcomes, on: loop).flatMap { [self] results in
+            var addresses: [[UInt8]] = []
+            var moveOn = false
+            for result in results {
+                switch result {
+                case .success(let response): addresses += response.addresses
+                case .failure: moveOn = true
+                }
+            }
+            let accepted = selection.accepted(server, addresses)
+            if !accepted.isEmpty { return loop.makeSucceededFuture(accepted) }
+            // V2Ray moves on after a timeout or an expectIPs mismatch (which an empty answer is too,
+            // for a server with expectIPs); any other answer is the answer.
+            if moveOn || selection.hasExpectIPs(server) {
+                return ask(name, servers: servers.dropFirst(), ipv4: ipv4, ipv6: ipv6)
+            }
+            return loop.makeSucceededFuture([])
+        }
+    }
+
+    /// One question to one server: the cache, else the question already in flight, else the network.
+    private func query(_ question: DNSQuestion, server: Int) -> EventLoopFuture<DNSResponse> {
+        let key = DNSCache.Key(server: server, question: question)
+        if !disableCache, let hit = cache.lookup(key, now: NIODeadline.now().uptimeNanoseconds) {
+            return loop.makeSucceededFuture(DNSResponse(id: 0, rcode: .noError, addresses: hit.addresses, ttl: 0))
+        }
+        if let pending = inFlight[key] { return pending }
+        guard inFlight.count < maximumInFlight else { return loop.makeFailedFuture(DNSLookupError.busy) }
+        let future: EventLoopFuture<DNSResponse>
+        switch selection.address(server) {
+        case .system:
+            future = systemLookup(question.name, ipv4: question.type == .a, ipv6: question.type == .aaaa)
+                .map { DNSResponse(id: 0, rcode: .noError, addresses: $0, ttl: 0) }
+        case .udp(let address, let port):
+            future = exchange(question, server: address, port: port)
+        }
+        inFlight[key] = future
+        future.whenComplete { [self] result in
+            inFlight[key] = nil
+            if case .success(let response) = result, !disableCache {
+                cache.insert(key, addresses: response.addresses, ttl: response.ttl, now: NIODeadline.now().uptimeNanoseconds)
+            }
+        }
+        return future
+    }
+
+    /// UDP, then TCP if the UDP answer was truncated.
+    private func exchange(_ question: DNSQuestion, server address: [UInt8], port: UInt16) -> EventLoopFuture<DNSResponse> {
+        let server: NIOCore.SocketAddress
+        do {
+            server = try NIOCore.SocketAddress(packedIPAddress: ByteBuffer(bytes: address), port: Int(port))
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        return DNSUDPExchange.ask(question, server: server, on: loop).flatMap { [loop] reply in
+            switch reply {
+            case .response(let response): return loop.makeSucceededFuture(response)
+            case .truncated: return DNSTCPExchange.ask(question, server: server, on: loop).flatMapThrowing { reply in
+                guard case .response(let response) = reply else { throw DNSLookupError.malformed }
+                return response
+            }
+            }
+        }
+    }
+
+    /// getaddrinfo off the loop (FamilyResolver), as raw addresses.
+    private func systemLookup(_ name: [UInt8], ipv4: Bool, ipv6: Bool) -> EventLoopFuture<[[UInt8]]> {
+        let host = String(decoding: name, as: UTF8.self)
+        let v4 = ipv4 ? system.initiateAQuery(host: host, port: 0) : loop.makeSucceededFuture([])
+        let v6 = ipv6 ? system.initiateAAAAQuery(host: host, port: 0) : loop.makeSucceededFuture([])
+        return v4.and(v6).map { a, aaaa in (a + aaaa).compactMap(OutboundSelector.rawAddress) }
+    }
+}
