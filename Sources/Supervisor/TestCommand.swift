@@ -6,7 +6,7 @@ import Shared
 struct TestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "test",
-        abstract: "Validate a config file: prints \"configuration OK\" or the problem (exit status 23)."
+        abstract: "Validate a config file: prints \"configuration OK\" or every problem found, one per line (exit status 23)."
     )
 
     @Option(name: [.short, .customLong("config")], help: "Config file to validate.")

@@ -11,6 +11,9 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
     public var line: Int?
     public var column: Int?
     public var reason: String
+    /// The errors found after this one in the same run (`vmessd test` reports every error it can
+    /// find, not only the first).
+    public var further: [ConfigError] = []
 
     public init(file: String, path: String, line: Int? = nil, column: Int? = nil, reason: String) {
         self.file = file
@@ -20,12 +23,49 @@ public struct ConfigError: Error, CustomStringConvertible, Equatable, Sendable {
         self.reason = reason
     }
 
+    /// This error and the further ones, each on its own.
+    public var all: [ConfigError] {
+        var first = self
+        first.further = []
+        return [first] + further.flatMap(\.all)
+    }
+
+    /// One line per error:
     /// `config.json: inbounds[0].port: expected an integer 1-65535, got boolean`
     /// `config.json:12:5: syntax error: expected ',' or '}'`
     public var description: String {
+        all.map(\.oneLine).joined(separator: "\n")
+    }
+
+    private var oneLine: String {
         if let line, let column {
             return "\(file):\(line):\(column): syntax error: \(reason)"
         }
         return path.isEmpty ? "\(file): \(reason)" : "\(file): \(path): \(reason)"
+    }
+}
+
+/// Gathers the errors of independent parts of a config (sections, list items), so one run reports
+/// them all. A part that fails yields nil, and what depends on it is not checked (its errors would
+/// only echo the first).
+struct ConfigErrorCollector {
+    private(set) var errors: [ConfigError] = []
+
+    var isEmpty: Bool { errors.isEmpty }
+
+    mutating func attempt<T>(_ body: () throws -> T) throws -> T? {
+        do {
+            return try body()
+        } catch let error as ConfigError {
+            errors += error.all
+            return nil
+        }
+    }
+
+    /// Throws the errors gathered (the first, with the others as `further`), if any.
+    func finish() throws {
+        guard var first = errors.first else { return }
+        first.further = Array(errors.dropFirst())
+        throw first
     }
 }

@@ -159,8 +159,13 @@ struct ObjectReader {
     }
 
     mutating func require(_ name: String) throws -> ConfigNode {
-        guard let member = take(name) else { throw node.error("missing required key \(JSONC.quote(name))") }
+        guard let member = take(name) else { throw missing(name) }
         return member
+    }
+
+    /// The error for a required member that is absent.
+    func missing(_ name: String) -> ConfigError {
+        node.error("missing required key \(JSONC.quote(name))")
     }
 
     /// Marks keys as consumed without reading them: for client-only hints and no-ops. Every call site
@@ -176,20 +181,26 @@ struct ObjectReader {
         }
     }
 
-    /// For objects vmessd accepts only empty (e.g. `sockopt`): the first key present is reported.
+    /// For objects vmessd accepts only empty (e.g. `sockopt`): every key present is reported.
     func requireEmpty() throws {
         try finish(unsupported: Set(entries.map(\.name)))
     }
 
-    /// Fails on the first member (in document order) nobody consumed. Keys in `unsupported` are V2Ray
-    /// settings vmessd knows but does not implement; anything else is reported as unknown.
+    /// Fails if a member was not consumed, naming each such member (in document order). Keys in
+    /// `unsupported` are V2Ray settings vmessd knows but does not implement; anything else is reported
+    /// as unknown.
     func finish(unsupported: Set<String> = []) throws {
-        guard let entry = entries.first(where: { !used.contains($0.name) }) else { return }
-        let member = node.path.appending(key: entry.key).node(entry.value, node.file)
-        if unsupported.contains(entry.name) {
-            throw member.error("\(JSONC.quote(entry.key)) is not supported by vmessd yet")
+        var errors = ConfigErrorCollector()
+        for entry in entries where !used.contains(entry.name) {
+            let member = node.path.appending(key: entry.key).node(entry.value, node.file)
+            _ = try errors.attempt {
+                if unsupported.contains(entry.name) {
+                    throw member.error("\(JSONC.quote(entry.key)) is not supported by vmessd yet")
+                }
+                throw member.error("unknown key \(JSONC.quote(entry.key))")
+            }
         }
-        throw member.error("unknown key \(JSONC.quote(entry.key))")
+        try errors.finish()
     }
 
     /// `certificate_file` → `certificateFile` (protoc's JSON-name rule).

@@ -10,8 +10,9 @@ extension ConfigParser {
         var inbounds: [InboundConfig] = []
         var tags: [String: String] = [:]  // tag → JSON path of its first use
         var endpoints: [String: String] = [:]  // "listen port" → JSON path
+        var errors = ConfigErrorCollector()
         for item in try node.array() {
-            let inbound = try readInbound(item, format: format, geodata: geodata)
+            guard let inbound = try errors.attempt({ try readInbound(item, format: format, geodata: geodata) }) else { continue }
             if let tag = inbound.tag {
                 if let first = tags[tag] {
                     throw item.path.appending(key: "tag").node(.string(tag), item.file)
@@ -29,34 +30,45 @@ extension ConfigParser {
             endpoints[endpoint] = inbound.jsonPath
             inbounds.append(inbound)
         }
+        try errors.finish()
         return inbounds
     }
 
     static func readInbound(_ node: ConfigNode, format: ConfigFormat, geodata: GeoDataCache) throws -> InboundConfig {
         var r = try node.object()
-        let name = try readProtocol(r.require("protocol"), supported: ["vmess", "socks", "http", "dokodemo-door"],
-                                    notYet: inboundProtocolsNotYet)
-        let port = try readPort(r.require("port"))
-        let listen = try r.take("listen").map(readListen) ?? "0.0.0.0"
-        let tag = try r.take("tag").map(readTag) ?? nil
-        let settings: InboundSettings
-        switch name {
-        case "socks":
-            settings = .socks(try readSocksInbound(r.take("settings"), format: format))
-        case "http":
-            settings = .http(try readHTTPInbound(r.take("settings"), format: format))
-        case "dokodemo-door":
-            settings = .dokodemo(try readDokodemo(r.require("settings"), format: format))
-        default:
-            let settingsNode = try r.require("settings")
-            settings = .vmess(try format == .v4 ? readVMessInboundV4(settingsNode) : readVMessInboundV5(settingsNode))
+        // The parts are independent: each is read even when another failed, to report every error.
+        var errors = ConfigErrorCollector()
+        let name = try errors.attempt {
+            try readProtocol(r.require("protocol"), supported: ["vmess", "socks", "http", "dokodemo-door"],
+                             notYet: inboundProtocolsNotYet)
         }
-        let stream = try r.take("streamSettings").map { try readStream($0, format: format) } ?? StreamSettings()
-        let sniffing = try r.take("sniffing").flatMap { try readSniffing($0, geodata: geodata) }
+        let port = try errors.attempt { try readPort(r.require("port")) }
+        let listen = try errors.attempt { try r.take("listen").map(readListen) ?? "0.0.0.0" }
+        let tag = try errors.attempt { try r.take("tag").map(readTag) ?? nil }
+        let settingsNode = r.take("settings")
+        let settings = try errors.attempt { () -> InboundSettings? in
+            switch name {
+            case "socks": return .socks(try readSocksInbound(settingsNode, format: format))
+            case "http": return .http(try readHTTPInbound(settingsNode, format: format))
+            case "dokodemo-door":
+                guard let settingsNode else { throw r.missing("settings") }
+                return .dokodemo(try readDokodemo(settingsNode, format: format))
+            case "vmess":
+                guard let settings = settingsNode else { throw r.missing("settings") }
+                return .vmess(try format == .v4 ? readVMessInboundV4(settings) : readVMessInboundV5(settings))
+            default: return nil  // the protocol was the error
+            }
+        } ?? nil
+        let stream = try errors.attempt { try r.take("streamSettings").map { try readStream($0, format: format) } ?? StreamSettings() }
+        let sniffing = try errors.attempt { try r.take("sniffing").flatMap { try readSniffing($0, geodata: geodata) } }
         if format == .v4, let allocate = r.take("allocate") {
-            try checkAllocate(allocate)
+            _ = try errors.attempt { try checkAllocate(allocate) }
         }
-        try r.finish(unsupported: ["domainOverride"])
+        _ = try errors.attempt { try r.finish(unsupported: ["domainOverride"]) }
+        try errors.finish()
+        guard let port, let listen, let tag, let settings, let stream, let sniffing else {
+            preconditionFailure("every part was read without an error")
+        }
         return InboundConfig(tag: tag, listen: listen, port: port, settings: settings, stream: stream,
                              sniffing: sniffing, jsonPath: node.path.description)
     }

@@ -11,17 +11,22 @@ extension ConfigParser {
     static func readOutbounds(_ node: ConfigNode, format: ConfigFormat) throws -> [OutboundConfig] {
         var outbounds: [OutboundConfig] = []
         var tags: [String: String] = [:]
+        var errors = ConfigErrorCollector()
         for item in try node.array() {
-            let outbound = try readOutbound(item, format: format)
+            guard let outbound = try errors.attempt({ try readOutbound(item, format: format) }) else { continue }
             if let tag = outbound.tag {
                 if let first = tags[tag] {
-                    throw item.path.appending(key: "tag").node(.string(tag), item.file)
-                        .error("duplicate tag \(JSONC.quote(tag)) (also used by \(first))")
+                    _ = try errors.attempt {
+                        throw item.path.appending(key: "tag").node(.string(tag), item.file)
+                            .error("duplicate tag \(JSONC.quote(tag)) (also used by \(first))")
+                    }
+                    continue
                 }
                 tags[tag] = outbound.jsonPath
             }
             outbounds.append(outbound)
         }
+        try errors.finish()
         return outbounds
     }
 

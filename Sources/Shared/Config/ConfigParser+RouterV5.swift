@@ -22,10 +22,12 @@ extension ConfigParser {
         if let balancers = r.take("balancingRule") {
             routing.balancers = try balancers.array().map { try readBalancingRuleV5($0, &targets) }
         }
+        var errors = ConfigErrorCollector()
         if let rules = r.take("rule") {
-            routing.rules = try rules.array().map { try readRuleV5($0, targets, geodata: geodata) }
+            routing.rules = try rules.array().compactMap { rule in try errors.attempt { try readRuleV5(rule, targets, geodata: geodata) } }
         }
-        try r.finish()
+        _ = try errors.attempt { try r.finish() }
+        try errors.finish()
         return routing
     }
 

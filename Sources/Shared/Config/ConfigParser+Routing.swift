@@ -22,11 +22,13 @@ extension ConfigParser {
         if let balancers = r.take("balancers") {
             routing.balancers = try balancers.array().map { try readBalancerV4($0, &targets) }
         }
+        var errors = ConfigErrorCollector()
         if let rules = r.take("rules") {
-            routing.rules = try rules.array().map { try readRuleV4($0, targets, geodata: geodata) }
+            routing.rules = try rules.array().compactMap { rule in try errors.attempt { try readRuleV4(rule, targets, geodata: geodata) } }
         }
         // v2fly's pre-4.x form nested the same keys under "settings".
-        try r.finish(unsupported: ["settings"])
+        _ = try errors.attempt { try r.finish(unsupported: ["settings"]) }
+        try errors.finish()
         return routing
     }
 

@@ -104,45 +104,61 @@ public enum ConfigParser {
         let routingV4 = r.take("routing")
         let routerV5 = r.take("router")
         let dns = r.take("dns")
-        try r.finish(unsupported: unsupportedTopLevel)
+        // Every error that can be found in one run: each section (and each item of the lists in
+        // them) is read even when an earlier one failed; what depends on a failed part is skipped.
+        var errors = ConfigErrorCollector()
+        _ = try errors.attempt { try r.finish(unsupported: unsupportedTopLevel) }
 
         var config = Config(sourceFile: root.file, format: format, inbounds: [], outbounds: [])
-        if let log {
-            config.log = try format == .v4 ? readLogV4(log) : readLogV5(log)
+        if let log, let value = try errors.attempt({ try format == .v4 ? readLogV4(log) : readLogV5(log) }) {
+            config.log = value
         }
         // One cache for the whole config: a geosite file named by several sections is read once.
         let geodataCache = GeoDataCache(locator: geodata)
-        if let inbounds {
-            config.inbounds = try readInbounds(inbounds, format: format, geodata: geodataCache)
+        if let inbounds, let value = try errors.attempt({ try readInbounds(inbounds, format: format, geodata: geodataCache) }) {
+            config.inbounds = value
         }
+        var outboundsRead = true
         if let outbounds {
-            config.outbounds = try readOutbounds(outbounds, format: format)
+            if let value = try errors.attempt({ try readOutbounds(outbounds, format: format) }) {
+                config.outbounds = value
+            } else {
+                outboundsRead = false
+            }
         }
         if config.outbounds.isEmpty {
             // V2Ray refuses to start without an outbound; vmessd is lenient and uses the one outbound
             // such a config would almost certainly have meant: direct connections.
             config.outbounds = [OutboundConfig(settings: .freedom(FreedomSettings()), jsonPath: "outbounds")]
         }
+        // After the outbounds: rules and balancers name them (unknown while the outbounds failed).
+        var routingRead = true
         if let routingV4, routerV5 != nil {
-            throw routingV4.error("\"routing\" (v4) and \"router\" (v5) both present; keep one")
+            _ = try errors.attempt { throw routingV4.error("\"routing\" (v4) and \"router\" (v5) both present; keep one") }
+            routingRead = false
+        } else if outboundsRead, let routing = routingV4 ?? routerV5 {
+            if let value = try errors.attempt({
+                try routingV4 != nil ? readRoutingV4(routing, outbounds: config.outbounds, geodata: geodataCache)
+                    : readRouterV5(routing, outbounds: config.outbounds, geodata: geodataCache)
+            }) {
+                config.routing = value
+            } else {
+                routingRead = false
+            }
         }
-        // After the outbounds: rules and balancers name them.
-        if let routingV4 {
-            config.routing = try readRoutingV4(routingV4, outbounds: config.outbounds, geodata: geodataCache)
-        } else if let routerV5 {
-            config.routing = try readRouterV5(routerV5, outbounds: config.outbounds, geodata: geodataCache)
+        if let dns, let value = try errors.attempt({
+            try format == .v4 ? readDNSV4(dns, geodata: geodataCache) : readDNSV5(dns, geodata: geodataCache)
+        }) {
+            config.dns = value
+            if outboundsRead && routingRead { _ = try errors.attempt { try checkDNSTagUnrouted(config, dns) } }
         }
-        if let dns {
-            config.dns = try format == .v4 ? readDNSV4(dns, geodata: GeoDataCache(locator: geodata))
-                : readDNSV5(dns, geodata: GeoDataCache(locator: geodata))
-            try checkDNSTagUnrouted(config, dns)
+        if let policy, let value = try errors.attempt({ try readPolicy(policy) }) {
+            config.policy = value
         }
-        if let policy {
-            config.policy = try readPolicy(policy)
+        if let daemon, let value = try errors.attempt({ try readDaemonSettings(daemon) }) {
+            config.daemon = value
         }
-        if let daemon {
-            config.daemon = try readDaemonSettings(daemon)
-        }
+        try errors.finish()
         return config
     }
 

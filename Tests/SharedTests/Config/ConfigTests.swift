@@ -242,6 +242,33 @@ final class ConfigTests: XCTestCase {
 
     // MARK: exact error messages
 
+    func testEveryErrorIsReportedInOneRun() {
+        let text = """
+            {"inbounds": [{"port": 0, "protocol": "vmess", "settings": {"clients": [{"id": "\(uuid)"}]}},
+                          {"port": 2, "protocol": "vmess", "settings": {"clients": [{"id": "\(uuid)", "alterid": 1}]}, "x": 1},
+                          {"port": 3, "protocol": "socks"}],
+             "outbounds": [{"protocol": "freedom", "tag": "a"}, {"protocol": "trojan"}, {"protocol": "freedom", "tag": "a"}],
+             "routing": {"rules": [{"port": 1, "outboundTag": "a"}]},
+             "policy": {"levels": {"0": {"handshake": "x"}}},
+             "frobnicate": true, "stats": {}}
+            """
+        guard let error = parseError(text) else { return }
+        XCTAssertEqual(error.all.map(\.description), [
+            "config.json: frobnicate: unknown key \"frobnicate\"",
+            "config.json: stats: \"stats\" is not supported by vmessd yet",
+            "config.json: inbounds[0].port: expected an integer 1-65535, got 0",
+            "config.json: inbounds[1].settings.clients[0].alterid: unknown key \"alterid\"",
+            "config.json: inbounds[1].x: unknown key \"x\"",
+            "config.json: outbounds[1].protocol: protocol \"trojan\" is not supported yet",
+            "config.json: outbounds[2].tag: duplicate tag \"a\" (also used by outbounds[0])",
+            "config.json: policy.levels[\"0\"].handshake: expected an integer 0-4294967295, got \"x\"",
+        ])
+        // One line each, in that order, is what `vmessd test` prints.
+        XCTAssertEqual(error.description, error.all.map(\.description).joined(separator: "\n"))
+        // Routing is not checked while the outbounds it names failed (its errors would be echoes).
+        XCTAssertFalse(error.description.contains("routing"))
+    }
+
     func testSniffing() throws {
         // Xray's server configs: enabled with routeOnly and exclusions.
         let xray = try parse(v4(inbound: vmessInbound("""
