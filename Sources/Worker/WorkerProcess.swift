@@ -96,8 +96,10 @@ public final class WorkerProcess {
 
         // 2. One server channel per listener.
         guard !config.outbounds.isEmpty else { throw WorkerError.noOutbound }
-        // The built-in DNS when the config has a `dns` section; without one, getaddrinfo as before.
-        let dns = try config.dns.map { try DNSResolver($0, loop: loop) }
+        // The built-in DNS when the config has a `dns` section or a dns outbound (which then gets V2Ray's
+        // default: the system resolver); without either, getaddrinfo as before.
+        let needsDNS = config.dns != nil || config.outbounds.contains { if case .dns = $0.settings { true } else { false } }
+        let dns = needsDNS ? try DNSResolver(config.dns ?? DNSConfig(), loop: loop) : nil
         let built = config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger, dns: dns) }
         let resolve = dns.map { dns in { dns.routingResolve($0, $1) } } ?? OutboundSelector.systemResolve
         let outbounds: OutboundSelector

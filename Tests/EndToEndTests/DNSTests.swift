@@ -7,8 +7,13 @@
 //                                                              └─ dns.servers: dnsmasq on 127.0.0.1:N
 
 import Foundation
+import NIOCore
+import Shared
 import TestSupport
 import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class DNSTests: EndToEndTestCase {
     private func startDnsmasq() throws -> DNSMasq {
@@ -82,5 +87,97 @@ final class DNSTests: EndToEndTestCase {
         XCTAssertTrue(try roundTrip(systemOnly, user, "echo.test", 443))
         XCTAssertEqual(direct.connectionCount, 2, "without the dns section echo.test resolves to nothing")
         XCTAssertEqual(matched.connectionCount, 1)
+    }
+
+    // MARK: the dns outbound
+
+    /// The v2ray client forwards UDP and TCP DNS traffic (dokodemo-door to dnsmasq's address) through
+    /// vmessd, whose first outbound is `dns`: A/AAAA are answered by the built-in resolver (its `hosts`
+    /// entry wins over what dnsmasq would say; other names through the `dns` servers); a TXT query is
+    /// forwarded to where the client sent it and dnsmasq's answer comes back.
+    func testDNSOutboundAnswersAddressQueriesAndForwardsTheRest() throws {
+        let dnsmasq = try DNSMasq(["--address=/test/127.0.0.1", "--txt-record=txt.test,forwarded"], logDirectory: workDir)
+        onTearDown { dnsmasq.stop() }
+        let user = VMessTestUser("dns-outbound@example.com")
+        var dns = dnsSection(dnsmasq)
+        dns["hosts"] = ["hosts.test": "192.0.2.77"]
+        let server = try startVMessd(users: [user], workers: 1, extra: [
+            "outbounds": [["protocol": "dns", "tag": "dns-out"], ["protocol": "freedom", "tag": "direct"]],
+            "dns": dns,
+        ])
+        let udpPort = try FreePort.udp()
+        let tcpPort = try FreePort.tcp()
+        let target: [String: Any] = ["address": "127.0.0.1", "port": Int(dnsmasq.port)]
+        let config = Self.json([
+            "log": ["loglevel": "warning"],
+            "inbounds": [
+                ["port": Int(udpPort), "listen": "127.0.0.1", "protocol": "dokodemo-door",
+                 "settings": target.merging(["network": "udp"]) { a, _ in a }],
+                ["port": Int(tcpPort), "listen": "127.0.0.1", "protocol": "dokodemo-door",
+                 "settings": target.merging(["network": "tcp"]) { a, _ in a }],
+            ],
+            "outbounds": [["protocol": "vmess", "settings": ["vnext": [[
+                "address": "127.0.0.1", "port": Int(server.port), "users": [user.clientJSON],
+            ]]]]],
+        ])
+        let path = try writeFile("v2ray-dns.json", config)
+        let client = try launch("v2ray-dns", try Tool.v2ray(), ["-config", path])
+        try waitForTCPPort(tcpPort, timeout: Self.startupTimeout, stillAlive: { client.isRunning })
+
+        let hosts = DNSQuestion("hosts.test", type: .a)!
+        XCTAssertEqual(try addresses(try udpExchange(hosts.query(id: 1), port: udpPort), hosts), [[192, 0, 2, 77]])
+        let echo = DNSQuestion("echo.test", type: .a)!
+        XCTAssertEqual(try addresses(try udpExchange(echo.query(id: 2), port: udpPort), echo), [[127, 0, 0, 1]])
+        XCTAssertEqual(try addresses(try tcpExchange(hosts.query(id: 3), port: tcpPort), hosts), [[192, 0, 2, 77]])
+
+        var txt = DNSQuestion("txt.test", type: .a)!.query(id: 4)
+        txt[txt.count - 3] = 16  // QTYPE TXT
+        let udpTXT = try udpExchange(txt, port: udpPort)
+        XCTAssertTrue(udpTXT.count > 12 && udpTXT[0..<2] == [0, 4] && Data(udpTXT).range(of: Data("forwarded".utf8)) != nil,
+                      "dnsmasq's TXT answer, forwarded: \(udpTXT)")
+        let tcpTXT = try tcpExchange(txt, port: tcpPort)
+        XCTAssertTrue(Data(tcpTXT).range(of: Data("forwarded".utf8)) != nil, "over TCP too: \(tcpTXT)")
+        client.terminate(grace: 1)
+    }
+
+    private func addresses(_ reply: [UInt8], _ question: DNSQuestion) throws -> [[UInt8]] {
+        guard case .response(let response) = try DNSResponseParser.parse(ByteBuffer(bytes: reply), question: question) else {
+            throw HarnessError("truncated reply")
+        }
+        return response.addresses
+    }
+
+    /// One datagram to 127.0.0.1:port and the first reply (retried: the first datagram of a new
+    /// dokodemo-door session may race the client's connect to vmessd).
+    private func udpExchange(_ query: [UInt8], port: UInt16) throws -> [UInt8] {
+        let fd = try Sock.socket(Sock.datagramType)
+        defer { close(fd) }
+        Sock.setTimeouts(fd, seconds: 2)
+        var address = Sock.loopback(port: port)
+        var reply = [UInt8](repeating: 0, count: 4096)
+        for _ in 0..<5 {
+            let sent = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(fd, query, query.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard sent == query.count else { throw HarnessError("sendto failed: \(errno)") }
+            let n = recv(fd, &reply, reply.count, 0)
+            if n > 0 { return Array(reply[..<n]) }
+        }
+        throw HarnessError("no UDP reply from 127.0.0.1:\(port)")
+    }
+
+    /// One length-prefixed message on a new TCP connection and the first whole reply.
+    private func tcpExchange(_ query: [UInt8], port: UInt16) throws -> [UInt8] {
+        let fd = try Sock.connect(port: port)
+        defer { close(fd) }
+        Sock.setTimeouts(fd, seconds: 0.25)
+        let deadline = Date().addingTimeInterval(10)
+        try Sock.writeAll(fd, Data([UInt8(query.count >> 8), UInt8(query.count & 0xFF)] + query), deadline: deadline)
+        let prefix = try Sock.read(fd, count: 2, deadline: deadline, what: "reply length").data
+        guard prefix.count == 2 else { throw HarnessError("no TCP reply") }
+        let length = Int(prefix[prefix.startIndex]) << 8 | Int(prefix[prefix.startIndex + 1])
+        let body = try Sock.read(fd, count: length, deadline: deadline, what: "reply").data
+        guard body.count == length else { throw HarnessError("TCP reply cut at \(body.count) of \(length)") }
+        return Array(body)
     }
 }

@@ -126,6 +126,8 @@ public enum OutboundSettings: Codable, Equatable, Sendable {
     case blackhole(BlackholeSettings)
     /// The VMess client; model in Config+Client.swift.
     case vmess(VMessOutboundSettings)
+    /// Answers DNS queries with the built-in resolver; model in Shared/DNS/DNSConfig.swift.
+    case dns(DNSOutboundSettings)
 }
 
 public struct FreedomSettings: Codable, Equatable, Sendable {

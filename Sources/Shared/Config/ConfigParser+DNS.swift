@@ -164,3 +164,46 @@ extension ConfigParser {
         }
     }
 }
+
+extension ConfigParser {
+    /// v4 dns outbound `settings`: {network: tcp|udp, address, port, userLevel}.
+    static func readDNSOutboundV4(_ node: ConfigNode?) throws -> DNSOutboundSettings {
+        var settings = DNSOutboundSettings()
+        guard let node else { return settings }
+        var r = try node.object()
+        if let network = r.take("network") {
+            switch try network.string().lowercased() {
+            case "": break
+            case "tcp": settings.network = .tcp
+            case "udp": settings.network = .udp
+            default: throw network.mismatch("\"tcp\" or \"udp\"")
+            }
+        }
+        if let address = r.take("address") {
+            let text = try address.string()
+            guard !text.isEmpty else { throw address.mismatch("an IP address or a domain name") }
+            guard ipAddressBytes(text) != nil || hostName(text) != nil else { throw address.mismatch("an IP address or a domain name") }
+            settings.address = text
+        }
+        if let port = r.take("port") {
+            let value = try port.int(0...65_535)
+            settings.port = value == 0 ? nil : UInt16(value)
+        }
+        // As for freedom: the inbound user's level governs the whole relay in vmessd.
+        _ = try r.take("userLevel")?.int(levelRange)
+        try r.finish()
+        return settings
+    }
+
+    /// v5 dns outbound `settings` (SimplifiedConfig): {overrideResponseTtl, responseTtl}.
+    static func readDNSOutboundV5(_ node: ConfigNode?) throws -> DNSOutboundSettings {
+        var settings = DNSOutboundSettings()
+        guard let node else { return settings }
+        var r = try node.object(protoNames: true)
+        let override = try r.take("overrideResponseTtl")?.bool() ?? false
+        let ttl = try r.take("responseTtl")?.int(0...Int(Int32.max))
+        try r.finish()
+        if override { settings.responseTTL = UInt32(ttl ?? 0) }
+        return settings
+    }
+}

@@ -5,7 +5,7 @@
 extension ConfigParser {
     /// V2Ray outbound protocols vmessd knows but does not implement yet (others are "unknown").
     static let outboundProtocolsNotYet: Set<String> = [
-        "socks", "http", "shadowsocks", "trojan", "vless", "dns", "loopback",
+        "socks", "http", "shadowsocks", "trojan", "vless", "loopback",
     ]
 
     static func readOutbounds(_ node: ConfigNode, format: ConfigFormat) throws -> [OutboundConfig] {
@@ -32,7 +32,7 @@ extension ConfigParser {
 
     static func readOutbound(_ node: ConfigNode, format: ConfigFormat) throws -> OutboundConfig {
         var r = try node.object()
-        let name = try readProtocol(r.require("protocol"), supported: ["freedom", "blackhole", "vmess"],
+        let name = try readProtocol(r.require("protocol"), supported: ["freedom", "blackhole", "vmess", "dns"],
                                     notYet: outboundProtocolsNotYet)
         let tag = try r.take("tag").map(readTag) ?? nil
         let settingsNode = r.take("settings")
@@ -76,6 +76,11 @@ extension ConfigParser {
                 freedom.domainStrategy = senderStrategy
             }
             settings = .freedom(freedom)
+        case "dns":
+            if let strategyNode, senderStrategy != .asIs {
+                throw strategyNode.error("domainStrategy has no effect on a dns outbound")
+            }
+            settings = .dns(try format == .v4 ? readDNSOutboundV4(settingsNode) : readDNSOutboundV5(settingsNode))
         default:
             if let strategyNode, senderStrategy != .asIs {
                 throw strategyNode.error("domainStrategy has no effect on a blackhole outbound")

@@ -65,3 +65,17 @@ public struct DNSHostEntry: Codable, Equatable, Sendable {
         self.target = target
     }
 }
+
+/// The `dns` outbound: answers A/AAAA queries routed to it with the built-in resolver and forwards
+/// the rest, to `address`/`port`/`network` where given (v4 `settings.{network, address, port}`),
+/// else to where the client sent them.
+public struct DNSOutboundSettings: Codable, Equatable, Sendable {
+    public enum Network: String, Codable, Sendable { case tcp, udp }
+    public var network: Network?
+    /// An IP address or a domain name.
+    public var address: String?
+    public var port: UInt16?
+    /// TTL of the records it answers with (V2Ray: 600 s; v5 `responseTtl` with `overrideResponseTtl`).
+    public var responseTTL: UInt32 = 600
+    public init() {}
+}

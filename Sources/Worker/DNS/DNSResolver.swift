@@ -40,32 +40,49 @@ final class DNSResolver {
 
     var inFlightCount: Int { inFlight.count }
 
+    /// What a lookup found: the addresses, and the RCODE a DNS client should be told (NOERROR with
+    /// addresses or without, NXDOMAIN and the like from the server that ended the lookup, SERVFAIL when
+    /// every server failed).
+    struct Resolution: Equatable {
+        var addresses: [[UInt8]]
+        var rcode: DNSResponse.RCode
+    }
+
     /// The addresses (4 or 16 bytes) of `host` in the families asked for; empty when there are none.
     /// Completes on `loop`; may be called from any thread.
     func lookup(_ host: String, family: FamilyResolver.Family) -> EventLoopFuture<[[UInt8]]> {
-        guard loop.inEventLoop else { return loop.flatSubmit { self.lookup(host, family: family) } }
+        resolve(host, family: family).map(\.addresses)
+    }
+
+    func resolve(_ host: String, family: FamilyResolver.Family) -> EventLoopFuture<Resolution> {
+        guard loop.inEventLoop else { return loop.flatSubmit { self.resolve(host, family: family) } }
         if let literal = try? NIOCore.SocketAddress(ipAddress: host, port: 0), let raw = OutboundSelector.rawAddress(literal) {
-            return loop.makeSucceededFuture([raw])
+            return loop.makeSucceededFuture(Resolution(addresses: [raw], rcode: .noError))
         }
         guard var name = DNSQuestion.normalise(Array(host.utf8)) else {
-            return loop.makeFailedFuture(DNSLookupError.invalidName)
+            return loop.makeSucceededFuture(Resolution(addresses: [], rcode: .formatError))
         }
         let ipv4 = family != .ipv6 && queryStrategy != .useIPv6
         let ipv6 = family != .ipv4 && queryStrategy != .useIPv4
         switch hosts.lookup(name, ipv4: ipv4, ipv6: ipv6) {
         case .none: break
-        case .addresses(let addresses): return loop.makeSucceededFuture(addresses)
+        case .addresses(let addresses): return loop.makeSucceededFuture(Resolution(addresses: addresses, rcode: .noError))
         case .replaced(let replacement): name = replacement
         }
-        guard selection.count > 0 else { return systemLookup(name, ipv4: ipv4, ipv6: ipv6) }
-        return ask(name, servers: selection.order(for: name)[...], ipv4: ipv4, ipv6: ipv6)
+        guard selection.count > 0 else {
+            return systemLookup(name, ipv4: ipv4, ipv6: ipv6).map { Resolution(addresses: $0, rcode: .noError) }
+        }
+        return ask(name, servers: selection.order(for: name)[...], ipv4: ipv4, ipv6: ipv6, failed: false)
     }
 
-    /// Asks `servers` in turn until one gives an answer that ends the lookup.
-    private func ask(_ name: [UInt8], servers: ArraySlice<Int>, ipv4: Bool, ipv6: Bool) -> EventLoopFuture<[[UInt8]]> {
-        guard let server = servers.first else { return loop.makeSucceededFuture([]) }
+    /// Asks `servers` in turn until one gives an answer that ends the lookup. `failed`: an earlier
+    /// server timed out or was unreachable (SERVFAIL if no later one answers).
+    private func ask(_ name: [UInt8], servers: ArraySlice<Int>, ipv4: Bool, ipv6: Bool, failed: Bool) -> EventLoopFuture<Resolution> {
+        guard let server = servers.first else {
+            return loop.makeSucceededFuture(Resolution(addresses: [], rcode: failed ? .serverFailure : .noError))
+        }
         let types = selection.types(server, ipv4: ipv4, ipv6: ipv6)
-        guard !types.isEmpty else { return ask(name, servers: servers.dropFirst(), ipv4: ipv4, ipv6: ipv6) }
+        guard !types.isEmpty else { return ask(name, servers: servers.dropFirst(), ipv4: ipv4, ipv6: ipv6, failed: failed) }
         let outcomes = types.map { type -> EventLoopFuture<Result<DNSResponse, Error>> in
             guard let question = DNSQuestion(name: name, type: type) else {
                 return loop.makeSucceededFuture(.failure(DNSLookupError.invalidName))
@@ -74,21 +91,24 @@ final class DNSResolver {
         }
         return EventLoopFuture.whenAllSucceed(outcomes, on: loop).flatMap { [self] results in
             var addresses: [[UInt8]] = []
-            var moveOn = false
+            var unanswered = false
+            var rcode = DNSResponse.RCode.noError
             for result in results {
                 switch result {
-                case .success(let response): addresses += response.addresses
-                case .failure: moveOn = true
+                case .success(let response):
+                    addresses += response.addresses
+                    if rcode == .noError { rcode = response.rcode }
+                case .failure: unanswered = true
                 }
             }
             let accepted = selection.accepted(server, addresses)
-            if !accepted.isEmpty { return loop.makeSucceededFuture(accepted) }
+            if !accepted.isEmpty { return loop.makeSucceededFuture(Resolution(addresses: accepted, rcode: .noError)) }
             // V2Ray moves on after a timeout or an expectIPs mismatch (which an empty answer is too,
             // for a server with expectIPs); any other answer is the answer.
-            if moveOn || selection.hasExpectIPs(server) {
-                return ask(name, servers: servers.dropFirst(), ipv4: ipv4, ipv6: ipv6)
+            if unanswered || selection.hasExpectIPs(server) {
+                return ask(name, servers: servers.dropFirst(), ipv4: ipv4, ipv6: ipv6, failed: failed || unanswered)
             }
-            return loop.makeSucceededFuture([])
+            return loop.makeSucceededFuture(Resolution(addresses: [], rcode: rcode))
         }
     }
 

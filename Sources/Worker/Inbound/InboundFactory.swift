@@ -82,14 +82,3 @@ struct InboundFactory {
         }
     }
 }
-
-/// Builds the configured outbounds.
-enum OutboundFactory {
-    static func make(_ o: OutboundConfig, counters: WorkerCounters, logger: Logger) -> Outbound {
-        switch o.settings {
-        case .freedom(let f): FreedomOutbound(tag: o.tag, settings: f, counters: counters, logger: logger)
-        case .blackhole(let b): BlackholeOutbound(tag: o.tag, settings: b)
-        case .vmess(let v): VMessOutbound(tag: o.tag, settings: v, logger: logger)
-        }
-    }
-}

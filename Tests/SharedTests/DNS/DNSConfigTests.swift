@@ -176,6 +176,28 @@ final class DNSConfigTests: XCTestCase {
                     #"config.json: dns.staticHosts[0]: a static host needs "ip" or "proxiedDomain""#)
     }
 
+    func testDNSOutbound() throws {
+        let v4 = try ConfigParser.parse(text: #"""
+            {"outbounds": [{"protocol": "dns", "tag": "dns-out",
+                            "settings": {"network": "tcp", "address": "1.1.1.1", "port": 53, "userLevel": 0}},
+                           {"protocol": "dns"}]}
+            """#, sourceFile: "config.json", geodata: locator)
+        var expected = DNSOutboundSettings()
+        expected.network = .tcp
+        expected.address = "1.1.1.1"
+        expected.port = 53
+        XCTAssertEqual(v4.outbounds.map(\.settings), [.dns(expected), .dns(DNSOutboundSettings())])
+        let v5 = try ConfigParser.parse(text: #"{\#(v5Inbound), "outbounds": [{"protocol": "dns", "settings": {"overrideResponseTtl": true, "responseTtl": 30}}]}"#,
+                                        sourceFile: "config.json", geodata: locator)
+        var ttl = DNSOutboundSettings()
+        ttl.responseTTL = 30
+        XCTAssertEqual(v5.outbounds.map(\.settings), [.dns(ttl)])
+        assertError(#"{"outbounds": [{"protocol": "dns", "settings": {"network": "sctp"}}]}"#,
+                    #"config.json: outbounds[0].settings.network: expected "tcp" or "udp", got "sctp""#)
+        assertError(#"{"outbounds": [{"protocol": "dns", "settings": {"server": {}}}]}"#,
+                    #"config.json: outbounds[0].settings.server: unknown key "server""#)
+    }
+
     func testModelRoundTripsThroughCodable() throws {
         let config = try ConfigParser.parse(text: #"{"dns": {"servers": [{"address": "127.0.0.1", "domains": ["domain:test"], "expectIPs": ["10.0.0.0/8"]}, "localhost"], "hosts": {"a.example": "192.0.2.1", "b.example": "a.example"}}}"#,
                                             sourceFile: "config.json", geodata: locator)

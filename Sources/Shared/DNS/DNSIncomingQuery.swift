@@ -1,0 +1,55 @@
+import NIOCore
+
+// A query a client sent to the `dns` outbound (RFC 1035 §4.1), and the answer vmessd gives it when
+// the built-in resolver handles it. Only a plain question is answered here: QR=0, opcode QUERY, one
+// question of class IN and type A or AAAA; anything else (other types, several questions, inverse
+// queries, a message vmessd cannot read) is forwarded untouched, as V2Ray's dns outbound does.
+//
+// The answer echoes the question section byte for byte (the client compares it with what it sent),
+// keeps the id and RD, sets QR and RA, and carries one record per address, each naming the question
+// by a pointer to offset 12:
+//
+//   header | question as sent | (C0 0C, TYPE, IN, TTL, RDLENGTH 4|16, address)*
+
+public struct DNSIncomingQuery: Equatable, Sendable {
+    public let id: UInt16
+    public let recursionDesired: Bool
+    public let question: DNSQuestion
+    /// The question section as sent (name, type, class).
+    public let questionSection: [UInt8]
+
+    /// The query, or nil when it is not one the resolver answers (then it is forwarded).
+    public static func parse(_ message: ByteBuffer) -> DNSIncomingQuery? {
+        let reader = DNSResponseParser.Reader(message)
+        guard let id = try? reader.u16(0), let flags = try? reader.u16(2), let questions = try? reader.u16(4),
+              flags & 0x8000 == 0, (flags >> 11) & 0xF == 0, questions == 1,
+              let (name, end) = try? reader.name(at: 12), let type = try? reader.u16(end), let klass = try? reader.u16(end + 2),
+              klass == UInt16(DNSResponse.classIN),
+              let recordType = DNSRecordType(rawValue: type), recordType.addressLength != nil,
+              let question = DNSQuestion(name: name, type: recordType),
+              let section = try? reader.bytes(12, end + 4 - 12)
+        else { return nil }
+        return DNSIncomingQuery(id: id, recursionDesired: flags & 0x0100 != 0, question: question, questionSection: section)
+    }
+
+    /// The answer message. `rcode`: 0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN…; addresses of another length
+    /// than the question's type are left out.
+    public func answer(addresses: [[UInt8]], rcode: UInt8, ttl: UInt32) -> [UInt8] {
+        let length = question.type.addressLength ?? 0
+        let records = addresses.filter { $0.count == length }.prefix(DNSResponseParser.maximumAddresses)
+        var out: [UInt8] = []
+        out.reserveCapacity(12 + questionSection.count + records.count * (12 + length))
+        let flags: UInt16 = 0x8080 | (recursionDesired ? 0x0100 : 0) | UInt16(rcode & 0xF)
+        out += [UInt8(id >> 8), UInt8(id & 0xFF), UInt8(flags >> 8), UInt8(flags & 0xFF), 0, 1,
+                0, UInt8(records.count), 0, 0, 0, 0]
+        out += questionSection
+        let type = question.type.rawValue
+        for address in records {
+            out += [0xC0, 12, UInt8(type >> 8), UInt8(type & 0xFF), 0, DNSResponse.classIN,
+                    UInt8(ttl >> 24), UInt8((ttl >> 16) & 0xFF), UInt8((ttl >> 8) & 0xFF), UInt8(ttl & 0xFF),
+                    0, UInt8(length)]
+            out += address
+        }
+        return out
+    }
+}

@@ -1,0 +1,79 @@
+// What the dns outbound reads from clients and writes back: which queries it answers itself, the
+// answers (read back with the resolver's own parser), and the TCP framing fed a byte at a time.
+
+import NIOCore
+import XCTest
+
+@testable import Shared
+
+final class DNSIncomingQueryTests: XCTestCase {
+    func testAnswersAreWhatTheResolverWouldAccept() throws {
+        let sent = DNSQuestion("Echo.Test", type: .a)!.query(id: 0x4242)
+        let query = try XCTUnwrap(DNSIncomingQuery.parse(ByteBuffer(bytes: sent)))
+        XCTAssertEqual(query.id, 0x4242)
+        XCTAssertTrue(query.recursionDesired)
+        XCTAssertEqual(query.question, DNSQuestion("echo.test", type: .a))
+        let answer = query.answer(addresses: [[127, 0, 0, 1], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1], [10, 0, 0, 2]],
+                                  rcode: 0, ttl: 600)
+        XCTAssertEqual(Array(answer[12..<(12 + query.questionSection.count)]), Array(sent[12...]), "question echoed as sent")
+        guard case .response(let response) = try DNSResponseParser.parse(ByteBuffer(bytes: answer), question: query.question) else {
+            return XCTFail("not a response")
+        }
+        XCTAssertEqual(response.id, 0x4242)
+        XCTAssertEqual(response.addresses, [[127, 0, 0, 1], [10, 0, 0, 2]], "the IPv6 address is not an A record")
+        XCTAssertEqual(response.ttl, 600)
+    }
+
+    func testNameErrorAnswer() throws {
+        let query = try XCTUnwrap(DNSIncomingQuery.parse(ByteBuffer(bytes: DNSQuestion("no.test", type: .aaaa)!.query(id: 7))))
+        let answer = query.answer(addresses: [], rcode: 3, ttl: 600)
+        guard case .response(let response) = try DNSResponseParser.parse(ByteBuffer(bytes: answer), question: query.question) else {
+            return XCTFail("not a response")
+        }
+        XCTAssertEqual(response.rcode, .nameError)
+        XCTAssertEqual(response.addresses, [])
+    }
+
+    func testOnlyPlainAddressQuestionsAreAnswered() {
+        var txt = DNSQuestion("a.test", type: .a)!.query(id: 1)
+        txt[txt.count - 3] = 16  // TXT
+        XCTAssertNil(DNSIncomingQuery.parse(ByteBuffer(bytes: txt)))
+        var chaos = DNSQuestion("a.test", type: .a)!.query(id: 1)
+        chaos[chaos.count - 1] = 3  // class CH
+        XCTAssertNil(DNSIncomingQuery.parse(ByteBuffer(bytes: chaos)))
+        var response = DNSQuestion("a.test", type: .a)!.query(id: 1)
+        response[2] |= 0x80
+        XCTAssertNil(DNSIncomingQuery.parse(ByteBuffer(bytes: response)))
+        var two = DNSQuestion("a.test", type: .a)!.query(id: 1)
+        two[5] = 2
+        XCTAssertNil(DNSIncomingQuery.parse(ByteBuffer(bytes: two)))
+        XCTAssertNil(DNSIncomingQuery.parse(ByteBuffer(bytes: [0, 1, 1, 0, 0, 1])))
+        XCTAssertNil(DNSIncomingQuery.parse(ByteBuffer(bytes: [])))
+    }
+
+    func testStreamFramerAtEverySplit() {
+        let messages: [[UInt8]] = [DNSQuestion("a.test", type: .a)!.query(id: 1), [], DNSQuestion("b.test", type: .aaaa)!.query(id: 2)]
+        var stream: [UInt8] = []
+        for m in messages { stream += [UInt8(m.count >> 8), UInt8(m.count & 0xFF)] + m }
+        for split in 0...stream.count {
+            var framer = DNSStreamFramer()
+            var out: [[UInt8]] = []
+            for piece in [stream[..<split], stream[split...]] {
+                var buffer = ByteBuffer(bytes: piece)
+                framer.append(&buffer)
+                while let m = framer.next() { out.append(Array(m.readableBytesView)) }
+            }
+            XCTAssertEqual(out, messages, "split at \(split)")
+            XCTAssertEqual(framer.pendingBytes, 0)
+        }
+        var framer = DNSStreamFramer()
+        for byte in stream.prefix(5) {
+            var buffer = ByteBuffer(bytes: [byte])
+            framer.append(&buffer)
+            XCTAssertNil(framer.next())
+        }
+        XCTAssertEqual(framer.pendingBytes, 5)
+        let framed = DNSStreamFramer.frame(ByteBuffer(bytes: messages[0]), allocator: ByteBufferAllocator())
+        XCTAssertEqual(Array(framed.readableBytesView), Array(stream.prefix(2 + messages[0].count)))
+    }
+}
