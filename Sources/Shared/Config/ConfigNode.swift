@@ -39,6 +39,30 @@ struct ConfigNode {
     let value: JSONValue
     let path: JSONPath
     let file: String
+    /// v5 documents are read with protojson, which takes any number written as a string too
+    /// (`"maxEarlyData": "2048"`); set on a v5 root and inherited by everything under it.
+    var numbersMayBeStrings = false
+
+    init(value: JSONValue, path: JSONPath, file: String, numbersMayBeStrings: Bool = false) {
+        self.value = value
+        self.path = path
+        self.file = file
+        self.numbersMayBeStrings = numbersMayBeStrings
+    }
+
+    /// A value inside this one (a member or an element): same file, same reading rules.
+    func child(_ value: JSONValue, at path: JSONPath) -> ConfigNode {
+        ConfigNode(value: value, path: path, file: file, numbersMayBeStrings: numbersMayBeStrings)
+    }
+
+    /// The number's text: a JSON number, or in a v5 document a string holding one.
+    private var numberText: String? {
+        switch value {
+        case .number(let text): text
+        case .string(let text) where numbersMayBeStrings: text
+        default: nil
+        }
+    }
 
     func error(_ reason: String) -> ConfigError {
         ConfigError(file: file, path: path.description, reason: reason)
@@ -66,7 +90,7 @@ struct ConfigNode {
 
     func array() throws -> [ConfigNode] {
         guard case .array(let elements) = value else { throw mismatch("an array") }
-        return elements.enumerated().map { ConfigNode(value: $1, path: path.appending(index: $0), file: file) }
+        return elements.enumerated().map { child($1, at: path.appending(index: $0)) }
     }
 
     func string() throws -> String {
@@ -84,7 +108,7 @@ struct ConfigNode {
     func int(_ range: ClosedRange<Int>) throws -> Int {
         let expected = range.upperBound == Int.max
             ? "an integer >= \(range.lowerBound)" : "an integer \(range.lowerBound)-\(range.upperBound)"
-        guard case .number(let text) = value, let number = Int(text), range.contains(number) else {
+        guard let text = numberText, let number = Int(text), range.contains(number) else {
             throw mismatch(expected)
         }
         return number
@@ -92,7 +116,7 @@ struct ConfigNode {
 
     /// Any finite number >= `minimum` (used for durations in seconds).
     func double(atLeast minimum: Double) throws -> Double {
-        guard case .number(let text) = value, let number = Double(text), number.isFinite, number >= minimum else {
+        guard let text = numberText, let number = Double(text), number.isFinite, number >= minimum else {
             throw mismatch("a number >= \(minimum == minimum.rounded() ? String(Int(minimum)) : String(minimum))")
         }
         return number
@@ -143,7 +167,7 @@ struct ObjectReader {
         guard let entry = entries.first(where: { $0.name == name }) else { return nil }
         used.insert(name)
         if case .null = entry.value { return nil }
-        return node.path.appending(key: entry.key).node(entry.value, node.file)
+        return node.child(entry.value, at: node.path.appending(key: entry.key))
     }
 
     /// Every member in document order (null ones left out), all marked consumed: for maps whose keys are
@@ -153,7 +177,7 @@ struct ObjectReader {
         for entry in entries {
             used.insert(entry.name)
             if case .null = entry.value { continue }
-            members.append((entry.key, node.path.appending(key: entry.key).node(entry.value, node.file)))
+            members.append((entry.key, node.child(entry.value, at: node.path.appending(key: entry.key))))
         }
         return members
     }

@@ -36,7 +36,9 @@ public enum ConfigParser {
         guard let tree else {
             throw ConfigError(file: sourceFile, path: "", reason: "the file is empty (no JSON value)")
         }
-        return try readRoot(JSONPath.root.node(tree, sourceFile), format: detectFormat(tree), geodata: geodata)
+        let format = detectFormat(tree)
+        let root = ConfigNode(value: tree, path: .root, file: sourceFile, numbersMayBeStrings: format == .v5)
+        return try readRoot(root, format: format, geodata: geodata)
     }
 
     /// The embedded demo config used by `vmessd run` without -c: one v4 vmess inbound on 127.0.0.1:port

@@ -269,6 +269,22 @@ final class ConfigTests: XCTestCase {
         XCTAssertFalse(error.description.contains("routing"))
     }
 
+    /// v5 is read with protojson, which takes numbers written as strings; v4 (Go's encoding/json) does not.
+    func testV5NumbersMayBeStrings() throws {
+        let v5 = try parse("""
+            {"inbounds": [{"protocol": "vmess", "port": "1", "settings": {"users": ["\(uuid)"]},
+                           "streamSettings": {"transport": "websocket",
+                                              "transportSettings": {"path": "/ws", "maxEarlyData": "2048"}}}]}
+            """)
+        XCTAssertEqual(v5.inbounds[0].stream.ws?.maxEarlyData, 2048)
+        assertError(#"""
+            {"inbounds": [{"protocol": "vmess", "port": 1, "settings": {"users": ["\#(uuid)"]},
+                           "streamSettings": {"transport": "websocket", "transportSettings": {"maxEarlyData": "lots"}}}]}
+            """#, "config.json: inbounds[0].streamSettings.transportSettings.maxEarlyData: expected an integer 0-2147483647, got \"lots\"")
+        assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"network\": \"ws\", \"wsSettings\": {\"maxEarlyData\": \"2048\"}}")),
+                    "config.json: inbounds[0].streamSettings.wsSettings.maxEarlyData: expected an integer 0-2147483647, got \"2048\"")
+    }
+
     func testSniffing() throws {
         // Xray's server configs: enabled with routeOnly and exclusions.
         let xray = try parse(v4(inbound: vmessInbound("""
