@@ -33,6 +33,7 @@ let fuzzTargets: [(String, [Target.Dependency])] = [
     ("FuzzAdminMessages", [shared]),
     ("FuzzGeoData", [shared]),
     ("FuzzSniffer", [shared]),
+    ("FuzzDNSMessage", [shared, nio]),
 ]
 
 let package = Package(

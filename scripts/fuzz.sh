@@ -20,7 +20,7 @@ fi
 
 all_targets=(FuzzAEADHeader FuzzLegacyHeader FuzzBodyDecoder FuzzMuxServer FuzzMuxClient FuzzWebSocket
              FuzzUpgradeRequest FuzzUpgradeResponse FuzzSOCKS FuzzHTTPProxy FuzzConfig FuzzControlMessage
-             FuzzAdminMessages FuzzGeoData FuzzSniffer)
+             FuzzAdminMessages FuzzGeoData FuzzSniffer FuzzDNSMessage)
 seconds=60
 runs=""
 seeds=false
