@@ -99,7 +99,7 @@ public final class WorkerProcess {
         // The built-in DNS when the config has a `dns` section or a dns outbound (which then gets V2Ray's
         // default: the system resolver); without either, getaddrinfo as before.
         let needsDNS = config.dns != nil || config.outbounds.contains { if case .dns = $0.settings { true } else { false } }
-        let dns = needsDNS ? try DNSResolver(config.dns ?? DNSConfig(), loop: loop) : nil
+        let dns = needsDNS ? try DNSResolver(config.dns ?? DNSConfig(), loop: loop, counters: counters) : nil
         let built = config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger, dns: dns) }
         let resolve = dns.map { dns in { dns.routingResolve($0, $1) } } ?? OutboundSelector.systemResolve
         let outbounds: OutboundSelector

@@ -32,13 +32,22 @@ final class DNSResolverTests: XCTestCase {
 
     private func resolver(_ servers: [DNSServerConfig.Address], configure: (inout DNSConfig) -> Void = { _ in },
                           maximumInFlight: Int = DNSResolver.defaultMaximumInFlight) throws -> DNSResolver {
-        var config = DNSConfig()
-        config.servers = servers.enumerated().map { DNSServerConfig(address: $1, jsonPath: "dns.servers[\($0)]") }
+        var config = DNSConfig(servers: servers)
         configure(&config)
         return try DNSResolver(config, loop: group.next(), maximumInFlight: maximumInFlight)
     }
 
     private func loopback(_ port: UInt16) -> DNSServerConfig.Address { .udp(address: [127, 0, 0, 1], port: port) }
+}
+
+extension DNSConfig {
+    init(servers: [DNSServerConfig.Address]) {
+        self.init()
+        self.servers = servers.enumerated().map { DNSServerConfig(address: $1, jsonPath: "dns.servers[\($0)]") }
+    }
+}
+
+extension DNSResolverTests {
 
     // MARK: dnsmasq
 
@@ -164,12 +173,14 @@ final class DNSResolverTests: XCTestCase {
 
     func testInFlightQuestionsAreBounded() throws {
         let server = try ScriptedDNSServer(group: group) { _, _ in [] }
-        let dns = try resolver([loopback(server.port)], maximumInFlight: 4)
+        let counters = WorkerCounters()
+        let dns = try DNSResolver(DNSConfig(servers: [loopback(server.port)]), loop: group.next(), counters: counters, maximumInFlight: 4)
         let waiting = (0..<4).map { dns.lookup("q\($0).example", family: .ipv4) }
         let started = Date()
         XCTAssertEqual(try dns.lookup("q4.example", family: .ipv4).wait(), [], "refused at once")
         XCTAssertLessThan(Date().timeIntervalSince(started), 1)
         XCTAssertEqual(try dns.loop.submit { dns.inFlightCount }.wait(), 4)
+        XCTAssertEqual(try dns.loop.submit { counters.dropped["dns_busy"] }.wait(), 1, "counted")
         for lookup in waiting { XCTAssertEqual(try lookup.wait(), []) }
         XCTAssertEqual(try dns.loop.submit { dns.inFlightCount }.wait(), 0)
     }

@@ -12,6 +12,7 @@ final class DNSOutbound: Outbound {
     let dns: DNSResolver
     /// Carries the forwarded messages (direct, like V2Ray's dns outbound's own dialer).
     let forwarder: FreedomOutbound
+    let counters: WorkerCounters
     /// `settings.address` as a destination address.
     private let serverAddress: VMessAddress?
 
@@ -19,6 +20,7 @@ final class DNSOutbound: Outbound {
         self.tag = tag
         self.settings = settings
         self.dns = dns
+        self.counters = counters
         serverAddress = settings.address.map { text in
             (try? NIOCore.SocketAddress(ipAddress: text, port: 0)).map(UDPLink.address) ?? .domain(text)
         }
@@ -92,7 +94,7 @@ final class DNSOutboundLink: UpstreamLink, DownstreamSink {
 
     private func handle(_ message: ByteBuffer, to target: Destination) {
         guard let query = DNSIncomingQuery.parse(message) else { return forwardMessage(message, to: target) }
-        guard pending < Self.maximumPending else { return }
+        guard pending < Self.maximumPending else { return outbound.counters.drop(.dnsPending) }
         pending += 1
         let family: FamilyResolver.Family = query.question.type == .a ? .ipv4 : .ipv6
         outbound.dns.resolve(String(decoding: query.question.name, as: UTF8.self), family: family)

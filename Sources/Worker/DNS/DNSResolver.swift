@@ -27,9 +27,12 @@ final class DNSResolver {
     private var inFlight: [DNSCache.Key: EventLoopFuture<DNSResponse>] = [:]
     private let system: FamilyResolver
     let maximumInFlight: Int
+    private let counters: WorkerCounters?
 
-    init(_ config: DNSConfig, loop: EventLoop, maximumInFlight: Int = DNSResolver.defaultMaximumInFlight) throws {
+    init(_ config: DNSConfig, loop: EventLoop, counters: WorkerCounters? = nil,
+         maximumInFlight: Int = DNSResolver.defaultMaximumInFlight) throws {
         self.loop = loop
+        self.counters = counters
         self.maximumInFlight = maximumInFlight
         hosts = try DNSHosts(config.hosts)
         selection = try DNSServerSelection(config)
@@ -119,7 +122,10 @@ final class DNSResolver {
             return loop.makeSucceededFuture(DNSResponse(id: 0, rcode: .noError, addresses: hit.addresses, ttl: 0))
         }
         if let pending = inFlight[key] { return pending }
-        guard inFlight.count < maximumInFlight else { return loop.makeFailedFuture(DNSLookupError.busy) }
+        guard inFlight.count < maximumInFlight else {
+            counters?.drop(.dnsBusy)
+            return loop.makeFailedFuture(DNSLookupError.busy)
+        }
         let future: EventLoopFuture<DNSResponse>
         switch selection.address(server) {
         case .system:

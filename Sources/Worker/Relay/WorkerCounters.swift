@@ -24,4 +24,8 @@ enum DropReason: String {
     case muxUnknownSession = "mux_unknown_session"
     case connectionLimit = "connection_limit"
     case sourceLimit = "source_limit"
+    /// Built-in DNS: a question refused because `DNSResolver.maximumInFlight` were already waiting.
+    case dnsBusy = "dns_busy"
+    /// dns outbound: a query beyond `DNSOutboundLink.maximumPending` lookups of one client request.
+    case dnsPending = "dns_pending"
 }
