@@ -4,9 +4,12 @@
 // TCP, fakedns, EDNS client subnet) is an error saying so, never ignored.
 
 extension ConfigParser {
-    static let unsupportedDNSKeys: Set<String> = ["clientIp", "fakedns", "fakeDns"]
-    static let unsupportedDNSServerKeys: Set<String> = ["clientIp", "fakedns", "fakeDns", "tag", "cacheStrategy",
-                                                        "fallbackStrategy"]
+    /// V2Ray's and Xray's keys vmessd does not implement (Xray: system hosts, stale answers, parallel queries).
+    static let unsupportedDNSKeys: Set<String> = ["clientIp", "fakedns", "fakeDns", "useSystemHosts", "serveStale",
+                                                  "serveExpiredTTL", "enableParallelQuery"]
+    static let unsupportedDNSServerKeys: Set<String> = ["clientIp", "clientIP", "fakedns", "fakeDns", "tag", "cacheStrategy",
+                                                        "fallbackStrategy", "timeoutMs", "allowUnexpectedIPs",
+                                                        "unexpectedIPs", "finalQuery", "serveStale", "serveExpiredTTL"]
 
     static func readDNSV4(_ node: ConfigNode, geodata: GeoDataCache) throws -> DNSConfig {
         var r = try node.object()
@@ -45,7 +48,10 @@ extension ConfigParser {
             server.domains = set.count > 0 ? set : nil
         }
         // Go's JSON decoder matches keys case-insensitively; both spellings are in published configs.
-        if let list = r.take("expectIPs") ?? r.take("expectIps") {
+        // Xray also spells it expectedIPs.
+        let expect = [r.take("expectIPs"), r.take("expectIps"), r.take("expectedIPs")].compactMap { $0 }
+        if expect.count > 1 { throw expect[1].error("expectIPs given twice (under two spellings)") }
+        if let list = expect.first {
             server.expectIPs = nonEmpty(try readIPListV4(list, geodata: geodata))
         }
         server.skipFallback = try r.take("skipFallback")?.bool() ?? false

@@ -156,6 +156,11 @@ final class DNSConfigTests: XCTestCase {
                     #"config.json: dns.servers[0]: DNS server "dns.google": a server given by name is not supported by vmessd yet (use its IP address)"#)
         assertError(#"{"dns": {"servers": [{"address": "1.1.1.1", "clientIp": "1.2.3.4"}]}}"#,
                     #"config.json: dns.servers[0].clientIp: "clientIp" is not supported by vmessd yet"#)
+        assertError(#"{"dns": {"servers": [{"address": "1.1.1.1", "timeoutMs": 500}]}}"#,
+                    #"config.json: dns.servers[0].timeoutMs: "timeoutMs" is not supported by vmessd yet"#)
+        assertError(#"{"dns": {"serveStale": true}}"#, #"config.json: dns.serveStale: "serveStale" is not supported by vmessd yet"#)
+        assertError(#"{"dns": {"servers": [{"address": "1.1.1.1", "expectIPs": [], "expectedIPs": []}]}}"#,
+                    #"config.json: dns.servers[0].expectedIPs: expectIPs given twice (under two spellings)"#)
         assertError(#"{"dns": {"servers": [{"address": "1.1.1.1", "domain": []}]}}"#,
                     #"config.json: dns.servers[0].domain: unknown key "domain""#)
         assertError(#"{"dns": {"servers": [{"port": 53}]}}"#, #"config.json: dns.servers[0]: missing required key "address""#)
