@@ -17,6 +17,9 @@ public struct DNSIncomingQuery: Equatable, Sendable {
     public let question: DNSQuestion
     /// The question section as sent (name, type, class).
     public let questionSection: [UInt8]
+    /// The largest UDP answer the client takes: 512 bytes (RFC 1035 §4.2.1), or the payload size of
+    /// its EDNS0 OPT record when larger (RFC 6891 §6.2.5).
+    public let udpPayloadLimit: Int
 
     /// The query, or nil when it is not one the resolver answers (then it is forwarded).
     public static func parse(_ message: ByteBuffer) -> DNSIncomingQuery? {
@@ -29,17 +32,40 @@ public struct DNSIncomingQuery: Equatable, Sendable {
               let question = DNSQuestion(name: name, type: recordType),
               let section = try? reader.bytes(12, end + 4 - 12)
         else { return nil }
-        return DNSIncomingQuery(id: id, recursionDesired: flags & 0x0100 != 0, question: question, questionSection: section)
+        return DNSIncomingQuery(id: id, recursionDesired: flags & 0x0100 != 0, question: question, questionSection: section,
+                                udpPayloadLimit: ednsPayloadSize(reader, after: end + 4) ?? 512)
     }
 
+    /// The OPT record's CLASS (the requestor's UDP payload size) among the records after the question,
+    /// if there is one and it is above 512; a malformed tail is as if there were none.
+    static func ednsPayloadSize(_ reader: DNSResponseParser.Reader, after start: Int) -> Int? {
+        guard let answers = try? reader.u16(6), let authorities = try? reader.u16(8), let additional = try? reader.u16(10) else { return nil }
+        let records = Int(answers) + Int(authorities) + Int(additional)
+        guard (try? reader.checkCount(records, from: start)) != nil else { return nil }
+        var position = start
+        for _ in 0..<records {
+            guard let record = try? reader.record(at: position) else { return nil }
+            position = record.end
+            if record.type == optType, record.owner.isEmpty { return record.class > 512 ? Int(record.class) : nil }
+        }
+        return nil
+    }
+
+    static let optType: UInt16 = 41
+
     /// The answer message. `rcode`: 0 NOERROR, 2 SERVFAIL, 3 NXDOMAIN…; addresses of another length
-    /// than the question's type are left out.
-    public func answer(addresses: [[UInt8]], rcode: UInt8, ttl: UInt32) -> [UInt8] {
+    /// than the question's type are left out. `limit`: the most bytes it may take (a UDP answer:
+    /// `udpPayloadLimit`); records that do not fit are left out and TC is set, so the client asks again
+    /// over TCP (RFC 2181 §9).
+    public func answer(addresses: [[UInt8]], rcode: UInt8, ttl: UInt32, limit: Int = 65_535) -> [UInt8] {
         let length = question.type.addressLength ?? 0
-        let records = addresses.filter { $0.count == length }.prefix(DNSResponseParser.maximumAddresses)
+        var records = addresses.filter { $0.count == length }.prefix(DNSResponseParser.maximumAddresses)
+        let fitting = max(0, (limit - 12 - questionSection.count) / (12 + length))
+        let truncated = records.count > fitting
+        if truncated { records = records.prefix(fitting) }
         var out: [UInt8] = []
         out.reserveCapacity(12 + questionSection.count + records.count * (12 + length))
-        let flags: UInt16 = 0x8080 | (recursionDesired ? 0x0100 : 0) | UInt16(rcode & 0xF)
+        let flags: UInt16 = 0x8080 | (truncated ? 0x0200 : 0) | (recursionDesired ? 0x0100 : 0) | UInt16(rcode & 0xF)
         out += [UInt8(id >> 8), UInt8(id & 0xFF), UInt8(flags >> 8), UInt8(flags & 0xFF), 0, 1,
                 0, UInt8(records.count), 0, 0, 0, 0]
         out += questionSection

@@ -104,7 +104,7 @@ final class DNSOutboundLink: UpstreamLink, DownstreamSink {
                 guard !closed else { return }
                 let resolution = (try? result.get()) ?? .init(addresses: [], rcode: .serverFailure)
                 let answer = query.answer(addresses: resolution.addresses, rcode: resolution.rcode.wireValue,
-                                          ttl: outbound.settings.responseTTL)
+                                          ttl: outbound.settings.responseTTL, limit: stream ? 65_535 : query.udpPayloadLimit)
                 deliver(ByteBuffer(bytes: answer), from: target)
                 sink?.flushDownstream()
                 finishIfDone()

@@ -34,6 +34,35 @@ final class DNSIncomingQueryTests: XCTestCase {
         XCTAssertEqual(response.addresses, [])
     }
 
+    func testUDPAnswersFitTheClientsLimit() throws {
+        let many = (0..<64).map { [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [UInt8($0)] }
+        let plain = try XCTUnwrap(DNSIncomingQuery.parse(ByteBuffer(bytes: DNSQuestion("v6.test", type: .aaaa)!.query(id: 9))))
+        XCTAssertEqual(plain.udpPayloadLimit, 512)
+        let cut = plain.answer(addresses: many, rcode: 0, ttl: 60, limit: plain.udpPayloadLimit)
+        XCTAssertLessThanOrEqual(cut.count, 512)
+        XCTAssertEqual(cut[2] & 0x02, 0x02, "TC set")
+        XCTAssertEqual(try DNSResponseParser.parse(ByteBuffer(bytes: cut), question: plain.question), .truncated(id: 9))
+        let whole = plain.answer(addresses: many, rcode: 0, ttl: 60)
+        guard case .response(let response) = try DNSResponseParser.parse(ByteBuffer(bytes: whole), question: plain.question) else {
+            return XCTFail("not a response")
+        }
+        XCTAssertEqual(response.addresses.count, 64)
+
+        // EDNS0: an OPT record (root owner, type 41, CLASS = payload size 1232) raises the limit.
+        var edns = DNSQuestion("v6.test", type: .aaaa)!.query(id: 10)
+        edns[11] = 1
+        edns += [0, 0, 41, 0x04, 0xD0, 0, 0, 0, 0, 0, 0]
+        let query = try XCTUnwrap(DNSIncomingQuery.parse(ByteBuffer(bytes: edns)))
+        XCTAssertEqual(query.udpPayloadLimit, 1232)
+        let answer = query.answer(addresses: many, rcode: 0, ttl: 60, limit: query.udpPayloadLimit)
+        XCTAssertLessThanOrEqual(answer.count, 1232)
+        XCTAssertGreaterThan(answer.count, 1232 - 28)
+        // A malformed tail does not stop the question from being answered.
+        var broken = DNSQuestion("v6.test", type: .aaaa)!.query(id: 11)
+        broken[11] = 200
+        XCTAssertEqual(DNSIncomingQuery.parse(ByteBuffer(bytes: broken))?.udpPayloadLimit, 512)
+    }
+
     func testOnlyPlainAddressQuestionsAreAnswered() {
         var txt = DNSQuestion("a.test", type: .a)!.query(id: 1)
         txt[txt.count - 3] = 16  // TXT
