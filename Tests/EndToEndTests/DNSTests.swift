@@ -57,6 +57,20 @@ final class DNSTests: EndToEndTestCase {
         XCTAssertEqual(echo.connectionCount, 1)
     }
 
+    /// UDP too: the client's datagrams to echo.test:PORT (PORT being dnsmasq's, so dnsmasq itself is the
+    /// UDP peer that answers) reach 127.0.0.1 only because freedom resolved echo.test through dnsmasq.
+    func testFreedomUseIPv4ResolvesUDPDestinationsThroughTheConfiguredServer() throws {
+        let dnsmasq = try startDnsmasq()
+        let user = VMessTestUser("dns-udp@example.com")
+        let server = try startVMessd(users: [user], workers: 1, extra: [
+            "outbounds": [["protocol": "freedom", "settings": ["domainStrategy": "UseIPv4"]]],
+            "dns": dnsSection(dnsmasq),
+        ])
+        let udpPort = try startDokodemoClient(server: server, user: user, address: "echo.test", port: dnsmasq.port, network: "udp")
+        let question = DNSQuestion("probe.test", type: .a)!
+        XCTAssertEqual(try addresses(try udpExchange(question.query(id: 5), port: udpPort), question), [[127, 0, 0, 1]])
+    }
+
     func testRoutingIPIfNonMatchResolvesThroughTheConfiguredServer() throws {
         let dnsmasq = try startDnsmasq()
         let direct = try makeEchoServer()
@@ -105,24 +119,8 @@ final class DNSTests: EndToEndTestCase {
             "outbounds": [["protocol": "dns", "tag": "dns-out"], ["protocol": "freedom", "tag": "direct"]],
             "dns": dns,
         ])
-        let udpPort = try FreePort.udp()
-        let tcpPort = try FreePort.tcp()
-        let target: [String: Any] = ["address": "127.0.0.1", "port": Int(dnsmasq.port)]
-        let config = Self.json([
-            "log": ["loglevel": "warning"],
-            "inbounds": [
-                ["port": Int(udpPort), "listen": "127.0.0.1", "protocol": "dokodemo-door",
-                 "settings": target.merging(["network": "udp"]) { a, _ in a }],
-                ["port": Int(tcpPort), "listen": "127.0.0.1", "protocol": "dokodemo-door",
-                 "settings": target.merging(["network": "tcp"]) { a, _ in a }],
-            ],
-            "outbounds": [["protocol": "vmess", "settings": ["vnext": [[
-                "address": "127.0.0.1", "port": Int(server.port), "users": [user.clientJSON],
-            ]]]]],
-        ])
-        let path = try writeFile("v2ray-dns.json", config)
-        let client = try launch("v2ray-dns", try Tool.v2ray(), ["-config", path])
-        try waitForTCPPort(tcpPort, timeout: Self.startupTimeout, stillAlive: { client.isRunning })
+        let udpPort = try startDokodemoClient(server: server, user: user, address: "127.0.0.1", port: dnsmasq.port, network: "udp")
+        let tcpPort = try startDokodemoClient(server: server, user: user, address: "127.0.0.1", port: dnsmasq.port, network: "tcp")
 
         let hosts = DNSQuestion("hosts.test", type: .a)!
         XCTAssertEqual(try addresses(try udpExchange(hosts.query(id: 1), port: udpPort), hosts), [[192, 0, 2, 77]])
@@ -137,7 +135,32 @@ final class DNSTests: EndToEndTestCase {
                       "dnsmasq's TXT answer, forwarded: \(udpTXT)")
         let tcpTXT = try tcpExchange(txt, port: tcpPort)
         XCTAssertTrue(Data(tcpTXT).range(of: Data("forwarded".utf8)) != nil, "over TCP too: \(tcpTXT)")
-        client.terminate(grace: 1)
+    }
+
+    /// The reference client with one dokodemo-door inbound (`network` udp or tcp) to address:port
+    /// through `server`; returns the inbound's port once the client runs (for UDP, once a TCP probe
+    /// inbound on another port accepts: v2ray opens its inbounds together).
+    private func startDokodemoClient(server: VMessdServer, user: VMessTestUser, address: String, port: UInt16,
+                                     network: String) throws -> UInt16 {
+        let listenPort = try network == "udp" ? FreePort.udp() : FreePort.tcp()
+        let probePort = try FreePort.tcp()
+        var inbounds: [[String: Any]] = [["port": Int(listenPort), "listen": "127.0.0.1", "protocol": "dokodemo-door",
+                                           "settings": ["address": address, "port": Int(port), "network": network]]]
+        if network == "udp" {
+            inbounds.append(["port": Int(probePort), "listen": "127.0.0.1", "protocol": "dokodemo-door",
+                             "settings": ["address": "127.0.0.1", "port": 9, "network": "tcp"]])
+        }
+        let name = nextName("v2ray-dokodemo")
+        let path = try writeFile("\(name).json", Self.json([
+            "log": ["loglevel": "warning"],
+            "inbounds": inbounds,
+            "outbounds": [["protocol": "vmess", "settings": ["vnext": [[
+                "address": "127.0.0.1", "port": Int(server.port), "users": [user.clientJSON],
+            ]]]]],
+        ]))
+        let client = try launch(name, try Tool.v2ray(), ["-config", path])
+        try waitForTCPPort(network == "udp" ? probePort : listenPort, timeout: Self.startupTimeout, stillAlive: { client.isRunning })
+        return listenPort
     }
 
     private func addresses(_ reply: [UInt8], _ question: DNSQuestion) throws -> [[UInt8]] {
