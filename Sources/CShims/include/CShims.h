@@ -48,4 +48,20 @@ int vmessd_signalfd(const sigset_t *mask);
 /// Reads one signalfd_siginfo: the signal number, 0 when none is pending (EAGAIN), -1 and errno.
 int vmessd_signalfd_read(int fd);
 
+
+// MARK: AuthID matching (AuthIDScan.c)
+
+#define VMESSD_AES128_DECRYPTION_KEYS_SIZE 176
+
+/// 1 when the CPU has AES-NI (then the two functions below may be called), else 0.
+int vmessd_aesni_available(void);
+/// The 11 AES-128 decryption round keys (equivalent inverse cipher) of `key`, for vmessd_authid_scan.
+void vmessd_aes128_decryption_keys(const uint8_t key[16], uint8_t out[VMESSD_AES128_DECRYPTION_KEYS_SIZE]);
+/// Decrypts `block` under each of `count` users' round keys (`keys`: count × 176 bytes) and writes the
+/// index of every user whose plaintext starts with a big-endian time within `window` seconds of `now`
+/// to `candidates` (at most `capacity`, which should be >= 4). Returns how many were written; the scan
+/// stops early when `candidates` is full.
+size_t vmessd_authid_scan(const uint8_t block[16], const uint8_t *keys, size_t count, int64_t now, uint64_t window,
+                          uint32_t *candidates, size_t capacity);
+
 #endif

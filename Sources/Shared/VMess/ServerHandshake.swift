@@ -31,6 +31,7 @@ public struct ServerHandshake {
     private let replay: AuthIDReplayFilter
     private let sessions: SessionHistory
     private let disableInsecure: Bool
+    private let source: SourceKey?
     private var state: State = .authID
     private var consumed = 0
     private var drainTotal: Int
@@ -38,7 +39,10 @@ public struct ServerHandshake {
     /// Largest command section a client can send: 38 fixed + port/addr (2+1+1+255) + 15 padding + 4.
     static let maxCommandLength = 38 + 2 + 1 + 1 + 255 + 15 + 4
 
-    public init(users: UserTable, replay: AuthIDReplayFilter, sessions: SessionHistory, disableInsecure: Bool) {
+    /// `source`: the client's address, so that the user it authenticated as last is tried first.
+    public init(users: UserTable, replay: AuthIDReplayFilter, sessions: SessionHistory, disableInsecure: Bool,
+                source: SourceKey? = nil) {
+        self.source = source
         self.users = users
         self.replay = replay
         self.sessions = sessions
@@ -63,21 +67,25 @@ public struct ServerHandshake {
                 var skew: Int64? = nil
                 var matched: Int? = nil
                 a.withUnsafeBytes { p in
-                    for e in users.entries {
-                        guard case .time(let t) = AuthID.check(p.baseAddress!, decryptor: e.authDecryptor) else { continue }
+                    users.authMatcher.forEachCandidate(p.baseAddress!, now: now, source: source) { i in
+                        let e = users.entries[i]
+                        guard case .time(let t) = AuthID.check(p.baseAddress!, decryptor: e.authDecryptor) else { return false }
                         // `t` is whatever the client put there (Int64.min included): the skew is
                         // computed saturating, never with trapping arithmetic.
                         let d = Self.skew(t, now)
                         if t < 0 || d > 120 || d < -120 {
-                            // v2fly moves on to the next user (§5.4 step 3).
-                            skew = d
-                            continue
+                            // v2fly moves on to the next user (§5.4 step 3). A time beyond the matcher's
+                            // loose window (years) is no clock, just bytes: reported as an unknown user,
+                            // the same whether or not the AES-NI scan (which never yields it) ran.
+                            if d.magnitude <= AuthIDMatcher.looseWindow { skew = d }
+                            return false
                         }
                         matched = e.index
-                        break
+                        return true
                     }
                 }
                 if let m = matched {
+                    users.authMatcher.remember(source, user: m)
                     // Replays are never retried as legacy (§5.4 step 4).
                     guard replay.insert(AuthIDKey(a), now: now) else { return reject(.replay, drain: true) }
                     state = .aead(entry: m, eAuthID: a)

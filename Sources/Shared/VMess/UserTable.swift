@@ -14,6 +14,8 @@ public final class UserTable {
     }
 
     public let entries: [Entry]
+    /// Narrows the users an AEAD AuthID is checked against (batched AES-NI, last user per address).
+    let authMatcher: AuthIDMatcher
     private var legacy: [AuthIDKey: (entry: Int, time: Int64)] = [:]
     private var tainted = Set<AuthIDKey>()
     private var legacyFrom: Int64 = 0
@@ -24,7 +26,9 @@ public final class UserTable {
     public let drainBase: Int
     public let drainRandomMax: Int
 
-    public init(users: [(id: UserID, alterId: Int, level: Int, email: String?)]) throws {
+    /// `acceleratedAuthMatching`: the AES-NI scan where the CPU has it (tests run both paths).
+    public init(users: [(id: UserID, alterId: Int, level: Int, email: String?)],
+                acceleratedAuthMatching: Bool = AuthIDMatcher.hasAESNI) throws {
         var entries: [Entry] = []
         for (i, u) in users.enumerated() {
             entries.append(Entry(index: i, id: u.id, alterId: u.alterId, level: u.level, email: u.email,
@@ -32,6 +36,7 @@ public final class UserTable {
                                  legacyIDs: u.alterId > 0 ? [u.id.bytes] + u.id.alterIDs(u.alterId) : []))
         }
         self.entries = entries
+        authMatcher = AuthIDMatcher(authKeys: entries.map { AuthID.key(cmdKey: $0.id.cmdKey) }, accelerated: acceleratedAuthMatching)
         hasLegacyUsers = entries.contains { $0.alterId > 0 }
         // The drain threshold must be stable per server (so it cannot be probed by its variance) but
         // differ between servers: derive it from the user ids, like the reference (not bit-exactly).

@@ -54,6 +54,11 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        // The client's address is known here: the user it authenticated as last is tried first.
+        if let address = context.remoteAddress.flatMap(OutboundSelector.rawAddress) {
+            handshake = ServerHandshake(users: inbound.users, replay: inbound.replay, sessions: inbound.sessions,
+                                        disableInsecure: inbound.disableInsecure, source: SourceKey(address: address))
+        }
         let seconds = inbound.policy.level(0).handshake
         handshakeTimeout = context.eventLoop.scheduleTask(in: .seconds(Int64(max(seconds, 1)))) { [weak self] in
             guard let self, let context = self.context else { return }
