@@ -109,6 +109,15 @@ public final class WorkerProcess {
         } else {
             outbounds = OutboundSelector(outbounds: built, resolve: resolve)
         }
+        // V2Ray routes its DNS client's queries like any UDP request, with the DNS section's tag as
+        // their inbound tag.
+        let dnsTag = config.dns?.tag
+        dns?.route = { [unowned outbounds] destination in
+            if case .outbound(let i) = outbounds.choose(destination, origin: RequestOrigin(inboundTag: dnsTag)) {
+                return outbounds.outbounds[i]
+            }
+            return outbounds.outbounds[0]  // unreachable for an IP destination
+        }
         let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,
                                            accessLog: AccessLog(config: config.log), logger: logger,
                                            outbounds: outbounds, loop: loop, limits: config.daemon.limits)

@@ -82,13 +82,23 @@ final class DNSTests: EndToEndTestCase {
                 "outbounds": [
                     ["protocol": "freedom", "tag": "direct", "settings": ["redirect": "127.0.0.1:\(direct.port)"]],
                     ["protocol": "freedom", "tag": "matched", "settings": ["redirect": "127.0.0.1:\(matched.port)"]],
+                    ["protocol": "freedom", "tag": "dns-direct"],
                 ],
                 "routing": [
                     "domainStrategy": "IPIfNonMatch",
-                    "rules": [["type": "field", "ip": ["127.0.0.1/32"], "outboundTag": "matched"]],
+                    "rules": [
+                        // The resolver's own queries are routed too (inbound tag dns.tag): without this rule
+                        // those to dnsmasq (127.0.0.1) would take the next one, to an echo server.
+                        ["type": "field", "inboundTag": ["dns-in"], "outboundTag": "dns-direct"],
+                        ["type": "field", "ip": ["127.0.0.1/32"], "outboundTag": "matched"],
+                    ],
                 ],
             ]
-            if dns { extra["dns"] = dnsSection(dnsmasq) }
+            if dns {
+                var section = dnsSection(dnsmasq)
+                section["tag"] = "dns-in"
+                extra["dns"] = section
+            }
             return extra
         }
         let server = try startVMessd(users: [user], workers: 1, extra: extra(dns: true))

@@ -3,6 +3,7 @@
 // dnsmasq cannot be made to do (forged and mismatched replies, silence, slow answers).
 
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import Shared
@@ -114,6 +115,47 @@ extension DNSResolverTests {
         let dns = try DNSResolver(config, loop: group.next())
         XCTAssertEqual(try dns.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
         XCTAssertEqual(silent.queries.count, 2, "the silent server was asked twice (one retry) before moving on")
+    }
+
+    // MARK: routed queries
+
+    /// V2Ray routes its DNS client's queries; so does the resolver (`route`). Here routing picks a
+    /// freedom outbound that redirects to dnsmasq, so the server configured (TEST-NET 192.0.2.53, where
+    /// nothing answers) is reached only if the query really goes through that outbound's link: UDP,
+    /// and TCP for the truncated answer.
+    func testQueriesGoThroughTheOutboundRoutingPicks() throws {
+        let hosts = workDir.appendingPathComponent("big.hosts")
+        try (1...40).map { "10.0.0.\($0) big.test\n" }.joined().write(to: hosts, atomically: true, encoding: .utf8)
+        let server = try dnsmasq(["--addn-hosts=\(hosts.path)"])
+        var redirect = FreedomSettings()
+        redirect.redirectHost = "127.0.0.1"
+        redirect.redirectPort = Int(server.port)
+        let counters = WorkerCounters()
+        let proxy = FreedomOutbound(tag: "proxy", settings: redirect, counters: counters, logger: Logger(label: "test"))
+        XCTAssertFalse(DNSResolver.sendsDirectly(proxy))
+        let dns = try resolver([.udp(address: [192, 0, 2, 53], port: 53)])
+        var routed: [Destination] = []
+        dns.route = { destination in
+            routed.append(destination)
+            return proxy
+        }
+        XCTAssertEqual(try dns.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+        let big = try dns.lookup("big.test", family: .ipv4).wait()
+        XCTAssertEqual(Set(big), Set((1...40).map { [10, 0, 0, UInt8($0)] }), "the TCP answer, through the link")
+        XCTAssertEqual(try dns.loop.submit { routed }.wait().map(\.description), ["udp:192.0.2.53:53", "udp:192.0.2.53:53"])
+
+        // A plain freedom sends queries straight to the server: the resolver's own sockets are used.
+        XCTAssertTrue(DNSResolver.sendsDirectly(FreedomOutbound(tag: nil, settings: FreedomSettings(), counters: counters,
+                                                                logger: Logger(label: "test"))))
+    }
+
+    func testQueriesRoutedToABlackholeTimeOut() throws {
+        let server = try dnsmasq([])
+        let dns = try resolver([loopback(server.port)])
+        dns.route = { _ in BlackholeOutbound(tag: "block", settings: BlackholeSettings()) }
+        let started = Date()
+        XCTAssertEqual(try dns.lookup("echo.test", family: .ipv4).wait(), [])
+        XCTAssertGreaterThan(Date().timeIntervalSince(started), 3.5, "both attempts waited for")
     }
 
     // MARK: scripted server

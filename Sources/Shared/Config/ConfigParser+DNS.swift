@@ -160,13 +160,35 @@ extension ConfigParser {
         return tag.isEmpty ? nil : tag
     }
 
-    /// V2Ray sends the built-in DNS's own queries through routing with `tag` as their inbound tag, so a
-    /// rule on that tag sends them through an outbound. vmessd's resolver queries its servers directly:
-    /// such a rule would be silently dead, so it is an error.
-    static func checkDNSTagUnrouted(_ config: Config, _ node: ConfigNode) throws {
-        guard let tag = config.dns?.tag, let rules = config.routing?.rules else { return }
-        if let rule = rules.first(where: { $0.inboundTags?.contains(tag) == true }) {
-            throw node.error("\(rule.jsonPath) routes the DNS queries tagged \(JSONC.quote(tag)); routing the built-in DNS's queries is not supported by vmessd yet")
+    /// V2Ray sends its DNS client's UDP queries through routing (inbound tag `dns.tag`; no rule
+    /// matching means the first outbound), and so does vmessd (DNSResolver.route). One route vmessd
+    /// cannot follow: to a dns outbound with an `address` or `port` (V2Ray's passes its own client's
+    /// queries on to that server instead; vmessd's would ask the original one), so it is an error.
+    static func checkDNSQueryRouting(_ config: Config, _ node: ConfigNode) throws {
+        guard let dns = config.dns else { return }
+        let tags = config.outbounds.map(\.tag)
+        for server in dns.servers {
+            guard case .udp(let address, let port) = server.address else { continue }  // localhost: not routed
+            var picked: Set<Int> = [0]
+            if let routing = config.routing {
+                picked = []
+                // Every candidate of a balancer counts: try each choice its random pick could make.
+                for choice in 0..<max(1, tags.count) {
+                    guard let router = try? Router(routing, outboundTags: tags, randomIndex: { min(choice, $0 - 1) }) else { return }
+                    let request = RouteRequest(ip: address, port: port, network: .udp, inboundTag: dns.tag)
+                    if case .outbound(let i) = router.route(request) { picked.insert(i) } else { picked.insert(0) }
+                }
+            }
+            for i in picked.sorted() {
+                let outbound = config.outbounds[i]
+                guard case .dns(let d) = outbound.settings, d.address != nil || d.port != nil else { continue }
+                let name = outbound.tag.map { JSONC.quote($0) } ?? outbound.jsonPath
+                let text = ipAddressText(address).map { address.count == 16 ? "[\($0)]" : $0 } ?? "?"
+                throw node.error("""
+                    the DNS queries to \(text):\(port) (\(server.jsonPath)) are routed to dns outbound \(name), whose \
+                    address/port override vmessd does not apply to the built-in DNS's own queries: not supported by vmessd yet
+                    """)
+            }
         }
     }
 }

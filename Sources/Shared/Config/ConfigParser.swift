@@ -152,7 +152,7 @@ public enum ConfigParser {
             try format == .v4 ? readDNSV4(dns, geodata: geodataCache) : readDNSV5(dns, geodata: geodataCache)
         }) {
             config.dns = value
-            if outboundsRead && routingRead { _ = try errors.attempt { try checkDNSTagUnrouted(config, dns) } }
+            if outboundsRead && routingRead { _ = try errors.attempt { try checkDNSQueryRouting(config, dns) } }
         }
         if let policy, let value = try errors.attempt({ try readPolicy(policy) }) {
             config.policy = value

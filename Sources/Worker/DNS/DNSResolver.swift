@@ -28,6 +28,10 @@ final class DNSResolver {
     private let system: FamilyResolver
     let maximumInFlight: Int
     private let counters: WorkerCounters?
+    /// How the resolver's own queries leave: V2Ray routes them (a UDP request to the server, inbound tag
+    /// `dns.tag`). Given the server's destination, the outbound routing picks; queries go through it
+    /// unless it sends them straight to the server anyway (`sendsDirectly`). Unset: always directly.
+    var route: ((Destination) -> Outbound)?
 
     init(_ config: DNSConfig, loop: EventLoop, counters: WorkerCounters? = nil,
          maximumInFlight: Int = DNSResolver.defaultMaximumInFlight) throws {
@@ -144,8 +148,20 @@ final class DNSResolver {
         return future
     }
 
-    /// UDP, then TCP if the UDP answer was truncated.
+    /// UDP, then TCP if the UDP answer was truncated: from sockets of its own when routing sends the
+    /// queries straight to the server, else through the outbound routing picked.
     private func exchange(_ question: DNSQuestion, server address: [UInt8], port: UInt16) -> EventLoopFuture<DNSResponse> {
+        let destination = Destination(network: .udp, address: address.count == 4 ? .ipv4(address) : .ipv6(address), port: port)
+        if let outbound = route?(destination), !Self.sendsDirectly(outbound) {
+            var stream = destination
+            stream.network = .tcp
+            return DNSLinkExchange.ask(question, server: destination, through: outbound, on: loop).flatMap { [loop] reply in
+                guard case .response(let response) = reply else {
+                    return DNSLinkExchange.ask(question, server: stream, through: outbound, on: loop).flatMapThrowing(Self.response)
+                }
+                return loop.makeSucceededFuture(response)
+            }
+        }
         let server: NIOCore.SocketAddress
         do {
             server = try NIOCore.SocketAddress(packedIPAddress: ByteBuffer(bytes: address), port: Int(port))
@@ -153,14 +169,26 @@ final class DNSResolver {
             return loop.makeFailedFuture(error)
         }
         return DNSUDPExchange.ask(question, server: server, on: loop).flatMap { [loop] reply in
-            switch reply {
-            case .response(let response): return loop.makeSucceededFuture(response)
-            case .truncated: return DNSTCPExchange.ask(question, server: server, on: loop).flatMapThrowing { reply in
-                guard case .response(let response) = reply else { throw DNSLookupError.malformed }
-                return response
+            guard case .response(let response) = reply else {
+                return DNSTCPExchange.ask(question, server: server, on: loop).flatMapThrowing(Self.response)
             }
-            }
+            return loop.makeSucceededFuture(response)
         }
+    }
+
+    private static func response(_ reply: DNSReply) throws -> DNSResponse {
+        guard case .response(let response) = reply else { throw DNSLookupError.malformed }
+        return response
+    }
+
+    /// Whether an outbound would carry a query to exactly the server it was sent to, as the resolver's
+    /// own sockets do: a freedom without `redirect`, or a dns outbound (V2Ray's passes its own DNS
+    /// client's queries on untouched; its address override is refused by the config parser).
+    static func sendsDirectly(_ outbound: Outbound) -> Bool {
+        if let freedom = outbound as? FreedomOutbound {
+            return freedom.dialer.settings.redirectHost == nil && freedom.dialer.settings.redirectPort == nil
+        }
+        return outbound is DNSOutbound
     }
 
     /// getaddrinfo off the loop (FamilyResolver), as raw addresses.
