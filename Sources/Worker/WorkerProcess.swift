@@ -153,7 +153,8 @@ public final class WorkerProcess {
         let tracker = self.tracker
         let logger = self.logger
         let name = inbound.tag ?? inbound.jsonPath
-        let server = try ServerBootstrap(group: loop)
+        let sockopt = inbound.stream.sockopt
+        var bootstrap = ServerBootstrap(group: loop)
             .serverChannelOption(ChannelOptions.backlog, value: 4096)
             .serverChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
             // With a supervisor: registered but not accepting until it says `accept` (see
@@ -190,8 +191,14 @@ public final class WorkerProcess {
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
-                return transport.configure(channel, installProtocol: factory.install)
+                // `sockopt`: set on each accepted socket (nothing when the inbound has none).
+                return sockopt.apply(to: channel).flatMap { transport.configure(channel, installProtocol: factory.install) }
             }
+        // Fast Open lives on the listening socket (shared by every worker; each sets the same value).
+        if let queue = sockopt.listenerFastOpenQueue {
+            bootstrap = bootstrap.serverChannelOption(ChannelOptions.tcpOption(.init(rawValue: TCP_FASTOPEN)), value: SocketOptionValue(queue))
+        }
+        let server = try bootstrap
             .withBoundSocket(fd)
             .wait()
         // NIO's withBoundSocket re-listens with a fixed backlog of 128 before options apply; listen

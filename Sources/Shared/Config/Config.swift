@@ -113,6 +113,10 @@ public struct VMessUser: Codable, Equatable, Sendable {
 public struct OutboundConfig: Codable, Equatable, Sendable {
     public var tag: String?
     public var settings: OutboundSettings
+    /// `sendThrough`: the local address connections and datagrams leave from (an IP literal).
+    public var sendThrough: String?
+    /// The outbound's `streamSettings.sockopt` / `socketSettings`, for every socket it dials.
+    public var sockopt = SocketOptions()
     public var jsonPath: String
     public init(tag: String? = nil, settings: OutboundSettings, jsonPath: String) {
         self.tag = tag
@@ -172,7 +176,32 @@ public struct StreamSettings: Codable, Equatable, Sendable {
     public var ws: WebSocketSettings?
     public var httpUpgrade: HTTPUpgradeSettings?
     public var tls: TLSSettings?
+    /// v4 `sockopt` / v5 `socketSettings`.
+    public var sockopt = SocketOptions()
     public init() {}
+}
+
+/// Options set on a TCP socket (and the ones that apply, on UDP sockets): on each accepted connection
+/// of an inbound, on each connection an outbound dials. nil: the system's default, untouched.
+public struct SocketOptions: Codable, Equatable, Sendable {
+    /// SO_MARK (policy routing; needs CAP_NET_ADMIN).
+    public var mark: UInt32?
+    /// TCP Fast Open: on an inbound the listening socket's queue length (TCP_FASTOPEN), on an outbound
+    /// TCP_FASTOPEN_CONNECT. false turns it off where it was on.
+    public var tcpFastOpen: Bool?
+    public var tcpFastOpenQueueLength: Int?
+    /// Seconds before the first keep-alive probe, and between probes (both turn SO_KEEPALIVE on).
+    public var tcpKeepAliveIdle: Int?
+    public var tcpKeepAliveInterval: Int?
+    public var tcpNoDelay: Bool?
+    /// TCP_CONGESTION ("bbr", "cubic", ...: a module the kernel has).
+    public var tcpCongestion: String?
+    /// TCP_USER_TIMEOUT in milliseconds.
+    public var tcpUserTimeout: Int?
+    /// SO_BINDTODEVICE (Xray `interface`, V2Ray v5 `bindToDevice`).
+    public var interface: String?
+    public init() {}
+    public var isEmpty: Bool { self == SocketOptions() }
 }
 
 public struct WebSocketSettings: Codable, Equatable, Sendable {

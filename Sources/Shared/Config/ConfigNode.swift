@@ -162,6 +162,9 @@ struct ObjectReader {
 
     var isEmpty: Bool { entries.isEmpty }
 
+    /// The members not taken (yet), as written.
+    var untakenKeys: [String] { entries.filter { !used.contains($0.name) }.map(\.key) }
+
     /// The member, or nil if it is absent or null (Go's decoder treats null as absent too).
     mutating func take(_ name: String) -> ConfigNode? {
         guard let entry = entries.first(where: { $0.name == name }) else { return nil }

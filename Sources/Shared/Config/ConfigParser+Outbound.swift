@@ -45,8 +45,12 @@ extension ConfigParser {
             if name == "vmess" {
                 stream = try readStream(streamNode, format: format, forInbound: false)
             } else {
-                guard try streamNode.object().isEmpty else {
-                    throw streamNode.error("streamSettings on a \(name) outbound are not supported by vmessd yet")
+                // Only the socket options mean something on an outbound that dials plain sockets.
+                var s = try streamNode.object(protoNames: format == .v5)
+                if format == .v4, let sockopt = s.take("sockopt") { stream.sockopt = try readSocketOptionsV4(sockopt) }
+                if format == .v5, let socket = s.take("socketSettings") { stream.sockopt = try readSocketOptionsV5(socket) }
+                if let key = s.untakenKeys.first {
+                    throw streamNode.error("\(JSONC.quote(key)) has no effect on a \(name) outbound (its streamSettings can only hold socket options)")
                 }
             }
         }
@@ -54,7 +58,11 @@ extension ConfigParser {
         if let muxNode = r.take("mux") {
             mux = try readMux(muxNode, protocolName: name)
         }
-        try r.finish(unsupported: ["sendThrough", "proxySettings"])
+        let sendThrough = try r.take("sendThrough").flatMap(readSendThrough)
+        try r.finish(unsupported: ["proxySettings"])
+        // The dialing socket's options belong to the outbound, whatever its protocol.
+        let sockopt = stream.sockopt
+        stream.sockopt = SocketOptions()
 
         let settings: OutboundSettings
         switch name {
@@ -87,7 +95,10 @@ extension ConfigParser {
             }
             settings = .blackhole(try readBlackhole(settingsNode, format: format))
         }
-        return OutboundConfig(tag: tag, settings: settings, jsonPath: node.path.description)
+        var outbound = OutboundConfig(tag: tag, settings: settings, jsonPath: node.path.description)
+        outbound.sendThrough = sendThrough
+        outbound.sockopt = sockopt
+        return outbound
     }
 
     /// v4 freedom `settings`: {domainStrategy, redirect, userLevel, timeout}.

@@ -1,7 +1,7 @@
 // `streamSettings` of an inbound, in both formats, into one StreamSettings:
 //
 //   v4: {network: tcp|ws|httpupgrade, security: none|tls, tcpSettings, wsSettings, httpupgradeSettings,
-//        tlsSettings, sockopt}
+//        tlsSettings, sockopt (ConfigParser+SocketOptions)}
 //   v5: {transport: tcp|websocket|httpupgrade, transportSettings, security: none|tls, securitySettings,
 //        socketSettings}
 //
@@ -39,7 +39,7 @@ extension ConfigParser {
         let upgrade = r.take("httpupgradeSettings")
         let tls = r.take("tlsSettings")
         if let sockopt = r.take("sockopt") {
-            try sockopt.object().requireEmpty()
+            stream.sockopt = try readSocketOptionsV4(sockopt)
         }
         try r.finish(unsupported: unsupportedStreamKeysV4)
 
@@ -141,7 +141,7 @@ extension ConfigParser {
         }
         let securitySettings = r.take("securitySettings")
         if let socket = r.take("socketSettings") {
-            try socket.object(protoNames: true).requireEmpty()
+            stream.sockopt = try readSocketOptionsV5(socket)
         }
         try r.finish()
 

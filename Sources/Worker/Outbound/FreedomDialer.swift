@@ -10,10 +10,13 @@ import Shared
 struct FreedomDialer {
     let settings: FreedomSettings
     var dns: DNSResolver?
+    /// The outbound's socket options and `sendThrough`.
+    let dial: DialOptions
 
-    init(settings: FreedomSettings, dns: DNSResolver? = nil) {
+    init(settings: FreedomSettings, dns: DNSResolver? = nil, dial: DialOptions = .none) {
         self.settings = settings
         self.dns = dns
+        self.dial = dial
     }
 
     /// The built-in DNS when it applies to this outbound's strategy.
@@ -36,11 +39,10 @@ struct FreedomDialer {
     func connectTCP(on loop: EventLoop, to address: VMessAddress, port: UInt16, timeout: TimeAmount,
                     initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
         let (host, p) = target(for: address, port: port)
-        var bootstrap = ClientBootstrap(group: loop)
+        var bootstrap = dial.prepare(ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .connectTimeout(timeout)
-            .channelInitializer(initializer)
+            .connectTimeout(timeout), initializer: initializer)
         if let dns = builtinDNS {
             bootstrap = bootstrap.resolver(DNSResolver.Adapter(dns, family: resolverFamily, caller: loop))
         } else if resolverFamily != .any {

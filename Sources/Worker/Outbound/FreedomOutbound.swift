@@ -11,9 +11,10 @@ final class FreedomOutbound: Outbound {
     let logger: Logger
 
     /// `dns`: the worker's built-in DNS (a `dns` section), used by the UseIP* strategies.
-    init(tag: String?, settings: FreedomSettings, counters: WorkerCounters, logger: Logger, dns: DNSResolver? = nil) {
+    init(tag: String?, settings: FreedomSettings, counters: WorkerCounters, logger: Logger, dns: DNSResolver? = nil,
+         dial: DialOptions = .none) {
         self.tag = tag
-        self.dialer = FreedomDialer(settings: settings, dns: dns)
+        self.dialer = FreedomDialer(settings: settings, dns: dns, dial: dial)
         self.counters = counters
         self.logger = logger
     }
@@ -198,9 +199,11 @@ final class UDPLink: UpstreamLink, ChannelInboundHandler {
         DatagramBootstrap(group: loop)
             .readingWholeDatagrams()
             .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(self) }
+                self.dialer.dial.sockopt.apply(to: channel, tcp: false).flatMapThrowing {
+                    try channel.pipeline.syncOperations.addHandler(self)
+                }
             }
-            .bind(host: family == .inet6 ? "::" : "0.0.0.0", port: 0)
+            .bind(host: dialer.dial.datagramHost(ipv6: family == .inet6), port: 0)
             .whenComplete { [weak self] result in
                 guard let self else { return }
                 self.binding = false

@@ -36,11 +36,11 @@ final class VMessOutbound: Outbound {
     private var nextServer = 0
     private var mux: MuxClientPool?
 
-    init(tag: String?, settings: VMessOutboundSettings, logger: Logger) {
+    init(tag: String?, settings: VMessOutboundSettings, logger: Logger, dial: DialOptions = .none) {
         self.tag = tag
         servers = settings.servers.map(Server.init)
         stream = settings.stream
-        dialer = StreamDialer(stream: settings.stream)
+        dialer = StreamDialer(stream: settings.stream, dial: dial)
         var l = logger
         l[metadataKey: "outbound"] = "\(tag ?? "vmess")"
         self.logger = l

@@ -18,12 +18,15 @@ import Shared
 /// protocol's first write; otherwise it completes after the server's 101.
 struct StreamDialer {
     let stream: StreamSettings
+    /// The outbound's socket options and `sendThrough`.
+    let dial: DialOptions
     /// Built once per outbound (not per connection): parsing certificates and trust roots is costly.
     private let tls: NIOSSLContext?
     private let tlsSetupError: Error?
 
-    init(stream: StreamSettings) {
+    init(stream: StreamSettings, dial: DialOptions = .none) {
         self.stream = stream
+        self.dial = dial
         if stream.security == .tls {
             do {
                 tls = try TLSContexts.client(stream.tls ?? TLSSettings())
@@ -47,11 +50,11 @@ struct StreamDialer {
         let stream = self.stream
         let tls = self.tls
         let authority = Self.authority(host: host, port: port)
-        let connected = ClientBootstrap(group: loop)
+        let bootstrap = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .connectTimeout(timeout)
-            .channelInitializer { channel in
+        let connected = dial.prepare(bootstrap) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     // Ready when TLS (if any) has finished its handshake.

@@ -285,6 +285,63 @@ final class ConfigTests: XCTestCase {
                     "config.json: inbounds[0].streamSettings.wsSettings.maxEarlyData: expected an integer 0-2147483647, got \"2048\"")
     }
 
+    func testSocketOptionsAndSendThrough() throws {
+        let v4 = try parse("""
+            {"inbounds": [{"port": 1, "protocol": "vmess", "settings": {"clients": [{"id": "\(uuid)"}]},
+                           "streamSettings": {"sockopt": {"mark": 255, "tcpFastOpen": 512, "tcpKeepAliveIdle": 60,
+                                                          "tcpKeepAliveInterval": 15, "tcpNoDelay": true, "tcpCongestion": "bbr",
+                                                          "tcpUserTimeout": 10000, "interface": "eth0", "tproxy": "off"}}}],
+             "outbounds": [{"protocol": "freedom", "sendThrough": "192.0.2.1",
+                            "streamSettings": {"sockopt": {"mark": 2, "tcpFastOpen": true}}},
+                           {"protocol": "vmess", "sendThrough": "2001:DB8::1", "settings": {"address": "a", "port": 1, "id": "\(uuid)"},
+                            "streamSettings": {"network": "ws", "sockopt": {"tcpKeepAliveIdle": 30, "mark": 0}}}]}
+            """)
+        var inbound = SocketOptions()
+        inbound.mark = 255
+        inbound.tcpFastOpen = true
+        inbound.tcpFastOpenQueueLength = 512
+        inbound.tcpKeepAliveIdle = 60
+        inbound.tcpKeepAliveInterval = 15
+        inbound.tcpNoDelay = true
+        inbound.tcpCongestion = "bbr"
+        inbound.tcpUserTimeout = 10000
+        inbound.interface = "eth0"
+        XCTAssertEqual(v4.inbounds[0].stream.sockopt, inbound)
+        XCTAssertEqual(v4.outbounds[0].sendThrough, "192.0.2.1")
+        XCTAssertEqual(v4.outbounds[0].sockopt.mark, 2)
+        XCTAssertEqual(v4.outbounds[0].sockopt.tcpFastOpen, true)
+        XCTAssertEqual(v4.outbounds[1].sendThrough, "2001:db8::1")
+        XCTAssertEqual(v4.outbounds[1].sockopt.tcpKeepAliveIdle, 30)
+        XCTAssertNil(v4.outbounds[1].sockopt.mark, "mark 0 is no mark")
+        guard case .vmess(let vmess) = v4.outbounds[1].settings else { return XCTFail("not vmess") }
+        XCTAssertTrue(vmess.stream.sockopt.isEmpty, "one place: the outbound's")
+
+        let v5 = try parse("""
+            {"inbounds": [{"protocol": "vmess", "port": 1, "settings": {"users": ["\(uuid)"]},
+                           "streamSettings": {"socketSettings": {"mark": "7", "tfo": "Enable", "tfoQueueLength": 64,
+                                                                 "tcp_keep_alive_idle": 20, "bindToDevice": "lo", "tproxy": "Off"}}}]}
+            """)
+        XCTAssertEqual(v5.inbounds[0].stream.sockopt.mark, 7)
+        XCTAssertEqual(v5.inbounds[0].stream.sockopt.tcpFastOpen, true)
+        XCTAssertEqual(v5.inbounds[0].stream.sockopt.tcpFastOpenQueueLength, 64)
+        XCTAssertEqual(v5.inbounds[0].stream.sockopt.tcpKeepAliveIdle, 20)
+        XCTAssertEqual(v5.inbounds[0].stream.sockopt.interface, "lo")
+
+        let o = "config.json: outbounds[0]"
+        assertError(#"{"outbounds": [{"protocol": "freedom", "sendThrough": "origin"}]}"#,
+                    "\(o).sendThrough: sendThrough \"origin\" is not supported by vmessd yet (only an IP address)")
+        assertError(#"{"outbounds": [{"protocol": "freedom", "sendThrough": "eth0"}]}"#,
+                    "\(o).sendThrough: expected an IP address literal, got \"eth0\"")
+        assertError(#"{"outbounds": [{"protocol": "freedom", "streamSettings": {"sockopt": {"tproxy": "tproxy"}}}]}"#,
+                    "\(o).streamSettings.sockopt.tproxy: tproxy \"tproxy\" is not supported by vmessd yet (only \"off\")")
+        assertError(#"{"outbounds": [{"protocol": "freedom", "streamSettings": {"sockopt": {"tcpCongestion": "a b"}}}]}"#,
+                    "\(o).streamSettings.sockopt.tcpCongestion: expected a name of 1-15 printable characters, got \"a b\"")
+        assertError(#"{"outbounds": [{"protocol": "freedom", "streamSettings": {"sockopt": {"mark": -1}}}]}"#,
+                    "\(o).streamSettings.sockopt.mark: expected an integer 0-4294967295, got -1")
+        assertError(#"{"outbounds": [{"protocol": "freedom", "streamSettings": {"sockopt": {"sendThrough": "1.2.3.4"}}}]}"#,
+                    "\(o).streamSettings.sockopt.sendThrough: unknown key \"sendThrough\"")
+    }
+
     func testSniffing() throws {
         // Xray's server configs: enabled with routeOnly and exclusions.
         let xray = try parse(v4(inbound: vmessInbound("""
@@ -401,14 +458,14 @@ final class ConfigTests: XCTestCase {
                     "config.json: inbounds[0].streamSettings.security: security \"reality\" is not supported by vmessd yet")
         assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"wsSettings\": {\"path\": \"/x\"}}")),
                     "config.json: inbounds[0].streamSettings.wsSettings: \"wsSettings\" has no effect unless network is \"ws\"")
-        assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"sockopt\": {\"mark\": 1}}")),
-                    "config.json: inbounds[0].streamSettings.sockopt.mark: \"mark\" is not supported by vmessd yet")
+        assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"sockopt\": {\"dialerProxy\": \"x\"}}")),
+                    "config.json: inbounds[0].streamSettings.sockopt.dialerProxy: \"dialerProxy\" is not supported by vmessd yet")
         assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"security\": \"tls\"}")),
                     "config.json: inbounds[0].streamSettings: TLS on an inbound needs at least one certificate")
         assertError(#"{"outbounds": [{"protocol": "freedom", "mux": {"enabled": true}}]}"#,
                     "config.json: outbounds[0].mux.enabled: \"mux\" is not supported by vmessd yet (set \"enabled\" to false)")
         assertError(#"{"outbounds": [{"protocol": "freedom", "streamSettings": {"network": "ws"}}]}"#,
-                    "config.json: outbounds[0].streamSettings: streamSettings on a freedom outbound are not supported by vmessd yet")
+                    "config.json: outbounds[0].streamSettings: \"network\" has no effect on a freedom outbound (its streamSettings can only hold socket options)")
         // Accepted no-ops: disabled sniffing, the default allocation strategy, empty sockopt, mux off.
         XCTAssertNoThrow(try parse(v4(inbound: vmessInbound("""
             "port": 1, "sniffing": {"enabled": false, "destOverride": ["http"]}, "allocate": {"strategy": "always"},
