@@ -101,6 +101,7 @@ public final class WorkerProcess {
         let needsDNS = config.dns != nil || config.outbounds.contains { if case .dns = $0.settings { true } else { false } }
         let dns = needsDNS ? try DNSResolver(config.dns ?? DNSConfig(), loop: loop, counters: counters) : nil
         let built = config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger, dns: dns) }
+        try OutboundFactory.connectProxies(built, configs: config.outbounds, policy: config.policy, counters: counters, logger: logger)
         let resolve = dns.map { dns in { dns.routingResolve($0, $1) } } ?? OutboundSelector.systemResolve
         let outbounds: OutboundSelector
         if let routing = config.routing {

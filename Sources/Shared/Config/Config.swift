@@ -117,6 +117,8 @@ public struct OutboundConfig: Codable, Equatable, Sendable {
     public var sendThrough: String?
     /// The outbound's `streamSettings.sockopt` / `socketSettings`, for every socket it dials.
     public var sockopt = SocketOptions()
+    /// `proxySettings.tag`: the outbound whose connections carry this one's (a chain); nil: direct.
+    public var proxyTag: String?
     public var jsonPath: String
     public init(tag: String? = nil, settings: OutboundSettings, jsonPath: String) {
         self.tag = tag

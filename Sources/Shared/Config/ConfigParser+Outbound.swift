@@ -27,7 +27,45 @@ extension ConfigParser {
             outbounds.append(outbound)
         }
         try errors.finish()
+        try checkProxyChains(outbounds, node)
         return outbounds
+    }
+
+    /// `proxySettings` `{tag, transportLayer}`: only a vmess outbound is dialed through another.
+    /// Without `transportLayer` V2Ray drops the outbound's own transport under a proxy; vmessd
+    /// refuses a transport that would be dropped rather than ignoring it.
+    static func readProxySettings(_ node: ConfigNode, protocolName: String, stream: StreamSettings,
+                                  format: ConfigFormat) throws -> String? {
+        var r = try node.object(protoNames: format == .v5)
+        let tag = try r.take("tag")?.string() ?? ""
+        let transportLayer = try r.take("transportLayer")?.bool() ?? false
+        try r.finish()
+        guard !tag.isEmpty else { return nil }
+        guard protocolName == "vmess" else {
+            throw node.error("proxySettings on a \(protocolName) outbound is not supported by vmessd yet (only vmess)")
+        }
+        if !transportLayer, stream.network != .tcp || stream.security != .none {
+            throw node.error("the outbound's streamSettings have no effect through proxySettings unless \"transportLayer\" is true")
+        }
+        return tag
+    }
+
+    /// Every proxy tag names another outbound, and no chain comes back to where it started.
+    static func checkProxyChains(_ outbounds: [OutboundConfig], _ node: ConfigNode) throws {
+        let byTag = Dictionary(outbounds.enumerated().compactMap { i, o in o.tag.map { ($0, i) } }, uniquingKeysWith: { a, _ in a })
+        for (i, outbound) in outbounds.enumerated() {
+            guard let first = outbound.proxyTag else { continue }
+            let at = node.path.appending(index: i).appending(key: "proxySettings").node(.string(first), node.file)
+            var seen: Set<Int> = [i]
+            var tag: String? = first
+            while let t = tag {
+                guard let j = byTag[t] else { throw at.error("no outbound has tag \(JSONC.quote(t))") }
+                guard seen.insert(j).inserted else {
+                    throw at.error("proxySettings chain comes back to \(outbounds[j].jsonPath) (a loop)")
+                }
+                tag = outbounds[j].proxyTag
+            }
+        }
     }
 
     static func readOutbound(_ node: ConfigNode, format: ConfigFormat) throws -> OutboundConfig {
@@ -59,7 +97,12 @@ extension ConfigParser {
             mux = try readMux(muxNode, protocolName: name)
         }
         let sendThrough = try r.take("sendThrough").flatMap(readSendThrough)
-        try r.finish(unsupported: ["proxySettings"])
+        let proxyNode = r.take("proxySettings")
+        let proxyTag = try proxyNode.flatMap { try readProxySettings($0, protocolName: name, stream: stream, format: format) }
+        if let proxyNode, proxyTag != nil, sendThrough != nil || !stream.sockopt.isEmpty {
+            throw proxyNode.error("sendThrough and sockopt have no effect on an outbound dialed through proxySettings (set them on the proxy's outbound)")
+        }
+        try r.finish()
         // The dialing socket's options belong to the outbound, whatever its protocol.
         let sockopt = stream.sockopt
         stream.sockopt = SocketOptions()
@@ -98,6 +141,7 @@ extension ConfigParser {
         var outbound = OutboundConfig(tag: tag, settings: settings, jsonPath: node.path.description)
         outbound.sendThrough = sendThrough
         outbound.sockopt = sockopt
+        outbound.proxyTag = proxyTag
         return outbound
     }
 

@@ -4,6 +4,17 @@ import Shared
 /// Builds the configured outbounds. `dns`: the worker's built-in resolver, for the outbounds that
 /// use it (freedom's UseIP* strategies when the config has a `dns` section; the dns outbound always).
 enum OutboundFactory {
+    /// `proxySettings`: each outbound with a proxy tag gets its dialer through that outbound. The
+    /// parser has checked that the tags exist, form no loop and name vmess outbounds only.
+    static func connectProxies(_ built: [Outbound], configs: [OutboundConfig], policy: PolicyConfig,
+                               counters: WorkerCounters, logger: Logger) throws {
+        for (outbound, config) in zip(built, configs) {
+            guard let tag = config.proxyTag, let vmess = outbound as? VMessOutbound,
+                  let index = configs.firstIndex(where: { $0.tag == tag }) else { continue }
+            vmess.dialer.proxy = try ProxyDial(through: built[index], tag: tag, policy: policy, counters: counters, logger: logger)
+        }
+    }
+
     static func make(_ o: OutboundConfig, counters: WorkerCounters, logger: Logger, dns: DNSResolver? = nil) -> Outbound {
         switch o.settings {
         case .freedom(let f):

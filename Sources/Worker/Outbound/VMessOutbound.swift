@@ -31,7 +31,8 @@ final class VMessOutbound: Outbound {
     let tag: String?
     let servers: [Server]
     let stream: StreamSettings
-    let dialer: StreamDialer
+    /// `var` for `proxy`, set once every outbound exists (OutboundFactory.connectProxies).
+    var dialer: StreamDialer
     let logger: Logger
     private var nextServer = 0
     private var mux: MuxClientPool?

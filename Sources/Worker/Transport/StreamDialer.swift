@@ -20,6 +20,9 @@ struct StreamDialer {
     let stream: StreamSettings
     /// The outbound's socket options and `sendThrough`.
     let dial: DialOptions
+    /// `proxySettings`: connections are carried by another outbound instead of a socket of their own
+    /// (set once every outbound of the worker exists).
+    var proxy: ProxyDial?
     /// Built once per outbound (not per connection): parsing certificates and trust roots is costly.
     private let tls: NIOSSLContext?
     private let tlsSetupError: Error?
@@ -50,11 +53,7 @@ struct StreamDialer {
         let stream = self.stream
         let tls = self.tls
         let authority = Self.authority(host: host, port: port)
-        let bootstrap = ClientBootstrap(group: loop)
-            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-            .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .connectTimeout(timeout)
-        let connected = dial.prepare(bootstrap) { channel in
+        let initializer: @Sendable (Channel) -> EventLoopFuture<Void> = { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     // Ready when TLS (if any) has finished its handshake.
@@ -84,7 +83,16 @@ struct StreamDialer {
                     secured.futureResult.whenFailure { upgraded.fail($0) }
                 }.flatMap { initializer(channel) }
             }
-            .connect(host: host, port: port)
+        let connected: EventLoopFuture<Channel>
+        if let proxy {
+            connected = proxy.connect(host: host, port: port, on: loop, initializer: initializer)
+        } else {
+            let bootstrap = ClientBootstrap(group: loop)
+                .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+                .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                .connectTimeout(timeout)
+            connected = dial.prepare(bootstrap, initializer: initializer).connect(host: host, port: port)
+        }
         connected.whenFailure { ready.fail($0) }
         return connected.flatMap { channel in
             ready.futureResult.map { channel }.flatMapErrorThrowing { error in

@@ -342,6 +342,32 @@ final class ConfigTests: XCTestCase {
                     "\(o).streamSettings.sockopt.sendThrough: unknown key \"sendThrough\"")
     }
 
+    func testProxySettings() throws {
+        func vmess(_ tag: String, _ extra: String = "") -> String {
+            #"{"protocol": "vmess", "tag": "\#(tag)", "settings": {"address": "a", "port": 1, "id": "\#(uuid)"}\#(extra)}"#
+        }
+        let chain = try parse(#"{"outbounds": [\#(vmess("a", #", "proxySettings": {"tag": "b"}"#)), \#(vmess("b"))]}"#)
+        XCTAssertEqual(chain.outbounds.map(\.proxyTag), ["b", nil])
+        // With transportLayer the outbound keeps its transport over the proxied connection.
+        let ws = try parse(#"{"outbounds": [\#(vmess("a", #", "streamSettings": {"network": "ws"}, "proxySettings": {"tag": "b", "transportLayer": true}"#)), \#(vmess("b"))]}"#)
+        XCTAssertEqual(ws.outbounds[0].proxyTag, "b")
+        XCTAssertNil(try parse(#"{"outbounds": [\#(vmess("a", #", "proxySettings": {"tag": ""}"#))]}"#).outbounds[0].proxyTag)
+
+        let o = "config.json: outbounds"
+        assertError(#"{"outbounds": [\#(vmess("a", #", "proxySettings": {"tag": "nowhere"}"#))]}"#,
+                    "\(o)[0].proxySettings: no outbound has tag \"nowhere\"")
+        assertError(#"{"outbounds": [\#(vmess("a", #", "proxySettings": {"tag": "b"}"#)), \#(vmess("b", #", "proxySettings": {"tag": "a"}"#))]}"#,
+                    "\(o)[0].proxySettings: proxySettings chain comes back to outbounds[0] (a loop)")
+        assertError(#"{"outbounds": [\#(vmess("a", #", "proxySettings": {"tag": "a"}"#))]}"#,
+                    "\(o)[0].proxySettings: proxySettings chain comes back to outbounds[0] (a loop)")
+        assertError(#"{"outbounds": [{"protocol": "freedom", "proxySettings": {"tag": "b"}}, \#(vmess("b"))]}"#,
+                    "\(o)[0].proxySettings: proxySettings on a freedom outbound is not supported by vmessd yet (only vmess)")
+        assertError(#"{"outbounds": [\#(vmess("a", #", "streamSettings": {"network": "ws"}, "proxySettings": {"tag": "b"}"#)), \#(vmess("b"))]}"#,
+                    "\(o)[0].proxySettings: the outbound's streamSettings have no effect through proxySettings unless \"transportLayer\" is true")
+        assertError(#"{"outbounds": [\#(vmess("a", #", "sendThrough": "127.0.0.2", "proxySettings": {"tag": "b"}"#)), \#(vmess("b"))]}"#,
+                    "\(o)[0].proxySettings: sendThrough and sockopt have no effect on an outbound dialed through proxySettings (set them on the proxy's outbound)")
+    }
+
     func testSniffing() throws {
         // Xray's server configs: enabled with routeOnly and exclusions.
         let xray = try parse(v4(inbound: vmessInbound("""
