@@ -33,15 +33,7 @@ final class SniffingLinkTests: XCTestCase {
 
     let target = Destination(network: .tcp, address: .ipv4([93, 184, 216, 34]), port: 443)
 
-    /// A ClientHello with one extension, server_name `name`.
-    func clientHello(_ name: String) -> [UInt8] {
-        let n = Array(name.utf8)
-        let entry: [UInt8] = [0, 0, UInt8(n.count)] + n
-        let sni: [UInt8] = [0, 0, 0, UInt8(entry.count + 2), 0, UInt8(entry.count)] + entry
-        let body: [UInt8] = [3, 3] + [UInt8](repeating: 7, count: 32) + [0, 0, 2, 0x13, 0x01, 1, 0, 0, UInt8(sni.count)] + sni
-        let handshake: [UInt8] = [1, 0, 0, UInt8(body.count)] + body
-        return [22, 3, 1, 0, UInt8(handshake.count)] + handshake
-    }
+    func clientHello(_ name: String) -> [UInt8] { TLSServerNameSniffer.minimalClientHello(serverName: name) }
 
     func write(_ link: UpstreamLink, _ bytes: some Sequence<UInt8>) {
         link.write(ByteBuffer(bytes: Array(bytes)))

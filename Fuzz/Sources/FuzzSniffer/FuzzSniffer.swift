@@ -33,14 +33,7 @@ let policy = try! SniffingPolicy(SniffingConfig(destOverride: ["http", "tls"]))
 @_cdecl("LLVMFuzzerInitialize")
 public func initialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>) -> CInt {
     SeedWriter.writeIfRequested {
-        func hello(_ name: String) -> [UInt8] {
-            let n = Array(name.utf8)
-            let entry: [UInt8] = [0, 0, UInt8(n.count)] + n
-            let sni: [UInt8] = [0, 0, 0, UInt8(entry.count + 2), 0, UInt8(entry.count)] + entry
-            let body: [UInt8] = [3, 3] + [UInt8](repeating: 7, count: 32) + [0, 0, 2, 0x13, 0x01, 1, 0, 0, UInt8(sni.count)] + sni
-            let handshake: [UInt8] = [1, 0, 0, UInt8(body.count)] + body
-            return [22, 3, 1, 0, UInt8(handshake.count)] + handshake
-        }
+        func hello(_ name: String) -> [UInt8] { TLSServerNameSniffer.minimalClientHello(serverName: name) }
         return [
             [0] + Array("GET / HTTP/1.1\r\nHost: example.com:8080\r\n\r\n".utf8),
             [3] + Array("POST /upload HTTP/1.1\r\nUser-Agent: x\r\nHOST: [2001:db8::1]\r\n\r\nbody".utf8),

@@ -39,6 +39,18 @@ enum TLSServerNameSniffer {
         return .found(protocol: "tls", domain: nil)
     }
 
+    /// The smallest ClientHello naming a server (one record: TLS 1.3 version bytes, a fixed random, no
+    /// session id, one suite, one server_name extension): what the sniffer reads, for tests and fuzz
+    /// seeds. `name` up to 200 bytes.
+    static func minimalClientHello(serverName name: String) -> [UInt8] {
+        let n = Array(name.utf8.prefix(200))
+        let entry: [UInt8] = [0, 0, UInt8(n.count)] + n
+        let sni: [UInt8] = [0, 0, 0, UInt8(entry.count + 2), 0, UInt8(entry.count)] + entry
+        let body: [UInt8] = [3, 3] + [UInt8](repeating: 7, count: 32) + [0, 0, 2, 0x13, 0x01, 1, 0, 0, UInt8(sni.count)] + sni
+        let handshake: [UInt8] = [1, 0, 0, UInt8(body.count)] + body
+        return [22, 3, 1, 0, UInt8(handshake.count)] + handshake
+    }
+
     /// Big-endian reads that fail (nil/false) instead of reading past the end.
     private struct Reader {
         private var rest: ArraySlice<UInt8>
