@@ -92,3 +92,37 @@ final class RoutingTests: EndToEndTestCase {
         XCTAssertEqual(unused.connectionCount, 0)
     }
 }
+
+/// `port` as a range or list (issue 8): one VMess inbound listening on every port it names, each
+/// served by the real binary to the v2ray client, and routed by the inbound's one tag.
+final class PortRangeTests: EndToEndTestCase {
+    func testAnInboundListensOnEveryPortOfItsRange() throws {
+        let echo = try makeEchoServer()
+        let tagged = try makeEchoServer()
+        let user = VMessTestUser("alice@example.com")
+        let ports = try FreePort.tcpRange(3)
+        let extra: [String: Any] = [
+            "inbounds": [[
+                "port": "\(ports.lowerBound)-\(ports.upperBound)", "listen": "127.0.0.1", "protocol": "vmess", "tag": "ranged",
+                "settings": ["clients": [user.serverJSON]],
+            ]],
+            "outbounds": [
+                ["protocol": "freedom", "tag": "direct"],
+                ["protocol": "freedom", "tag": "by-tag", "settings": ["redirect": "127.0.0.1:\(tagged.port)"]],
+            ],
+            "routing": ["rules": [["type": "field", "inboundTag": ["ranged"], "port": Int(echo.port) + 1, "outboundTag": "by-tag"]]],
+        ]
+        let server = try startVMessd(users: [user], workers: 2, port: ports.lowerBound, extra: extra)
+        for port in ports {
+            let client = try startClient(serverPort: port, user: user, targetPort: echo.port)
+            try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "port \(port)", timeout: 10)
+            client.process.terminate(grace: 1)
+        }
+        XCTAssertEqual(echo.connectionCount, 3, "one connection through each port")
+        // The rule on the inbound's tag holds on every port of the range.
+        let client = try startClient(serverPort: ports.upperBound, user: user, targetPort: echo.port + 1)
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(4096), label: "by tag", timeout: 10)
+        XCTAssertEqual(tagged.connectionCount, 1)
+        XCTAssertTrue(server.process.isRunning)
+    }
+}

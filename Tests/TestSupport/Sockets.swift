@@ -179,6 +179,24 @@ public enum Sock {
 /// accepted; the kernel hands out ephemeral ports round-robin, so immediate reuse is unlikely.)
 public enum FreePort {
     public static func tcp() throws -> UInt16 { try pick(Sock.streamType) }
+
+    /// `count` consecutive TCP ports that are free on 127.0.0.1 right now (for port-range configs).
+    public static func tcpRange(_ count: Int) throws -> ClosedRange<UInt16> {
+        for _ in 0..<100 {
+            let base = UInt16.random(in: 20_000...(60_000 - UInt16(count)))
+            var held: [Int32] = []
+            defer { for fd in held { close(fd) } }
+            var bound = 0
+            for port in base..<(base + UInt16(count)) {
+                guard let fd = try? Sock.socket(Sock.streamType) else { break }
+                held.append(fd)
+                guard (try? Sock.bind(fd, port: port)) != nil else { break }
+                bound += 1
+            }
+            if bound == count { return base...(base + UInt16(count - 1)) }
+        }
+        throw HarnessError("no \(count) consecutive free ports found")
+    }
     public static func udp() throws -> UInt16 { try pick(Sock.datagramType) }
 
     private static func pick(_ type: Int32) throws -> UInt16 {

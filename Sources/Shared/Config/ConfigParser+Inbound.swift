@@ -12,29 +12,32 @@ extension ConfigParser {
         var endpoints: [String: String] = [:]  // "listen port" → JSON path
         var errors = ConfigErrorCollector()
         for item in try node.array() {
-            guard let inbound = try errors.attempt({ try readInbound(item, format: format, geodata: geodata) }) else { continue }
-            if let tag = inbound.tag {
+            // One inbound per port of a range or list: each is its own socket group.
+            guard let expanded = try errors.attempt({ try readInbound(item, format: format, geodata: geodata) }) else { continue }
+            if let tag = expanded[0].tag {
                 if let first = tags[tag] {
                     throw item.path.appending(key: "tag").node(.string(tag), item.file)
                         .error("duplicate tag \(JSONC.quote(tag)) (also used by \(first))")
                 }
-                tags[tag] = inbound.jsonPath
+                tags[tag] = expanded[0].jsonPath
             }
-            // Two inbounds on one address would share one SO_REUSEPORT socket group and split its
-            // connections between two configurations; that is never intended.
-            let endpoint = "\(inbound.listen) \(inbound.port)"
-            if let first = endpoints[endpoint] {
-                throw item.path.appending(key: "port").node(.number(String(inbound.port)), item.file)
-                    .error("port \(inbound.port) on \(inbound.listen) is already used by \(first)")
+            for inbound in expanded {
+                // Two inbounds on one address would share one SO_REUSEPORT socket group and split its
+                // connections between two configurations; that is never intended.
+                let endpoint = "\(inbound.listen) \(inbound.port)"
+                if let first = endpoints[endpoint] {
+                    throw item.path.appending(key: "port").node(.number(String(inbound.port)), item.file)
+                        .error("port \(inbound.port) on \(inbound.listen) is already used by \(first)")
+                }
+                endpoints[endpoint] = inbound.jsonPath
+                inbounds.append(inbound)
             }
-            endpoints[endpoint] = inbound.jsonPath
-            inbounds.append(inbound)
         }
         try errors.finish()
         return inbounds
     }
 
-    static func readInbound(_ node: ConfigNode, format: ConfigFormat, geodata: GeoDataCache) throws -> InboundConfig {
+    static func readInbound(_ node: ConfigNode, format: ConfigFormat, geodata: GeoDataCache) throws -> [InboundConfig] {
         var r = try node.object()
         // The parts are independent: each is read even when another failed, to report every error.
         var errors = ConfigErrorCollector()
@@ -42,7 +45,7 @@ extension ConfigParser {
             try readProtocol(r.require("protocol"), supported: ["vmess", "socks", "http", "dokodemo-door"],
                              notYet: inboundProtocolsNotYet)
         }
-        let port = try errors.attempt { try readPort(r.require("port")) }
+        let ports = try errors.attempt { try readPorts(r.require("port")) }
         let listen = try errors.attempt { try r.take("listen").map(readListen) ?? "0.0.0.0" }
         let tag = try errors.attempt { try r.take("tag").map(readTag) ?? nil }
         let settingsNode = r.take("settings")
@@ -66,11 +69,13 @@ extension ConfigParser {
         }
         _ = try errors.attempt { try r.finish(unsupported: ["domainOverride"]) }
         try errors.finish()
-        guard let port, let listen, let tag, let settings, let stream, let sniffing else {
+        guard let ports, let listen, let tag, let settings, let stream, let sniffing else {
             preconditionFailure("every part was read without an error")
         }
-        return InboundConfig(tag: tag, listen: listen, port: port, settings: settings, stream: stream,
-                             sniffing: sniffing, jsonPath: node.path.description)
+        return ports.map { port in
+            InboundConfig(tag: tag, listen: listen, port: port, settings: settings, stream: stream,
+                          sniffing: sniffing, jsonPath: node.path.description)
+        }
     }
 
     /// Protocol names are matched case-insensitively, as V2Ray v4 lower-cases them before lookup.
@@ -82,20 +87,34 @@ extension ConfigParser {
         throw node.error("unknown protocol \(JSONC.quote(name))")
     }
 
-    /// An integer 1…65535, or a string holding one (V2Ray's PortRange accepts both). Ranges ("1000-2000",
-    /// "80,443") are refused: each port would need its own listening socket group.
-    static func readPort(_ node: ConfigNode) throws -> Int {
+    /// Most ports one inbound may listen on: each is a socket per worker, and a range of thousands
+    /// would exhaust the descriptor limit rather than serve anything.
+    static let maximumPortsPerInbound = 256
+
+    /// An integer 1…65535, or a string holding one, a range or a list (V2Ray's PortRange and
+    /// PortList: "10000-10010", "80,443,8000-8003"); listening on every port given (allocate
+    /// strategy "always"). Ports in order, each once.
+    static func readPorts(_ node: ConfigNode) throws -> [Int] {
         let expected = "an integer 1-65535"
-        guard case .string(let text) = node.value else { return try node.int(1...65535) }
+        guard case .string(let text) = node.value else { return [try node.int(1...65535)] }
         if let port = Int(text) {
             guard (1...65535).contains(port) else { throw node.mismatch(expected) }
-            return port
+            return [port]
         }
-        let rangeCharacters = Set("0123456789-, ")
-        if text.contains(where: { $0 == "-" || $0 == "," }) && text.allSatisfy(rangeCharacters.contains) {
-            throw node.error("port ranges are not supported")
+        let listCharacters = Set("0123456789-, ")
+        guard text.contains(where: { $0 == "-" || $0 == "," }), text.allSatisfy(listCharacters.contains) else {
+            throw node.mismatch(expected)
         }
-        throw node.mismatch(expected)
+        var ports: [Int] = []
+        var seen = Set<Int>()
+        for range in try parsePortList(text, node) {
+            guard range.from >= 1 else { throw node.error("port 0 in \(JSONC.quote(text)) (ports are 1-65535)") }
+            guard Int(range.to) - Int(range.from) + 1 + ports.count <= maximumPortsPerInbound else {
+                throw node.error("\(JSONC.quote(text)) names more than \(maximumPortsPerInbound) ports")
+            }
+            for port in Int(range.from)...Int(range.to) where seen.insert(port).inserted { ports.append(port) }
+        }
+        return ports
     }
 
     /// An IPv4 or IPv6 literal, stored in canonical form. V2Ray also listens on unix sockets ("/path",

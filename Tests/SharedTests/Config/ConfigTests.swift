@@ -422,7 +422,18 @@ final class ConfigTests: XCTestCase {
         assertError(v4(inbound: vmessInbound("\"port\": 443.5")),
                     "config.json: inbounds[0].port: expected an integer 1-65535, got 443.5")
         assertError(v4(inbound: vmessInbound("\"port\": \"1000-2000\"")),
-                    "config.json: inbounds[0].port: port ranges are not supported")
+                    "config.json: inbounds[0].port: \"1000-2000\" names more than 256 ports")
+        assertError(v4(inbound: vmessInbound("\"port\": \"0-3\"")),
+                    "config.json: inbounds[0].port: port 0 in \"0-3\" (ports are 1-65535)")
+        assertError(v4(inbound: vmessInbound("\"port\": \"10-5\"")),
+                    "config.json: inbounds[0].port: invalid port or range \"10-5\" (expected ports 0-65535 like \"53,443,1000-2000\")")
+        // A range or a list: one inbound per port (each its own socket group), same settings and tag.
+        let ranged = try parse(v4(inbound: vmessInbound("\"port\": \"10000-10002, 443,10001\", \"tag\": \"in\"")))
+        XCTAssertEqual(ranged.inbounds.map(\.port), [10000, 10001, 10002, 443])
+        XCTAssertEqual(Set(ranged.inbounds.map(\.tag)), ["in"])
+        XCTAssertEqual(Set(ranged.inbounds.map(\.jsonPath)), ["inbounds[0]"])
+        assertError(#"{"inbounds": [\#(vmessInbound("\"port\": \"20-22\"")), \#(vmessInbound("\"port\": 21"))]}"#,
+                    "config.json: inbounds[1].port: port 21 on 0.0.0.0 is already used by inbounds[0]")
         assertError(v4(inbound: vmessInbound("\"port\": \"https\"")),
                     "config.json: inbounds[0].port: expected an integer 1-65535, got \"https\"")
         assertError(v4(inbound: vmessInbound("\"listen\": \"1.2.3.4\"")),
