@@ -5,7 +5,8 @@ import NIOCore
 // question of class IN and type A or AAAA; anything else (other types, several questions, inverse
 // queries, a message vmessd cannot read) is forwarded untouched, as V2Ray's dns outbound does.
 //
-// The answer echoes the question section byte for byte (the client compares it with what it sent),
+// The answer echoes the question section byte for byte (the client compares it with what it sent;
+// a compressed name is written out in full instead),
 // keeps the id and RD, sets QR and RA, and carries one record per address, each naming the question
 // by a pointer to offset 12:
 //
@@ -30,8 +31,17 @@ public struct DNSIncomingQuery: Equatable, Sendable {
               klass == UInt16(DNSResponse.classIN),
               let recordType = DNSRecordType(rawValue: type), recordType.addressLength != nil,
               let question = DNSQuestion(name: name, type: recordType),
-              let section = try? reader.bytes(12, end + 4 - 12)
+              let sent = try? reader.bytes(12, end + 4 - 12)
         else { return nil }
+        // Echoed as sent (the client may compare letter case), unless the name was compressed: a
+        // pointer in it would point into the answer's own header. Then it is written out in full.
+        // (Only an uncompressed name takes exactly its dotted length + 2 bytes: a final pointer
+        // replaces at least 3 bytes by 2, or a 1-byte root by 2.)
+        var section = sent
+        if sent.count != question.name.count + 2 + 4 {
+            section = []
+            question.appendSection(to: &section)
+        }
         return DNSIncomingQuery(id: id, recursionDesired: flags & 0x0100 != 0, question: question, questionSection: section,
                                 udpPayloadLimit: ednsPayloadSize(reader, after: end + 4) ?? 512)
     }

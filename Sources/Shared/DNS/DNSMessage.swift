@@ -76,6 +76,12 @@ public struct DNSQuestion: Hashable, Sendable {
         var out: [UInt8] = []
         out.reserveCapacity(12 + name.count + 2 + 4)
         out += [UInt8(id >> 8), UInt8(id & 0xFF), 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]
+        appendSection(to: &out)
+        return out
+    }
+
+    /// The question section: the name as labels (no compression), type, class IN.
+    func appendSection(to out: inout [UInt8]) {
         var start = 0
         for i in 0...name.count where i == name.count || name[i] == UInt8(ascii: ".") {
             out.append(UInt8(i - start))
@@ -84,7 +90,6 @@ public struct DNSQuestion: Hashable, Sendable {
         }
         out.append(0)
         out += [UInt8(type.rawValue >> 8), UInt8(type.rawValue & 0xFF), 0, DNSResponse.classIN]
-        return out
     }
 }
 

@@ -97,7 +97,7 @@ final class DNSOutboundLink: UpstreamLink, DownstreamSink {
         guard pending < Self.maximumPending else { return outbound.counters.drop(.dnsPending) }
         pending += 1
         let family: FamilyResolver.Family = query.question.type == .a ? .ipv4 : .ipv6
-        outbound.dns.resolve(String(decoding: query.question.name, as: UTF8.self), family: family)
+        outbound.dns.resolve(name: query.question.name, family: family)
             .hop(to: loop)
             .whenComplete { [self] result in
                 pending -= 1

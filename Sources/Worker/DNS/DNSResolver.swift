@@ -63,10 +63,18 @@ final class DNSResolver {
 
     func resolve(_ host: String, family: FamilyResolver.Family) -> EventLoopFuture<Resolution> {
         guard loop.inEventLoop else { return loop.flatSubmit { self.resolve(host, family: family) } }
-        if let literal = try? NIOCore.SocketAddress(ipAddress: host, port: 0), let raw = OutboundSelector.rawAddress(literal) {
+        // inet_pton reads a C string: "1.2.3.4\0…" must not pass as the literal before the NUL.
+        if !host.utf8.contains(0), let literal = try? NIOCore.SocketAddress(ipAddress: host, port: 0),
+           let raw = OutboundSelector.rawAddress(literal) {
             return loop.makeSucceededFuture(Resolution(addresses: [raw], rcode: .noError))
         }
-        guard var name = DNSQuestion.normalise(Array(host.utf8)) else {
+        return resolve(name: Array(host.utf8), family: family)
+    }
+
+    /// A name as DNS bytes (what a client asked the dns outbound), never read as an IP literal.
+    func resolve(name bytes: [UInt8], family: FamilyResolver.Family) -> EventLoopFuture<Resolution> {
+        guard loop.inEventLoop else { return loop.flatSubmit { self.resolve(name: bytes, family: family) } }
+        guard var name = DNSQuestion.normalise(bytes) else {
             return loop.makeSucceededFuture(Resolution(addresses: [], rcode: .formatError))
         }
         let ipv4 = family != .ipv6 && queryStrategy != .useIPv6
@@ -193,7 +201,8 @@ final class DNSResolver {
 
     /// getaddrinfo off the loop (FamilyResolver), as raw addresses.
     private func systemLookup(_ name: [UInt8], ipv4: Bool, ipv6: Bool) -> EventLoopFuture<[[UInt8]]> {
-        let host = String(decoding: name, as: UTF8.self)
+        // getaddrinfo reads a C string: a NUL inside would make it look up a shorter name.
+        guard !name.contains(0), let host = String(validating: name, as: UTF8.self) else { return loop.makeSucceededFuture([]) }
         let v4 = ipv4 ? system.initiateAQuery(host: host, port: 0) : loop.makeSucceededFuture([])
         let v6 = ipv6 ? system.initiateAAAAQuery(host: host, port: 0) : loop.makeSucceededFuture([])
         return v4.and(v6).map { a, aaaa in (a + aaaa).compactMap(OutboundSelector.rawAddress) }

@@ -63,6 +63,22 @@ final class DNSIncomingQueryTests: XCTestCase {
         XCTAssertEqual(DNSIncomingQuery.parse(ByteBuffer(bytes: broken))?.udpPayloadLimit, 512)
     }
 
+    /// FuzzDNSMessage found it: a client's question name ending in a compression pointer (to offset 0,
+    /// its own header) was echoed verbatim, so in the answer it pointed into the answer's header and
+    /// named something else: an answer the client could not match. Now such a name is written out.
+    func testCompressedQuestionIsWrittenOutInFull() throws {
+        let query: [UInt8] = [0x03, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00,
+                              0x01, 0x31, 0xC0, 0x00, 0x00, 0x01, 0x00, 0x01, 0xC0]
+        let parsed = try XCTUnwrap(DNSIncomingQuery.parse(ByteBuffer(bytes: query)))
+        XCTAssertEqual(parsed.question.name, [0x31, 0x2E, 0, 0, 0])
+        let answer = parsed.answer(addresses: [[192, 0, 2, 1]], rcode: 0, ttl: 600)
+        guard case .response(let response) = try DNSResponseParser.parse(ByteBuffer(bytes: answer), question: parsed.question) else {
+            return XCTFail("not a response")
+        }
+        XCTAssertEqual(response.id, 0x0300)
+        XCTAssertEqual(response.addresses, [[192, 0, 2, 1]])
+    }
+
     func testOnlyPlainAddressQuestionsAreAnswered() {
         var txt = DNSQuestion("a.test", type: .a)!.query(id: 1)
         txt[txt.count - 3] = 16  // TXT
