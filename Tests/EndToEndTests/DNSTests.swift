@@ -113,6 +113,37 @@ final class DNSTests: EndToEndTestCase {
         XCTAssertEqual(matched.connectionCount, 1)
     }
 
+    /// The resolver's own queries are routed like V2Ray's: here no rule matches the DNS tag, so they
+    /// take the first outbound, a vmess proxy (a second vmessd), and reach dnsmasq from there. The
+    /// client's own request is routed to a local freedom (UseIPv4), which needs that resolution.
+    /// With the proxy gone the same request fails: the queries went nowhere else.
+    func testResolverQueriesFollowRoutingThroughAProxy() throws {
+        let dnsmasq = try startDnsmasq()
+        let echo = try makeEchoServer()
+        let relayUser = VMessTestUser("relay@example.com")
+        let relay = try startVMessd(users: [relayUser], workers: 1)
+        let user = VMessTestUser("routed-dns@example.com")
+        var dns = dnsSection(dnsmasq)
+        dns["tag"] = "dns-in"
+        let server = try startVMessd(users: [user], workers: 1, extra: [
+            "outbounds": [
+                ["protocol": "vmess", "tag": "proxy", "settings": ["vnext": [[
+                    "address": "127.0.0.1", "port": Int(relay.port), "users": [relayUser.clientJSON],
+                ]]]],
+                ["protocol": "freedom", "tag": "direct", "settings": ["domainStrategy": "UseIPv4"]],
+            ],
+            "routing": ["rules": [["type": "field", "inboundTag": ["vmess-in"], "outboundTag": "direct"]]],
+            "dns": dns,
+        ])
+        XCTAssertTrue(try roundTrip(server, user, "echo.test", echo.port), "resolved through the proxy")
+        XCTAssertEqual(echo.connectionCount, 1)
+        try eventually("the relay saw the DNS traffic") { try stats(relay).accepted >= 1 }
+
+        relay.process.terminate(grace: 2)
+        XCTAssertFalse(try roundTrip(server, user, "echo.test", echo.port), "no proxy, no resolution (TTL 0: no cache)")
+        XCTAssertEqual(echo.connectionCount, 1)
+    }
+
     // MARK: the dns outbound
 
     /// The v2ray client forwards UDP and TCP DNS traffic (dokodemo-door to dnsmasq's address) through
