@@ -109,6 +109,19 @@ public struct DNSResponse: Equatable, Sendable {
             default: self = .other(raw)
             }
         }
+
+        /// The 4-bit wire value.
+        public var wireValue: UInt8 {
+            switch self {
+            case .noError: 0
+            case .formatError: 1
+            case .serverFailure: 2
+            case .nameError: 3
+            case .notImplemented: 4
+            case .refused: 5
+            case .other(let raw): raw & 0xF
+            }
+        }
     }
 
     public var id: UInt16

@@ -187,17 +187,3 @@ final class DNSOutboundLink: UpstreamLink, DownstreamSink {
 
     func upstreamWritabilityChanged() { sink?.upstreamWritabilityChanged() }
 }
-
-extension DNSResponse.RCode {
-    var wireValue: UInt8 {
-        switch self {
-        case .noError: 0
-        case .formatError: 1
-        case .serverFailure: 2
-        case .nameError: 3
-        case .notImplemented: 4
-        case .refused: 5
-        case .other(let raw): raw
-        }
-    }
-}

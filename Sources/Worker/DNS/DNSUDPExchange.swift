@@ -87,16 +87,3 @@ final class DNSUDPExchange: ChannelInboundHandler {
         promise.completeWith(result)
     }
 }
-
-/// Why a lookup found nothing.
-enum DNSLookupError: Error, Equatable {
-    case timeout
-    case unreachable(String)
-    /// More distinct questions in flight than `DNSResolver.maximumInFlight`.
-    case busy
-    case invalidName
-    /// The server answered with this RCODE, or with no address.
-    case noAddress
-    /// A TCP answer that was itself truncated, or cut short.
-    case malformed
-}
