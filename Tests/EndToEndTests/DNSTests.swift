@@ -204,6 +204,25 @@ final class DNSTests: EndToEndTestCase {
         return listenPort
     }
 
+    /// The usual server setup: a rule sends UDP to port 53 (here dnsmasq's port) to the dns outbound,
+    /// everything else to the first outbound; the client's datagrams are routed one by one.
+    func testDNSOutboundChosenByARoutingRule() throws {
+        let dnsmasq = try startDnsmasq()
+        let user = VMessTestUser("dns-rule@example.com")
+        var dns = dnsSection(dnsmasq)
+        dns["hosts"] = ["hosts.test": "192.0.2.78"]
+        let server = try startVMessd(users: [user], workers: 1, extra: [
+            "outbounds": [["protocol": "freedom", "tag": "direct"], ["protocol": "dns", "tag": "dns-out"]],
+            "routing": ["rules": [["type": "field", "network": "udp", "port": Int(dnsmasq.port), "inboundTag": ["vmess-in"],
+                                   "outboundTag": "dns-out"]]],
+            "dns": dns,
+        ])
+        let udpPort = try startDokodemoClient(server: server, user: user, address: "127.0.0.1", port: dnsmasq.port, network: "udp")
+        let hosts = DNSQuestion("hosts.test", type: .a)!
+        XCTAssertEqual(try addresses(try udpExchange(hosts.query(id: 8), port: udpPort), hosts), [[192, 0, 2, 78]],
+                       "answered by the built-in resolver's hosts, not forwarded to dnsmasq (which says 127.0.0.1)")
+    }
+
     private func addresses(_ reply: [UInt8], _ question: DNSQuestion) throws -> [[UInt8]] {
         guard case .response(let response) = try DNSResponseParser.parse(ByteBuffer(bytes: reply), question: question) else {
             throw HarnessError("truncated reply")
