@@ -34,9 +34,15 @@ func shareLinks(for config: Config, address: String?) -> [String] {
         guard case .vmess(let settings) = inbound.settings else { continue }
         let stream = inbound.stream
         // ws and httpupgrade carry a path and a Host header the client must send.
-        var host = "", path = ""
+        var host = "", path = "", type = "none"
         switch stream.network {
-        case .tcp: break
+        case .tcp:
+            // The HTTP disguise: the client needs a path the server accepts; Host is free, the server's own list is a fine choice.
+            if let header = stream.tcpHeader {
+                type = "http"
+                path = header.request.paths.joined(separator: ",")
+                host = header.request.headers.first { $0.name.lowercased() == "host" }?.values.joined(separator: ",") ?? ""
+            }
         case .ws:
             path = stream.ws?.path ?? "/"
             host = stream.ws?.host ?? stream.ws?.headers["Host"] ?? ""
@@ -51,6 +57,7 @@ func shareLinks(for config: Config, address: String?) -> [String] {
                 port: inbound.port,
                 id: user.id,
                 network: stream.network.rawValue,
+                type: type,
                 host: host,
                 path: path,
                 tls: stream.security == .tls,

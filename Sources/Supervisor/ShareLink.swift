@@ -20,11 +20,11 @@ struct ShareLink: Codable, Equatable {
     var scy = "auto"
     /// "tcp", "ws" or "httpupgrade".
     var net: String
-    /// Header obfuscation type: vmessd has none.
-    var type = "none"
-    /// Host header (ws/httpupgrade).
+    /// Header obfuscation type: "none", or "http" for tcp's HTTP disguise.
+    var type: String
+    /// Host header (ws/httpupgrade; tcp with "http": the Host values, comma-separated).
     var host: String
-    /// Request path (ws/httpupgrade).
+    /// Request path (ws/httpupgrade; tcp with "http": the paths, comma-separated).
     var path: String
     /// "" or "tls".
     var tls: String
@@ -32,12 +32,13 @@ struct ShareLink: Codable, Equatable {
     var sni: String
 
     init(remark: String, address: String, port: Int, id: String, network: String = "tcp",
-         host: String = "", path: String = "", tls: Bool = false, sni: String = "") {
+         type: String = "none", host: String = "", path: String = "", tls: Bool = false, sni: String = "") {
         self.ps = remark
         self.add = address
         self.port = String(port)
         self.id = id
         self.net = network
+        self.type = type
         self.host = host
         self.path = path
         self.tls = tls ? "tls" : ""

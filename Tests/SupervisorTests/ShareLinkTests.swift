@@ -101,4 +101,22 @@ final class ShareLinkTests: XCTestCase {
         let overridden = try shareLinks(for: config, address: "vpn.example").map { try fields(of: $0) }
         XCTAssertEqual(overridden.map { $0["add"] as? String }, ["vpn.example", "vpn.example", "vpn.example"])
     }
+
+    /// tcp with the HTTP disguise: type "http", the accepted paths and the Host values, comma-separated.
+    func testShareLinkForTCPHTTPHeader() throws {
+        var stream = StreamSettings()
+        var header = TCPHTTPHeaderSettings()
+        header.request.paths = ["/a", "/b"]
+        header.request.headers = [.init(name: "User-Agent", values: ["x"]), .init(name: "host", values: ["h1.example", "h2.example"])]
+        stream.tcpHeader = header
+        let config = Config(sourceFile: "t.json", format: .v4, inbounds: [
+            InboundConfig(listen: "192.0.2.1", port: 80, settings: .vmess(.init(users: [VMessUser(id: "b831381d-6324-4d53-ad4f-8cda48b30811")])),
+                          stream: stream, jsonPath: "inbounds[0]"),
+        ], outbounds: [])
+        let link = try fields(of: try XCTUnwrap(shareLinks(for: config, address: nil).first))
+        XCTAssertEqual(link["net"] as? String, "tcp")
+        XCTAssertEqual(link["type"] as? String, "http")
+        XCTAssertEqual(link["path"] as? String, "/a,/b")
+        XCTAssertEqual(link["host"] as? String, "h1.example,h2.example")
+    }
 }

@@ -177,6 +177,8 @@ public struct StreamSettings: Codable, Equatable, Sendable {
     public var security: Security = .none
     public var ws: WebSocketSettings?
     public var httpUpgrade: HTTPUpgradeSettings?
+    /// tcp only: the HTTP disguise (`tcpSettings.header.type: "http"`); nil for plain tcp.
+    public var tcpHeader: TCPHTTPHeaderSettings?
     public var tls: TLSSettings?
     /// v4 `sockopt` / v5 `socketSettings`.
     public var sockopt = SocketOptions()

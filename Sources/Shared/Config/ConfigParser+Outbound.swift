@@ -44,7 +44,7 @@ extension ConfigParser {
         guard protocolName == "vmess" else {
             throw node.error("proxySettings on a \(protocolName) outbound is not supported by vmessd yet (only vmess)")
         }
-        if !transportLayer, stream.network != .tcp || stream.security != .none {
+        if !transportLayer, stream.network != .tcp || stream.security != .none || stream.tcpHeader != nil {
             throw node.error("the outbound's streamSettings have no effect through proxySettings unless \"transportLayer\" is true")
         }
         return tag

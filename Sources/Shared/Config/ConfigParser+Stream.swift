@@ -1,7 +1,7 @@
 // `streamSettings` of an inbound, in both formats, into one StreamSettings:
 //
-//   v4: {network: tcp|ws|httpupgrade, security: none|tls, tcpSettings, wsSettings, httpupgradeSettings,
-//        tlsSettings, sockopt (ConfigParser+SocketOptions)}
+//   v4: {network: tcp|ws|httpupgrade, security: none|tls, tcpSettings (ConfigParser+TCPHeader), wsSettings,
+//        httpupgradeSettings, tlsSettings, sockopt (ConfigParser+SocketOptions)}
 //   v5: {transport: tcp|websocket|httpupgrade, transportSettings, security: none|tls, securitySettings,
 //        socketSettings}
 //
@@ -45,7 +45,7 @@ extension ConfigParser {
 
         if let tcp {
             try requireSelected(tcp, stream.network == .tcp, "network is \"tcp\"")
-            try checkTCPV4(tcp)
+            stream.tcpHeader = try readTCPV4(tcp)
         }
         if let ws {
             try requireSelected(ws, stream.network == .ws, "network is \"ws\"")
@@ -66,24 +66,6 @@ extension ConfigParser {
             if forInbound { try requireCertificate(stream, at: tls ?? node) }
         }
         return stream
-    }
-
-    /// v4 `tcpSettings`: only the plain form ({header: {type: "none"}}); HTTP header camouflage is not
-    /// implemented.
-    static func checkTCPV4(_ node: ConfigNode) throws {
-        var r = try node.object()
-        if let header = r.take("header") {
-            var h = try header.object()
-            if let type = h.take("type") {
-                let name = try type.string()
-                guard name.lowercased() == "none" else {
-                    throw type.error("tcp header type \(JSONC.quote(name)) is not supported by vmessd yet")
-                }
-            }
-            try h.finish()
-        }
-        try r.requireOff("acceptProxyProtocol")
-        try r.finish()
     }
 
     /// v4 `wsSettings`: {path, headers{…}, host, maxEarlyData, earlyDataHeaderName, …}. A `Host` header
@@ -147,7 +129,7 @@ extension ConfigParser {
 
         switch stream.network {
         case .tcp:
-            if let transportSettings { try checkTCPV5(transportSettings) }
+            if let transportSettings { stream.tcpHeader = try readTCPV5(transportSettings) }
         case .ws:
             stream.ws = try transportSettings.map(readWebSocketV5) ?? WebSocketSettings()
         case .httpupgrade:
@@ -160,14 +142,6 @@ extension ConfigParser {
             try requireSelected(securitySettings, false, "security is \"tls\"")
         }
         return stream
-    }
-
-    /// v5 tcp `transportSettings`: empty, or acceptProxyProtocol false. `headerSettings` (HTTP camouflage)
-    /// is not implemented.
-    static func checkTCPV5(_ node: ConfigNode) throws {
-        var r = try node.object(protoNames: true)
-        try r.requireOff("acceptProxyProtocol")
-        try r.finish(unsupported: ["headerSettings"])
     }
 
     /// v5 websocket `transportSettings`: {path, header: [{key, value}], maxEarlyData, earlyDataHeaderName, …}.
@@ -317,8 +291,8 @@ extension ConfigParser {
         }
     }
 
-    /// RFC 9110 token characters.
-    static func isHeaderName(_ name: String) -> Bool {
+    /// RFC 9110 token characters (header names, methods; the tcp HTTP disguise checks request lines with it).
+    public static func isHeaderName(_ name: String) -> Bool {
         !name.isEmpty && name.unicodeScalars.allSatisfy { c in
             c.isASCII && (c.properties.isAlphabetic || ("0"..."9").contains(c) || "!#$%&'*+-.^_`|~".unicodeScalars.contains(c))
         }

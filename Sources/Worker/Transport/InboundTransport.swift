@@ -8,6 +8,7 @@ import Shared
 /// client's byte stream as plain `ByteBuffer`s (and writes plain `ByteBuffer`s back).
 ///
 ///   tcp:          [NIOSSLServerHandler] → protocol handler
+///   tcp + http header: [NIOSSLServerHandler] → TCPHTTPHeaderServerHandler → protocol handler
 ///   ws:           [NIOSSLServerHandler] → ServerUpgradeHandler   (then WebSocket framing)
 ///   httpupgrade:  [NIOSSLServerHandler] → ServerUpgradeHandler   (then raw bytes)
 ///
@@ -17,6 +18,7 @@ struct InboundTransport {
     let stream: StreamSettings
     private let tls: NIOSSLContext?
     private let upgrade: UpgradeRequestCheck?
+    private let httpHeader: TCPHTTPHeader?
     private let logger: Logger
 
     init(stream: StreamSettings, logger: Logger = Logger(label: "vmessd.worker")) throws {
@@ -26,6 +28,7 @@ struct InboundTransport {
         case .none: tls = nil
         case .tls: tls = try TLSContexts.server(stream.tls ?? TLSSettings())
         }
+        httpHeader = stream.network == .tcp ? stream.tcpHeader.map(TCPHTTPHeader.init) : nil
         switch stream.network {
         case .tcp: upgrade = nil
         case .ws: upgrade = UpgradeRequestCheck(.webSocket(stream.ws ?? WebSocketSettings()))
@@ -39,6 +42,9 @@ struct InboundTransport {
             let pipeline = channel.pipeline.syncOperations
             if let tls {
                 try pipeline.addHandler(NIOSSLServerHandler(context: tls))
+            }
+            if let httpHeader {
+                try pipeline.addHandler(TCPHTTPHeaderServerHandler(header: httpHeader, logger: logger))
             }
             guard let upgrade else { return try installProtocol(channel) }
             try pipeline.addHandler(ServerUpgradeHandler(check: upgrade, logger: logger, installProtocol: installProtocol))

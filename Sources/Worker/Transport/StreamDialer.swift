@@ -8,6 +8,7 @@ import Shared
 /// transport handshake (TLS, WebSocket upgrade, httpupgrade) is complete.
 ///
 ///   tcp:          [NIOSSLClientHandler] → protocol handlers
+///   tcp + http header: [NIOSSLClientHandler] → TCPHTTPHeaderClientHandler → protocol handlers
 ///   ws:           [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then WebSocket framing)
 ///   httpupgrade:  [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then raw bytes)
 ///
@@ -68,6 +69,9 @@ struct StreamDialer {
                     let request: ClientUpgradeRequest
                     switch stream.network {
                     case .tcp:
+                        if let settings = stream.tcpHeader {
+                            try pipeline.addHandler(TCPHTTPHeaderClientHandler(header: TCPHTTPHeader(settings: settings)))
+                        }
                         return secured.futureResult.cascade(to: ready)
                     case .ws:
                         request = ClientUpgradeRequest(webSocket: stream.ws ?? WebSocketSettings(), authority: authority)

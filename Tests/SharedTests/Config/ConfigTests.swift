@@ -716,8 +716,8 @@ final class ConfigTests: XCTestCase {
             "port": 1, "streamSettings": {"network": "ws", "wsSettings": {"host": "a", "headers": {"Host": "b"}}}
             """)), "config.json: inbounds[0].streamSettings.wsSettings.host: host \"a\" contradicts the Host header \"b\"")
         assertError(v4(inbound: vmessInbound("""
-            "port": 1, "streamSettings": {"tcpSettings": {"header": {"type": "http"}}}
-            """)), "config.json: inbounds[0].streamSettings.tcpSettings.header.type: tcp header type \"http\" is not supported by vmessd yet")
+            "port": 1, "streamSettings": {"tcpSettings": {"header": {"type": "srtp"}}}
+            """)), "config.json: inbounds[0].streamSettings.tcpSettings.header.type: expected \"none\" or \"http\", got \"srtp\"")
         assertError(v4(inbound: vmessInbound("""
             "port": 1, "streamSettings": {"network": "ws", "wsSettings": {"acceptProxyProtocol": true}}
             """)), "config.json: inbounds[0].streamSettings.wsSettings.acceptProxyProtocol: \"acceptProxyProtocol\": true is not supported by vmessd yet")
