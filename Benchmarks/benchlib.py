@@ -635,11 +635,14 @@ def wait_workers_ready(control, count, timeout=START_TIMEOUT, generation=None):
     raise TimeoutError(f"{count} ready workers not reported within {timeout}s; last status: {last}")
 
 
-def v2ray_client_config(sport, forwards):
-    """One v2ray client process, one dokodemo-door inbound per (local port, target port)."""
+def v2ray_client_config(sport, forwards, mux=0):
+    """One v2ray client process, one dokodemo-door inbound per (local port, target port); `mux` > 0:
+    its vmess outbound carries that many connections per Mux.Cool connection."""
     cfg = client_config(forwards[0][0], forwards[0][1], sport)
     for lp, tp in forwards[1:]:
         cfg["inbounds"].append(client_config(lp, tp, sport)["inbounds"][0])
+    if mux > 0:
+        cfg["outbounds"][0]["mux"] = {"enabled": True, "concurrency": mux}
     return cfg
 
 

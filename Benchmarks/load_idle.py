@@ -149,6 +149,9 @@ def main():
     ap.add_argument("--conns", type=int, default=10000, help="connections to hold (default 10000)")
     ap.add_argument("--window", type=int, default=200, help="connections being opened at once (default 200)")
     ap.add_argument("--hold", type=float, default=10.0, help="seconds held idle before the memory reading (10)")
+    ap.add_argument("--client-mux", type=int, default=0, metavar="N",
+                    help="the v2ray client multiplexes N connections per Mux.Cool connection (0: off): the worker "
+                         "then holds one client-side socket per N proxied connections")
     ap.add_argument("--cycles", type=int, default=2,
                     help="open/hold/close cycles; the second shows whether memory kept after the first close "
                          "is reused or grows (2)")
@@ -168,11 +171,13 @@ def main():
     lim = raise_nofile(4 * args.conns + 8192)
     # The worker needs two descriptors per proxied connection (client side + outbound) plus its own
     # ~10; without CAP_SYS_RESOURCE the hard limit cannot be raised and caps what one worker can hold.
-    worker_max = (lim[1] - 13) // 2   # 13: the worker's own descriptors, measured (see the report)
+    # With --client-mux N the client side costs one descriptor per N connections instead of one each.
+    per_conn = 1 + (1 / args.client_mux if args.client_mux > 0 else 1)
+    worker_max = int((lim[1] - 13) / per_conn)   # 13: the worker's own descriptors, measured (see the report)
     fd_note = None
     if worker_max < args.conns:
         fd_note = (f"RLIMIT_NOFILE hard limit is {lim[1]} and cannot be raised here (no CAP_SYS_RESOURCE): a worker "
-                   f"needs 2 descriptors per proxied connection, so one worker can hold at most about {worker_max} "
+                   f"needs {per_conn:g} descriptors per proxied connection, so one worker can hold at most about {worker_max} "
                    f"of the {args.conns} requested; the rest must be refused (that is tested too)")
     clients_n = args.v2ray_clients or max(1, -(-args.conns // 8000))
     workdir = args.workdir or tempfile.mkdtemp(prefix="vmessd-load-idle-")
@@ -215,7 +220,7 @@ def main():
         clis = []
         for k, dport in enumerate(dports):
             ccfg = os.path.join(workdir, f"client{k}.json")
-            write_json(ccfg, v2ray_client_config(sport, [(dport, tports["echo"])]))
+            write_json(ccfg, v2ray_client_config(sport, [(dport, tports["echo"])], mux=args.client_mux))
             cli = Managed("v2ray-client", [args.v2ray, "-config", ccfg], os.path.join(workdir, f"v2ray-client{k}.log"))
             managed.append(cli)
             clis.append(cli)
