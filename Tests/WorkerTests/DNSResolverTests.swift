@@ -149,6 +149,26 @@ extension DNSResolverTests {
                                                                 logger: Logger(label: "test"))))
     }
 
+    /// `tcp+local://` servers are asked over TCP only (directly); `tcp://` ones through the routed link.
+    func testTCPServers() throws {
+        let server = try dnsmasq([])
+        let local = try resolver([.tcp(address: [127, 0, 0, 1], port: server.port, routed: false)])
+        XCTAssertEqual(try local.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+
+        var redirect = FreedomSettings()
+        redirect.redirectHost = "127.0.0.1"
+        redirect.redirectPort = Int(server.port)
+        let proxy = FreedomOutbound(tag: "proxy", settings: redirect, counters: WorkerCounters(), logger: Logger(label: "test"))
+        let routed = try resolver([.tcp(address: [192, 0, 2, 53], port: 53, routed: true)])
+        var asked: [Destination] = []
+        routed.route = { destination in
+            asked.append(destination)
+            return proxy
+        }
+        XCTAssertEqual(try routed.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+        XCTAssertEqual(try routed.loop.submit { asked }.wait().map(\.description), ["tcp:192.0.2.53:53"])
+    }
+
     func testQueriesRoutedToABlackholeTimeOut() throws {
         let server = try dnsmasq([])
         let dns = try resolver([loopback(server.port)])

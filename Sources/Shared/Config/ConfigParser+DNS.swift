@@ -1,7 +1,7 @@
 // `dns`: v4 (v2fly infra/conf/dns.go, DNSConfig) and v5 (app/dns SimplifiedConfig read with
 // protojson). Domain lists and `expectIPs` are read by routing's readers, so `geosite:`, `ext:` and
-// `geoip:` mean the same here as in rules. What V2Ray has and vmessd does not (DNS over HTTPS, QUIC or
-// TCP, fakedns, EDNS client subnet) is an error saying so, never ignored.
+// `geoip:` mean the same here as in rules. What V2Ray has and vmessd does not (DNS over HTTPS or QUIC,
+// fakedns, EDNS client subnet) is an error saying so, never ignored.
 
 extension ConfigParser {
     /// V2Ray's and Xray's keys vmessd does not implement (Xray: system hosts, stale answers, parallel queries).
@@ -40,8 +40,13 @@ extension ConfigParser {
         }
         var r = try node.object()
         let addressNode = try r.require("address")
-        let port = try r.take("port")?.int(0...65_535) ?? 0
-        var server = DNSServerConfig(address: try readDNSServerAddress(addressNode, port: port), jsonPath: node.path.description)
+        let portNode = r.take("port")
+        let port = try portNode?.int(0...65_535) ?? 0
+        let address = try readDNSServerAddress(addressNode, port: port)
+        if case .tcp = address, let portNode, port != 0 {
+            throw portNode.error("a tcp:// server takes its port in the URL (\"tcp://1.1.1.1:53\")")
+        }
+        var server = DNSServerConfig(address: address, jsonPath: node.path.description)
         if let list = r.take("domains") {
             var set = DomainSet()
             for entry in try list.array() { set.formUnion(try readDomainEntryV4(entry, geodata: geodata)) }
@@ -67,12 +72,44 @@ extension ConfigParser {
         if text.lowercased() == "localhost" { return .system }
         if let bytes = ipAddressBytes(text) { return .udp(address: bytes, port: UInt16(port == 0 ? 53 : port)) }
         let lower = text.lowercased()
-        for scheme in ["https://", "https+local://", "quic+local://", "tcp://", "tcp+local://"] where lower.hasPrefix(scheme) {
+        for (scheme, routed) in [("tcp://", true), ("tcp+local://", false)] where lower.hasPrefix(scheme) {
+            let (address, port) = try readDNSServerURLAuthority(String(text.dropFirst(scheme.count)), node)
+            return .tcp(address: address, port: port, routed: routed)
+        }
+        for scheme in ["https://", "https+local://", "quic+local://"] where lower.hasPrefix(scheme) {
             throw node.error("DNS server \(JSONC.quote(text)): \(JSONC.quote(String(scheme.dropLast(3)))) servers are not supported by vmessd yet")
         }
         if lower == "fakedns" { throw node.error("\"fakedns\" is not supported by vmessd yet") }
         if text.isEmpty { throw node.mismatch("an IP address or \"localhost\"") }
         throw node.error("DNS server \(JSONC.quote(text)): a server given by name is not supported by vmessd yet (use its IP address)")
+    }
+
+    /// "IP", "IP:port", "[IPv6]:port" (an optional trailing "/"), as a URL's authority; port 53 by default.
+    static func readDNSServerURLAuthority(_ text: String, _ node: ConfigNode) throws -> ([UInt8], UInt16) {
+        var rest = Substring(text)
+        if rest.hasSuffix("/") { rest = rest.dropLast() }
+        var host = rest
+        var portText: Substring?
+        if rest.hasPrefix("[") {
+            guard let close = rest.firstIndex(of: "]") else { throw node.mismatch("a URL like \"tcp://[2001:db8::1]:53\"") }
+            host = rest[rest.index(after: rest.startIndex)..<close]
+            let after = rest[rest.index(after: close)...]
+            if !after.isEmpty {
+                guard after.hasPrefix(":") else { throw node.mismatch("a URL like \"tcp://[2001:db8::1]:53\"") }
+                portText = after.dropFirst()
+            }
+        } else if let colon = rest.lastIndex(of: ":"), !rest[..<colon].contains(":") {
+            host = rest[..<colon]
+            portText = rest[rest.index(after: colon)...]
+        }
+        guard let address = ipAddressBytes(String(host)) else {
+            throw node.error("DNS server \(node.shortDescription): a server given by name is not supported by vmessd yet (use its IP address)")
+        }
+        guard let portText else { return (address, 53) }
+        guard portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = UInt16(portText), port != 0 else {
+            throw node.mismatch("a URL with a port 1-65535")
+        }
+        return (address, port)
     }
 
     /// {"name": "IP" | ["IP", …] | "domain"}; keys `domain:`, `full:`, `keyword:`, `regexp:`,
@@ -160,7 +197,7 @@ extension ConfigParser {
         return tag.isEmpty ? nil : tag
     }
 
-    /// V2Ray sends its DNS client's UDP queries through routing (inbound tag `dns.tag`; no rule
+    /// V2Ray sends its DNS client's UDP (and `tcp://`) queries through routing (inbound tag `dns.tag`; no rule
     /// matching means the first outbound), and so does vmessd (DNSResolver.route). One route vmessd
     /// cannot follow: to a dns outbound with an `address` or `port` (V2Ray's passes its own client's
     /// queries on to that server instead; vmessd's would ask the original one), so it is an error.
@@ -168,14 +205,19 @@ extension ConfigParser {
         guard let dns = config.dns else { return }
         let tags = config.outbounds.map(\.tag)
         for server in dns.servers {
-            guard case .udp(let address, let port) = server.address else { continue }  // localhost: not routed
+            let address: [UInt8], port: UInt16, network: RouteNetwork
+            switch server.address {
+            case .udp(let a, let p): (address, port, network) = (a, p, .udp)
+            case .tcp(let a, let p, true): (address, port, network) = (a, p, .tcp)
+            case .tcp(_, _, false), .system: continue  // tcp+local and localhost are not routed
+            }
             var picked: Set<Int> = [0]
             if let routing = config.routing {
                 picked = []
                 // Every candidate of a balancer counts: try each choice its random pick could make.
                 for choice in 0..<max(1, tags.count) {
                     guard let router = try? Router(routing, outboundTags: tags, randomIndex: { min(choice, $0 - 1) }) else { return }
-                    let request = RouteRequest(ip: address, port: port, network: .udp, inboundTag: dns.tag)
+                    let request = RouteRequest(ip: address, port: port, network: network, inboundTag: dns.tag)
                     if case .outbound(let i) = router.route(request) { picked.insert(i) } else { picked.insert(0) }
                 }
             }

@@ -29,6 +29,8 @@ public struct DNSServerConfig: Codable, Equatable, Sendable {
         case system
         /// Classic DNS over UDP (TCP when an answer is truncated), 4 or 16 address bytes.
         case udp(address: [UInt8], port: UInt16)
+        /// DNS over TCP only (`tcp://` routed like the UDP queries, `tcp+local://` always direct).
+        case tcp(address: [UInt8], port: UInt16, routed: Bool)
     }
 
     public var address: Address

@@ -145,6 +145,8 @@ final class DNSResolver {
                 .map { DNSResponse(id: 0, rcode: .noError, addresses: $0, ttl: 0) }
         case .udp(let address, let port):
             future = exchange(question, server: address, port: port)
+        case .tcp(let address, let port, let routed):
+            future = streamExchange(question, server: address, port: port, routed: routed)
         }
         inFlight[key] = future
         future.whenComplete { [self] result in
@@ -165,7 +167,7 @@ final class DNSResolver {
             stream.network = .tcp
             return DNSLinkExchange.ask(question, server: destination, through: outbound, on: loop).flatMap { [loop] reply in
                 guard case .response(let response) = reply else {
-                    return DNSLinkExchange.ask(question, server: stream, through: outbound, on: loop).flatMapThrowing(Self.response)
+                    return DNSLinkExchange.ask(question, server: stream, through: outbound, on: loop).flatMapThrowing { try Self.response($0) }
                 }
                 return loop.makeSucceededFuture(response)
             }
@@ -178,9 +180,23 @@ final class DNSResolver {
         }
         return DNSUDPExchange.ask(question, server: server, on: loop).flatMap { [loop] reply in
             guard case .response(let response) = reply else {
-                return DNSTCPExchange.ask(question, server: server, on: loop).flatMapThrowing(Self.response)
+                return DNSTCPExchange.ask(question, server: server, on: loop).flatMapThrowing { try Self.response($0) }
             }
             return loop.makeSucceededFuture(response)
+        }
+    }
+
+    /// A `tcp://` (routed like the UDP queries) or `tcp+local://` (direct) server: TCP only.
+    private func streamExchange(_ question: DNSQuestion, server address: [UInt8], port: UInt16, routed: Bool) -> EventLoopFuture<DNSResponse> {
+        let destination = Destination(network: .tcp, address: address.count == 4 ? .ipv4(address) : .ipv6(address), port: port)
+        if routed, let outbound = route?(destination), !Self.sendsDirectly(outbound) {
+            return DNSLinkExchange.ask(question, server: destination, through: outbound, on: loop).flatMapThrowing { try Self.response($0) }
+        }
+        do {
+            let server = try NIOCore.SocketAddress(packedIPAddress: ByteBuffer(bytes: address), port: Int(port))
+            return DNSTCPExchange.ask(question, server: server, on: loop).flatMapThrowing { try Self.response($0) }
+        } catch {
+            return loop.makeFailedFuture(error)
         }
     }
 

@@ -62,6 +62,15 @@ final class DNSConfigTests: XCTestCase {
         XCTAssertEqual(dns.tag, "dns-in")
     }
 
+    func testV4TCPServers() throws {
+        let dns = try parse(#"{"dns": {"servers": ["tcp://1.1.1.1", "tcp+local://[2001:db8::1]:5353/", {"address": "TCP+LOCAL://9.9.9.9:853"}]}}"#)
+        XCTAssertEqual(dns.servers.map(\.address), [
+            .tcp(address: [1, 1, 1, 1], port: 53, routed: true),
+            .tcp(address: [0x20, 0x01, 0x0d, 0xb8] + Array(repeating: 0, count: 11) + [1], port: 5353, routed: false),
+            .tcp(address: [9, 9, 9, 9], port: 853, routed: false),
+        ])
+    }
+
     func testV4HostsAndLookup() throws {
         let dns = try parse(#"""
             {"dns": {"hosts": {"Exact.Example": "192.0.2.1", "domain:sub.example": ["192.0.2.2", "2001:db8::2"],
@@ -149,8 +158,14 @@ final class DNSConfigTests: XCTestCase {
         assertError(#"{"dns": {"fakedns": {}}}"#, #"config.json: dns.fakedns: "fakedns" is not supported by vmessd yet"#)
         assertError(#"{"dns": {"servers": ["https://1.1.1.1/dns-query"]}}"#,
                     #"config.json: dns.servers[0]: DNS server "https://1.1.1.1/dns-query": "https" servers are not supported by vmessd yet"#)
-        assertError(#"{"dns": {"servers": ["tcp+local://1.1.1.1"]}}"#,
-                    #"config.json: dns.servers[0]: DNS server "tcp+local://1.1.1.1": "tcp+local" servers are not supported by vmessd yet"#)
+        assertError(#"{"dns": {"servers": ["quic+local://1.1.1.1"]}}"#,
+                    #"config.json: dns.servers[0]: DNS server "quic+local://1.1.1.1": "quic+local" servers are not supported by vmessd yet"#)
+        assertError(#"{"dns": {"servers": ["tcp://dns.google:53"]}}"#,
+                    #"config.json: dns.servers[0]: DNS server "tcp://dns.google:53": a server given by name is not supported by vmessd yet (use its IP address)"#)
+        assertError(#"{"dns": {"servers": ["tcp://1.1.1.1:0"]}}"#,
+                    #"config.json: dns.servers[0]: expected a URL with a port 1-65535, got "tcp://1.1.1.1:0""#)
+        assertError(#"{"dns": {"servers": [{"address": "tcp://1.1.1.1", "port": 5353}]}}"#,
+                    #"config.json: dns.servers[0].port: a tcp:// server takes its port in the URL ("tcp://1.1.1.1:53")"#)
         assertError(#"{"dns": {"servers": ["fakedns"]}}"#, #"config.json: dns.servers[0]: "fakedns" is not supported by vmessd yet"#)
         assertError(#"{"dns": {"servers": ["dns.google"]}}"#,
                     #"config.json: dns.servers[0]: DNS server "dns.google": a server given by name is not supported by vmessd yet (use its IP address)"#)
