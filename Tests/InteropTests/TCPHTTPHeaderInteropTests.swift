@@ -63,6 +63,32 @@ final class TCPHTTPHeaderInteropTests: InteropTestCase {
         assertRunning(vmessd.process, v2ray.process, file: file, line: line)
     }
 
+    /// The same disguise written in the v5 format (headerSettings, a typed message) on the vmessd server,
+    /// the v2ray 4.34 client in v4.
+    func testV2RayClientToVMessdV5Config() throws {
+        let user = VMessTestUser(security: "aes-128-gcm")
+        let echo = try makeEchoServer()
+        let port = try FreePort.tcp()
+        let header: [String: Any] = [
+            "@type": "v2ray.core.transport.internet.headers.http.Config",
+            "request": ["uri": ["/vmess", "/video/stream.m3u8"]],
+            "response": ["status": ["code": "200", "reason": "OK"], "header": [["name": "Server", "value": ["nginx/1.24.0"]]]],
+        ]
+        let config = TestConfigs.json([
+            "inbounds": [[
+                "protocol": "vmess", "port": Int(port), "listen": "127.0.0.1",
+                "settings": ["users": [user.id]],
+                "streamSettings": ["transport": "tcp", "transportSettings": ["headerSettings": header]],
+            ]],
+            "outbounds": [["protocol": "freedom"]],
+        ])
+        let vmessd = try startVMessd(config: config, port: port)
+        let v2ray = try startV2RayClient(serverPort: port, user: user, targetPort: echo.port,
+                                         streamSettings: stream(Self.clientHeader, server: false))
+        try echoRoundTrip(port: v2ray.dokodemoPort, payload: randomData(Self.bulkSize), label: "v2ray → vmessd (v5 config) tcp http header 4 MiB echo")
+        assertRunning(vmessd.process, v2ray.process)
+    }
+
     // MARK: - vmessd client → v2ray / vmessd
 
     func testVMessdClientToV2Ray() throws { try vmessdClient(server: .v2ray, tls: false) }
