@@ -158,6 +158,42 @@ final class TCPHTTPHeaderInteropTests: InteropTestCase {
         }
     }
 
+    /// A good head followed by bytes that are not VMess: the server drains them like any probe and, at
+    /// the close, answers V2Ray's `400 Bad Request` (its Conn.Close writes one when nothing was
+    /// answered yet). Same from the reference server and from vmessd.
+    func testGoodHeadThenNotVMessGets400AtTheClose() throws {
+        let user = VMessTestUser(security: "aes-128-gcm")
+        for server in [Server.v2ray, .vmessd] {
+            let port = try FreePort.tcp()
+            let config = TransportConfigs.serverV4(port: port, user: user, streamSettings: stream(Self.serverHeader, server: true))
+            let process: ManagedProcess
+            switch server {
+            case .v2ray:
+                process = try launch("server-v2ray", v2rayPath, ["-config", try writeFile("server-v2ray-400.json", config)])
+                try waitUntilListening(process, port: port)
+            case .vmessd:
+                process = try startVMessd(config: config, port: port).process
+            }
+            let fd = try Sock.connect(port: port)
+            defer { close(fd) }
+            Sock.setTimeouts(fd, seconds: 0.25)
+            let deadline = Date().addingTimeInterval(15)
+            let request = Array("GET /vmess HTTP/1.1\r\nHost: cdn1.test\r\n\r\n".utf8) + Array(randomData(200))
+            try request.withUnsafeBytes { try Sock.writeAll(fd, $0, deadline: deadline, what: "\(server): head + noise") }
+            Glibc.shutdown(fd, Int32(SHUT_WR))
+            var answer = Data()
+            while true {
+                let r = try Sock.read(fd, count: 4096, deadline: deadline, what: "\(server): answer until the close")
+                answer += r.data
+                if r.eof { break }
+            }
+            let text = String(decoding: answer, as: UTF8.self)
+            XCTAssertTrue(text.hasPrefix("HTTP/1.1 400 Bad Request\r\nConnection: close\r\n"), "\(server): \(text.debugDescription)")
+            XCTAssertTrue(text.hasSuffix("\r\n\r\n"), "\(server): bytes after the 400: \(text.debugDescription)")
+            assertRunning(process)
+        }
+    }
+
     /// The client's head and its VMess request in ONE write: the server keeps every byte behind the head,
     /// answers its response head first, then the VMess response, 4 MiB through and back.
     func testHeadAndVMessInOneWrite() throws {
