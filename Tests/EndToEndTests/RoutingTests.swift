@@ -126,3 +126,40 @@ final class PortRangeTests: EndToEndTestCase {
         XCTAssertTrue(server.process.isRunning)
     }
 }
+
+/// Dynamic port (issue 8), vmessd as the server: the main inbound's `detour` answers every handshake
+/// with a switch-account command to the detour inbound (a port range, `default` level and alterId);
+/// the real v2ray 4.34 client takes it and its next connections arrive on the detour ports, with the id
+/// vmessd derived for the user. Routing by inbound tag shows where each connection came in.
+final class DynamicPortTests: EndToEndTestCase {
+    func testTheV2RayClientMovesToTheDetourInbound() throws {
+        let main = try makeEchoServer()
+        let detoured = try makeEchoServer()
+        let user = VMessTestUser("alice@example.com")
+        let port = try FreePort.tcp()
+        let range = try FreePort.tcpRange(3)
+        let extra: [String: Any] = [
+            "inbounds": [
+                ["port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "main",
+                 "settings": ["clients": [user.serverJSON], "detour": ["to": "dynamic"]]],
+                ["port": "\(range.lowerBound)-\(range.upperBound)", "listen": "127.0.0.1", "protocol": "vmess", "tag": "dynamic",
+                 "settings": ["default": ["level": 0, "alterId": 0]], "allocate": ["strategy": "always"]],
+            ],
+            "outbounds": [
+                ["protocol": "freedom", "tag": "direct", "settings": ["redirect": "127.0.0.1:\(main.port)"]],
+                ["protocol": "freedom", "tag": "after-switch", "settings": ["redirect": "127.0.0.1:\(detoured.port)"]],
+            ],
+            "routing": ["rules": [["type": "field", "inboundTag": ["dynamic"], "outboundTag": "after-switch"]]],
+        ]
+        let server = try startVMessd(users: [user], workers: 2, port: port, extra: extra)
+        let client = try startClient(serverPort: port, user: user, targetPort: 9)
+        for i in 0..<8 {
+            try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(16 * 1024), label: "connection \(i)", timeout: 10)
+        }
+        XCTAssertGreaterThanOrEqual(main.connectionCount, 1, "the first connection uses the configured port")
+        XCTAssertGreaterThanOrEqual(detoured.connectionCount, 1,
+                                    "after the switch-account command the client must use the detour ports (main \(main.connectionCount))")
+        XCTAssertEqual(main.connectionCount + detoured.connectionCount, 8)
+        XCTAssertTrue(server.process.isRunning)
+    }
+}

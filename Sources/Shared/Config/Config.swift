@@ -90,7 +90,26 @@ public struct VMessInboundSettings: Codable, Equatable, Sendable {
     public var defaultAlterId: Int = 0
     /// Reject none/legacy/zero securities (v2fly `SecureEncryptionOnly`).
     public var disableInsecureEncryption: Bool = false
+    /// v4 `detour.to`: answer each handshake with a switch-account command to that inbound
+    /// (ConfigParser+Detour fills `detour` in from it).
+    public var detourTo: String?
+    public var detour: DetourTarget?
     public init(users: [VMessUser]) { self.users = users }
+}
+
+/// Where a `detour` sends clients: the target inbound's tag, its ports and the `default` level and
+/// alterId its (derived) users have.
+public struct DetourTarget: Codable, Equatable, Sendable {
+    public var tag: String
+    public var ports: [Int]
+    public var alterId: Int
+    public var level: Int
+    public init(tag: String, ports: [Int], alterId: Int, level: Int) {
+        self.tag = tag
+        self.ports = ports
+        self.alterId = alterId
+        self.level = level
+    }
 }
 
 public struct VMessUser: Codable, Equatable, Sendable {

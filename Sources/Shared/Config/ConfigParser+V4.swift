@@ -50,10 +50,11 @@ extension ConfigParser {
     /// is an error until dynamic port is implemented.
     static func readVMessInboundV4(_ node: ConfigNode) throws -> VMessInboundSettings {
         var r = try node.object()
-        let clientsNode = try r.require("clients")
+        // A detour target may have no clients of its own (ConfigParser+Detour checks the others).
+        let clientsNode = r.take("clients")
         var users: [VMessUser] = []
         var seen: [String: String] = [:]  // canonical id → path of its first use
-        for client in try clientsNode.array() {
+        for client in try clientsNode?.array() ?? [] {
             let user = try readClientV4(client)
             if let first = seen[user.id] {
                 throw client.path.appending(key: "id").node(.string(user.id), client.file)
@@ -62,9 +63,6 @@ extension ConfigParser {
             seen[user.id] = client.path.description
             users.append(user)
         }
-        // V2Ray accepts an empty list (users may be added over its API); vmessd has no such API, so an
-        // inbound nobody can use is a mistake.
-        guard !users.isEmpty else { throw clientsNode.error("a vmess inbound needs at least one client") }
 
         var settings = VMessInboundSettings(users: users)
         if let defaults = r.take("default") {
@@ -74,10 +72,11 @@ extension ConfigParser {
             try d.finish()
         }
         if let detour = r.take("detour") {
-            // Dynamic port: V2Ray answers each handshake with a SwitchAccount command that moves the
-            // client to the detour inbound. vmessd does not send it yet, so accepting the key would
-            // silently leave clients where they are.
-            throw detour.error("\"detour\" (dynamic port) is not supported by vmessd yet")
+            var d = try detour.object()
+            let to = try d.require("to")
+            settings.detourTo = try to.string()
+            guard settings.detourTo?.isEmpty == false else { throw to.error("a detour needs the tag of an inbound") }
+            try d.finish()
         }
         settings.disableInsecureEncryption = try r.take("disableInsecureEncryption")?.bool() ?? false
         try r.finish()

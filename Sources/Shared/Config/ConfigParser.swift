@@ -117,7 +117,8 @@ public enum ConfigParser {
         }
         // One cache for the whole config: a geosite file named by several sections is read once.
         let geodataCache = GeoDataCache(locator: geodata)
-        if let inbounds, let value = try errors.attempt({ try readInbounds(inbounds, format: format, geodata: geodataCache) }) {
+        if let inbounds, var value = try errors.attempt({ try readInbounds(inbounds, format: format, geodata: geodataCache) }) {
+            _ = try errors.attempt { try applyDetours(&value, file: root.file) }
             config.inbounds = value
         }
         var outboundsRead = true

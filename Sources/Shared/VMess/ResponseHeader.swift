@@ -17,7 +17,12 @@ public enum ResponseHeader {
             : BodyKeys(key: Array(Digest.sha256(request.requestKey)[0..<16]), iv: Array(Digest.sha256(request.requestIV)[0..<16]))
     }
 
-    public static func plain(responseAuth: UInt8) -> [UInt8] { [responseAuth, 0, 0, 0] }
+    /// `V 00 00 00`, or with the switch-account command of a `detour` (`V 00 01 n data`).
+    public static func plain(responseAuth: UInt8, command: SwitchAccountCommand? = nil) -> [UInt8] {
+        guard let command else { return [responseAuth, 0, 0, 0] }
+        let data = command.encode()
+        return [responseAuth, 0, SwitchAccountCommand.code, UInt8(data.count)] + data
+    }
 
     public static func sealAEAD(_ header: [UInt8], keys: BodyKeys) throws -> [UInt8] {
         let n = UInt16(header.count)

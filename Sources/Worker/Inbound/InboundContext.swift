@@ -21,6 +21,8 @@ final class InboundContext {
     let udpToClient: Int
     /// nil: the inbound does not sniff.
     let sniffing: SniffingPolicy?
+    /// `detour`: each accepted client is told to move to this inbound (dynamic port).
+    let detour: DetourTarget?
 
     init(index: Int, config: InboundConfig, settings: VMessInboundSettings, policy: PolicyConfig,
          outbounds: OutboundSelector, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger,
@@ -34,6 +36,7 @@ final class InboundContext {
         self.replay = replay
         self.sessions = SessionHistory()
         self.disableInsecure = settings.disableInsecureEncryption
+        self.detour = settings.detour
         self.policy = policy
         self.outbounds = outbounds
         self.counters = counters

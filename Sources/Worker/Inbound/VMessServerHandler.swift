@@ -161,7 +161,13 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         logger[metadataKey: "user"] = "\(userKey)"
 
         let keys = ResponseHeader.bodyKeys(request: h, legacy: a.legacy)
-        let plainHeader = ResponseHeader.plain(responseAuth: h.responseAuth)
+        let plainHeader = ResponseHeader.plain(responseAuth: h.responseAuth, command: inbound.detour.map { detour in
+            // A port of the detour inbound at random; it always listens on all of them, so the account
+            // stays valid as long as the command lets it (V2Ray's "always" allocation: 255 minutes).
+            SwitchAccountCommand(port: UInt16(detour.ports.randomElement() ?? 0), id: a.user.id.detour(tag: detour.tag),
+                                 alterIds: UInt16(clamping: detour.alterId), level: UInt8(clamping: detour.level),
+                                 validMinutes: 255)
+        })
         var headerBytes: [UInt8]
         var responseCFB: AESCFBStream? = nil
         do {

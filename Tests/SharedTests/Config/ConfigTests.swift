@@ -368,6 +368,47 @@ final class ConfigTests: XCTestCase {
                     "\(o)[0].proxySettings: sendThrough and sockopt have no effect on an outbound dialed through proxySettings (set them on the proxy's outbound)")
     }
 
+    /// Dynamic port: the detour inbound gets one derived user per user of the inbounds that detour to
+    /// it (the same id in every worker and run), and the source learns its ports.
+    func testDetour() throws {
+        let config = try parse("""
+            {"inbounds": [{"port": 1, "protocol": "vmess", "tag": "main",
+                           "settings": {"clients": [{"id": "\(uuid)", "email": "a@x"}], "detour": {"to": "dyn"}}},
+                          {"port": "2000-2001", "protocol": "vmess", "tag": "dyn", "settings": {"default": {"level": 1, "alterId": 4}}}],
+             "outbounds": [{"protocol": "freedom"}]}
+            """)
+        guard case .vmess(let main) = config.inbounds[0].settings else { return XCTFail("not vmess") }
+        XCTAssertEqual(main.detour, DetourTarget(tag: "dyn", ports: [2000, 2001], alterId: 4, level: 1))
+        let derived = UserID(text: uuid)!.detour(tag: "dyn")
+        XCTAssertEqual(derived, UserID(text: uuid)!.detour(tag: "dyn"), "deterministic")
+        XCTAssertNotEqual(derived, UserID(text: uuid)!.detour(tag: "other"))
+        for inbound in config.inbounds[1...] {
+            guard case .vmess(let target) = inbound.settings else { return XCTFail("not vmess") }
+            XCTAssertEqual(target.users, [VMessUser(id: derived.text, alterId: 4, level: 1, email: "a@x")])
+        }
+        assertError(#"{"inbounds": [{"port": 1, "protocol": "vmess", "settings": {"default": {"alterId": 0}}}]}"#,
+                    "config.json: inbounds[0].settings: a vmess inbound needs at least one client (or to be the target of a detour)")
+        assertError(#"""
+            {"inbounds": [{"port": 1, "protocol": "vmess", "tag": "a", "settings": {"clients": [{"id": "\#(uuid)"}], "detour": {"to": "s"}}},
+                          {"port": 2, "protocol": "socks", "tag": "s"}]}
+            """#, "config.json: inbounds[0].settings.detour.to: the detour inbound \"s\" is not a vmess inbound")
+    }
+
+    /// The switch-account command's bytes (vmess-protocol.md §8.5) both ways.
+    func testSwitchAccountCommand() {
+        let id = UserID(text: uuid)!
+        let command = SwitchAccountCommand(port: 10_001, id: id, alterIds: 32, level: 1, validMinutes: 255)
+        let data = command.encode()
+        XCTAssertEqual(data.count, 4 + 1 + 2 + 16 + 2 + 1 + 1)
+        XCTAssertEqual(Array(data[4..<7]), [0, 0x27, 0x11])
+        XCTAssertEqual(SwitchAccountCommand.decode(data), command)
+        var bad = data
+        bad[10] ^= 1
+        XCTAssertNil(SwitchAccountCommand.decode(bad), "a bad checksum is ignored")
+        XCTAssertNil(SwitchAccountCommand.decode(data.prefix(20)))
+        XCTAssertEqual(ResponseHeader.plain(responseAuth: 7, command: command), [7, 0, 1, UInt8(data.count)] + data)
+    }
+
     func testSniffing() throws {
         // Xray's server configs: enabled with routeOnly and exclusions.
         let xray = try parse(v4(inbound: vmessInbound("""
@@ -476,10 +517,8 @@ final class ConfigTests: XCTestCase {
                     "config.json: reverse: \"reverse\" is not supported by vmessd yet")
         assertError(#"{"inbounds": [], "stats": {}}"#, "config.json: stats: \"stats\" is not supported by vmessd yet")
         assertError(#"{"inbounds": [], "frobnicate": 1}"#, "config.json: frobnicate: unknown key \"frobnicate\"")
-        // Dynamic port would silently leave clients on the main port: an error until implemented.
         let detour = "{\"port\": 1, \"protocol\": \"vmess\", \"settings\": {\"clients\": [{\"id\": \"\(uuid)\"}], \"detour\": {\"to\": \"dyn\"}}}"
-        assertError(v4(inbound: detour),
-                    "config.json: inbounds[0].settings.detour: \"detour\" (dynamic port) is not supported by vmessd yet")
+        assertError(v4(inbound: detour), "config.json: inbounds[0].settings.detour.to: no inbound has tag \"dyn\"")
         let clients = "[{\"id\": \"\(uuid)\", \"foo\": 1}]"
         assertError(v4(inbound: vmessInbound(clients: clients)),
                     "config.json: inbounds[0].settings.clients[0].foo: unknown key \"foo\"")
@@ -533,7 +572,7 @@ final class ConfigTests: XCTestCase {
         assertError(v4(inbound: vmessInbound(clients: "{}")),
                     "config.json: inbounds[0].settings.clients: expected an array, got object")
         assertError(v4(inbound: vmessInbound(clients: "[]")),
-                    "config.json: inbounds[0].settings.clients: a vmess inbound needs at least one client")
+                    "config.json: inbounds[0].settings: a vmess inbound needs at least one client (or to be the target of a detour)")
         assertError(v4(inbound: vmessInbound(clients: "[{\"id\": \"\(uuid)\", \"alterId\": -1}]")),
                     "config.json: inbounds[0].settings.clients[0].alterId: expected an integer 0-65535, got -1")
         assertError(v4(inbound: vmessInbound(clients: "[{\"id\": \"\(uuid)\", \"security\": \"aes-256-cfb\"}]")),
