@@ -58,6 +58,7 @@ extension DNSResolverTests {
         XCTAssertEqual(try dns.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
         XCTAssertEqual(try dns.lookup("ECHO.Test.", family: .any).wait(), [[127, 0, 0, 1]])
         XCTAssertEqual(try dns.lookup("nothing.invalid", family: .any).wait(), [], "NXDOMAIN is no address")
+        XCTAssertEqual(try dns.resolve("nothing.invalid", family: .ipv4).wait().rcode, .nameError)
         XCTAssertEqual(try dns.lookup("192.0.2.7", family: .any).wait(), [[192, 0, 2, 7]], "a literal is itself")
         XCTAssertEqual(dns.inFlightCount, 0)
     }
@@ -206,6 +207,21 @@ extension DNSResolverTests {
         XCTAssertEqual(queries.count, 2)
         XCTAssertNotEqual(Array(queries[0].bytes[0..<2]), Array(queries[1].bytes[0..<2]), "a new id")
         XCTAssertEqual(queries[0].sourcePort, queries[1].sourcePort, "the same socket")
+    }
+
+    /// "No such name" with an SOA is cached for the SOA's negative TTL (RFC 2308), RCODE and all.
+    func testNameErrorIsCachedWithItsRCODE() throws {
+        let server = try ScriptedDNSServer(group: group) { query, _ in
+            var reply = Array(query.bytes[0..<2]) + [0x81, 0x83, 0, 1, 0, 0, 0, 1, 0, 0]
+            reply += query.bytes[12...]
+            let soa: [UInt8] = [0, 0] + Array(repeating: 0, count: 16) + [0, 0, 0, 30]  // root mname/rname, minimum 30
+            reply += [0, 0, 6, 0, 1, 0, 0, 0x0E, 0x10, 0, UInt8(soa.count)] + soa
+            return [reply]
+        }
+        let dns = try resolver([loopback(server.port)])
+        XCTAssertEqual(try dns.resolve("gone.example", family: .ipv4).wait(), .init(addresses: [], rcode: .nameError))
+        XCTAssertEqual(try dns.resolve("gone.example", family: .ipv4).wait(), .init(addresses: [], rcode: .nameError))
+        XCTAssertEqual(server.queries.count, 1, "the second answer came from the cache")
     }
 
     func testEachQuestionHasItsOwnSocketAndCacheAvoidsRepeats() throws {

@@ -17,6 +17,8 @@ public struct DNSCache {
     public struct Entry: Equatable, Sendable {
         /// Empty for a cached negative answer (no such name, no data).
         public var addresses: [[UInt8]]
+        /// NXDOMAIN for "no such name", else NOERROR (the only answers kept).
+        public var rcode: DNSResponse.RCode
         public var expires: UInt64
     }
 
@@ -48,14 +50,14 @@ public struct DNSCache {
     }
 
     /// Stores an answer for `ttl` seconds (capped at `maximumTTL`); a TTL of 0 stores nothing.
-    public mutating func insert(_ key: Key, addresses: [[UInt8]], ttl: UInt32, now: UInt64) {
+    public mutating func insert(_ key: Key, addresses: [[UInt8]], rcode: DNSResponse.RCode = .noError, ttl: UInt32, now: UInt64) {
         guard ttl > 0 else { return }
         let expires = now &+ UInt64(min(ttl, Self.maximumTTL)) * 1_000_000_000
         if entries[key] == nil {
             while entries.count >= capacity { evictOldest() }
         }
         nextSequence &+= 1
-        entries[key] = (Entry(addresses: addresses, expires: expires), nextSequence)
+        entries[key] = (Entry(addresses: addresses, rcode: rcode, expires: expires), nextSequence)
         order.append((key, nextSequence))
         compactIfNeeded()
     }

@@ -131,7 +131,7 @@ final class DNSResolver {
     private func query(_ question: DNSQuestion, server: Int) -> EventLoopFuture<DNSResponse> {
         let key = DNSCache.Key(server: server, question: question)
         if !disableCache, let hit = cache.lookup(key, now: NIODeadline.now().uptimeNanoseconds) {
-            return loop.makeSucceededFuture(DNSResponse(id: 0, rcode: .noError, addresses: hit.addresses, ttl: 0))
+            return loop.makeSucceededFuture(DNSResponse(id: 0, rcode: hit.rcode, addresses: hit.addresses, ttl: 0))
         }
         if let pending = inFlight[key] { return pending }
         guard inFlight.count < maximumInFlight else {
@@ -152,7 +152,8 @@ final class DNSResolver {
         future.whenComplete { [self] result in
             inFlight[key] = nil
             if case .success(let response) = result, !disableCache {
-                cache.insert(key, addresses: response.addresses, ttl: response.ttl, now: NIODeadline.now().uptimeNanoseconds)
+                cache.insert(key, addresses: response.addresses, rcode: response.rcode, ttl: response.ttl,
+                             now: NIODeadline.now().uptimeNanoseconds)
             }
         }
         return future

@@ -25,8 +25,9 @@ final class DNSCacheTests: XCTestCase {
         var cache = DNSCache(capacity: 8)
         cache.insert(key("a.example"), addresses: [[192, 0, 2, 1]], ttl: 0, now: 0)
         XCTAssertNil(cache.lookup(key("a.example"), now: 0))
-        cache.insert(key("b.example"), addresses: [], ttl: .max, now: 0)
+        cache.insert(key("b.example"), addresses: [], rcode: .nameError, ttl: .max, now: 0)
         XCTAssertEqual(cache.lookup(key("b.example"), now: 0)?.addresses, [], "a negative answer is cached")
+        XCTAssertEqual(cache.lookup(key("b.example"), now: 0)?.rcode, .nameError, "with its RCODE")
         XCTAssertNil(cache.lookup(key("b.example"), now: UInt64(DNSCache.maximumTTL) * second))
     }
 
