@@ -134,16 +134,20 @@ extension DNSResolverTests {
         let counters = WorkerCounters()
         let proxy = FreedomOutbound(tag: "proxy", settings: redirect, counters: counters, logger: Logger(label: "test"))
         XCTAssertFalse(DNSResolver.sendsDirectly(proxy))
+        let counting = CountingOutbound(proxy)
         let dns = try resolver([.udp(address: [192, 0, 2, 53], port: 53)])
         var routed: [Destination] = []
         dns.route = { destination in
             routed.append(destination)
-            return proxy
+            return counting
         }
         XCTAssertEqual(try dns.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+        XCTAssertEqual(try dns.lookup("other.test", family: .any).wait(), [[127, 0, 0, 1]])
         let big = try dns.lookup("big.test", family: .ipv4).wait()
         XCTAssertEqual(Set(big), Set((1...40).map { [10, 0, 0, UInt8($0)] }), "the TCP answer, through the link")
-        XCTAssertEqual(try dns.loop.submit { routed }.wait().map(\.description), ["udp:192.0.2.53:53", "udp:192.0.2.53:53"])
+        XCTAssertEqual(try dns.loop.submit { routed.map(\.description) }.wait(), Array(repeating: "udp:192.0.2.53:53", count: 4))
+        XCTAssertEqual(try dns.loop.submit { counting.opened.map(\.description) }.wait(), ["udp:192.0.2.53:53", "tcp:192.0.2.53:53"],
+                       "four UDP questions share one link; the truncated one's TCP retry has its own")
 
         // A plain freedom sends queries straight to the server: the resolver's own sockets are used.
         XCTAssertTrue(DNSResolver.sendsDirectly(FreedomOutbound(tag: nil, settings: FreedomSettings(), counters: counters,
@@ -261,6 +265,19 @@ extension DNSResolverTests {
         XCTAssertEqual(try dns.loop.submit { counters.dropped["dns_busy"] }.wait(), 1, "counted")
         for lookup in waiting { XCTAssertEqual(try lookup.wait(), []) }
         XCTAssertEqual(try dns.loop.submit { dns.inFlightCount }.wait(), 0)
+    }
+}
+
+/// Passes everything to a real outbound and records the destinations of the links it opens.
+final class CountingOutbound: Outbound {
+    let inner: Outbound
+    var opened: [Destination] = []
+    init(_ inner: Outbound) { self.inner = inner }
+    var tag: String? { inner.tag }
+    var carriesPacketDestinations: Bool { inner.carriesPacketDestinations }
+    func open(_ destination: Destination, sink: DownstreamSink, loop: EventLoop, level: LevelPolicy) -> UpstreamLink {
+        opened.append(destination)
+        return inner.open(destination, sink: sink, loop: loop, level: level)
     }
 }
 

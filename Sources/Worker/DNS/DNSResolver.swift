@@ -25,6 +25,12 @@ final class DNSResolver {
     private let disableCache: Bool
     private var cache = DNSCache(capacity: DNSResolver.cacheCapacity)
     private var inFlight: [DNSCache.Key: EventLoopFuture<DNSResponse>] = [:]
+    /// One shared UDP link per (outbound, server) for routed queries (DNSSharedLink).
+    private var sharedLinks: [SharedLinkKey: DNSSharedLink] = [:]
+    private struct SharedLinkKey: Hashable {
+        var outbound: ObjectIdentifier
+        var server: Destination
+    }
     private let system: FamilyResolver
     let maximumInFlight: Int
     private let counters: WorkerCounters?
@@ -166,7 +172,7 @@ final class DNSResolver {
         if let outbound = route?(destination), !Self.sendsDirectly(outbound) {
             var stream = destination
             stream.network = .tcp
-            return DNSLinkExchange.ask(question, server: destination, through: outbound, on: loop).flatMap { [loop] reply in
+            return sharedLink(to: destination, through: outbound).ask(question).flatMap { [loop] reply in
                 guard case .response(let response) = reply else {
                     return DNSLinkExchange.ask(question, server: stream, through: outbound, on: loop).flatMapThrowing { try Self.response($0) }
                 }
@@ -185,6 +191,19 @@ final class DNSResolver {
             }
             return loop.makeSucceededFuture(response)
         }
+    }
+
+    /// The open shared link to `server` through `outbound`, or a new one.
+    private func sharedLink(to server: Destination, through outbound: Outbound) -> DNSSharedLink {
+        let key = SharedLinkKey(outbound: ObjectIdentifier(outbound), server: server)
+        if let link = sharedLinks[key], link.isOpen { return link }
+        var created: DNSSharedLink?
+        let link = DNSSharedLink(server: server, through: outbound, loop: loop) { [weak self] in
+            if let self, self.sharedLinks[key] === created { self.sharedLinks[key] = nil }
+        }
+        created = link
+        sharedLinks[key] = link
+        return link
     }
 
     /// A `tcp://` (routed like the UDP queries) or `tcp+local://` (direct) server: TCP only.
