@@ -49,8 +49,8 @@ final class ClientVMessResponseTests: XCTestCase {
         }
     }
 
-    func response(for request: VMessClientRequest, v: UInt8? = nil) throws -> [UInt8] {
-        let plain = ResponseHeader.plain(responseAuth: v ?? request.header.responseAuth)
+    func response(for request: VMessClientRequest, v: UInt8? = nil, command: SwitchAccountCommand? = nil) throws -> [UInt8] {
+        let plain = ResponseHeader.plain(responseAuth: v ?? request.header.responseAuth, command: command)
         if request.legacy {
             return try AESCFBStream(key: request.responseKeys.key, iv: request.responseKeys.iv, encrypting: true).apply(plain)
         }
@@ -77,6 +77,25 @@ final class ClientVMessResponseTests: XCTestCase {
                 XCTAssertEqual(rest, oneByOne ? [] : [9, 9], "body bytes after the header are left alone")
             }
         }
+    }
+
+    /// Dynamic port: a switch-account command in either header kind is read (and the body after it
+    /// left alone); one with a bad checksum is ignored, as V2Ray's client does.
+    func testSwitchAccountCommandIsReadFromBothHeaderKinds() throws {
+        let destination = Destination(network: .tcp, address: .ipv4([1, 2, 3, 4]), port: 80)
+        let command = SwitchAccountCommand(port: 10_086, id: UserID(bytes: SecureRandom.bytes(16)), alterIds: 4, level: 2,
+                                           validMinutes: 30)
+        for alterId in [0, 2] {
+            for oneByOne in [false, true] {
+                let request = try user(security: "aes-128-gcm", alterId: alterId).makeRequest(command: .tcp, destination: destination, now: 1_700_000_000)
+                var reader = try VMessResponseReader(request: request)
+                let (done, rest) = try feed(&reader, try response(for: request, command: command) + [9, 9], oneByOne: oneByOne)
+                XCTAssertTrue(done)
+                XCTAssertEqual(rest, oneByOne ? [] : [9, 9])
+                XCTAssertEqual(reader.switchAccount, command, "alterId \(alterId)")
+            }
+        }
+        XCTAssertNil(SwitchAccountCommand.decode([0, 0, 0, 0] + [UInt8](repeating: 0, count: 23)))
     }
 
     func testWrongResponseAuthIsRefused() throws {

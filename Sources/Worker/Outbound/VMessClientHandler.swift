@@ -14,6 +14,8 @@ final class VMessClientHandler: ChannelDuplexHandler {
     typealias OutboundOut = ByteBuffer
 
     weak var sink: DownstreamSink?
+    /// Told of a switch-account command in the response header (dynamic port).
+    var onSwitchAccount: ((SwitchAccountCommand) -> Void)?
     private let destination: Destination
     private let logger: Logger
     private var context: ChannelHandlerContext?
@@ -66,6 +68,7 @@ final class VMessClientHandler: ChannelDuplexHandler {
                 if buffer.readableBytes > 0 { partialHeader = buffer }
                 return
             }
+            if let command = reader.switchAccount { onSwitchAccount?(command) }
             do {
                 let parameters = try BodyParameters.response(request.header, keys: request.responseKeys)
                 decoder = try BodyDecoder(parameters, continuing: parameters.cipher == .legacy ? reader.legacyStream : nil)

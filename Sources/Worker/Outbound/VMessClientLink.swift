@@ -37,9 +37,10 @@ final class VMessClientLink: UpstreamLink {
     private var finishRequested = false
     private var finished = false
     private var closed = false
-    /// Failover: servers tried so far, starting at `firstServer`.
+    /// Failover: the servers this connection tries in order (VMessOutbound.serverOrder), and how
+    /// many it has tried.
     private var attempts = 0
-    private let firstServer: Int
+    private let order: [VMessOutbound.Server]
     /// The connect in flight, closed at once if this link is closed first.
     private var connecting: PendingConnect?
 
@@ -58,7 +59,7 @@ final class VMessClientLink: UpstreamLink {
         self.level = level
         self.logger = logger
         pendingLimit = max(level.bufferSize, 16) * 1024
-        firstServer = outbound.nextServerIndex()
+        order = outbound.serverOrder()
         connect()
     }
 
@@ -67,9 +68,10 @@ final class VMessClientLink: UpstreamLink {
     private func connect() {
         // The inbound went away without closing us: nothing to connect for.
         guard let sink, !closed else { return close() }
-        let server = outbound.servers[(firstServer + attempts) % outbound.servers.count]
+        let server = order[attempts]
         let user = server.nextUser()
         let handler = VMessClientHandler(sink: sink, destination: destination, logger: logger)
+        handler.onSwitchAccount = { [weak outbound] command in outbound?.accept(command, from: server, user: user) }
         self.handler = handler
         let watermark = min(max(level.bufferSize, 16), 1024) * 1024
         let connecting = PendingConnect()
@@ -92,7 +94,7 @@ final class VMessClientLink: UpstreamLink {
             case .failure(let error):
                 self.logger.debug("vmess outbound: connect to \(server.address):\(server.port) failed: \(error)")
                 self.attempts += 1
-                if !self.closed, self.attempts < self.outbound.servers.count {
+                if !self.closed, self.attempts < self.order.count {
                     self.connect()
                 } else if !self.closed {
                     self.closed = true

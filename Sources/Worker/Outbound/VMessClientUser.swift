@@ -8,6 +8,8 @@ struct VMessClientUser {
     let alterIDs: [[UInt8]]
     let security: Security
     let options: RequestOptions
+    /// The configured `security` (nil: auto), for an account a switch-account command creates.
+    let securityName: String?
     /// For logs: the first 8 hex digits of the id.
     var shortID: String { id.shortText }
 
@@ -16,6 +18,7 @@ struct VMessClientUser {
         id = UserID(text: user.id) ?? UserID(bytes: [UInt8](repeating: 0, count: 16))
         alterIDs = user.alterId > 0 ? id.alterIDs(user.alterId) : []
         (security, options) = Self.wireSecurity(user.security)
+        securityName = user.security
     }
 
     /// What a v2fly client puts on the wire for each `security` setting (§9.13): S|M|P for the AEAD

@@ -30,6 +30,9 @@ final class VMessOutbound: Outbound {
 
     let tag: String?
     let servers: [Server]
+    /// Dynamic port: the server a switch-account command pointed at, until it expires. While valid
+    /// it is tried first, the configured servers after it (failover).
+    private var switched: (server: Server, until: NIODeadline)?
     let stream: StreamSettings
     /// `var` for `proxy`, set once every outbound exists (OutboundFactory.connectProxies).
     var dialer: StreamDialer
@@ -63,9 +66,28 @@ final class VMessOutbound: Outbound {
         VMessClientLink(outbound: self, destination: destination, sink: sink, loop: loop, level: level, logger: logger)
     }
 
-    func nextServerIndex() -> Int {
+    /// The servers one connection tries, in order: a switched-to server while valid, then the
+    /// configured ones round-robin.
+    func serverOrder() -> [Server] {
         defer { nextServer = (nextServer + 1) % servers.count }
-        return nextServer
+        let rotated = Array(servers[nextServer...] + servers[..<nextServer])
+        guard let switched else { return rotated }
+        guard switched.until > .now() else {
+            self.switched = nil
+            return rotated
+        }
+        return [switched.server] + rotated
+    }
+
+    /// A switch-account command from `server` (vmess-protocol.md §8.5): the next connections go to
+    /// its port (on the same address unless it names a host) with its id, as V2Ray's client does.
+    func accept(_ command: SwitchAccountCommand, from server: Server, user: VMessClientUser) {
+        let address = command.host.isEmpty ? server.address : command.host
+        var account = VMessUser(id: command.id.text, alterId: Int(command.alterIds))
+        account.security = user.securityName
+        let target = Server(VMessOutboundSettings.Server(address: address, port: Int(command.port), users: [account]))
+        switched = (target, .now() + .minutes(Int64(command.validMinutes)))
+        logger.debug("vmess outbound: switched to \(address):\(command.port) for \(command.validMinutes) min")
     }
 
     /// Connect timeout per server: the level's handshake time, kept between 4 and 16 s so that a dead

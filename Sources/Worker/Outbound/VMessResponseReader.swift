@@ -6,8 +6,9 @@ import Shared
 ///     AEAD:   GCM(BE16(n)) 18 | GCM(V opt cmd cmdLen cmdData) n+16 | body …
 ///     legacy: CFB(respKey, respIV)( V opt cmd cmdLen cmdData )       | body … (CFB continues for a LEGACY body)
 ///
-/// §8.6: V must echo the request's V, otherwise the connection is not ours and is closed; command
-/// data (a switch-account offer) is skipped. `feed` consumes header bytes only and leaves the body.
+/// §8.6: V must echo the request's V, otherwise the connection is not ours and is closed; a
+/// switch-account command (dynamic port) is kept in `switchAccount`, anything else in the command
+/// slot (or a bad checksum) is ignored, as V2Ray's client does. `feed` consumes header bytes only.
 struct VMessResponseReader {
     enum Failure: Error, Equatable, CustomStringConvertible {
         /// The AEAD length or header did not open: wrong server, wrong user, or tampering.
@@ -28,7 +29,7 @@ struct VMessResponseReader {
         case aeadLength
         case aeadHeader(length: Int)
         case legacyFixed
-        case legacyCommand(length: Int)
+        case legacyCommand(code: UInt8, length: Int)
         case done
     }
 
@@ -37,6 +38,8 @@ struct VMessResponseReader {
     private var state: State
     /// Legacy only: the response CFB stream, which a LEGACY response body continues (§8.4).
     private(set) var legacyStream: AESCFBStream?
+    /// The server's switch-account command, if its header carried one.
+    private(set) var switchAccount: SwitchAccountCommand?
 
     /// The plain header is V ‖ option ‖ command ‖ cmdLen ‖ ≤ 255 bytes: anything longer is not VMess.
     static let maximumLength = 4 + 255
@@ -71,16 +74,21 @@ struct VMessResponseReader {
                 guard let sealed = buffer.readBytes(length: n + 16) else { return false }
                 guard let plain = ResponseHeader.openAEADHeader(sealed, keys: keys) else { throw .authenticationFailed }
                 guard plain[0] == expected else { throw .responseAuthMismatch(expected: expected, got: plain[0]) }
+                let length = Int(plain[3])
+                if plain[2] == SwitchAccountCommand.code, plain.count >= 4 + length {
+                    switchAccount = SwitchAccountCommand.decode(plain[4..<(4 + length)])
+                }
                 state = .done
             case .legacyFixed:
                 guard let sealed = buffer.readBytes(length: 4), let cfb = legacyStream else { return false }
                 let plain = cfb.apply(sealed)
                 guard plain[0] == expected else { throw .responseAuthMismatch(expected: expected, got: plain[0]) }
-                state = plain[3] == 0 ? .done : .legacyCommand(length: Int(plain[3]))
-            case .legacyCommand(let n):
+                state = plain[3] == 0 ? .done : .legacyCommand(code: plain[2], length: Int(plain[3]))
+            case .legacyCommand(let code, let n):
                 // Only decrypted once complete, so the CFB stream advances exactly over the header.
                 guard let sealed = buffer.readBytes(length: n), let cfb = legacyStream else { return false }
-                _ = cfb.apply(sealed)
+                let data = cfb.apply(sealed)
+                if code == SwitchAccountCommand.code { switchAccount = SwitchAccountCommand.decode(data) }
                 state = .done
             }
         }
