@@ -34,6 +34,7 @@ let fuzzTargets: [(String, [Target.Dependency])] = [
     ("FuzzGeoData", [shared]),
     ("FuzzSniffer", [shared]),
     ("FuzzDNSMessage", [shared, nio]),
+    ("FuzzTCPHTTPHeader", [shared, worker, nio, embedded, logging]),
 ]
 
 let package = Package(

@@ -20,7 +20,7 @@ fi
 
 all_targets=(FuzzAEADHeader FuzzLegacyHeader FuzzBodyDecoder FuzzMuxServer FuzzMuxClient FuzzWebSocket
              FuzzUpgradeRequest FuzzUpgradeResponse FuzzSOCKS FuzzHTTPProxy FuzzConfig FuzzControlMessage
-             FuzzAdminMessages FuzzGeoData FuzzSniffer FuzzDNSMessage)
+             FuzzAdminMessages FuzzGeoData FuzzSniffer FuzzDNSMessage FuzzTCPHTTPHeader)
 seconds=60
 runs=""
 seeds=false
