@@ -34,7 +34,13 @@ extension ConfigParser {
         if let security = r.take("security") {
             stream.security = try readSecurity(security)
         }
-        let tcp = r.take("tcpSettings")
+        let tcpSettings = r.take("tcpSettings")
+        // Xray's newer name for the same object (its "raw" network is tcp).
+        let rawSettings = r.take("rawSettings")
+        if let tcpSettings, let rawSettings {
+            throw rawSettings.error("\"rawSettings\" and \"tcpSettings\" are the same settings; give one of them")
+        }
+        let tcp = tcpSettings ?? rawSettings
         let ws = r.take("wsSettings")
         let upgrade = r.take("httpupgradeSettings")
         let tls = r.take("tlsSettings")

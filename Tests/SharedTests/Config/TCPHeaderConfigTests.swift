@@ -101,6 +101,16 @@ final class TCPHeaderConfigTests: XCTestCase {
                     "\"tcpSettings\" has no effect unless network is \"tcp\"")
     }
 
+    /// Xray's "raw" network and its `rawSettings` name for tcpSettings.
+    func testXrayRawSettings() throws {
+        let h = try parse(v4(#"{"network": "raw", "rawSettings": {"header": {"type": "http", "request": {"path": ["/r"]}}}}"#))
+            .inbounds[0].stream.tcpHeader
+        XCTAssertEqual(h?.request.paths, ["/r"])
+        assertError(v4(#"{"network": "raw", "rawSettings": {}, "tcpSettings": {}}"#),
+                    "streamSettings.rawSettings: \"rawSettings\" and \"tcpSettings\" are the same settings; give one of them")
+        assertError(v4(#"{"network": "ws", "rawSettings": {}}"#), "\"rawSettings\" has no effect unless network is \"tcp\"")
+    }
+
     // MARK: v5
 
     static let httpType = "v2ray.core.transport.internet.headers.http.Config"
