@@ -1,7 +1,7 @@
 // The tcp transport's HTTP disguise (`tcpSettings.header.type: "http"`) against the real v2ray 4.34,
 // both ways, plain and under TLS, 4 MiB echoed byte for byte:
 //
-//   v2ray client ──tcp+http header [+tls]──▶ vmessd server ──freedom──▶ echo
+//   v2ray client (and Xray's) ──tcp+http header [+tls]──▶ vmessd server ──freedom──▶ echo
 //   vmessd client ──tcp+http header [+tls]──▶ v2ray server | vmessd server ──freedom──▶ echo
 //
 // and on a raw socket: a wrong path gets V2Ray's 404 and never a VMess byte (checked against the
@@ -87,6 +87,30 @@ final class TCPHTTPHeaderInteropTests: InteropTestCase {
                                          streamSettings: stream(Self.clientHeader, server: false))
         try echoRoundTrip(port: v2ray.dokodemoPort, payload: randomData(Self.bulkSize), label: "v2ray → vmessd (v5 config) tcp http header 4 MiB echo")
         assertRunning(vmessd.process, v2ray.process)
+    }
+
+    /// Xray's client (the PyPI xray-core build) with the same disguise.
+    func testXrayClientToVMessd() throws {
+        let python = try XrayClient.requirePython()
+        let user = VMessTestUser(security: "aes-128-gcm")
+        let echo = try makeEchoServer()
+        let port = try FreePort.tcp()
+        let vmessd = try startVMessd(config: TransportConfigs.serverV4(
+            port: port, user: user, streamSettings: stream(Self.serverHeader, server: true)), port: port)
+        let dokodemo = try FreePort.tcp()
+        var socks = try FreePort.tcp()
+        while socks == dokodemo { socks = try FreePort.tcp() }
+        let base = XrayClient.config(dokodemoPort: dokodemo, targetPort: echo.port, socksPort: socks, serverPort: port, user: user)
+        var object = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(base.utf8)) as? [String: Any])
+        var outbounds = try XCTUnwrap(object["outbounds"] as? [[String: Any]])
+        outbounds[0]["streamSettings"] = stream(Self.clientHeader, server: false)
+        object["outbounds"] = outbounds
+        let config = try writeFile("xray-client.json", TestConfigs.json(object))
+        let script = try writeFile("xray-runner.py", XrayClient.runner)
+        let xray = try launch("client-xray", python, [script, config])
+        try waitUntilListening(xray, port: socks)
+        try echoRoundTrip(port: dokodemo, payload: randomData(Self.bulkSize), label: "xray → vmessd tcp http header 4 MiB echo")
+        assertRunning(vmessd.process, xray)
     }
 
     // MARK: - vmessd client → v2ray / vmessd
