@@ -20,7 +20,9 @@ final class TCPHTTPHeaderServerHandler: ChannelDuplexHandler, RemovableChannelHa
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
-    /// The same deadline as the ws/httpupgrade request head (V2Ray's VMess handshake policy, 4 s).
+    /// The same deadline as the ws/httpupgrade request head. V2Ray reads this head under its VMess
+    /// handshake deadline (policy `handshake`), which may be far longer; a head comes in one segment,
+    /// so 4 s costs a real client nothing and bounds how long a silent one holds the connection.
     static let handshakeTimeout = ServerUpgradeHandler.handshakeTimeout
 
     private enum State { case readingHead, streaming, refused }
