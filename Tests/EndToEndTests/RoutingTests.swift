@@ -138,19 +138,8 @@ final class DynamicPortTests: EndToEndTestCase {
         let user = VMessTestUser("alice@example.com")
         let port = try FreePort.tcp()
         let range = try FreePort.tcpRange(3)
-        let extra: [String: Any] = [
-            "inbounds": [
-                ["port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "main",
-                 "settings": ["clients": [user.serverJSON], "detour": ["to": "dynamic"]]],
-                ["port": "\(range.lowerBound)-\(range.upperBound)", "listen": "127.0.0.1", "protocol": "vmess", "tag": "dynamic",
-                 "settings": ["default": ["level": 0, "alterId": 0]], "allocate": ["strategy": "always"]],
-            ],
-            "outbounds": [
-                ["protocol": "freedom", "tag": "direct", "settings": ["redirect": "127.0.0.1:\(main.port)"]],
-                ["protocol": "freedom", "tag": "after-switch", "settings": ["redirect": "127.0.0.1:\(detoured.port)"]],
-            ],
-            "routing": ["rules": [["type": "field", "inboundTag": ["dynamic"], "outboundTag": "after-switch"]]],
-        ]
+        let extra = DynamicPortConfig.sections(mainPort: port, detourPorts: range, client: user.serverJSON,
+                                               mainTarget: main.port, detourTarget: detoured.port)
         let server = try startVMessd(users: [user], workers: 2, port: port, extra: extra)
         let client = try startClient(serverPort: port, user: user, targetPort: 9)
         for i in 0..<8 {

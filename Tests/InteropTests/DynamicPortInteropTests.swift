@@ -15,20 +15,10 @@ final class DynamicPortInteropTests: InteropTestCase {
         let user = VMessTestUser(security: "aes-128-gcm")
         let port = try FreePort.tcp()
         let range = try FreePort.tcpRange(2)
-        let serverConfig = TestConfigs.json([
-            "log": ["loglevel": "debug"],
-            "inbounds": [
-                ["port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "main",
-                 "settings": ["clients": [user.json], "detour": ["to": "dynamic"]]],
-                ["port": "\(range.lowerBound)-\(range.upperBound)", "listen": "127.0.0.1", "protocol": "vmess", "tag": "dynamic",
-                 "settings": ["default": ["level": 0, "alterId": 0]], "allocate": ["strategy": "always"]],
-            ],
-            "outbounds": [
-                ["protocol": "freedom", "tag": "direct", "settings": ["redirect": "127.0.0.1:\(main.port)"]],
-                ["protocol": "freedom", "tag": "after-switch", "settings": ["redirect": "127.0.0.1:\(detoured.port)"]],
-            ],
-            "routing": ["rules": [["type": "field", "inboundTag": ["dynamic"], "outboundTag": "after-switch"]]],
-        ])
+        var sections = DynamicPortConfig.sections(mainPort: port, detourPorts: range, client: user.json,
+                                                  mainTarget: main.port, detourTarget: detoured.port)
+        sections["log"] = ["loglevel": "debug"]
+        let serverConfig = TestConfigs.json(sections)
         let server = try launch("server-v2ray", v2rayPath, ["-config", try writeFile("server-v2ray.json", serverConfig)])
         try waitUntilListening(server, port: port)
         let client = try startVMessdClient(VMessdClientSetup(serverPort: port, user: user))
