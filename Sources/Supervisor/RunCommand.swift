@@ -36,7 +36,8 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         // 1. The config, validated, with the flags folded in (flags win over the "vmessd" object).
         let loaded = try loadRunConfig()
-        let config = loaded.config
+        // Random port allocation (dynamic port): this generation's choice of ports.
+        let config = PortAllocation.select(loaded.config, now: Int64(Date().timeIntervalSince1970))
         let overrides = WorkerPool.Overrides(workers: workers, drainTimeout: drainTimeout, control: control)
         let settings: WorkerPool.Settings
         switch RunConfig.settings(config, overrides: overrides) {
@@ -115,6 +116,7 @@ struct RunCommand: ParsableCommand {
         let pool = WorkerPool(launcher: launcher, notifier: notifier, logger: logger, region: region, signalFD: signalFD,
                               configPath: loaded.isDemo ? nil : config.sourceFile, overrides: overrides, passed: passed,
                               config: config, settings: settings)
+        pool.loadedConfig = loaded.config
         let adminPath = AdminSocketPath.resolve(flag: control, config: config.daemon.control)
         do {
             pool.admin = try AdminServer(path: adminPath, logger: logger)

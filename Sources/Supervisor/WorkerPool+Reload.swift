@@ -142,7 +142,9 @@ extension WorkerPool {
     }
 
     /// Reads the config again and brings up a new generation if it is valid.
-    func requestReload(reason: String) {
+    /// `rereadConfig` false: the config already loaded, with a new random choice of ports (the
+    /// `allocate` refresh); a config edited meanwhile waits for an explicit reload.
+    func requestReload(reason: String, rereadConfig: Bool = true) {
         guard isRunning else {
             answerReloadRequests(startedBefore: .infinity, ok: false, message: "not reloading: vmessd is stopping")
             return
@@ -156,15 +158,18 @@ extension WorkerPool {
         logger.notice("reload requested", metadata: ["trigger": "\(reason)", "config": "\(configPath ?? "<embedded demo>")"])
 
         // 1. Read and validate.
-        let newConfig: Config
-        if let configPath {
+        let loaded: Config
+        if let configPath, rereadConfig {
             switch RunConfig.load(path: configPath) {
-            case .success(let c): newConfig = c
+            case .success(let c): loaded = c
             case .failure(let error): return rejectReload(error.description)
             }
         } else {
-            newConfig = loadedConfig
+            loaded = loadedConfig
         }
+        // Random port allocation (dynamic port): a new choice of ports at every reload.
+        let newConfig = PortAllocation.select(loaded, now: Int64(Date().timeIntervalSince1970))
+        schedulePortRefresh(loaded)
         let problems = RunConfig.problems(newConfig)
         if !problems.isEmpty {
             return rejectReload(problems.map { "\(newConfig.sourceFile): \($0)" }.joined(separator: "; "))
@@ -196,7 +201,7 @@ extension WorkerPool {
                 "activated": "\(inbound.activated)",
             ])
         }
-        loadedConfig = newConfig
+        loadedConfig = loaded
 
         // 3. The new generation.
         notifier.reloading(status: "reloading: generation \(lastGeneration + 1) starting; " + statusText())

@@ -142,8 +142,11 @@ final class WorkerPool {
     /// The highest generation number ever started (abandoned ones included: numbers are not reused).
     var lastGeneration = 0
     var positions: [Position] = []
-    /// The config as read, before port-0 inbounds got their real ports (what a demo reload reuses).
+    /// The config as read, before port-0 inbounds got their real ports and before the random port
+    /// allocation chose (what a demo reload and an allocation refresh reuse).
     var loadedConfig: Config
+    /// When the next random port allocation is due (dynamic port); nil: the config has none.
+    var nextPortRefresh: Double?
 
     var workers: [pid_t: Worker] = [:]
     var pending: Pending?
@@ -187,6 +190,12 @@ final class WorkerPool {
         nextHeartbeat = now + heartbeatInterval
         nextWatchdog = notifier.watchdogInterval.map { now + $0 / 2 }
         nextStatus = now + Self.statusInterval
+        schedulePortRefresh(config)
+    }
+
+    /// The next `allocate` refresh, from the config's shortest `refresh` (nil: none to do).
+    func schedulePortRefresh(_ config: Config) {
+        nextPortRefresh = PortAllocation.refreshInterval(config).map { monotonicNow() + $0 }
     }
 
     // MARK: main loop
@@ -266,6 +275,7 @@ final class WorkerPool {
     private func nextWakeup(now: Double) -> Double? {
         var times: [Double] = [nextHeartbeat, nextStatus]
         if let nextWatchdog { times.append(nextWatchdog) }
+        if let nextPortRefresh, case .running = phase { times.append(nextPortRefresh) }
         if let pending { times.append(pending.deadline) }
         if let settling { times.append(settling.deadline) }
         for position in positions { if let at = position.respawnAt { times.append(at) } }
@@ -293,6 +303,10 @@ final class WorkerPool {
             if let s = settling, now >= s.deadline {
                 logger.warning("old workers did not acknowledge the drain in time", metadata: ["pids": "\(s.waiting.sorted())"])
                 finishSettling()
+            }
+            if let due = nextPortRefresh, now >= due {
+                nextPortRefresh = nil  // set again by the reload
+                requestReload(reason: "allocate refresh", rereadConfig: false)
             }
             respawnDue(now: now)
             killUnready(now: now)

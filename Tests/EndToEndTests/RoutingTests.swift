@@ -151,4 +151,73 @@ final class DynamicPortTests: EndToEndTestCase {
         XCTAssertEqual(main.connectionCount + detoured.connectionCount, 8)
         XCTAssertTrue(server.process.isRunning)
     }
+
+    /// allocate "random": two of four ports listen; each reload (and each `refresh`) chooses again,
+    /// while a stream that came in on a detour port goes on through every change, and the client is
+    /// always sent to a port that listens.
+    func testRandomAllocationListensOnConcurrencyPortsAndMovesOnReload() throws {
+        let main = try makeEchoServer()
+        let detoured = try makeEchoServer()
+        let user = VMessTestUser("alice@example.com")
+        let port = try FreePort.tcp()
+        let range = try FreePort.tcpRange(4)
+        let extra = DynamicPortConfig.sections(mainPort: port, detourPorts: range, client: user.serverJSON,
+                                               mainTarget: main.port, detourTarget: detoured.port,
+                                               allocate: ["strategy": "random", "refresh": 5, "concurrency": 2])
+        let server = try startVMessd(users: [user], workers: 2, port: port, extra: extra)
+        func listening() -> Set<UInt16> {
+            Set(range.filter { p in
+                guard let fd = try? Sock.connect(port: p) else { return false }
+                close(fd)
+                return true
+            })
+        }
+        let first = listening()
+        XCTAssertEqual(first.count, 2, "concurrency 2 of 4 ports: \(first.sorted())")
+
+        // The client's first connection is told a listening detour port; V2Ray's client then takes
+        // turns between that and the configured one, so of four streams some run on a detour port.
+        let client = try startClient(serverPort: port, user: user, targetPort: 9)
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(4096), label: "first", timeout: 10)
+        let streams = try (0..<4).map { try LongStream(port: client.port, label: "stream \($0)") }
+        for stream in streams { XCTAssertTrue(stream.waitForRounds(3), "\(stream.label): \(stream.state)") }
+        XCTAssertGreaterThanOrEqual(detoured.connectionCount, 1, "a stream came in on a detour port")
+
+        var moved = false
+        for _ in 0..<8 where !moved {
+            let readyBefore = server.notify.count("READY=1")
+            XCTAssertEqual(kill(server.pid, SIGHUP), 0)
+            XCTAssertTrue(server.notify.waitForCount("READY=1", atLeast: readyBefore + 1, timeout: 30))
+            try eventually("two detour ports listen after the reload") { listening().count == 2 }
+            moved = listening() != first
+        }
+        XCTAssertTrue(moved, "eight reloads never chose other ports")
+        for stream in streams {
+            let rounds = stream.state.rounds
+            XCTAssertTrue(stream.waitForRounds(rounds + 3), "\(stream.label) must go on: \(stream.state)")
+            XCTAssertNil(stream.stop().failure, stream.label)
+        }
+        // New connections still work, wherever the client is sent.
+        for i in 0..<4 {
+            try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(4096), label: "after \(i)", timeout: 10)
+        }
+    }
+
+    /// The `refresh` itself: with refresh 1 (minute) the supervisor chooses again on its own, without
+    /// a SIGHUP, through an ordinary reload (a new generation), and the config file is not read again.
+    func testRandomAllocationRefreshesByItself() throws {
+        let user = VMessTestUser("alice@example.com")
+        let port = try FreePort.tcp()
+        let range = try FreePort.tcpRange(3)
+        let extra = DynamicPortConfig.sections(mainPort: port, detourPorts: range, client: user.serverJSON,
+                                               mainTarget: 9, detourTarget: 9,
+                                               allocate: ["strategy": "random", "refresh": 1, "concurrency": 1])
+        let server = try startVMessd(users: [user], workers: 1, port: port, extra: extra)
+        XCTAssertEqual(try status(server).generation, 1)
+        // An edit the refresh must not pick up (it would be an error anyway: not JSON).
+        try writeFile((server.configPath as NSString).lastPathComponent, "not json")
+        try eventually("a refresh within two minutes", timeout: 150) { try status(server).generation >= 2 }
+        XCTAssertEqual(range.filter { p in (try? Sock.connect(port: p)).map { close($0); return true } ?? false }.count, 1)
+        XCTAssertTrue(server.notify.count("RELOADING=1") >= 1)
+    }
 }

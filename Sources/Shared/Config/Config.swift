@@ -62,6 +62,9 @@ public struct InboundConfig: Codable, Equatable, Sendable {
     public var stream: StreamSettings = .init()
     /// nil: sniffing absent or disabled.
     public var sniffing: SniffingConfig?
+    /// v4 `allocate` with strategy "random": only `concurrency` of the inbound's ports listen at a
+    /// time, chosen anew every `refresh` minutes (PortAllocation). nil: every port, always.
+    public var allocation: PortAllocation?
     public var jsonPath: String
     public init(tag: String? = nil, listen: String = "0.0.0.0", port: Int, settings: InboundSettings,
                 stream: StreamSettings = .init(), sniffing: SniffingConfig? = nil, jsonPath: String) {
@@ -104,6 +107,8 @@ public struct DetourTarget: Codable, Equatable, Sendable {
     public var ports: [Int]
     public var alterId: Int
     public var level: Int
+    /// Unix time the ports stop being valid (random allocation: the next refresh); nil: never.
+    public var validUntil: Int64?
     public init(tag: String, ports: [Int], alterId: Int, level: Int) {
         self.tag = tag
         self.ports = ports

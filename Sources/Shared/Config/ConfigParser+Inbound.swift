@@ -64,17 +64,23 @@ extension ConfigParser {
         } ?? nil
         let stream = try errors.attempt { try r.take("streamSettings").map { try readStream($0, format: format) } ?? StreamSettings() }
         let sniffing = try errors.attempt { try r.take("sniffing").flatMap { try readSniffing($0, geodata: geodata) } }
+        var allocation: PortAllocation?
         if format == .v4, let allocate = r.take("allocate") {
-            _ = try errors.attempt { try checkAllocate(allocate) }
+            allocation = try errors.attempt { try readAllocate(allocate) } ?? nil
         }
         _ = try errors.attempt { try r.finish(unsupported: ["domainOverride"]) }
         try errors.finish()
         guard let ports, let listen, let tag, let settings, let stream, let sniffing else {
             preconditionFailure("every part was read without an error")
         }
+        if let allocation, allocation.concurrency > ports.count {
+            throw node.error("allocate concurrency \(allocation.concurrency) is more than the \(ports.count) port(s) the inbound has")
+        }
         return ports.map { port in
-            InboundConfig(tag: tag, listen: listen, port: port, settings: settings, stream: stream,
-                          sniffing: sniffing, jsonPath: node.path.description)
+            var inbound = InboundConfig(tag: tag, listen: listen, port: port, settings: settings, stream: stream,
+                                        sniffing: sniffing, jsonPath: node.path.description)
+            inbound.allocation = allocation
+            return inbound
         }
     }
 
@@ -177,17 +183,18 @@ extension ConfigParser {
         return config
     }
 
-    /// v4 `allocate`: only the default strategy "always" (listen all the time). `refresh` and
-    /// `concurrency` only matter for "random", so they are inert here.
-    static func checkAllocate(_ node: ConfigNode) throws {
+    /// v4 `allocate` {strategy: "always" | "random", refresh: minutes (default 5), concurrency:
+    /// ports at a time (default 3)}: nil for "always" (every port listens all the time).
+    static func readAllocate(_ node: ConfigNode) throws -> PortAllocation? {
         var r = try node.object()
-        if let strategy = r.take("strategy") {
-            let name = try strategy.string()
-            guard name.lowercased() == "always" else {
-                throw strategy.error("allocate strategy \(JSONC.quote(name)) is not supported (only \"always\")")
-            }
-        }
-        r.ignore("refresh", "concurrency")
+        let strategy = try r.take("strategy")?.string().lowercased() ?? "always"
+        let refresh = try r.take("refresh")?.int(1...1440) ?? 5
+        let concurrency = try r.take("concurrency")?.int(1...256) ?? 3
         try r.finish()
+        switch strategy {
+        case "always": return nil
+        case "random": return PortAllocation(refreshMinutes: refresh, concurrency: concurrency)
+        default: throw node.error("allocate strategy \(JSONC.quote(strategy)) is unknown (\"always\" or \"random\")")
+        }
     }
 }

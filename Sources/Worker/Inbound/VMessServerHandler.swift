@@ -161,12 +161,15 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         logger[metadataKey: "user"] = "\(userKey)"
 
         let keys = ResponseHeader.bodyKeys(request: h, legacy: a.legacy)
-        let plainHeader = ResponseHeader.plain(responseAuth: h.responseAuth, command: inbound.detour.map { detour in
-            // A port of the detour inbound at random; it always listens on all of them, so the account
-            // stays valid as long as the command lets it (V2Ray's "always" allocation: 255 minutes).
-            SwitchAccountCommand(port: UInt16(detour.ports.randomElement() ?? 0), id: a.user.id.detour(tag: detour.tag),
-                                 alterIds: UInt16(clamping: detour.alterId), level: UInt8(clamping: detour.level),
-                                 validMinutes: 255)
+        let plainHeader = ResponseHeader.plain(responseAuth: h.responseAuth, command: inbound.detour.flatMap { detour in
+            // A port of the detour inbound at random, valid until its ports change: 255 minutes (the
+            // most the command holds) when they never do, else the whole minutes to the next random
+            // choice; with less than a minute left no command, so the client stays where it is.
+            let minutes = detour.validUntil.map { ($0 - Int64(Date().timeIntervalSince1970)) / 60 } ?? 255
+            guard minutes >= 1, let port = detour.ports.randomElement() else { return nil }
+            return SwitchAccountCommand(port: UInt16(port), id: a.user.id.detour(tag: detour.tag),
+                                        alterIds: UInt16(clamping: detour.alterId), level: UInt8(clamping: detour.level),
+                                        validMinutes: UInt8(clamping: minutes))
         })
         var headerBytes: [UInt8]
         var responseCFB: AESCFBStream? = nil

@@ -394,6 +394,36 @@ final class ConfigTests: XCTestCase {
             """#, "config.json: inbounds[0].settings.detour.to: the detour inbound \"s\" is not a vmess inbound")
     }
 
+    /// allocate "random": the parser keeps every port, `PortAllocation.select` keeps `concurrency` of
+    /// them per inbound, and the inbounds detouring there learn the chosen ports and their end.
+    func testRandomPortAllocation() throws {
+        let config = try parse("""
+            {"inbounds": [{"port": 1, "protocol": "vmess", "tag": "main",
+                           "settings": {"clients": [{"id": "\(uuid)"}], "detour": {"to": "dyn"}}},
+                          {"port": "2000-2003", "protocol": "vmess", "tag": "dyn", "settings": {},
+                           "allocate": {"strategy": "random", "refresh": 3, "concurrency": 2}}],
+             "outbounds": [{"protocol": "freedom"}]}
+            """)
+        XCTAssertEqual(config.inbounds.count, 5)
+        XCTAssertEqual(config.inbounds[1].allocation, PortAllocation(refreshMinutes: 3, concurrency: 2))
+        XCTAssertEqual(PortAllocation.refreshInterval(config), 180)
+        var picks = [3, 0]  // indices into what is left: port 2003, then 2000
+        let selected = PortAllocation.select(config, now: 1_000) { _ in picks.removeFirst() }
+        XCTAssertEqual(selected.inbounds.map(\.port), [1, 2000, 2003])
+        guard case .vmess(let main) = selected.inbounds[0].settings else { return XCTFail("not vmess") }
+        XCTAssertEqual(main.detour?.ports, [2000, 2003])
+        XCTAssertEqual(main.detour?.validUntil, 1_000 + 180)
+        // Without random allocations the config is left as it is.
+        let plain = try parse(v4(inbound: vmessInbound("\"port\": \"5-6\"")))
+        XCTAssertEqual(PortAllocation.select(plain, now: 0), plain)
+        XCTAssertNil(PortAllocation.refreshInterval(plain))
+
+        assertError(v4(inbound: vmessInbound("\"port\": \"5-6\", \"allocate\": {\"strategy\": \"random\"}")),
+                    "config.json: inbounds[0]: allocate concurrency 3 is more than the 2 port(s) the inbound has")
+        assertError(v4(inbound: vmessInbound("\"port\": 5, \"allocate\": {\"strategy\": \"sometimes\"}")),
+                    "config.json: inbounds[0].allocate: allocate strategy \"sometimes\" is unknown (\"always\" or \"random\")")
+    }
+
     /// The switch-account command's bytes (vmess-protocol.md §8.5) both ways.
     func testSwitchAccountCommand() {
         let id = UserID(text: uuid)!
