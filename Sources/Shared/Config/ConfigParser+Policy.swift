@@ -1,6 +1,6 @@
 // `policy`: per-level timeouts and buffer size ({levels: {"0": {...}}}); `system` only holds statistics
-// switches. vmessd has no statistics API, so every stats* switch is accepted (type-checked) and has no
-// effect: they change what is counted, never how traffic is handled.
+// switches. The statistics they turn on are served by the V2Ray API (`stats`, `api`), which vmessd does
+// not have yet: a switch turned on is an error that says so (off is what vmessd does anyway).
 
 extension ConfigParser {
     static func readPolicy(_ node: ConfigNode) throws -> PolicyConfig {
@@ -22,9 +22,12 @@ extension ConfigParser {
         }
         if let system = r.take("system") {
             var s = try system.object()
-            for key in ["statsInboundUplink", "statsInboundDownlink", "statsOutboundUplink", "statsOutboundDownlink",
-                        "overrideAccessLogDest"] {
-                _ = try s.take(key)?.bool()
+            for key in ["statsInboundUplink", "statsInboundDownlink", "statsOutboundUplink", "statsOutboundDownlink"] {
+                try requireStatsOff(s.take(key))
+            }
+            // Xray: the access log shows the destination after sniffing; vmessd logs the requested one.
+            if let flag = s.take("overrideAccessLogDest"), try flag.bool() {
+                throw flag.error("\"overrideAccessLogDest\": true is not supported by vmessd yet")
             }
             try s.finish()
         }
@@ -43,9 +46,16 @@ extension ConfigParser {
         level.uplinkOnly = try r.take("uplinkOnly")?.int(levelRange) ?? level.uplinkOnly
         level.downlinkOnly = try r.take("downlinkOnly")?.int(levelRange) ?? level.downlinkOnly
         level.bufferSize = try r.take("bufferSize")?.int(0...(Int(Int32.max) / 1024)) ?? level.bufferSize
-        _ = try r.take("statsUserUplink")?.bool()  // statistics only, see the file comment
-        _ = try r.take("statsUserDownlink")?.bool()
+        try requireStatsOff(r.take("statsUserUplink"))  // see the file comment
+        try requireStatsOff(r.take("statsUserDownlink"))
+        try requireStatsOff(r.take("statsUserOnline"))
         try r.finish()
         return level
+    }
+
+    /// A statistics switch: false (or absent) is accepted; true needs the stats API.
+    static func requireStatsOff(_ node: ConfigNode?) throws {
+        guard let node, try node.bool() else { return }
+        throw node.error("statistics are not supported by vmessd yet (they come with the \"stats\" and \"api\" sections); set it to false")
     }
 }
