@@ -48,4 +48,32 @@ final class ProxyChainInteropTests: InteropTestCase {
         XCTAssertTrue(hop2.waitForOutput(containing: "tcp:127.0.0.1:\(echo.port)", timeout: 5), "hop 2 did not reach the target")
         assertRunning(client.process, hop1, hop2)
     }
+
+    /// A freedom outbound with proxySettings: its requests, after `redirect`, are carried by the
+    /// proxy outbound (here a vmess outbound to the real v2ray server), which is asked for the
+    /// redirected address.
+    func testAFreedomOutboundDialedThroughAVMessOutbound() throws {
+        let user = VMessTestUser(security: "aes-128-gcm")
+        let port = try FreePort.tcp()
+        let hop = try launch("hop-v2ray", v2rayPath, ["-config", try writeFile("hop.json",
+            TransportConfigs.serverV4(port: port, user: user, streamSettings: ["network": "tcp"]))])
+        try waitUntilListening(hop, port: port)
+        let echo = try makeEchoServer()
+        let socksPort = try FreePort.tcp()
+        let config = TestConfigs.json([
+            "log": ["loglevel": "debug"],
+            "inbounds": [["port": Int(socksPort), "listen": "127.0.0.1", "protocol": "socks", "settings": ["auth": "noauth"]]],
+            "outbounds": [
+                ["protocol": "freedom", "tag": "out", "settings": ["redirect": "127.0.0.1:\(echo.port)"],
+                 "proxySettings": ["tag": "hop"]],
+                ["protocol": "vmess", "tag": "hop",
+                 "settings": ["vnext": [["address": "127.0.0.1", "port": Int(port), "users": [user.json]]]]],
+            ],
+        ])
+        let client = try startVMessd(config: config, port: socksPort, name: "client-vmessd")
+        let fd = try SOCKS5Client.connect(proxyPort: socksPort, targetPort: 9)  // redirected to the echo target
+        try echoRoundTrip(fd: fd, payload: randomData(256 * 1024), label: "freedom through vmess, 256 KiB echo")
+        XCTAssertTrue(hop.waitForOutput(containing: "tcp:127.0.0.1:\(echo.port)", timeout: 5), "the hop was not asked for the redirected target")
+        assertRunning(client.process, hop)
+    }
 }

@@ -41,8 +41,8 @@ extension ConfigParser {
         let transportLayer = try r.take("transportLayer")?.bool() ?? false
         try r.finish()
         guard !tag.isEmpty else { return nil }
-        guard protocolName == "vmess" else {
-            throw node.error("proxySettings on a \(protocolName) outbound is not supported by vmessd yet (only vmess)")
+        guard protocolName == "vmess" || protocolName == "freedom" else {
+            throw node.error("proxySettings has no effect on a \(protocolName) outbound")
         }
         if !transportLayer, stream.network != .tcp || stream.security != .none || stream.tcpHeader != nil {
             throw node.error("the outbound's streamSettings have no effect through proxySettings unless \"transportLayer\" is true")
@@ -137,6 +137,10 @@ extension ConfigParser {
                 throw strategyNode.error("domainStrategy has no effect on a blackhole outbound")
             }
             settings = .blackhole(try readBlackhole(settingsNode, format: format))
+        }
+        if let proxyNode, proxyTag != nil, case .freedom(let freedom) = settings, freedom.domainStrategy != .asIs {
+            // The proxy gets the name; resolving it here first would be a second, different lookup.
+            throw proxyNode.error("a freedom outbound dialed through proxySettings takes domainStrategy AsIs only")
         }
         var outbound = OutboundConfig(tag: tag, settings: settings, jsonPath: node.path.description)
         outbound.sendThrough = sendThrough

@@ -9,6 +9,9 @@ final class FreedomOutbound: Outbound {
     let dialer: FreedomDialer
     let counters: WorkerCounters
     let logger: Logger
+    /// `proxySettings`: the outbound that carries this one's requests (set once every outbound
+    /// exists); the `redirect` still applies. nil: direct.
+    var proxy: Outbound?
 
     /// `dns`: the worker's built-in DNS (a `dns` section), used by the UseIP* strategies.
     init(tag: String?, settings: FreedomSettings, counters: WorkerCounters, logger: Logger, dns: DNSResolver? = nil,
@@ -19,9 +22,15 @@ final class FreedomOutbound: Outbound {
         self.logger = logger
     }
 
-    var carriesPacketDestinations: Bool { true }
+    var carriesPacketDestinations: Bool { proxy?.carriesPacketDestinations ?? true }
 
     func open(_ destination: Destination, sink: DownstreamSink, loop: EventLoop, level: LevelPolicy) -> UpstreamLink {
+        if let proxy {
+            let (host, port) = dialer.target(for: destination.address, port: destination.port)
+            let target = Destination(network: destination.network, address: IPLiteral.parse(host) ?? .domain(host),
+                                     port: UInt16(clamping: port))
+            return proxy.open(target, sink: sink, loop: loop, level: level)
+        }
         switch destination.network {
         case .tcp:
             return TCPLink(dialer: dialer, destination: destination, sink: sink, loop: loop, level: level, logger: logger)

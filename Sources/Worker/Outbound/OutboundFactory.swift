@@ -9,9 +9,14 @@ enum OutboundFactory {
     static func connectProxies(_ built: [Outbound], configs: [OutboundConfig], policy: PolicyConfig,
                                counters: WorkerCounters, logger: Logger) throws {
         for (outbound, config) in zip(built, configs) {
-            guard let tag = config.proxyTag, let vmess = outbound as? VMessOutbound,
-                  let index = configs.firstIndex(where: { $0.tag == tag }) else { continue }
-            vmess.dialer.proxy = try ProxyDial(through: built[index], tag: tag, policy: policy, counters: counters, logger: logger)
+            guard let tag = config.proxyTag, let index = configs.firstIndex(where: { $0.tag == tag }) else { continue }
+            if let vmess = outbound as? VMessOutbound {
+                // Its own transport and protocol run over the proxied connection.
+                vmess.dialer.proxy = try ProxyDial(through: built[index], tag: tag, policy: policy, counters: counters, logger: logger)
+            } else if let freedom = outbound as? FreedomOutbound {
+                // Its requests (after `redirect`) are the proxy's to carry.
+                freedom.proxy = built[index]
+            }
         }
     }
 

@@ -360,8 +360,12 @@ final class ConfigTests: XCTestCase {
                     "\(o)[0].proxySettings: proxySettings chain comes back to outbounds[0] (a loop)")
         assertError(#"{"outbounds": [\#(vmess("a", #", "proxySettings": {"tag": "a"}"#))]}"#,
                     "\(o)[0].proxySettings: proxySettings chain comes back to outbounds[0] (a loop)")
-        assertError(#"{"outbounds": [{"protocol": "freedom", "proxySettings": {"tag": "b"}}, \#(vmess("b"))]}"#,
-                    "\(o)[0].proxySettings: proxySettings on a freedom outbound is not supported by vmessd yet (only vmess)")
+        XCTAssertEqual(try parse(#"{"outbounds": [{"protocol": "freedom", "proxySettings": {"tag": "b"}}, \#(vmess("b"))]}"#)
+            .outbounds[0].proxyTag, "b")
+        assertError(#"{"outbounds": [{"protocol": "blackhole", "proxySettings": {"tag": "b"}}, \#(vmess("b"))]}"#,
+                    "\(o)[0].proxySettings: proxySettings has no effect on a blackhole outbound")
+        assertError(#"{"outbounds": [{"protocol": "freedom", "settings": {"domainStrategy": "UseIP"}, "proxySettings": {"tag": "b"}}, \#(vmess("b"))]}"#,
+                    "\(o)[0].proxySettings: a freedom outbound dialed through proxySettings takes domainStrategy AsIs only")
         assertError(#"{"outbounds": [\#(vmess("a", #", "streamSettings": {"network": "ws"}, "proxySettings": {"tag": "b"}"#)), \#(vmess("b"))]}"#,
                     "\(o)[0].proxySettings: the outbound's streamSettings have no effect through proxySettings unless \"transportLayer\" is true")
         assertError(#"{"outbounds": [\#(vmess("a", #", "sendThrough": "127.0.0.2", "proxySettings": {"tag": "b"}"#)), \#(vmess("b"))]}"#,
