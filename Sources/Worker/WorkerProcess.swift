@@ -150,7 +150,10 @@ public final class WorkerProcess {
                        loop: EventLoop) throws -> Channel {
         let inbound = config.inbounds[inboundIndex]
         let factory = try InboundFactory(index: inboundIndex, inbound: inbound, shared: shared)
-        let transport = try InboundTransport(stream: inbound.stream, logger: logger)
+        let transport = try InboundTransport(stream: inbound.stream, logger: logger, counters: counters)
+        // Behind a PROXY-protocol balancer every connection comes from the balancer: the per-source
+        // limit waits for the header's client address (ProxyProtocolHandler, bounded in bytes and time).
+        let proxyProtocol = inbound.stream.acceptProxyProtocol
         let tracker = self.tracker
         let logger = self.logger
         let name = inbound.tag ?? inbound.jsonPath
@@ -183,7 +186,7 @@ public final class WorkerProcess {
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 4096, maximum: 65536))
             .childChannelInitializer { channel in
-                guard let counter = tracker.admit(channel) else {
+                guard let counter = tracker.admit(channel, bySource: !proxyProtocol) else {
                     logger.debug("connection refused: limit reached", metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")"])
                     return channel.eventLoop.makeFailedFuture(ConnectionTracker.LimitReached(reason: .connectionLimit))
                 }
@@ -193,7 +196,9 @@ public final class WorkerProcess {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
                 // `sockopt`: set on each accepted socket (nothing when the inbound has none).
-                return sockopt.apply(to: channel).flatMap { transport.configure(channel, installProtocol: factory.install) }
+                return sockopt.apply(to: channel).flatMap {
+                    transport.configure(channel, claimSource: { counter.claim($0) }, installProtocol: factory.install)
+                }
             }
         // Fast Open lives on the listening socket (shared by every worker; each sets the same value).
         if let queue = sockopt.listenerFastOpenQueue {

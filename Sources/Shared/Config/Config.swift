@@ -206,6 +206,10 @@ public struct StreamSettings: Codable, Equatable, Sendable {
     public var tls: TLSSettings?
     /// v4 `sockopt` / v5 `socketSettings`.
     public var sockopt = SocketOptions()
+    /// Inbounds: every connection starts with a PROXY protocol header (v1 or v2) naming the client
+    /// (v4 `tcpSettings`/`wsSettings`/`httpupgradeSettings`/`sockopt`, v5 tcp `transportSettings`
+    /// and `socketSettings`: any one of them turns it on, as in V2Ray and Xray).
+    public var acceptProxyProtocol = false
     public init() {}
 }
 

@@ -3,21 +3,30 @@
 //
 //   v4: {mark, tcpFastOpen: bool|queue length, tcpFastOpenQueueLength, tcpKeepAliveIdle,
 //        tcpKeepAliveInterval, tcpNoDelay, tcpCongestion, tcpUserTimeout, interface, bindToDevice,
-//        tproxy: "off"}
+//        tproxy: "off", acceptProxyProtocol (inbounds)}
 //   v5: {mark, tfo: AsIs|Enable|Disable, tfoQueueLength, tcpKeepAliveIdle, tcpKeepAliveInterval,
-//        bindToDevice, tproxy: Off}
+//        bindToDevice, tproxy: Off, acceptProxyProtocol (inbounds)}
 
 extension ConfigParser {
     /// Keys of the peers' socket options vmessd does not implement (named as such, never "unknown").
     static let unsupportedSocketKeys: Set<String> = [
-        "domainStrategy", "dialerProxy", "acceptProxyProtocol", "v6only", "tcpWindowClamp", "tcpMaxSeg", "tcpMptcp",
+        "domainStrategy", "dialerProxy", "v6only", "tcpWindowClamp", "tcpMaxSeg", "tcpMptcp",
         "customSockopt", "happyEyeballs", "addressPortStrategy", "rxBufSize", "txBufSize", "forceBufSize",
         "receiveOriginalDestAddress", "bindAddress", "bindPort",
     ]
 
+    /// An outbound's `sockopt`: `acceptProxyProtocol` has no meaning on a dialed socket.
     static func readSocketOptionsV4(_ node: ConfigNode) throws -> SocketOptions {
+        var proxyProtocol = false
+        let options = try readSocketOptionsV4(node, acceptProxyProtocol: &proxyProtocol)
+        if proxyProtocol { throw node.error("\"acceptProxyProtocol\" applies to inbounds only") }
+        return options
+    }
+
+    static func readSocketOptionsV4(_ node: ConfigNode, acceptProxyProtocol: inout Bool) throws -> SocketOptions {
         var r = try node.object()
         var options = try readCommonSocketOptions(&r)
+        try readAcceptProxyProtocol(&r, into: &acceptProxyProtocol)
         if let tfo = r.take("tcpFastOpen") {
             // A bool, or (Xray) a number: the server's queue length, any value > 0 meaning on.
             if case .bool(let on) = tfo.value {
@@ -43,9 +52,18 @@ extension ConfigParser {
         return options
     }
 
+    /// An outbound's `socketSettings`: `acceptProxyProtocol` has no meaning on a dialed socket.
     static func readSocketOptionsV5(_ node: ConfigNode) throws -> SocketOptions {
+        var proxyProtocol = false
+        let options = try readSocketOptionsV5(node, acceptProxyProtocol: &proxyProtocol)
+        if proxyProtocol { throw node.error("\"acceptProxyProtocol\" applies to inbounds only") }
+        return options
+    }
+
+    static func readSocketOptionsV5(_ node: ConfigNode, acceptProxyProtocol: inout Bool) throws -> SocketOptions {
         var r = try node.object(protoNames: true)
         var options = try readCommonSocketOptions(&r)
+        try readAcceptProxyProtocol(&r, into: &acceptProxyProtocol)
         if let tfo = r.take("tfo") {
             switch try readV5Enum(tfo, ["AsIs", "Enable", "Disable"], [0, 1, 2]) {
             case 1: options.tcpFastOpen = true

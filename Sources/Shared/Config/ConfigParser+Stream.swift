@@ -5,6 +5,10 @@
 //   v5: {transport: tcp|websocket|httpupgrade, transportSettings, security: none|tls, securitySettings,
 //        socketSettings}
 //
+// `acceptProxyProtocol` may sit in tcpSettings, wsSettings, httpupgradeSettings (Xray), sockopt, or
+// v5's tcp/websocket transportSettings and socketSettings; true in any of them turns it on (the
+// peers OR them too: v2fly's tcp hub checks the transport's flag or the socket settings').
+//
 // Settings for a transport or security that is not selected are an error rather than ignored (V2Ray
 // ignores them): `"wsSettings"` next to `network: "tcp"` usually means the operator forgot the network.
 // The parser only parses; whether the worker serves a transport yet is not its concern.
@@ -12,7 +16,12 @@
 extension ConfigParser {
     /// `forInbound`: a server needs a certificate under TLS; a client (outbound) does not.
     static func readStream(_ node: ConfigNode, format: ConfigFormat, forInbound: Bool = true) throws -> StreamSettings {
-        try format == .v4 ? readStreamV4(node, forInbound: forInbound) : readStreamV5(node, forInbound: forInbound)
+        let stream = try format == .v4 ? readStreamV4(node, forInbound: forInbound) : readStreamV5(node, forInbound: forInbound)
+        // A dialed connection has nobody in front of it to send a PROXY header.
+        if !forInbound, stream.acceptProxyProtocol {
+            throw node.error("\"acceptProxyProtocol\" applies to inbounds only")
+        }
+        return stream
     }
 
     // MARK: v4
@@ -45,13 +54,13 @@ extension ConfigParser {
         let upgrade = r.take("httpupgradeSettings")
         let tls = r.take("tlsSettings")
         if let sockopt = r.take("sockopt") {
-            stream.sockopt = try readSocketOptionsV4(sockopt)
+            stream.sockopt = try readSocketOptionsV4(sockopt, acceptProxyProtocol: &stream.acceptProxyProtocol)
         }
         try r.finish(unsupported: unsupportedStreamKeysV4)
 
         if let tcp {
             try requireSelected(tcp, stream.network == .tcp, "network is \"tcp\"")
-            stream.tcpHeader = try readTCPV4(tcp)
+            stream.tcpHeader = try readTCPV4(tcp, acceptProxyProtocol: &stream.acceptProxyProtocol)
         }
         if let ws {
             try requireSelected(ws, stream.network == .ws, "network is \"ws\"")
@@ -61,8 +70,9 @@ extension ConfigParser {
         }
         switch stream.network {
         case .tcp: break
-        case .ws: stream.ws = try ws.map(readWebSocketV4) ?? WebSocketSettings()
-        case .httpupgrade: stream.httpUpgrade = try upgrade.map(readHTTPUpgradeV4) ?? HTTPUpgradeSettings()
+        case .ws: stream.ws = try ws.map { try readWebSocketV4($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? WebSocketSettings()
+        case .httpupgrade:
+            stream.httpUpgrade = try upgrade.map { try readHTTPUpgradeV4($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? HTTPUpgradeSettings()
         }
         if let tls {
             try requireSelected(tls, stream.security == .tls, "security is \"tls\"")
@@ -76,7 +86,7 @@ extension ConfigParser {
 
     /// v4 `wsSettings`: {path, headers{…}, host, maxEarlyData, earlyDataHeaderName, …}. A `Host` header
     /// goes to `host` (that is what the server checks); `host` and `headers.Host` must agree if both are given.
-    static func readWebSocketV4(_ node: ConfigNode) throws -> WebSocketSettings {
+    static func readWebSocketV4(_ node: ConfigNode, acceptProxyProtocol: inout Bool) throws -> WebSocketSettings {
         var r = try node.object()
         var ws = WebSocketSettings()
         ws.path = try r.take("path").map(readPath) ?? "/"
@@ -88,7 +98,7 @@ extension ConfigParser {
         }
         ws.maxEarlyData = try r.take("maxEarlyData")?.int(0...Int(Int32.max)) ?? 0
         ws.earlyDataHeaderName = try r.take("earlyDataHeaderName").map(readOptionalString) ?? nil
-        try r.requireOff("acceptProxyProtocol")
+        try readAcceptProxyProtocol(&r, into: &acceptProxyProtocol)
         try r.requireOff("useBrowserForwarding")
         try r.requireOff("parseXForwardedFor")
         try r.finish()
@@ -96,7 +106,7 @@ extension ConfigParser {
     }
 
     /// v4 `httpupgradeSettings` (Xray's v4 spelling): {path, host, headers{…}, maxEarlyData, earlyDataHeaderName}.
-    static func readHTTPUpgradeV4(_ node: ConfigNode) throws -> HTTPUpgradeSettings {
+    static func readHTTPUpgradeV4(_ node: ConfigNode, acceptProxyProtocol: inout Bool) throws -> HTTPUpgradeSettings {
         var r = try node.object()
         var upgrade = HTTPUpgradeSettings()
         upgrade.path = try r.take("path").map(readPath) ?? "/"
@@ -107,7 +117,7 @@ extension ConfigParser {
             upgrade.host = try mergeHost(host, into: upgrade.host)
         }
         try readHTTPUpgradeEarlyData(&r, into: &upgrade)
-        try r.requireOff("acceptProxyProtocol")
+        try readAcceptProxyProtocol(&r, into: &acceptProxyProtocol)
         try r.finish()
         return upgrade
     }
@@ -129,15 +139,17 @@ extension ConfigParser {
         }
         let securitySettings = r.take("securitySettings")
         if let socket = r.take("socketSettings") {
-            stream.sockopt = try readSocketOptionsV5(socket)
+            stream.sockopt = try readSocketOptionsV5(socket, acceptProxyProtocol: &stream.acceptProxyProtocol)
         }
         try r.finish()
 
         switch stream.network {
         case .tcp:
-            if let transportSettings { stream.tcpHeader = try readTCPV5(transportSettings) }
+            if let transportSettings {
+                stream.tcpHeader = try readTCPV5(transportSettings, acceptProxyProtocol: &stream.acceptProxyProtocol)
+            }
         case .ws:
-            stream.ws = try transportSettings.map(readWebSocketV5) ?? WebSocketSettings()
+            stream.ws = try transportSettings.map { try readWebSocketV5($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? WebSocketSettings()
         case .httpupgrade:
             stream.httpUpgrade = try transportSettings.map(readHTTPUpgradeV5) ?? HTTPUpgradeSettings()
         }
@@ -152,7 +164,7 @@ extension ConfigParser {
 
     /// v5 websocket `transportSettings`: {path, header: [{key, value}], maxEarlyData, earlyDataHeaderName, …}.
     /// The v5 message has no `host` field; a `Host` entry in `header` plays that role.
-    static func readWebSocketV5(_ node: ConfigNode) throws -> WebSocketSettings {
+    static func readWebSocketV5(_ node: ConfigNode, acceptProxyProtocol: inout Bool) throws -> WebSocketSettings {
         var r = try node.object(protoNames: true)
         var ws = WebSocketSettings()
         ws.path = try r.take("path").map(readPath) ?? "/"
@@ -161,7 +173,7 @@ extension ConfigParser {
         }
         ws.maxEarlyData = try r.take("maxEarlyData")?.int(0...Int(Int32.max)) ?? 0
         ws.earlyDataHeaderName = try r.take("earlyDataHeaderName").map(readOptionalString) ?? nil
-        try r.requireOff("acceptProxyProtocol")
+        try readAcceptProxyProtocol(&r, into: &acceptProxyProtocol)
         try r.requireOff("useBrowserForwarding")
         try r.requireOff("parseXForwardedFor")
         try r.finish()
@@ -197,6 +209,12 @@ extension ConfigParser {
     }
 
     // MARK: shared pieces
+
+    /// `acceptProxyProtocol` in a transport's settings: true turns it on for the inbound (false
+    /// leaves what another key may have turned on).
+    static func readAcceptProxyProtocol(_ r: inout ObjectReader, into flag: inout Bool) throws {
+        if let node = r.take("acceptProxyProtocol"), try node.bool() { flag = true }
+    }
 
     /// Transport names are case-insensitive in v2fly's v4 reader; v5 reuses the same table here.
     static let unsupportedNetworks: Set<String> = [

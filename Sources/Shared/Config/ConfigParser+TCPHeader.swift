@@ -14,11 +14,11 @@
 // status that is not three digits) are errors here, where V2Ray would send them as written.
 
 extension ConfigParser {
-    /// v4 `tcpSettings`: {header, acceptProxyProtocol (false only)}. nil: plain tcp.
-    static func readTCPV4(_ node: ConfigNode) throws -> TCPHTTPHeaderSettings? {
+    /// v4 `tcpSettings`: {header, acceptProxyProtocol}. nil: plain tcp.
+    static func readTCPV4(_ node: ConfigNode, acceptProxyProtocol: inout Bool) throws -> TCPHTTPHeaderSettings? {
         var r = try node.object()
         let header = try r.take("header").map(readTCPHeaderV4) ?? nil
-        try r.requireOff("acceptProxyProtocol")
+        try readAcceptProxyProtocol(&r, into: &acceptProxyProtocol)
         try r.finish()
         return header
     }
@@ -131,11 +131,11 @@ extension ConfigParser {
     static let httpHeaderTypeV5 = "v2ray.core.transport.internet.headers.http.Config"
     static let noopHeaderTypeV5 = "v2ray.core.transport.internet.headers.noop.ConnectionConfig"
 
-    /// v5 tcp `transportSettings`: {headerSettings, acceptProxyProtocol (false only)}. nil: plain tcp.
-    static func readTCPV5(_ node: ConfigNode) throws -> TCPHTTPHeaderSettings? {
+    /// v5 tcp `transportSettings`: {headerSettings, acceptProxyProtocol}. nil: plain tcp.
+    static func readTCPV5(_ node: ConfigNode, acceptProxyProtocol: inout Bool) throws -> TCPHTTPHeaderSettings? {
         var r = try node.object(protoNames: true)
         let header = try r.take("headerSettings").map(readTCPHeaderV5) ?? nil
-        try r.requireOff("acceptProxyProtocol")
+        try readAcceptProxyProtocol(&r, into: &acceptProxyProtocol)
         try r.finish()
         return header
     }

@@ -148,7 +148,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
                 if buffer.readableBytes == 0 { return }
             case .refuse(let bytes):
                 inbound.counters.rejected["\(handshake.name)_refused", default: 0] += 1
-                logger.debug("\(handshake.name): request refused", metadata: ["peer": "\(context.remoteAddress?.description ?? "?")"])
+                logger.debug("\(handshake.name): request refused", metadata: ["peer": "\(context.channel.clientAddress?.description ?? "?")"])
                 if bytes.isEmpty { return closeClient() }
                 context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: bytes)), promise: nil)
                 return closeAfterFlush()
@@ -171,13 +171,13 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         }
         let destination = request.destination
         logger.debug("\(handshake.name): relay", metadata: ["dest": "\(destination)"])
-        inbound.accessLog?.accepted(from: context.remoteAddress.map(VMessServerHandler.peerText) ?? "?",
+        inbound.accessLog?.accepted(from: context.channel.clientAddress.map(VMessServerHandler.peerText) ?? "?",
                                     network: destination.network.rawValue,
                                     destination: "\(destination.address):\(destination.port)", email: nil)
         if !request.reply.isEmpty {
             context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: request.reply)), promise: nil)
         }
-        let origin = RequestOrigin(inboundTag: inbound.config.tag, source: context.remoteAddress, sniffing: inbound.sniffing)
+        let origin = RequestOrigin(inboundTag: inbound.config.tag, source: context.channel.clientAddress, sniffing: inbound.sniffing)
         let link = inbound.outbounds.open(destination, origin: origin, sink: self, loop: context.eventLoop, level: level)
         guard case .relaying = phase else { return link.close() }  // failed on the spot
         glue.link = link

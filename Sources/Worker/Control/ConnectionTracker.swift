@@ -25,8 +25,11 @@ final class ConnectionTracker {
 
     /// The first handler of every accepted channel, or nil when the worker or the channel's source
     /// address already holds its limit of connections (the caller then fails the initializer).
-    func admit(_ channel: Channel) -> ChannelHandler? {
-        let source = channel.remoteAddress.flatMap(SourceKey.init)
+    /// `bySource` false: the peer is a balancer speaking the PROXY protocol, whose address says
+    /// nothing about the client; the source is claimed later with `Handler.claim` once the header
+    /// has told who the client is.
+    func admit(_ channel: Channel, bySource: Bool = true) -> Handler? {
+        let source = bySource ? channel.remoteAddress.flatMap(SourceKey.init) : nil
         if open >= limits.connectionsPerWorker {
             refused(.connectionLimit)
             return nil
@@ -63,11 +66,25 @@ final class ConnectionTracker {
         }
     }
 
-    private final class Handler: ChannelInboundHandler, RemovableChannelHandler {
+    final class Handler: ChannelInboundHandler, RemovableChannelHandler {
         typealias InboundIn = NIOAny
         let tracker: ConnectionTracker
-        let source: SourceKey?
+        private(set) var source: SourceKey?
         private var counted = false
+
+        /// Counts this connection against `address`'s limit (the client a PROXY header named), or
+        /// returns false when that address already holds its limit. Once per connection, after
+        /// `admit(_:bySource: false)`; a source that cannot be keyed (nil, Unix) is not limited.
+        func claim(_ address: NIOCore.SocketAddress?) -> Bool {
+            guard source == nil, let key = address.flatMap(SourceKey.init) else { return true }
+            if tracker.perSource[key, default: 0] >= tracker.limits.connectionsPerSource {
+                tracker.refused(.sourceLimit)
+                return false
+            }
+            source = key
+            if counted { tracker.perSource[key, default: 0] += 1 }
+            return true
+        }
 
         init(tracker: ConnectionTracker, source: SourceKey?) {
             self.tracker = tracker

@@ -54,11 +54,6 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
-        // The client's address is known here: the user it authenticated as last is tried first.
-        if let address = context.remoteAddress.flatMap(OutboundSelector.rawAddress) {
-            handshake = ServerHandshake(users: inbound.users, replay: inbound.replay, sessions: inbound.sessions,
-                                        disableInsecure: inbound.disableInsecure, source: SourceKey(address: address))
-        }
         let seconds = inbound.policy.level(0).handshake
         handshakeTimeout = context.eventLoop.scheduleTask(in: .seconds(Int64(max(seconds, 1)))) { [weak self] in
             guard let self, let context = self.context else { return }
@@ -115,6 +110,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         bytesReceived += buffer.readableBytes
         switch phase {
         case .handshake:
+            if bytesReceived == buffer.readableBytes { keyHandshakeBySource(context) }
             if var c = cumulation {
                 cumulation = nil
                 c.writeBuffer(&buffer)
@@ -130,14 +126,22 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         }
     }
 
+    /// With the first bytes the client's address is known (behind a PROXY-protocol balancer, only then):
+    /// the user it authenticated as last is tried first.
+    private func keyHandshakeBySource(_ context: ChannelHandlerContext) {
+        guard let address = context.channel.clientAddress.flatMap(OutboundSelector.rawAddress) else { return }
+        handshake = ServerHandshake(users: inbound.users, replay: inbound.replay, sessions: inbound.sessions,
+                                    disableInsecure: inbound.disableInsecure, source: SourceKey(address: address))
+    }
+
     private func feedHandshake(_ buffer: inout ByteBuffer, context: ChannelHandlerContext) {
         switch handshake.feed(&buffer, now: Int64(Date().timeIntervalSince1970)) {
         case .needMore:
             if buffer.readableBytes > 0 { cumulation = buffer }
         case .rejected(let failure, let action):
             inbound.counters.rejected[failure.counterName, default: 0] += 1
-            logger.debug("rejected handshake", metadata: ["reason": "\(failure)", "peer": "\(context.remoteAddress?.description ?? "?")"])
-            inbound.accessLog?.rejected(from: context.remoteAddress.map(Self.peerText) ?? "?", reason: failure.description)
+            logger.debug("rejected handshake", metadata: ["reason": "\(failure)", "peer": "\(context.channel.clientAddress?.description ?? "?")"])
+            inbound.accessLog?.rejected(from: context.channel.clientAddress.map(Self.peerText) ?? "?", reason: failure.description)
             switch action {
             case .close:
                 closeClient()
@@ -208,11 +212,11 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         }
         let destination = h.address ?? .domain("")
         logger.debug("accepted", metadata: ["cmd": "\(h.command)", "dest": "\(destination):\(h.port)"])
-        inbound.accessLog?.accepted(from: context.remoteAddress.map(Self.peerText) ?? "?",
+        inbound.accessLog?.accepted(from: context.channel.clientAddress.map(Self.peerText) ?? "?",
                                     network: h.command == RequestCommand.udp.rawValue ? "udp" : "tcp",
                                     destination: "\(destination):\(h.port)", email: a.user.email)
 
-        let origin = RequestOrigin(inboundTag: inbound.config.tag, user: a.user.email, source: context.remoteAddress,
+        let origin = RequestOrigin(inboundTag: inbound.config.tag, user: a.user.email, source: context.channel.clientAddress,
                                    sniffing: inbound.sniffing)
         let network: Destination.Network
         switch h.requestCommand {

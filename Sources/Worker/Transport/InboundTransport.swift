@@ -7,6 +7,9 @@ import Shared
 /// accepted TCP connection and the protocol handler, so that the protocol handler always sees the
 /// client's byte stream as plain `ByteBuffer`s (and writes plain `ByteBuffer`s back).
 ///
+/// With `acceptProxyProtocol`, ProxyProtocolHandler comes first, before TLS: the balancer's header is
+/// plain bytes ahead of the client's stream.
+///
 ///   tcp:          [NIOSSLServerHandler] → protocol handler
 ///   tcp + http header: [NIOSSLServerHandler] → TCPHTTPHeaderServerHandler → protocol handler
 ///   ws:           [NIOSSLServerHandler] → ServerUpgradeHandler   (then WebSocket framing)
@@ -20,10 +23,13 @@ struct InboundTransport {
     private let upgrade: UpgradeRequestCheck?
     private let httpHeader: TCPHTTPHeader?
     private let logger: Logger
+    /// Counts connections closed for a bad or late PROXY header.
+    private let counters: WorkerCounters?
 
-    init(stream: StreamSettings, logger: Logger = Logger(label: "vmessd.worker")) throws {
+    init(stream: StreamSettings, logger: Logger = Logger(label: "vmessd.worker"), counters: WorkerCounters? = nil) throws {
         self.stream = stream
         self.logger = logger
+        self.counters = counters
         switch stream.security {
         case .none: tls = nil
         case .tls: tls = try TLSContexts.server(stream.tls ?? TLSSettings())
@@ -36,10 +42,18 @@ struct InboundTransport {
         }
     }
 
-    /// Called for every accepted connection, on its event loop.
-    func configure(_ channel: Channel, installProtocol: @escaping (Channel) throws -> Void) -> EventLoopFuture<Void> {
+    /// Called for every accepted connection, on its event loop. `claimSource`: with
+    /// `acceptProxyProtocol`, told the client address the header carried (nil: the peer itself);
+    /// false closes the connection (see ConnectionTracker.Handler.claim).
+    func configure(_ channel: Channel, claimSource: @escaping (NIOCore.SocketAddress?) -> Bool = { _ in true },
+                   installProtocol: @escaping (Channel) throws -> Void) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
+            if stream.acceptProxyProtocol {
+                try pipeline.addHandler(ProxyProtocolHandler(logger: logger, admit: claimSource) { [counters] name in
+                    counters?.rejected[name, default: 0] += 1
+                })
+            }
             if let tls {
                 try pipeline.addHandler(NIOSSLServerHandler(context: tls))
             }

@@ -801,8 +801,8 @@ final class ConfigTests: XCTestCase {
             "port": 1, "streamSettings": {"tcpSettings": {"header": {"type": "srtp"}}}
             """)), "config.json: inbounds[0].streamSettings.tcpSettings.header.type: expected \"none\" or \"http\", got \"srtp\"")
         assertError(v4(inbound: vmessInbound("""
-            "port": 1, "streamSettings": {"network": "ws", "wsSettings": {"acceptProxyProtocol": true}}
-            """)), "config.json: inbounds[0].streamSettings.wsSettings.acceptProxyProtocol: \"acceptProxyProtocol\": true is not supported by vmessd yet")
+            "port": 1, "streamSettings": {"network": "ws", "wsSettings": {"useBrowserForwarding": true}}
+            """)), "config.json: inbounds[0].streamSettings.wsSettings.useBrowserForwarding: \"useBrowserForwarding\": true is not supported by vmessd yet")
 
         let v5 = #"{"inbounds": [{"protocol": "vmess", "port": 1, "settings": {"users": ["\#(uuid)"]}, "streamSettings": %@}]}"#
         func v5Stream(_ stream: String) -> String { v5.replacingOccurrences(of: "%@", with: stream) }
