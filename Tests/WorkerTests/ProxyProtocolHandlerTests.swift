@@ -15,6 +15,10 @@ final class ProxyProtocolHandlerTests: XCTestCase {
         typealias InboundIn = ByteBuffer
         var bytes: [UInt8] = []
         var clientAtFirstRead: NIOCore.SocketAddress?
+        var activations = 0
+        var deactivations = 0
+        func channelActive(context: ChannelHandlerContext) { activations += 1 }
+        func channelInactive(context: ChannelHandlerContext) { deactivations += 1 }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             var b = unwrapInboundIn(data)
             if bytes.isEmpty { clientAtFirstRead = context.channel.clientAddress }
@@ -72,6 +76,25 @@ final class ProxyProtocolHandlerTests: XCTestCase {
                 XCTAssertTrue(channel.isActive)
             }
         }
+    }
+
+    /// dokodemo-door dials at activation: the handlers after this one must not see the connection
+    /// before its client is known, nor at all when its header is bad.
+    func testActivationWaitsForTheHeader() throws {
+        let (channel, recorder) = try makeServer()
+        XCTAssertEqual(recorder.activations, 0)
+        try feed(channel, Self.v1[..<20])
+        XCTAssertEqual(recorder.activations, 0)
+        try feed(channel, Self.v1[20...])
+        XCTAssertEqual(recorder.activations, 1)
+        try channel.close().wait()
+        XCTAssertEqual(recorder.deactivations, 1)
+
+        let (bad, badRecorder) = try makeServer()
+        try feed(bad, Array("GET / HTTP/1.1\r\n".utf8)[...])
+        XCTAssertFalse(bad.isActive)
+        XCTAssertEqual(badRecorder.activations, 0)
+        XCTAssertEqual(badRecorder.deactivations, 0)
     }
 
     func testOneByteAtATime() throws {

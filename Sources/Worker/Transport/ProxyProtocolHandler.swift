@@ -9,6 +9,9 @@ import Shared
 /// The header never travels on; the bytes after it, in the same read or later ones, do, unchanged.
 /// Bounded: at most `maxLength` bytes are buffered (the parser refuses longer headers) and the whole
 /// header must arrive within `deadline`; a bad or late header closes this connection only.
+/// The handlers after it see `channelActive` only once the header is read, so that nothing acts on a
+/// connection before its client is known (dokodemo-door dials and routes at activation), and see
+/// neither activation nor `channelInactive` of a connection closed for its header.
 /// After the header it stays in place as a pass-through, which costs one call per read and keeps the
 /// address where `clientAddress` finds it.
 final class ProxyProtocolHandler: ChannelInboundHandler {
@@ -22,6 +25,9 @@ final class ProxyProtocolHandler: ChannelInboundHandler {
     /// Set once the header is read: the carried client address (nil for LOCAL/UNKNOWN: the real peer).
     private(set) var clientAddress: NIOCore.SocketAddress?
     private var done = false
+    /// The channel went active while the header was still awaited; told on once it is read.
+    private var activePending = false
+    private var activeFired = false
     private var cumulation: ByteBuffer?
     private var timeout: Scheduled<Void>?
     private let maxLength: Int
@@ -44,6 +50,7 @@ final class ProxyProtocolHandler: ChannelInboundHandler {
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { activePending = true }  // added late: no channelActive will come
         let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
         timeout = context.eventLoop.scheduleTask(in: deadline) { [weak self] in
             guard let self, !self.done else { return }
@@ -56,8 +63,23 @@ final class ProxyProtocolHandler: ChannelInboundHandler {
         timeout = nil
     }
 
+    func channelActive(context: ChannelHandlerContext) {
+        activePending = true
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if activeFired { context.fireChannelInactive() }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if activeFired { context.fireChannelReadComplete() }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !done else { return context.fireChannelRead(data) }
+        guard !done else {
+            if activeFired { context.fireChannelRead(data) }
+            return
+        }
         var buffer = unwrapInboundIn(data)
         if var c = cumulation {
             cumulation = nil
@@ -81,7 +103,12 @@ final class ProxyProtocolHandler: ChannelInboundHandler {
                 return
             }
             buffer.moveReaderIndex(forwardBy: consumed)
-            if buffer.readableBytes > 0 { context.fireChannelRead(wrapInboundOut(buffer)) }
+            if activePending {
+                activeFired = true
+                context.fireChannelActive()
+            }
+            // The protocol handler may have closed the connection at activation.
+            if buffer.readableBytes > 0, context.channel.isActive { context.fireChannelRead(wrapInboundOut(buffer)) }
         }
     }
 
