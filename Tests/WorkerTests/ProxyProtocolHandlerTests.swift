@@ -41,11 +41,11 @@ final class ProxyProtocolHandlerTests: XCTestCase {
     var claimed: [NIOCore.SocketAddress?] = []
     var admit = true
 
-    func makeServer() throws -> (EmbeddedChannel, Recorder) {
+    func makeServer(_ base: StreamSettings = StreamSettings()) throws -> (EmbeddedChannel, Recorder) {
         let channel = EmbeddedChannel()
         addTeardownBlock { _ = try? channel.finish(acceptAlreadyClosed: true) }
         let recorder = Recorder()
-        var stream = StreamSettings()
+        var stream = base
         stream.acceptProxyProtocol = true
         let transport = try InboundTransport(stream: stream, counters: counters)
         try transport.configure(channel, claimSource: { [unowned self] in claimed.append($0); return admit }) {
@@ -95,6 +95,27 @@ final class ProxyProtocolHandlerTests: XCTestCase {
         XCTAssertFalse(bad.isActive)
         XCTAssertEqual(badRecorder.activations, 0)
         XCTAssertEqual(badRecorder.deactivations, 0)
+    }
+
+    /// httpupgrade behind a balancer: header, request head and payload in any reads.
+    func testHTTPUpgradeAfterTheHeader() throws {
+        var stream = StreamSettings()
+        stream.network = .httpupgrade
+        var upgrade = HTTPUpgradeSettings()
+        upgrade.path = "/download"
+        stream.httpUpgrade = upgrade
+        let request = Array("GET /download HTTP/1.1\r\nHost: example.net\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n".utf8)
+        let wire = Self.v2 + request + Self.payload
+        for cut in stride(from: 0, through: wire.count, by: 7) {
+            let (channel, recorder) = try makeServer(stream)
+            try feed(channel, wire[..<cut])
+            try feed(channel, wire[cut...])
+            XCTAssertEqual(recorder.bytes, Self.payload, "cut \(cut)")
+            XCTAssertEqual(recorder.clientAtFirstRead, try NIOCore.SocketAddress(ipAddress: "198.51.100.7", port: 51000))
+            var text = ""
+            while let b = try channel.readOutbound(as: ByteBuffer.self) { text += String(buffer: b) }
+            XCTAssertTrue(text.hasPrefix("HTTP/1.1 101 "), text)
+        }
     }
 
     func testOneByteAtATime() throws {
