@@ -14,29 +14,19 @@ final class ProxyChainInteropTests: InteropTestCase {
     func testAVMessOutboundDialedThroughAnotherReachesTheTargetThroughBothHops() throws {
         let first = VMessTestUser(security: "aes-128-gcm")
         let second = VMessTestUser(security: "chacha20-poly1305")
-        let firstPort = try FreePort.tcp()
-        let secondPort = try FreePort.tcp()
         let ws: [String: Any] = ["network": "ws", "wsSettings": ["path": "/hop2"]]
-        let hop1 = try launch("hop1-v2ray", v2rayPath, ["-config", try writeFile("hop1.json",
-            TransportConfigs.serverV4(port: firstPort, user: first, streamSettings: ["network": "tcp"]))])
-        let hop2 = try launch("hop2-v2ray", v2rayPath, ["-config", try writeFile("hop2.json",
-            TransportConfigs.serverV4(port: secondPort, user: second, streamSettings: ws))])
-        try waitUntilListening(hop1, port: firstPort)
-        try waitUntilListening(hop2, port: secondPort)
+        let (hop1, firstPort) = try startHop("hop1", user: first, stream: ["network": "tcp"])
+        let (hop2, secondPort) = try startHop("hop2", user: second, stream: ws)
         let echo = try makeEchoServer()
 
         let socksPort = try FreePort.tcp()
-        let config = TestConfigs.json([
-            "log": ["loglevel": "debug"],
-            "inbounds": [["port": Int(socksPort), "listen": "127.0.0.1", "protocol": "socks", "settings": ["auth": "noauth"]]],
-            "outbounds": [
-                ["protocol": "vmess", "tag": "hop2",
-                 "settings": ["vnext": [["address": "127.0.0.1", "port": Int(secondPort), "users": [second.json]]]],
-                 "streamSettings": ws,
-                 "proxySettings": ["tag": "hop1", "transportLayer": true]],
-                ["protocol": "vmess", "tag": "hop1",
-                 "settings": ["vnext": [["address": "127.0.0.1", "port": Int(firstPort), "users": [first.json]]]]],
-            ],
+        let config = socksClient(port: socksPort, outbounds: [
+            ["protocol": "vmess", "tag": "hop2",
+             "settings": ["vnext": [["address": "127.0.0.1", "port": Int(secondPort), "users": [second.json]]]],
+             "streamSettings": ws,
+             "proxySettings": ["tag": "hop1", "transportLayer": true]],
+            ["protocol": "vmess", "tag": "hop1",
+             "settings": ["vnext": [["address": "127.0.0.1", "port": Int(firstPort), "users": [first.json]]]]],
         ])
         let client = try startVMessd(config: config, port: socksPort, name: "client-vmessd")
         let fd = try SOCKS5Client.connect(proxyPort: socksPort, targetPort: echo.port)
@@ -54,26 +44,37 @@ final class ProxyChainInteropTests: InteropTestCase {
     /// redirected address.
     func testAFreedomOutboundDialedThroughAVMessOutbound() throws {
         let user = VMessTestUser(security: "aes-128-gcm")
-        let port = try FreePort.tcp()
-        let hop = try launch("hop-v2ray", v2rayPath, ["-config", try writeFile("hop.json",
-            TransportConfigs.serverV4(port: port, user: user, streamSettings: ["network": "tcp"]))])
-        try waitUntilListening(hop, port: port)
+        let (hop, port) = try startHop("hop", user: user, stream: ["network": "tcp"])
         let echo = try makeEchoServer()
         let socksPort = try FreePort.tcp()
-        let config = TestConfigs.json([
-            "log": ["loglevel": "debug"],
-            "inbounds": [["port": Int(socksPort), "listen": "127.0.0.1", "protocol": "socks", "settings": ["auth": "noauth"]]],
-            "outbounds": [
-                ["protocol": "freedom", "tag": "out", "settings": ["redirect": "127.0.0.1:\(echo.port)"],
-                 "proxySettings": ["tag": "hop"]],
-                ["protocol": "vmess", "tag": "hop",
-                 "settings": ["vnext": [["address": "127.0.0.1", "port": Int(port), "users": [user.json]]]]],
-            ],
+        let config = socksClient(port: socksPort, outbounds: [
+            ["protocol": "freedom", "tag": "out", "settings": ["redirect": "127.0.0.1:\(echo.port)"],
+             "proxySettings": ["tag": "hop"]],
+            ["protocol": "vmess", "tag": "hop",
+             "settings": ["vnext": [["address": "127.0.0.1", "port": Int(port), "users": [user.json]]]]],
         ])
         let client = try startVMessd(config: config, port: socksPort, name: "client-vmessd")
         let fd = try SOCKS5Client.connect(proxyPort: socksPort, targetPort: 9)  // redirected to the echo target
         try echoRoundTrip(fd: fd, payload: randomData(256 * 1024), label: "freedom through vmess, 256 KiB echo")
         XCTAssertTrue(hop.waitForOutput(containing: "tcp:127.0.0.1:\(echo.port)", timeout: 5), "the hop was not asked for the redirected target")
         assertRunning(client.process, hop)
+    }
+
+    /// A real v2ray 4.34 VMess server for `user` on a free port, with `stream` settings.
+    private func startHop(_ name: String, user: VMessTestUser, stream: [String: Any]) throws -> (ManagedProcess, UInt16) {
+        let port = try FreePort.tcp()
+        let hop = try launch("\(name)-v2ray", v2rayPath, ["-config", try writeFile("\(name).json",
+            TransportConfigs.serverV4(port: port, user: user, streamSettings: stream))])
+        try waitUntilListening(hop, port: port)
+        return (hop, port)
+    }
+
+    /// vmessd as a client: a SOCKS5 inbound on `port` and these outbounds (the first takes everything).
+    private func socksClient(port: UInt16, outbounds: [[String: Any]]) -> String {
+        TestConfigs.json([
+            "log": ["loglevel": "debug"],
+            "inbounds": [["port": Int(port), "listen": "127.0.0.1", "protocol": "socks", "settings": ["auth": "noauth"]]],
+            "outbounds": outbounds,
+        ])
     }
 }
