@@ -48,6 +48,26 @@ final class ProxyProtocolTests: EndToEndTestCase {
     }
 
     func testHAProxySendProxyV2CarriesTheClientAddressToRoutingAndTheAccessLog() throws {
+        try throughHAProxy(server: ["network": "tcp", "tcpSettings": ["acceptProxyProtocol": true]],
+                           client: ["network": "tcp"])
+    }
+
+    /// haproxy passes TLS through (mode tcp): the PROXY header comes before the ClientHello, then
+    /// WebSocket inside TLS; the v5-style place of the flag (sockopt) this time.
+    func testHAProxyInFrontOfWebSocketOverTLS() throws {
+        let dir = workDir.path
+        let check = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                                                 "-keyout", "\(dir)/k.pem", "-out", "\(dir)/c.pem", "-days", "2",
+                                                 "-subj", "/CN=vmessd.test", "-addext", "subjectAltName=DNS:vmessd.test"])
+        guard check.status == 0 else { throw XCTSkip("openssl req failed: \(check.stderr)") }
+        try throughHAProxy(server: ["network": "ws", "wsSettings": ["path": "/pp"], "security": "tls",
+                                    "tlsSettings": ["certificates": [["certificateFile": "\(dir)/c.pem", "keyFile": "\(dir)/k.pem"]]],
+                                    "sockopt": ["acceptProxyProtocol": true]],
+                           client: ["network": "ws", "wsSettings": ["path": "/pp"], "security": "tls",
+                                    "tlsSettings": ["serverName": "vmessd.test", "allowInsecure": true]])
+    }
+
+    func throughHAProxy(server serverStream: [String: Any], client clientStream: [String: Any]) throws {
         let carried = try makeEchoServer()
         let other = try makeEchoServer()
         let user = VMessTestUser("pp@example.com")
@@ -58,7 +78,7 @@ final class ProxyProtocolTests: EndToEndTestCase {
             "inbounds": [[
                 "port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "vmess-in",
                 "settings": ["clients": [user.serverJSON]],
-                "streamSettings": ["network": "tcp", "tcpSettings": ["acceptProxyProtocol": true]],
+                "streamSettings": serverStream,
             ]],
             "outbounds": [
                 ["protocol": "freedom", "tag": "other", "settings": ["redirect": "127.0.0.1:\(other.port)"]],
@@ -81,7 +101,7 @@ final class ProxyProtocolTests: EndToEndTestCase {
             ]],
             "outbounds": [["protocol": "vmess", "sendThrough": "127.0.0.5", "settings": ["vnext": [[
                 "address": "127.0.0.1", "port": Int(haproxyPort), "users": [user.clientJSON],
-            ]]]]],
+            ]]], "streamSettings": clientStream]],
         ])
         let path = try writeFile("\(name).json", clientConfig)
         let process = try launch(name, v2ray, ["-config", path])
