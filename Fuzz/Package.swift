@@ -35,6 +35,7 @@ let fuzzTargets: [(String, [Target.Dependency])] = [
     ("FuzzSniffer", [shared]),
     ("FuzzDNSMessage", [shared, nio]),
     ("FuzzTCPHTTPHeader", [shared, worker, nio, embedded, logging]),
+    ("FuzzProxyProtocol", [shared]),
 ]
 
 let package = Package(

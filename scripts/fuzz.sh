@@ -20,7 +20,7 @@ fi
 
 all_targets=(FuzzAEADHeader FuzzLegacyHeader FuzzBodyDecoder FuzzMuxServer FuzzMuxClient FuzzWebSocket
              FuzzUpgradeRequest FuzzUpgradeResponse FuzzSOCKS FuzzHTTPProxy FuzzConfig FuzzControlMessage
-             FuzzAdminMessages FuzzGeoData FuzzSniffer FuzzDNSMessage FuzzTCPHTTPHeader)
+             FuzzAdminMessages FuzzGeoData FuzzSniffer FuzzDNSMessage FuzzTCPHTTPHeader FuzzProxyProtocol)
 seconds=60
 runs=""
 seeds=false

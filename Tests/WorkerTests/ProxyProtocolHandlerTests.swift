@@ -118,6 +118,16 @@ final class ProxyProtocolHandlerTests: XCTestCase {
         }
     }
 
+    func testHalfCloseBeforeTheHeaderEndsTheConnection() throws {
+        let (channel, recorder) = try makeServer()
+        try feed(channel, Self.v1[..<10])
+        channel.pipeline.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        channel.embeddedEventLoop.run()
+        XCTAssertFalse(channel.isActive)
+        XCTAssertEqual(recorder.activations, 0)
+        XCTAssertEqual(recorder.bytes, [])
+    }
+
     func testOneByteAtATime() throws {
         let (channel, recorder) = try makeServer()
         for i in 0..<(Self.v2.count + Self.payload.count) {

@@ -75,6 +75,17 @@ final class ProxyProtocolHandler: ChannelInboundHandler {
         if activeFired { context.fireChannelReadComplete() }
     }
 
+    /// A half-close before the header is complete: no header will come, and the handlers after this
+    /// one have not seen the connection, so it just ends.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if activeFired { return context.fireUserInboundEventTriggered(event) }
+        if !done, case ChannelEvent.inputClosed = event {
+            done = true
+            cumulation = nil
+            context.close(promise: nil)
+        }
+    }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !done else {
             if activeFired { context.fireChannelRead(data) }
