@@ -144,8 +144,14 @@ struct DomainRegex {
             var items: [Node] = []
             while let byte = peek, byte != UInt8(ascii: "|"), byte != UInt8(ascii: ")") {
                 var atom = try self.atom()
-                while let quantifier = try self.quantifier() {
+                if let quantifier = try self.quantifier() {
                     atom = .repeated(atom, min: quantifier.min, max: quantifier.max)
+                    // Go's RE2 (what V2Ray compiles these with) refuses a repetition of a repetition
+                    // (`a**`, `a+{2}`); a group is needed for that.
+                    let at = index
+                    if try self.quantifier() != nil {
+                        throw SyntaxError(reason: "invalid nested repetition operator at byte \(at)")
+                    }
                 }
                 items.append(atom)
             }
@@ -328,6 +334,15 @@ struct DomainRegex {
                 }
                 for jump in jumps { program[jump] = .jump(program.count) }
             case .repeated(let inner, let min, let max):
+                if max == nil, min >= 1 {
+                    // x{n,}: n-1 copies, then the last one is also the loop body (L: x; split L, next),
+                    // so `x+` is one copy of x, not two: nested groups like ((x+)+)+ stay linear in size.
+                    for _ in 1..<min { try emit(inner) }
+                    let body = program.count
+                    try emit(inner)
+                    program.append(.split(body, program.count + 1))
+                    return
+                }
                 for _ in 0..<min { try emit(inner) }
                 if let max {
                     // x{0,k} as nested optionals: split(x, end) x split(x, end) x ...

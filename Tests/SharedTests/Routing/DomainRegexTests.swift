@@ -69,11 +69,29 @@ final class DomainRegexTests: XCTestCase {
             ("[z-a]", "invalid class range"),
             ("ab\\", "trailing backslash"),
             ("((((a{1000}){1000}){1000}))", "pattern too large"),
+            // Go's RE2 (V2Ray) refuses stacked repetitions; FuzzGeoData found `^.+++*+++` taking
+            // seconds when each `+` was accepted and compiled as a copy.
+            ("^.+++*+++", "invalid nested repetition operator at byte 3"),
+            ("a*+", "invalid nested repetition operator at byte 2"),
+            ("a{2}{3}", "invalid nested repetition operator at byte 4"),
         ] {
             XCTAssertThrowsError(try DomainRegex.validate(pattern), pattern) { error in
                 XCTAssertEqual((error as? DomainRegex.SyntaxError)?.reason, reason, pattern)
             }
         }
+    }
+
+    /// `x+` compiles to one copy of x (the loop body), so nested groups stay linear in size, and
+    /// lazy quantifiers and a literal `{` after a repetition are still fine.
+    func testRepetitionStaysLinearInSize() throws {
+        let nested = try DomainRegex(["((((((((((.+)+)+)+)+)+)+)+)+)+)+"])
+        XCTAssertLessThan(nested.program.count, 40, "one copy per level, not 2^10")
+        XCTAssertTrue(nested.matches(Array("x".utf8)))
+        XCTAssertFalse(nested.matches([]))
+        XCTAssertTrue(try DomainRegex(["^ab{2,}c$"]).matches(Array("abbbc".utf8)))
+        XCTAssertFalse(try DomainRegex(["^ab{2,}c$"]).matches(Array("abc".utf8)))
+        XCTAssertTrue(try DomainRegex(["^a+?b$"]).matches(Array("aab".utf8)))
+        XCTAssertTrue(try DomainRegex(["^a*{$"]).matches(Array("aa{".utf8)))
     }
 
     /// Patterns that take exponential time in a backtracking engine finish at once here.
