@@ -5,18 +5,7 @@ import XCTest
 /// The pure core of the tcp HTTP disguise: the heads both sides write (V2Ray's defaults for v4 and
 /// v5, one value at random per header), the server's verdict on a request head, the Date header.
 final class TCPHTTPHeaderTests: XCTestCase {
-    /// Deterministic, so a head can be compared whole.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
+    // Random choices come from SplitMix64 with a fixed seed, so a head can be compared whole.
     static let uuid = "6225d026-dfda-4bcc-a5f5-07cd22fc0c8f"
 
     func settingsV4(_ header: String) throws -> TCPHTTPHeaderSettings {
@@ -46,7 +35,7 @@ final class TCPHTTPHeaderTests: XCTestCase {
 
     func testV4DefaultRequestHeadIsV2Rays() throws {
         let header = TCPHTTPHeader(settings: try settingsV4(#"{"type": "http"}"#))
-        var random = SplitMix(state: 1)
+        var random = SplitMix64(seed: 1)
         for _ in 0..<20 {
             let l = lines(header.requestHead(using: &random))
             XCTAssertEqual(l[0], "GET / HTTP/1.1")
@@ -59,7 +48,7 @@ final class TCPHTTPHeaderTests: XCTestCase {
 
     func testV4DefaultResponseHeadIsV2RaysWithADate() throws {
         let header = TCPHTTPHeader(settings: try settingsV4(#"{"type": "http"}"#))
-        var random = SplitMix(state: 2)
+        var random = SplitMix64(seed: 2)
         let l = lines(header.responseHead(now: 784_111_777, using: &random))
         XCTAssertEqual(l[0], "HTTP/1.1 200 OK")
         XCTAssertTrue(["Content-Type: application/octet-stream", "Content-Type: video/mpeg"].contains(l[1]), l[1])
@@ -74,7 +63,7 @@ final class TCPHTTPHeaderTests: XCTestCase {
         let header = TCPHTTPHeader(settings: try settingsV5("""
             {"@type": "v2ray.core.transport.internet.headers.http.Config", "request": {"uri": ["/x"]}, "response": {}}
             """))
-        var random = SplitMix(state: 3)
+        var random = SplitMix64(seed: 3)
         XCTAssertEqual(header.requestHead(using: &random), "GET /x HTTP/1.1\r\n\r\n")
         XCTAssertEqual(header.responseHead(now: 0, using: &random), "HTTP/1.1 200 OK\r\nDate: Thu, 01 Jan 1970 00:00:00 GMT\r\n\r\n")
     }
@@ -87,7 +76,7 @@ final class TCPHTTPHeaderTests: XCTestCase {
              "request": {"version": "1.0", "method": "POST", "path": ["/upload"], "headers": {"X-B": ["b"], "Host": ["cdn.test"], "X-Empty": []}},
              "response": {"version": "1.0", "status": "404", "reason": "Not Here", "headers": {"Date": "Mon, 01 Jan 2024 00:00:00 GMT", "Server": "nginx"}}}
             """))
-        var random = SplitMix(state: 4)
+        var random = SplitMix64(seed: 4)
         XCTAssertEqual(header.requestHead(using: &random), "POST /upload HTTP/1.0\r\nHost: cdn.test\r\nX-B: b\r\nX-Empty: \r\n\r\n")
         // "Mon, 01 Jan 2024 …" is a single string: V2Ray's StringList splits it at the comma.
         let response = header.responseHead(now: 0, using: &random)

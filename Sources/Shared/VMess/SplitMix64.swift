@@ -1,6 +1,7 @@
 /// A small, fast, non-cryptographic generator: the per-server drain constants (deterministic from a
-/// seed) and chunk padding bytes (which travel in the clear and carry no secret).
-struct SplitMix64 {
+/// seed) and chunk padding bytes (which travel in the clear and carry no secret). Also a
+/// RandomNumberGenerator, for tests that need reproducible random choices.
+struct SplitMix64: RandomNumberGenerator {
     var state: UInt64
     init(seed: UInt64) { state = seed }
 
