@@ -122,20 +122,25 @@ final class TCPHTTPHeaderInteropTests: InteropTestCase {
 
     private enum Server { case v2ray, vmessd }
 
+    /// The server of `kind` on `config` (v4 JSON), listening on `port`; `file`: the v2ray config's name.
+    private func start(_ kind: Server, config: String, port: UInt16, file: String) throws -> ManagedProcess {
+        switch kind {
+        case .v2ray:
+            let process = try launch("server-v2ray", v2rayPath, ["-config", try writeFile(file, config)])
+            try waitUntilListening(process, port: port)
+            return process
+        case .vmessd:
+            return try startVMessd(config: config, port: port).process
+        }
+    }
+
     private func vmessdClient(server: Server, tls: Bool, file: StaticString = #filePath, line: UInt = #line) throws {
         let user = VMessTestUser(security: "chacha20-poly1305")
         let certificate = tls ? try makeSelfSignedCertificate("proxy", dnsNames: ["proxy.test"]) : nil
         let port = try FreePort.tcp()
         let config = TransportConfigs.serverV4(port: port, user: user,
                                                streamSettings: stream(Self.serverHeader, tls: certificate, server: true))
-        let serverProcess: ManagedProcess
-        switch server {
-        case .v2ray:
-            serverProcess = try launch("server-v2ray", v2rayPath, ["-config", try writeFile("server-v2ray.json", config)])
-            try waitUntilListening(serverProcess, port: port)
-        case .vmessd:
-            serverProcess = try startVMessd(config: config, port: port).process
-        }
+        let serverProcess = try start(server, config: config, port: port, file: "server-v2ray.json")
         let echo = try makeEchoServer()
         var setup = VMessdClientSetup(serverPort: port, user: user)
         setup.streamSettings = stream(Self.clientHeader, tls: certificate, server: false)
@@ -161,14 +166,7 @@ final class TCPHTTPHeaderInteropTests: InteropTestCase {
         for server in [Server.v2ray, .vmessd] {
             let port = try FreePort.tcp()
             let config = TransportConfigs.serverV4(port: port, user: user, streamSettings: stream(Self.serverHeader, server: true))
-            let process: ManagedProcess
-            switch server {
-            case .v2ray:
-                process = try launch("server-v2ray", v2rayPath, ["-config", try writeFile("server-v2ray-404.json", config)])
-                try waitUntilListening(process, port: port)
-            case .vmessd:
-                process = try startVMessd(config: config, port: port).process
-            }
+            let process = try start(server, config: config, port: port, file: "server-v2ray-404.json")
             let session = try TestVMessSession(uuid: user.id, targetPort: echo.port)
             let vmess = try session.opening(Array("hello".utf8))
             for (label, path) in [("wrong path", "/wrong"), ("prefix of a path", "/vid"), ("path with a suffix", "/vmess/x")] {
@@ -190,14 +188,7 @@ final class TCPHTTPHeaderInteropTests: InteropTestCase {
         for server in [Server.v2ray, .vmessd] {
             let port = try FreePort.tcp()
             let config = TransportConfigs.serverV4(port: port, user: user, streamSettings: stream(Self.serverHeader, server: true))
-            let process: ManagedProcess
-            switch server {
-            case .v2ray:
-                process = try launch("server-v2ray", v2rayPath, ["-config", try writeFile("server-v2ray-400.json", config)])
-                try waitUntilListening(process, port: port)
-            case .vmessd:
-                process = try startVMessd(config: config, port: port).process
-            }
+            let process = try start(server, config: config, port: port, file: "server-v2ray-400.json")
             let fd = try Sock.connect(port: port)
             defer { close(fd) }
             Sock.setTimeouts(fd, seconds: 0.25)

@@ -5,27 +5,11 @@ import XCTest
 @testable import Shared
 @testable import Worker
 
-
 /// ProxyProtocolHandler on an EmbeddedChannel, installed by InboundTransport as the worker does: the
 /// header is consumed and never passed on, the bytes behind it are (at every split), the carried
 /// address is what `Channel.clientAddress` answers, and a bad, oversized or late header closes the
 /// connection with nothing passed on.
 final class ProxyProtocolHandlerTests: XCTestCase {
-    final class Recorder: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        var bytes: [UInt8] = []
-        var clientAtFirstRead: NIOCore.SocketAddress?
-        var activations = 0
-        var deactivations = 0
-        func channelActive(context: ChannelHandlerContext) { activations += 1 }
-        func channelInactive(context: ChannelHandlerContext) { deactivations += 1 }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            var b = unwrapInboundIn(data)
-            if bytes.isEmpty { clientAtFirstRead = context.channel.clientAddress }
-            bytes += b.readBytes(length: b.readableBytes) ?? []
-        }
-    }
-
     static let peer = try! NIOCore.SocketAddress(ipAddress: "127.0.0.1", port: 40000)
     static let v1 = Array("PROXY TCP4 198.51.100.7 203.0.113.1 51000 443\r\n".utf8)
     static let signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
@@ -41,23 +25,11 @@ final class ProxyProtocolHandlerTests: XCTestCase {
     var claimed: [NIOCore.SocketAddress?] = []
     var admit = true
 
-    func makeServer(_ base: StreamSettings = StreamSettings()) throws -> (EmbeddedChannel, Recorder) {
-        let channel = EmbeddedChannel()
-        addTeardownBlock { _ = try? channel.finish(acceptAlreadyClosed: true) }
-        let recorder = Recorder()
+    func makeServer(_ base: StreamSettings = StreamSettings()) throws -> (EmbeddedChannel, StreamRecorder) {
         var stream = base
         stream.acceptProxyProtocol = true
-        let transport = try InboundTransport(stream: stream, counters: counters)
-        try transport.configure(channel, claimSource: { [unowned self] in claimed.append($0); return admit }) {
-            try $0.pipeline.syncOperations.addHandler(recorder)
-        }.wait()
-        try channel.connect(to: Self.peer).wait()
-        return (channel, recorder)
-    }
-
-    func feed(_ channel: EmbeddedChannel, _ bytes: ArraySlice<UInt8>) throws {
-        try channel.writeInbound(channel.allocator.buffer(bytes: bytes))
-        channel.embeddedEventLoop.run()
+        return try makeInboundPipeline(try InboundTransport(stream: stream, counters: counters), peer: Self.peer,
+                                       claimSource: { [unowned self] in claimed.append($0); return admit })
     }
 
     func testHeaderIsConsumedAndBytesBehindItPassAtEverySplit() throws {
@@ -199,11 +171,7 @@ final class ProxyProtocolHandlerTests: XCTestCase {
     }
 
     func testWithoutTheSettingNothingIsRead() throws {
-        let channel = EmbeddedChannel()
-        defer { _ = try? channel.finish(acceptAlreadyClosed: true) }
-        let recorder = Recorder()
-        try InboundTransport(stream: StreamSettings()).configure(channel) { try $0.pipeline.syncOperations.addHandler(recorder) }.wait()
-        try channel.connect(to: Self.peer).wait()
+        let (channel, recorder) = try makeInboundPipeline(try InboundTransport(stream: StreamSettings()), peer: Self.peer)
         try feed(channel, Self.v1[...])
         XCTAssertEqual(recorder.bytes, Self.v1, "a PROXY line is just bytes to an inbound without the setting")
         XCTAssertEqual(channel.clientAddress, Self.peer)

@@ -8,24 +8,6 @@ import XCTest
 /// worker builds it) with a stand-in protocol handler, and the client handler alone.
 final class TCPHTTPHeaderHandlerTests: XCTestCase {
     /// Stand-in protocol handler: records what the transport hands it; `answer` writes back.
-    final class Recorder: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        typealias OutboundOut = ByteBuffer
-        var bytes: [UInt8] = []
-        var activations = 0
-        var context: ChannelHandlerContext?
-        func handlerAdded(context: ChannelHandlerContext) { self.context = context }
-        func channelActive(context: ChannelHandlerContext) { activations += 1 }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            var b = unwrapInboundIn(data)
-            bytes += b.readBytes(length: b.readableBytes) ?? []
-        }
-        func answer(_ text: String) {
-            guard let context else { return }
-            context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(string: text)), promise: nil)
-        }
-    }
-
     static func stream(paths: [String] = ["/vmess"]) -> StreamSettings {
         var s = StreamSettings()
         var header = TCPHTTPHeaderSettings()
@@ -37,19 +19,8 @@ final class TCPHTTPHeaderHandlerTests: XCTestCase {
 
     static let request = "GET /vmess HTTP/1.1\r\nHost: www.bing.com\r\nConnection: keep-alive\r\n\r\n"
 
-    func makeServer(_ stream: StreamSettings = stream()) throws -> (EmbeddedChannel, Recorder) {
-        let channel = EmbeddedChannel()
-        addTeardownBlock { _ = try? channel.finish(acceptAlreadyClosed: true) }
-        let recorder = Recorder()
-        let transport = try InboundTransport(stream: stream)
-        try transport.configure(channel) { try $0.pipeline.syncOperations.addHandler(recorder) }.wait()
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        return (channel, recorder)
-    }
-
-    func feed(_ channel: EmbeddedChannel, _ bytes: ArraySlice<UInt8>) throws {
-        try channel.writeInbound(channel.allocator.buffer(bytes: bytes))
-        channel.embeddedEventLoop.run()
+    func makeServer(_ stream: StreamSettings = stream()) throws -> (EmbeddedChannel, StreamRecorder) {
+        try makeInboundPipeline(try InboundTransport(stream: stream))
     }
 
     func outboundText(_ channel: EmbeddedChannel) throws -> String {
@@ -168,11 +139,11 @@ final class TCPHTTPHeaderHandlerTests: XCTestCase {
 
     // MARK: client
 
-    func makeClient() throws -> (EmbeddedChannel, Recorder) {
+    func makeClient() throws -> (EmbeddedChannel, StreamRecorder) {
         var settings = TCPHTTPHeaderSettings()
         settings.request.paths = ["/p"]
         settings.request.headers = [.init(name: "Host", values: ["h"])]
-        let recorder = Recorder()
+        let recorder = StreamRecorder()
         let channel = EmbeddedChannel(handlers: [TCPHTTPHeaderClientHandler(header: TCPHTTPHeader(settings: settings)), recorder])
         addTeardownBlock { _ = try? channel.finish(acceptAlreadyClosed: true) }
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

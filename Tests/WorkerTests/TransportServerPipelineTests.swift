@@ -9,39 +9,9 @@ import XCTest
 /// The server side of ws and httpupgrade on an EmbeddedChannel, with a stand-in protocol handler that
 /// records what the transport hands it.
 final class TransportServerPipelineTests: XCTestCase {
-    /// Stand-in for VMessServerHandler: records stream bytes, activations and half-closes.
-    final class Recorder: ChannelInboundHandler {
-        typealias InboundIn = ByteBuffer
-        var bytes: [UInt8] = []
-        var activations = 0
-        var inputClosed = false
-        func channelActive(context: ChannelHandlerContext) { activations += 1 }
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            var b = unwrapInboundIn(data)
-            bytes += b.readBytes(length: b.readableBytes) ?? []
-        }
-        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            if case ChannelEvent.inputClosed = event { inputClosed = true }
-        }
-    }
-
-    /// Writes inbound bytes and runs the loop: the HTTP decoder hands over the bytes it holds behind
-    /// the request head in a task of its own (ByteToMessageHandler's removal), as on a real loop.
-    func feed(_ channel: EmbeddedChannel, _ bytes: ArraySlice<UInt8>) throws {
-        try channel.writeInbound(channel.allocator.buffer(bytes: bytes))
-        channel.embeddedEventLoop.run()
-    }
-
-    func makeChannel(_ stream: StreamSettings) throws -> (EmbeddedChannel, Recorder) {
-        let channel = EmbeddedChannel()
-        // Finished at teardown: an open EmbeddedChannel and its pipeline keep each other, and every
-        // handler, alive until the process exits (LeakSanitizer reported them).
-        addTeardownBlock { _ = try? channel.finish(acceptAlreadyClosed: true) }
-        let recorder = Recorder()
-        let transport = try InboundTransport(stream: stream)
-        try transport.configure(channel) { try $0.pipeline.syncOperations.addHandler(recorder) }.wait()
-        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
-        return (channel, recorder)
+    /// A server pipeline with StreamRecorder standing in for VMessServerHandler.
+    func makeChannel(_ stream: StreamSettings) throws -> (EmbeddedChannel, StreamRecorder) {
+        try makeInboundPipeline(try InboundTransport(stream: stream))
     }
 
     /// Everything written so far (NIO's frame encoder writes a frame's header and payload separately).
