@@ -36,6 +36,7 @@ let fuzzTargets: [(String, [Target.Dependency])] = [
     ("FuzzDNSMessage", [shared, nio]),
     ("FuzzTCPHTTPHeader", [shared, worker, nio, embedded, logging]),
     ("FuzzProxyProtocol", [shared]),
+    ("FuzzSwitchAccount", [shared]),
 ]
 
 let package = Package(

@@ -20,7 +20,8 @@ fi
 
 all_targets=(FuzzAEADHeader FuzzLegacyHeader FuzzBodyDecoder FuzzMuxServer FuzzMuxClient FuzzWebSocket
              FuzzUpgradeRequest FuzzUpgradeResponse FuzzSOCKS FuzzHTTPProxy FuzzConfig FuzzControlMessage
-             FuzzAdminMessages FuzzGeoData FuzzSniffer FuzzDNSMessage FuzzTCPHTTPHeader FuzzProxyProtocol)
+             FuzzAdminMessages FuzzGeoData FuzzSniffer FuzzDNSMessage FuzzTCPHTTPHeader FuzzProxyProtocol
+             FuzzSwitchAccount)
 seconds=60
 runs=""
 seeds=false
