@@ -49,6 +49,12 @@ struct RunCommand: ParsableCommand {
 
         LogSetup.bootstrap(label: "vmessd", level: Logger.Level(config: config.log.level))
         let logger = Logger(label: "vmessd")
+        do {
+            try LogFiles.openErrorLog(config.log)
+        } catch {
+            logger.critical("cannot open the error log", metadata: ["error": "\(error)"])
+            throw ExitStatus.runtimeFailure
+        }
 
         // 2. Process setup. Signals are blocked before the first worker exists, so no SIGCHLD and no
         // early SIGTERM is lost; the pool's loop reads them from a signalfd.
@@ -117,6 +123,25 @@ struct RunCommand: ParsableCommand {
                               configPath: loaded.isDemo ? nil : config.sourceFile, overrides: overrides, passed: passed,
                               config: config, settings: settings)
         pool.loadedConfig = loaded.config
+        // Users added and removed at runtime by an earlier run (API, `vmessd ctl users`).
+        if let store = RuntimeUserStore.locate(config.daemon) {
+            do {
+                pool.runtimeUsers = try store.load()
+                pool.userStore = store
+                logger.info("runtime users", metadata: ["path": "\(store.path)", "inbounds": "\(pool.runtimeUsers.inbounds.count)"])
+            } catch {
+                plan.abandon()
+                logger.critical("cannot read the runtime users", metadata: ["error": "\(error)"])
+                throw ExitStatus.runtimeFailure
+            }
+        }
+        do {
+            try pool.startAPI(config.api)
+        } catch {
+            plan.abandon()
+            logger.critical("cannot start the gRPC API", metadata: ["error": "\(error)"])
+            throw ExitStatus.runtimeFailure
+        }
         let adminPath = AdminSocketPath.resolve(flag: control, config: config.daemon.control)
         do {
             pool.admin = try AdminServer(path: adminPath, logger: logger)

@@ -10,7 +10,8 @@ import Shared
 struct SignalWaiter {
     /// Everything the supervisor reacts to. SIGCHLD must be blocked (not ignored): an ignored SIGCHLD
     /// makes the kernel reap children itself and we would lose their exit statuses.
-    static let handled: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD]
+    /// SIGUSR1: reopen the log files (logrotate).
+    static let handled: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1]
 
     private var set = sigset_t()
 
