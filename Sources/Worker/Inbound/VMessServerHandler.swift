@@ -116,6 +116,9 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
         bytesReceived += buffer.readableBytes
+        // The inbound's counters see the connection's bytes, VMess framing included (as the
+        // reference's do); the user's see the payload.
+        inbound.meter.countUp(buffer.readableBytes)
         switch phase {
         case .handshake:
             if bytesReceived == buffer.readableBytes { keyHandshakeBySource(context) }
@@ -217,6 +220,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
             // Like the reference: the header goes out, then the connection closes (§6.3 Sec 6, §11.2 last row).
             logger.debug("body setup failed: \(error)")
             inbound.counters.rejected["body_setup", default: 0] += 1
+            inbound.meter.countDown(header.readableBytes)
             context.writeAndFlush(wrapOutboundOut(header)).whenComplete { [weak self] _ in self?.closeClient() }
             phase = .closed
             return
@@ -262,7 +266,6 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
             let ended = try decoder.decode(&buffer) { payload in
                 inbound.counters.bytesUp += payload.readableBytes
                 inbound.counters.perUserUp[userKey, default: 0] += payload.readableBytes
-                inbound.meter.countUp(payload.readableBytes)
                 userMeter.countUp(payload.readableBytes)
                 guard let link, let destination else { return }
                 if destination.network == .udp {
@@ -319,11 +322,11 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         timer?.touch()
         inbound.counters.bytesDown += payload.readableBytes
         inbound.counters.perUserDown[userKey, default: 0] += payload.readableBytes
-        inbound.meter.countDown(payload.readableBytes)
         userMeter.countDown(payload.readableBytes)
         writeResponseHeaderIfNeeded(context)
         do {
             let out = try encoder.encode(&payload, allocator: context.channel.allocator)
+            inbound.meter.countDown(out.readableBytes)
             context.write(wrapOutboundOut(out), promise: nil)
             sentDownstream = true
         } catch {
@@ -341,14 +344,18 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         timer?.touch()
         inbound.counters.bytesDown += datagram.readableBytes
         inbound.counters.perUserDown[userKey, default: 0] += datagram.readableBytes
-        inbound.meter.countDown(datagram.readableBytes)
         userMeter.countDown(datagram.readableBytes)
         writeResponseHeaderIfNeeded(context)
         var out = context.channel.allocator.buffer(capacity: datagram.readableBytes + 100)
         do {
             let fits = try datagram.withUnsafeReadableBytes { try encoder.encodeDatagram($0, into: &out) }
             // Too large for one chunk: dropped whole and counted, never cut.
-            if fits { context.write(wrapOutboundOut(out), promise: nil) } else { inbound.counters.drop(.udpTooLarge) }
+            if fits {
+                inbound.meter.countDown(out.readableBytes)
+                context.write(wrapOutboundOut(out), promise: nil)
+            } else {
+                inbound.counters.drop(.udpTooLarge)
+            }
         } catch {
             logger.error("response body: \(error)")
             closeClient()
@@ -358,6 +365,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     private func writeResponseHeaderIfNeeded(_ context: ChannelHandlerContext) {
         if let h = responseHeader {
             responseHeader = nil
+            inbound.meter.countDown(h.readableBytes)
             context.write(wrapOutboundOut(h), promise: nil)
         }
     }
@@ -371,11 +379,15 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         if let h = responseHeader {
             // Nothing was ever sent: the header goes out alone, without an end marker (§4).
             responseHeader = nil
+            inbound.meter.countDown(h.readableBytes)
             context.write(wrapOutboundOut(h), promise: nil)
         } else if sentDownstream {
             var end = context.channel.allocator.buffer(capacity: 100)
             try? encoder.encodeEnd(into: &end)
-            if end.readableBytes > 0 { context.write(wrapOutboundOut(end), promise: nil) }
+            if end.readableBytes > 0 {
+                inbound.meter.countDown(end.readableBytes)
+                context.write(wrapOutboundOut(end), promise: nil)
+            }
         }
         context.flush()
         if finish == .both || error {

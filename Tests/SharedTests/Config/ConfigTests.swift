@@ -250,12 +250,12 @@ final class ConfigTests: XCTestCase {
              "outbounds": [{"protocol": "freedom", "tag": "a"}, {"protocol": "trojan"}, {"protocol": "freedom", "tag": "a"}],
              "routing": {"rules": [{"port": 1, "outboundTag": "a"}]},
              "policy": {"levels": {"0": {"handshake": "x"}}},
-             "frobnicate": true, "stats": {}}
+             "frobnicate": true, "reverse": {}}
             """
         guard let error = parseError(text) else { return }
         XCTAssertEqual(error.all.map(\.description), [
             "config.json: frobnicate: unknown key \"frobnicate\"",
-            "config.json: stats: \"stats\" is not supported by vmessd yet",
+            "config.json: reverse: \"reverse\" is not supported by vmessd yet",
             "config.json: inbounds[0].port: expected an integer 1-65535, got 0",
             "config.json: inbounds[1].settings.clients[0].alterid: unknown key \"alterid\"",
             "config.json: inbounds[1].x: unknown key \"x\"",
@@ -549,7 +549,7 @@ final class ConfigTests: XCTestCase {
     func testUnsupportedAndUnknownKeys() {
         assertError(#"{"reverse": {}, "inbounds": []}"#,
                     "config.json: reverse: \"reverse\" is not supported by vmessd yet")
-        assertError(#"{"inbounds": [], "stats": {}}"#, "config.json: stats: \"stats\" is not supported by vmessd yet")
+        assertError(#"{"inbounds": [], "fakedns": {}}"#, "config.json: fakedns: \"fakedns\" is not supported by vmessd yet")
         assertError(#"{"inbounds": [], "frobnicate": 1}"#, "config.json: frobnicate: unknown key \"frobnicate\"")
         let detour = "{\"port\": 1, \"protocol\": \"vmess\", \"settings\": {\"clients\": [{\"id\": \"\(uuid)\"}], \"detour\": {\"to\": \"dyn\"}}}"
         assertError(v4(inbound: detour), "config.json: inbounds[0].settings.detour.to: no inbound has tag \"dyn\"")
