@@ -5,6 +5,8 @@
 //   vmessd ctl stop     graceful stop (like SIGTERM)
 //   vmessd ctl stats    traffic per user, totals, rejected handshakes by reason
 //   vmessd ctl users    traffic per user only
+//   vmessd ctl users add INBOUND EMAIL [UUID [LEVEL]] | remove INBOUND EMAIL | list INBOUND
+//                       runtime users, like the gRPC API's AlterInbound (deploy/RUNBOOK.md "gRPC API")
 //
 // --json prints the supervisor's response as it is (for scripts and tests).
 
@@ -36,14 +38,16 @@ struct CtlCommand: ParsableCommand {
     @Argument(help: "One of: status, reload, stop, stats, users.")
     var action: String
 
-    @Argument(help: "Arguments of the action (none so far).")
+    @Argument(help: "users: add INBOUND EMAIL [UUID [LEVEL]], remove INBOUND EMAIL, list INBOUND.")
     var arguments: [String] = []
 
     func validate() throws {
         guard Self.actions.contains(action) else {
             throw ValidationError("unknown action \"\(action)\"; expected one of \(Self.actions.joined(separator: ", "))")
         }
-        guard arguments.isEmpty else { throw ValidationError("\(action) takes no arguments") }
+        guard arguments.isEmpty || action == AdminRequest.Command.users.rawValue else {
+            throw ValidationError("\(action) takes no arguments")
+        }
     }
 
     func run() throws {
@@ -52,7 +56,8 @@ struct CtlCommand: ParsableCommand {
         let path = AdminSocketPath.resolve(flag: control, config: configured)
         let response: AdminResponse
         do {
-            response = try Self.exchange(path: path, request: AdminRequest(command: AdminRequest.Command(rawValue: action)!),
+            response = try Self.exchange(path: path, request: AdminRequest(command: AdminRequest.Command(rawValue: action)!,
+                                                                           arguments: arguments.isEmpty ? nil : arguments),
                                          timeout: timeout)
         } catch {
             printError("cannot talk to vmessd at \(path): \(error)")
@@ -110,6 +115,8 @@ struct CtlCommand: ParsableCommand {
             }
             lines.append("")
             lines.append(table(["USER", "UP", "DOWN"], stats.users.map { [$0.user, bytes($0.up), bytes($0.down)] }))
+        } else if let users = response.users {
+            lines.append(table(["EMAIL", "ID", "LEVEL", "ALTERID"], users.map { [$0.email ?? "-", $0.id, "\($0.level)", "\($0.alterId)"] }))
         } else {
             lines.append(response.message)
         }

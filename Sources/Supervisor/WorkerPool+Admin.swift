@@ -11,6 +11,8 @@ extension WorkerPool {
         switch request.command {
         case .status:
             admin.respond(fd, AdminResponse(ok: true, message: statusText(), status: status()))
+        case .users where request.arguments?.isEmpty == false:
+            admin.respond(fd, runtimeUsersCommand(request.arguments ?? []))
         case .stats, .users:
             admin.respond(fd, AdminResponse(ok: true, message: statusText(), stats: stats()))
         case .reload:
@@ -19,6 +21,37 @@ extension WorkerPool {
         case .stop:
             admin.respond(fd, AdminResponse(ok: true, message: "stopping: draining \(workers.count) workers"))
             requestStop(reason: "vmessd ctl stop")
+        }
+    }
+
+    /// `vmessd ctl users add INBOUND EMAIL [UUID [LEVEL]]`, `remove INBOUND EMAIL`, `list INBOUND`: the
+    /// same runtime user changes as the gRPC API's AlterInbound.
+    func runtimeUsersCommand(_ arguments: [String]) -> AdminResponse {
+        func answer(_ result: Result<Void, APIFailure>, _ done: String) -> AdminResponse {
+            switch result {
+            case .success: return AdminResponse(ok: true, message: done)
+            case .failure(.rejected(let failure)): return AdminResponse(ok: false, message: failure.description)
+            case .failure(.failed(let why)): return AdminResponse(ok: false, message: why)
+            }
+        }
+        switch (arguments.first, arguments.count) {
+        case ("add", 3...5):
+            let id = arguments.count > 3 ? arguments[3] : UUID().uuidString.lowercased()
+            guard let level = arguments.count > 4 ? Int(arguments[4]) : 0 else {
+                return AdminResponse(ok: false, message: "LEVEL must be a number")
+            }
+            let user = VMessUser(id: id, level: level, email: arguments[2])
+            return answer(addRuntimeUser(user, inbound: arguments[1]), "added \(arguments[2]) to \(arguments[1]): id \(id.lowercased())")
+        case ("remove", 3):
+            return answer(removeRuntimeUser(email: arguments[2], inbound: arguments[1]), "removed \(arguments[2]) from \(arguments[1])")
+        case ("list", 2):
+            switch inboundUsers(arguments[1]) {
+            case .success(let users): return AdminResponse(ok: true, message: "\(users.count) users", users: users)
+            case .failure(.rejected(let failure)): return AdminResponse(ok: false, message: failure.description)
+            case .failure(.failed(let why)): return AdminResponse(ok: false, message: why)
+            }
+        default:
+            return AdminResponse(ok: false, message: "usage: users add INBOUND EMAIL [UUID [LEVEL]] | users remove INBOUND EMAIL | users list INBOUND")
         }
     }
 

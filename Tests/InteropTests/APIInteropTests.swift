@@ -198,6 +198,20 @@ final class APIInteropTests: InteropTestCase {
         try echoRoundTrip(port: bobClient.dokodemoPort, payload: randomData(10_000), label: "bob after reload")
         XCTAssertEqual(try first.api.users(inbound: "vmess-in").map { $0[0] }, ["bob@example.com"])
 
+        // `vmessd ctl users` makes the same changes over the admin socket.
+        let carol = VMessTestUser(security: "aes-128-gcm")
+        let added = try runVMessdCtl(["ctl", "--control", control, "users", "add", "vmess-in", "carol@example.com", carol.id])
+        XCTAssertEqual(added.status, 0, added.output)
+        let listed = try runVMessdCtl(["ctl", "--control", control, "users", "list", "vmess-in"])
+        XCTAssertTrue(listed.output.contains("carol@example.com") && listed.output.contains(carol.id), listed.output)
+        let carolClient = try startClient(server: first.server, user: carol, targetPort: first.echo.port)
+        try echoRoundTrip(port: carolClient.dokodemoPort, payload: randomData(10_000), label: "carol")
+        let removed = try runVMessdCtl(["ctl", "--control", control, "users", "remove", "vmess-in", "carol@example.com"])
+        XCTAssertEqual(removed.status, 0, removed.output)
+        let again = try runVMessdCtl(["ctl", "--control", control, "users", "remove", "vmess-in", "carol@example.com"])
+        XCTAssertNotEqual(again.status, 0, again.output)
+        XCTAssertTrue(again.output.contains("not found"), again.output)
+
         // A restart (a new process, the same state directory) brings the same users back.
         first.server.process.terminate()
         let second = try start(alice: alice, daemon: ["stateDirectory": state])

@@ -12,8 +12,13 @@ public struct AdminRequest: Codable, Equatable, Sendable {
     }
 
     public var command: Command
+    /// `users add|remove|list …` (absent for the other commands and plain `users`).
+    public var arguments: [String]?
 
-    public init(command: Command) { self.command = command }
+    public init(command: Command, arguments: [String]? = nil) {
+        self.command = command
+        self.arguments = arguments
+    }
 }
 
 public struct AdminResponse: Codable, Equatable, Sendable {
@@ -22,12 +27,15 @@ public struct AdminResponse: Codable, Equatable, Sendable {
     public var message: String
     public var status: AdminStatus?
     public var stats: AdminStats?
+    /// `users list`: the users an inbound serves now (config file and runtime changes).
+    public var users: [VMessUser]?
 
-    public init(ok: Bool, message: String, status: AdminStatus? = nil, stats: AdminStats? = nil) {
+    public init(ok: Bool, message: String, status: AdminStatus? = nil, stats: AdminStats? = nil, users: [VMessUser]? = nil) {
         self.ok = ok
         self.message = message
         self.status = status
         self.stats = stats
+        self.users = users
     }
 }
 
