@@ -222,6 +222,31 @@ final class APIInteropTests: InteropTestCase {
         XCTAssertThrowsError(try echoRoundTrip(port: aliceClient.dokodemoPort, payload: randomData(1000), label: "alice (removed)", timeout: 5))
     }
 
+    /// users.json is replaced by rename after an fsync: a supervisor killed (SIGKILL) in the middle of
+    /// a stream of additions leaves a whole file, the old one or the new one, which the next start reads.
+    func testTheUsersFileSurvivesAKillDuringWrites() throws {
+        guard ServerKind.underTest == .vmessd else { throw XCTSkip("vmessd's state directory") }
+        let state = workDir.appendingPathComponent("state").path
+        let alice = VMessTestUser(security: "aes-128-gcm")
+        var survivors = 0
+        for round in 0..<3 {
+            let s = try start(alice: alice, daemon: ["stateDirectory": state])
+            let adder = BackgroundTask<Any>("adder-\(round)") { try s.api.handler(["bulk", "vmess-in", "r\(round)", "400"]) }
+            usleep(useconds_t(300_000 + 200_000 * round))
+            kill(s.server.process.pid, SIGKILL)
+            _ = adder.join(timeout: 30)
+            let bytes = try Data(contentsOf: URL(fileURLWithPath: state + "/users.json"))
+            let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: bytes) as? [String: Any], "round \(round): a whole JSON object")
+            let inbound = (json["inbounds"] as? [String: Any])?["vmess-in"] as? [String: Any]
+            let added = (inbound?["added"] as? [Any])?.count ?? 0
+            XCTAssertGreaterThan(added, survivors, "round \(round): additions were saved before the kill")
+            survivors = added
+        }
+        // The next start reads the file the last kill left, whole.
+        let last = try start(alice: alice, daemon: ["stateDirectory": state])
+        XCTAssertEqual(try last.api.userCount(inbound: "vmess-in"), 1 + survivors)
+    }
+
     // MARK: LoggerService
 
     func testRestartLoggerAndSIGUSR1ReopenTheLogFiles() throws {
@@ -257,15 +282,6 @@ final class APIInteropTests: InteropTestCase {
     }
 
     private func runVMessdCtl(_ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: try VMessdBinaries.vmessd())
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        try APIClient.run(try VMessdBinaries.vmessd(), arguments)
     }
 }

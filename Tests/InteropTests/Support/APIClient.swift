@@ -20,7 +20,7 @@ struct APIClient {
 
     /// `v2ctl api --server=… Service.Method 'request'`: stdout on success.
     func v2ctl(_ method: String, _ request: String) throws -> String {
-        let result = try run("/usr/bin/v2ctl", ["api", "--server=\(server)", method, request])
+        let result = try Self.run("/usr/bin/v2ctl", ["api", "--server=\(server)", method, request])
         guard result.status == 0 else { throw CallError(description: "v2ctl \(method): \(result.output)") }
         return result.output
     }
@@ -52,7 +52,7 @@ struct APIClient {
         if !FileManager.default.fileExists(atPath: script.path) {
             try Self.python.write(to: script, atomically: true, encoding: .utf8)
         }
-        let result = try run("/usr/bin/env", ["python3", script.path, server, dialect] + arguments)
+        let result = try Self.run("/usr/bin/env", ["python3", script.path, server, dialect] + arguments)
         let text = result.output.trimmingCharacters(in: .whitespacesAndNewlines)
         let json = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed])
         if result.status != 0 {
@@ -80,7 +80,8 @@ struct APIClient {
         (try handler(["count", inbound], dialect: "xray") as? Int) ?? -1
     }
 
-    private func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
+    /// Runs a command to its end: exit status and stdout+stderr.
+    static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: executable)
         p.arguments = arguments
@@ -120,27 +121,23 @@ def field_bytes(number, data):
 def field_varint(number, value):
     return varint(number << 3) + varint(value)
 
+def read_varint(data, i):
+    value, shift = 0, 0
+    while True:
+        b = data[i]; i += 1
+        value |= (b & 0x7F) << shift; shift += 7
+        if b < 0x80:
+            return value, i
+
 def fields(data):
     i, out = 0, []
     while i < len(data):
-        key, shift = 0, 0
-        while True:
-            b = data[i]; i += 1
-            key |= (b & 0x7F) << shift; shift += 7
-            if b < 0x80: break
+        key, i = read_varint(data, i)
         number, wire = key >> 3, key & 7
         if wire == 0:
-            value, shift = 0, 0
-            while True:
-                b = data[i]; i += 1
-                value |= (b & 0x7F) << shift; shift += 7
-                if b < 0x80: break
+            value, i = read_varint(data, i)
         elif wire == 2:
-            length, shift = 0, 0
-            while True:
-                b = data[i]; i += 1
-                length |= (b & 0x7F) << shift; shift += 7
-                if b < 0x80: break
+            length, i = read_varint(data, i)
             value = data[i:i + length]; i += length
         else:
             raise ValueError("wire type %d" % wire)
@@ -170,6 +167,20 @@ try:
         tag, email = args
         call("AlterInbound", field_bytes(1, tag) + field_bytes(2, typed(prefix + "app.proxyman.command.RemoveUserOperation", field_bytes(1, email))))
         print("true")
+    elif command == "bulk":
+        # Adds COUNT users as fast as the server answers; stops quietly when the server is gone.
+        import uuid
+        tag, stem, count = args[0], args[1], int(args[2])
+        added = 0
+        for k in range(count):
+            account = field_bytes(1, str(uuid.uuid4())) + field_bytes(3, field_varint(1, 3))
+            user = field_varint(1, 0) + field_bytes(2, "%s-%d" % (stem, k)) + field_bytes(3, typed(prefix + "proxy.vmess.Account", account))
+            try:
+                call("AlterInbound", field_bytes(1, tag) + field_bytes(2, typed(prefix + "app.proxyman.command.AddUserOperation", field_bytes(1, user))))
+            except grpc.RpcError:
+                break
+            added += 1
+        print(json.dumps(added))
     elif command == "users":
         reply = call("GetInboundUsers", field_bytes(1, args[0]))
         users = []
