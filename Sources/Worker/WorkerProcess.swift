@@ -27,6 +27,8 @@ public final class WorkerProcess {
     /// Event-loop confined: told to accept (or running without a supervisor), and not draining.
     private var accepting: Bool
     private var draining = false
+    /// HTTP/2 connections (gRPC, h2 transports) close once idle when this fires.
+    private let drainSignal = DrainSignal()
 
     /// Bound on waiting for the attach message after spawn.
     static let attachTimeout = 30.0
@@ -150,7 +152,7 @@ public final class WorkerProcess {
                        loop: EventLoop) throws -> Channel {
         let inbound = config.inbounds[inboundIndex]
         let factory = try InboundFactory(index: inboundIndex, inbound: inbound, shared: shared)
-        let transport = try InboundTransport(stream: inbound.stream, logger: logger, counters: counters)
+        let transport = try InboundTransport(stream: inbound.stream, logger: logger, counters: counters, drain: drainSignal)
         // Behind a PROXY-protocol balancer every connection comes from the balancer: the per-source
         // limit waits for the header's client address (ProxyProtocolHandler, bounded in bytes and time).
         let proxyProtocol = inbound.stream.acceptProxyProtocol
@@ -282,6 +284,7 @@ public final class WorkerProcess {
         // already queued on it.
         for server in servers { server.close(promise: nil) }
         servers.removeAll()
+        drainSignal.begin()
         control?.send(.draining(connections: UInt32(clamping: tracker.open)))
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeout * 1000))
         func check() {
