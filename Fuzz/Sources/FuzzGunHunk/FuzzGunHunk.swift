@@ -58,7 +58,7 @@ public func initialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutable
             buffer.writeBytes(payload)
             return Array(buffer.readableBytesView)
         }
-        let multi: [UInt8] = [0, 0, 0, 0, 21, 0x0A, 2, 0x61, 0x62, 0x10, 0xAC, 0x02, 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x0A, 1, 0x63, 0x25]
+        let multi: [UInt8] = [0, 0, 0, 0, 24, 0x0A, 2, 0x61, 0x62, 0x10, 0xAC, 0x02, 0x19, 1, 2, 3, 4, 5, 6, 7, 8, 0x0A, 1, 0x63, 0x25]
             + [1, 2, 3, 4]
         return [
             [255, 0] + message(Array("hello".utf8)) + message([]),

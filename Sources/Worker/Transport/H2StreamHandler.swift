@@ -257,7 +257,7 @@ final class H2StreamHandler: ChannelDuplexHandler {
             }
             let ended = context.eventLoop.makePromise(of: Void.self)
             sendEnd(context: context, promise: ended)
-            let grace = context.eventLoop.scheduleTask(in: Self.endGrace) { ended.fail(ChannelError.alwaysShutdown) }
+            let grace = context.eventLoop.scheduleTask(in: Self.endGrace) { ended.fail(H2TransportError.endTimeout) }
             ended.futureResult.whenComplete { [weak self] _ in
                 grace.cancel()
                 self?.phase = .closed
@@ -283,9 +283,12 @@ final class H2StreamHandler: ChannelDuplexHandler {
 
 enum H2TransportError: Error, CustomStringConvertible {
     case refused(status: String)
+    /// Our END_STREAM did not leave within H2StreamHandler.endGrace (the peer gave no window).
+    case endTimeout
     var description: String {
         switch self {
         case .refused(let status): "the server refused the HTTP/2 transport request (status \(status))"
+        case .endTimeout: "the end of the HTTP/2 stream could not be sent in time"
         }
     }
 }

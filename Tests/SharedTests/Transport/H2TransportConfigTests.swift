@@ -2,12 +2,10 @@ import XCTest
 @testable import Shared
 
 /// gRPC and h2 transport settings in both formats, the keys refused by name, and the server's
-/// request check.
-final class H2TransportConfigTests: XCTestCase {
-    let tests = TransportConfigTests()
-
+/// request check (an extension: it shares TransportConfigTests' config builders).
+extension TransportConfigTests {
     func stream(_ text: String, v5: Bool = false) throws -> StreamSettings {
-        try tests.parse(v5 ? tests.inboundV5(text) : tests.inboundV4(text)).inbounds[0].stream
+        try parse(v5 ? inboundV5(text) : inboundV4(text)).inbounds[0].stream
     }
 
     func error(_ text: String, v5: Bool = false) -> String {
@@ -19,7 +17,7 @@ final class H2TransportConfigTests: XCTestCase {
         }
     }
 
-    func testGRPCV4AndV5() throws {
+    func testH2GRPCV4AndV5() throws {
         let v4 = try stream(#"{"network": "grpc", "grpcSettings": {"serviceName": "tunnel", "multiMode": true, "initial_windows_size": 131072}}"#)
         XCTAssertEqual(v4.network, .grpc)
         XCTAssertEqual(v4.grpc?.serviceName, "tunnel")
@@ -36,7 +34,7 @@ final class H2TransportConfigTests: XCTestCase {
         XCTAssertEqual(v5.grpc?.serviceName, "five")
     }
 
-    func testGRPCKeysVMessdDoesNotImplementAreErrors() {
+    func testH2GRPCKeysVMessdDoesNotImplementAreErrors() {
         XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {"idle_timeout": 60}}"#).contains("\"idle_timeout\" is not supported by vmessd yet"))
         XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {"health_check_timeout": 20}}"#).contains("not supported"))
         XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {"serviceName": "/a/b|c"}}"#).contains("custom path form"))
@@ -47,7 +45,7 @@ final class H2TransportConfigTests: XCTestCase {
         XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {}, "gunSettings": {}}"#).contains("same settings"))
     }
 
-    func testHTTPV4AndV5() throws {
+    func testH2HTTPV4AndV5() throws {
         let v4 = try stream(#"{"network": "h2", "httpSettings": {"host": ["a.test", "b.test"], "path": "up", "method": "POST", "headers": {"X-A": ["1", "2"], "X-B": "3"}}}"#)
         XCTAssertEqual(v4.network, .h2)
         XCTAssertEqual(v4.http?.hosts, ["a.test", "b.test"])
@@ -65,28 +63,28 @@ final class H2TransportConfigTests: XCTestCase {
         XCTAssertEqual(v5.http?.headers, [.init(name: "x-c", value: "4")])
     }
 
-    func testHTTPErrors() {
+    func testH2HTTPSettingsErrors() {
         XCTAssertTrue(error(#"{"network": "h2", "httpSettings": {"read_idle_timeout": 10}}"#).contains("\"read_idle_timeout\" is not supported by vmessd yet"))
         XCTAssertTrue(error(#"{"network": "h2", "httpSettings": {"headers": {"Host": "x"}}}"#).contains("cannot be set on an HTTP/2 request"))
         XCTAssertTrue(error(#"{"network": "h2", "httpSettings": {"method": "GE T"}}"#).contains("invalid HTTP method"))
         XCTAssertTrue(error(#"{"network": "h2", "httpSettings": {"host": [""]}}"#).contains("not a valid authority"))
     }
 
-    func testOutboundH2NeedsTLS() throws {
+    func testH2OutboundNeedsTLS() throws {
         func outbound(_ stream: String) -> String {
             """
             {"inbounds": [], "outbounds": [{"protocol": "vmess", "settings": {"vnext": [{"address": "127.0.0.1", "port": 1,
               "users": [{"id": "6225d026-dfda-4bcc-a5f5-07cd22fc0c8f"}]}]}, "streamSettings": \(stream)}]}
             """
         }
-        XCTAssertThrowsError(try tests.parse(outbound(#"{"network": "h2"}"#))) {
+        XCTAssertThrowsError(try parse(outbound(#"{"network": "h2"}"#))) {
             XCTAssertTrue("\($0)".contains("needs \"security\": \"tls\""), "\($0)")
         }
-        XCTAssertNoThrow(try tests.parse(outbound(#"{"network": "h2", "security": "tls"}"#)))
-        XCTAssertNoThrow(try tests.parse(outbound(#"{"network": "grpc"}"#)))
+        XCTAssertNoThrow(try parse(outbound(#"{"network": "h2", "security": "tls"}"#)))
+        XCTAssertNoThrow(try parse(outbound(#"{"network": "grpc"}"#)))
     }
 
-    func testRequestCheck() {
+    func testH2RequestCheck() {
         var grpc = GRPCSettings()
         grpc.serviceName = "svc"
         let gun = H2RequestCheck(.gun(grpc))
