@@ -52,7 +52,7 @@ struct StreamDialer {
     func connect(host: String, port: Int, on loop: EventLoop, timeout: TimeAmount,
                  initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
         if let tlsSetupError { return loop.makeFailedFuture(tlsSetupError) }
-        if stream.network == .grpc || stream.network == .h2 {
+        if usesHTTP2 {
             return connectH2(host: host, port: port, on: loop, timeout: timeout, initializer: initializer)
         }
         let ready = loop.makePromise(of: Void.self)
@@ -103,6 +103,9 @@ struct StreamDialer {
             }
         }
     }
+
+    /// The returned channel is an HTTP/2 stream (grpc, h2), not a socket.
+    var usesHTTP2: Bool { stream.network == .grpc || stream.network == .h2 }
 
     /// The connection itself: through `proxy`, or a socket of its own with the outbound's options.
     func open(host: String, port: Int, on loop: EventLoop, timeout: TimeAmount,
