@@ -138,6 +138,45 @@ final class H2TransportInteropTests: InteropTestCase {
                        binary: nil, label: "vmessd → vmessd h2 tls", serverIsVMessd: true)
     }
 
+    // MARK: - drain
+
+    /// SIGTERM with a 60 s drain timeout while the real client holds its gRPC connection open, one
+    /// stream busy: that stream keeps working, and once it ends vmessd exits at once (GOAWAY closed
+    /// the client's connection) instead of waiting out the timeout for an idle HTTP/2 connection.
+    func testStopDrainsGRPCConnections() throws {
+        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let echo = try makeEchoServer()
+        let port = try FreePort.tcp()
+        var object = try JSONSerialization.jsonObject(with: Data(TransportConfigs.serverV4(
+            port: port, user: user, streamSettings: grpc("drain", tls: nil, server: true)).utf8)) as! [String: Any]
+        object["vmessd"] = ["drainTimeout": 60]
+        let vmessd = try startVMessd(config: TestConfigs.json(object), port: port)
+        let client = try startV2RayClient(serverPort: port, user: user, targetPort: echo.port,
+                                          streamSettings: grpc("drain", tls: nil, server: false), binary: binary)
+        try echoRoundTrip(port: client.dokodemoPort, payload: randomData(256 * 1024), label: "before the stop")
+
+        let fd = try Sock.connect(port: client.dokodemoPort)
+        defer { close(fd) }
+        Sock.setTimeouts(fd, seconds: 0.25)
+        func round(_ label: String) throws {
+            let payload = randomData(64 * 1024)
+            try Sock.writeAll(fd, payload, deadline: Date().addingTimeInterval(20), what: label)
+            let r = try Sock.read(fd, count: payload.count, deadline: Date().addingTimeInterval(20), what: label)
+            XCTAssertEqual(r.data, payload, "\(label): echo differs")
+        }
+        try round("open stream before the stop")
+        XCTAssertEqual(kill(vmessd.process.pid, SIGTERM), 0)
+        usleep(500_000)
+        try round("open stream during the drain")
+        XCTAssertTrue(vmessd.process.isRunning, "vmessd waits for the open stream")
+        Glibc.shutdown(fd, Int32(SHUT_WR))
+        let started = Date()
+        XCTAssertTrue(vmessd.process.waitForExit(timeout: 15), "vmessd still running 15 s after its last gRPC stream ended")
+        XCTAssertEqual(vmessd.process.exitStatus, 0, vmessd.process.exitDescription)
+        XCTAssertLessThan(Date().timeIntervalSince(started), 10)
+        XCTAssertTrue(vmessd.process.output().contains("why=drained"), "the workers drained rather than timed out")
+    }
+
     // MARK: - refusals
 
     func testWrongRequestsGetHTTP2ErrorsAndNoVMess() throws {
