@@ -109,10 +109,31 @@ final class H2TransportInteropTests: InteropTestCase {
                        binary: binary, label: "vmessd → v2ray 4.45.2 grpc tls")
     }
 
-    func testVMessdGRPCMultiModeToVMessdTLS() throws {
+    /// Also: the client's VMess connections (two in a row, then four at once) share HTTP/2
+    /// connections, as V2Ray's client does: one per client worker (2), where a connection per VMess
+    /// connection would be 6.
+    func testVMessdGRPCMultiModeToVMessdTLSSharesConnections() throws {
         let cert = try certificate()
         try serverEcho(server: grpc("m", tls: cert, server: true), client: grpc("m", tls: cert, server: false, multiMode: true),
-                       binary: nil, label: "vmessd → vmessd grpc multiMode tls", serverIsVMessd: true)
+                       binary: nil, label: "vmessd → vmessd grpc multiMode tls", serverIsVMessd: true, parallel: 4)
+    }
+
+    /// `vmessd ctl stats`' accepted connections of the server started as "server-vmessd", once the
+    /// workers have published at least `atLeast` (they publish every second or so).
+    private func acceptedConnections(atLeast: Int) throws -> Int {
+        let ctl = workDir.appendingPathComponent("server-vmessd.ctl").path
+        var accepted = -1
+        for _ in 0..<20 {
+            let p = try launch("ctl-stats", try VMessdBinaries.vmessd(), ["ctl", "--control", ctl, "stats"])
+            XCTAssertTrue(p.waitForExit(timeout: 10))
+            let text = p.output()
+            if let range = text.range(of: #"accepted (\d+),"#, options: .regularExpression) {
+                accepted = Int(text[range].dropFirst("accepted ".count).dropLast()) ?? -1
+            }
+            if accepted >= atLeast { break }
+            usleep(300_000)
+        }
+        return accepted
     }
 
     // MARK: - h2 with v2ray 4.34, both ways
@@ -260,7 +281,8 @@ final class H2TransportInteropTests: InteropTestCase {
     /// vmessd's client (socks in, vmess out with `client`) → a server (v2ray 4.34, `binary`, or
     /// vmessd) → echo.
     private func serverEcho(server: [String: Any], client: [String: Any], binary: String?, label: String,
-                            serverIsVMessd: Bool = false, file: StaticString = #filePath, line: UInt = #line) throws {
+                            serverIsVMessd: Bool = false, parallel: Int = 0,
+                            file: StaticString = #filePath, line: UInt = #line) throws {
         let port = try FreePort.tcp()
         let config = TransportConfigs.serverV4(port: port, user: user, streamSettings: server)
         let serverProcess: ManagedProcess
@@ -278,8 +300,27 @@ final class H2TransportInteropTests: InteropTestCase {
         let fd = try SOCKS5Client.connect(proxyPort: vmessd.socksPort, targetPort: echo.port)
         try echoRoundTrip(fd: fd, payload: randomData(Self.bulkSize), label: "\(label) 4 MiB echo")
         // A second connection: a fresh HTTP/2 connection and stream.
+        // The harness's readiness probes are accepted connections too: counted before the traffic.
+        let before = parallel > 0 ? try acceptedConnections(atLeast: 1) : 0
         let again = try SOCKS5Client.connect(proxyPort: vmessd.socksPort, targetPort: echo.port)
         try echoRoundTrip(fd: again, payload: randomData(256 * 1024), label: "\(label) second connection")
+        if parallel > 0 {
+            var tasks: [BackgroundTask<Void>] = []
+            for i in 0..<parallel {
+                tasks.append(BackgroundTask("client-flow-\(i)") { [self] in
+                    let fd = try SOCKS5Client.connect(proxyPort: vmessd.socksPort, targetPort: echo.port)
+                    try echoRoundTrip(fd: fd, payload: randomData(512 * 1024), label: "\(label) flow \(i) of \(parallel)")
+                })
+            }
+            let failures = failures(of: tasks)
+            XCTAssert(failures.isEmpty, "\(label): \(failures.count) of \(parallel) concurrent flows failed:\n" + failures.joined(separator: "\n"),
+                      file: file, line: line)
+            let after = try acceptedConnections(atLeast: before + 1)
+            // The first echo's connection is already counted in `before` (or its worker's pool is
+            // reused): at most one new connection per client worker.
+            XCTAssertLessThanOrEqual(after - before, 2, "\(label): \(after - before) new connections for \(parallel + 1) VMess connections",
+                                     file: file, line: line)
+        }
         assertRunning(serverProcess, vmessd.process, file: file, line: line)
     }
 

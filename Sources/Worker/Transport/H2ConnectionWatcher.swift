@@ -7,7 +7,11 @@ import NIOHTTP2
 ///   - the worker drains (after a GOAWAY, so the client opens its next stream elsewhere), or
 ///   - it stayed without a stream for `idleTimeout` (from accept on, so a client that completes TLS
 ///     and then sends nothing does not hold a connection slot for long).
-/// Sits behind the NIOHTTP2Handler and passes everything through.
+/// It also closes the connection when the peer ends its side of TCP: HTTP/2 has no use for a
+/// half-closed connection, and the accepted sockets allow remote half-closure (for the relays), so
+/// without this a client that left would hold its slot until the idle timeout.
+/// Sits behind the NIOHTTP2Handler and passes everything through. Clients (H2ConnectionPool) use it
+/// for that last duty only (`idleTimeout` nil, no drain signal, not the stream delegate).
 final class H2ConnectionWatcher: ChannelInboundHandler, NIOHTTP2StreamDelegate, @unchecked Sendable {
     typealias InboundIn = HTTP2Frame
 
@@ -16,13 +20,13 @@ final class H2ConnectionWatcher: ChannelInboundHandler, NIOHTTP2StreamDelegate, 
     static let idleTimeout = TimeAmount.seconds(60)
 
     private let drain: DrainSignal?
-    private let idleTimeout: TimeAmount
+    private let idleTimeout: TimeAmount?
     private var open = 0
     private var context: ChannelHandlerContext?
     private var idleTimer: Scheduled<Void>?
     private var goingAway = false
 
-    init(drain: DrainSignal?, idleTimeout: TimeAmount = H2ConnectionWatcher.idleTimeout) {
+    init(drain: DrainSignal?, idleTimeout: TimeAmount? = H2ConnectionWatcher.idleTimeout) {
         self.drain = drain
         self.idleTimeout = idleTimeout
     }
@@ -37,6 +41,14 @@ final class H2ConnectionWatcher: ChannelInboundHandler, NIOHTTP2StreamDelegate, 
         idleTimer?.cancel()
         drain?.stopObserving(self)
         self.context = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     // Called on the event loop by NIOHTTP2Handler.
@@ -57,7 +69,7 @@ final class H2ConnectionWatcher: ChannelInboundHandler, NIOHTTP2StreamDelegate, 
     }
 
     private func armIdleTimer() {
-        guard let context else { return }
+        guard let context, let idleTimeout else { return }
         idleTimer?.cancel()
         idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) { [weak self] in
             guard let self, self.open == 0 else { return }

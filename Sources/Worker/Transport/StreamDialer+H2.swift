@@ -5,18 +5,51 @@ import NIOHTTP2
 import NIOSSL
 import Shared
 
-// The client side of the gRPC ("gun") and h2 transports: one HTTP/2 connection per dialled
-// connection, carrying one stream. (V2Ray's clients share a connection among streams; a server
-// cannot tell the difference, and a connection per stream keeps a slow stream from holding back
-// the others through the shared connection window.)
+// The client side of the gRPC ("gun") and h2 transports: each dialled connection is one HTTP/2
+// stream on a connection shared with the outbound's other streams to the same server
+// (H2ConnectionPool), as V2Ray's clients do.
 extension StreamDialer {
     func connectH2(host: String, port: Int, on loop: EventLoop, timeout: TimeAmount,
                    initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
+        let pool = h2Pool
+        let key = Self.authority(host: host, port: port)
+        let request = Self.h2Request(stream, host: host, port: port)
+        let gun = stream.network == .grpc
+        func attempt(retry: Bool) -> EventLoopFuture<Channel> {
+            pool.connection(key, on: loop) { openH2Connection(host: host, port: port, on: loop, timeout: timeout) }
+                .flatMap { connection -> EventLoopFuture<Channel> in
+                    pool.streamOpened(on: connection)
+                    return connection.multiplexer.createStreamChannel { streamChannel in
+                        streamChannel.eventLoop.makeCompletedFuture {
+                            let response = streamChannel.eventLoop.makePromise(of: Void.self)
+                            try streamChannel.pipeline.syncOperations.addHandler(H2StreamHandler(
+                                role: .client(request: request, gun: gun, response: response),
+                                logger: Logger(label: "vmessd.worker")))
+                        }.flatMap { initializer(streamChannel) }
+                    }.map { streamChannel in
+                        streamChannel.closeFuture.whenComplete { _ in pool.streamClosed(on: connection, key: key) }
+                        return streamChannel
+                    }.flatMapError { error in
+                        pool.streamClosed(on: connection, key: key)
+                        // A connection after GOAWAY (or closing) refuses new streams: once more on a new
+                        // one. Other errors (the protocol's initializer, a cancelled dial) are the caller's.
+                        guard error is NIOHTTP2Errors.CreatedStreamAfterGoaway || !connection.parent.isActive else {
+                            return loop.makeFailedFuture(error)
+                        }
+                        pool.retire(connection, key: key)
+                        return retry ? attempt(retry: false) : loop.makeFailedFuture(error)
+                    }
+                }
+        }
+        return attempt(retry: true)
+    }
+
+    /// A new HTTP/2 connection (TCP or through `proxy`, TLS with ALPN h2 if configured).
+    private func openH2Connection(host: String, port: Int, on loop: EventLoop,
+                                  timeout: TimeAmount) -> EventLoopFuture<H2ConnectionPool.Connection> {
         let tls = self.tls
         let tlsSettings = stream.tls ?? TLSSettings()
         let settings = H2ConnectionSettings(windowSize: stream.grpc?.initialWindowSize)
-        let request = Self.h2Request(stream, host: host, port: port)
-        let gun = stream.network == .grpc
         let secured = loop.makePromise(of: Void.self)
         let connection: @Sendable (Channel) -> EventLoopFuture<Void> = { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -33,28 +66,13 @@ extension StreamDialer {
                     mode: .client, connectionConfiguration: settings.connection(server: false),
                     streamConfiguration: settings.stream
                 ) { $0.close() }
+                try pipeline.addHandler(H2ConnectionWatcher(drain: nil, idleTimeout: nil))
             }
         }
         return open(host: host, port: port, on: loop, timeout: timeout, initializer: connection).flatMap { parent in
-            secured.futureResult.flatMap { () -> EventLoopFuture<Channel> in
-                let multiplexer: NIOHTTP2Handler.StreamMultiplexer
-                do {
-                    multiplexer = try parent.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
-                } catch {
-                    return loop.makeFailedFuture(error)
-                }
-                return multiplexer.createStreamChannel { streamChannel in
-                    streamChannel.eventLoop.makeCompletedFuture {
-                        let response = streamChannel.eventLoop.makePromise(of: Void.self)
-                        try streamChannel.pipeline.syncOperations.addHandler(H2StreamHandler(
-                            role: .client(request: request, gun: gun, response: response),
-                            logger: Logger(label: "vmessd.worker")))
-                    }.flatMap { initializer(streamChannel) }
-                }.map { streamChannel in
-                    // One stream per connection: the connection ends with it.
-                    streamChannel.closeFuture.whenComplete { _ in parent.close(promise: nil) }
-                    return streamChannel
-                }
+            secured.futureResult.flatMapThrowing {
+                let multiplexer = try parent.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
+                return H2ConnectionPool.Connection(parent: parent, multiplexer: multiplexer)
             }.flatMapErrorThrowing { error in
                 parent.close(promise: nil)
                 throw error

@@ -11,8 +11,8 @@ import Shared
 ///   tcp + http header: [NIOSSLClientHandler] → TCPHTTPHeaderClientHandler → protocol handlers
 ///   ws:           [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then WebSocket framing)
 ///   httpupgrade:  [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then raw bytes)
-///   grpc, h2:     [NIOSSLClientHandler] → NIOHTTP2Handler; the returned channel is one HTTP/2 stream:
-///                 H2StreamHandler → protocol handlers   (StreamDialer+H2.swift)
+///   grpc, h2:     [NIOSSLClientHandler] → NIOHTTP2Handler, shared (H2ConnectionPool); the returned
+///                 channel is one HTTP/2 stream: H2StreamHandler → protocol handlers   (StreamDialer+H2.swift)
 ///
 /// The protocol handlers are added by `initializer` when the channel is created and see
 /// channelActive at TCP connect; what they write before the transport is ready is held (and, with
@@ -29,6 +29,8 @@ struct StreamDialer {
     /// Built once per outbound (not per connection): parsing certificates and trust roots is costly.
     let tls: NIOSSLContext?
     private let tlsSetupError: Error?
+    /// grpc, h2: the shared HTTP/2 connections (one pool per outbound and worker).
+    let h2Pool = H2ConnectionPool()
 
     init(stream: StreamSettings, dial: DialOptions = .none) {
         self.stream = stream
