@@ -63,6 +63,23 @@ final class H2TransportInteropTests: InteropTestCase {
                        binary: binary, label: "v2ray 4.45.2 grpc tls", concurrent: 4)
     }
 
+    /// The same service configured in the v5 format (`transport: "grpc"`, `transportSettings`).
+    func testV2Ray445GRPCClientAgainstAV5Config() throws {
+        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let echo = try makeEchoServer()
+        let port = try FreePort.tcp()
+        let config = TestConfigs.json([
+            "inbounds": [["protocol": "vmess", "port": Int(port), "listen": "127.0.0.1", "settings": ["users": [user.id]],
+                          "streamSettings": ["transport": "grpc", "transportSettings": ["serviceName": "five"]]]],
+            "outbounds": [["protocol": "freedom"]],
+        ])
+        let vmessd = try startVMessd(config: config, port: port)
+        let client = try startV2RayClient(serverPort: port, user: user, targetPort: echo.port,
+                                          streamSettings: grpc("five", tls: nil, server: false), binary: binary)
+        try echoRoundTrip(port: client.dokodemoPort, payload: randomData(Self.bulkSize), label: "v5 grpc 4 MiB echo")
+        assertRunning(vmessd.process, client.process)
+    }
+
     func testSingBoxGRPCClientTLS() throws {
         let cert = try certificate()
         try singBoxEcho(server: grpc("sb", tls: cert, server: true), tls: true)
