@@ -21,12 +21,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 from benchlib import (REPO, START_TIMEOUT, Interrupted, Managed, bulk_download, bulk_upload, client_config,
                       distinct_ports,
-                      machine_info, results_path, run_targets, server_config, settle, start_vmessd, tail,
+                      machine_info, results_path, run_targets, server_config, settle, start_targets, start_vmessd, tail,
                       tree_cpu_seconds, wait_listening, write_json)
 
 SERVICE = "bench"
@@ -131,16 +130,7 @@ def main():
     results = {"machine": machine_info(), "mb": args.mb, "repeat": args.repeat, "workers": args.workers,
                "client": "v2ray 4.45.2", "runs": {}}
     try:
-        tgt = Managed("targets", [sys.executable, os.path.abspath(__file__), "--_targets"],
-                      os.path.join(workdir, "targets.log"), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        managed.append(tgt)
-        box = []
-        reader = threading.Thread(target=lambda: box.append(tgt.proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(START_TIMEOUT)
-        if not box or not box[0]:
-            raise RuntimeError("target servers did not start: " + tail(tgt.log_path))
-        bulk_port = json.loads(box[0])["bulk"]
+        bulk_port = start_targets(__file__, workdir, managed)["bulk"]
         for transport in args.transports.split(","):
             for kind in ("v2ray", "vmessd"):
                 print(f"== {transport}: {kind} ==", flush=True)
