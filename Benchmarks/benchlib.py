@@ -259,6 +259,22 @@ def run_targets():
 # Managed child processes
 # ----------------------------------------------------------------------------------------------
 
+def start_targets(script, workdir, managed):
+    """The bulk and echo targets in a Python process of their own (`script --_targets`, which calls
+    run_targets), appended to `managed`; returns their ports {"bulk": ..., "echo": ...}."""
+    tgt = Managed("targets", [sys.executable, os.path.abspath(script), "--_targets"],
+                  os.path.join(workdir, "targets.log"), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    managed.append(tgt)
+    # Bounded read of the targets' port line.
+    line_box = []
+    reader = threading.Thread(target=lambda: line_box.append(tgt.proc.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(START_TIMEOUT)
+    if not line_box or not line_box[0]:
+        raise RuntimeError("target servers did not start: " + tail(tgt.log_path))
+    return json.loads(line_box[0])
+
+
 class Managed:
     def __init__(self, name, argv, log_path, env=None, stdin=subprocess.DEVNULL, stdout=None):
         self.name = name

@@ -39,7 +39,7 @@ import traceback
 
 from benchlib import (CONN_TIMEOUT, HERE, IO_TIMEOUT, REPO, START_TIMEOUT, Interrupted, Managed, bench_users,
                       bulk_download, bulk_upload, client_config, connect, echo_check, free_port, machine_info,
-                      process_tree, raise_nofile, recv_exact, run_targets, server_config, settle,
+                      process_tree, raise_nofile, recv_exact, run_targets, server_config, settle, start_targets,
                       singbox_binary, singbox_server_config, tail, tree_cpu_seconds, tree_pss_kb, v2ray_version,
                       wait_listening, write_json)
 
@@ -514,17 +514,7 @@ def main():
     results = {}
     interrupted = None
     try:
-        tgt = Managed("targets", [sys.executable, os.path.abspath(__file__), "--_targets"],
-                      os.path.join(workdir, "targets.log"), stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-        managed.append(tgt)
-        # Bounded read of the targets' port line.
-        line_box = []
-        reader = threading.Thread(target=lambda: line_box.append(tgt.proc.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(START_TIMEOUT)
-        if not line_box or not line_box[0]:
-            raise RuntimeError("target servers did not start: " + tail(tgt.log_path))
-        targets = json.loads(line_box[0])
+        targets = start_targets(__file__, workdir, managed)
 
         users = bench_users(args.users) if args.users > 1 else None
         for kind in ([args.only] if args.only else SERVERS):

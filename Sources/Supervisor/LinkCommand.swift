@@ -49,6 +49,13 @@ func shareLinks(for config: Config, address: String?) -> [String] {
         case .httpupgrade:
             path = stream.httpUpgrade?.path ?? "/"
             host = stream.httpUpgrade?.host ?? stream.httpUpgrade?.headers["Host"] ?? ""
+        case .grpc:
+            // v2rayN's convention: the service name in `path`, the mode in `type`.
+            path = stream.grpc?.serviceName ?? ""
+            type = stream.grpc?.multiMode == true ? "multi" : "gun"
+        case .h2:
+            path = stream.http?.path ?? "/"
+            host = stream.http?.hosts.joined(separator: ",") ?? ""
         }
         for user in settings.users {
             let link = ShareLink(

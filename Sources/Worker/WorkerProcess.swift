@@ -30,6 +30,8 @@ public final class WorkerProcess {
     /// The vmess inbounds by tag (several per tag for port ranges): runtime user changes go to them.
     private var vmessInbounds: [String: [InboundContext]] = [:]
     private var accessLog: AccessLog?
+    /// HTTP/2 connections (gRPC, h2 transports) close once idle when this fires.
+    private let drainSignal = DrainSignal()
 
     /// Bound on waiting for the attach message after spawn.
     static let attachTimeout = 30.0
@@ -158,7 +160,7 @@ public final class WorkerProcess {
         let inbound = config.inbounds[inboundIndex]
         let factory = try InboundFactory(index: inboundIndex, inbound: inbound, shared: shared)
         if let ctx = factory.vmess, let tag = inbound.tag { vmessInbounds[tag, default: []].append(ctx) }
-        let transport = try InboundTransport(stream: inbound.stream, logger: logger, counters: counters)
+        let transport = try InboundTransport(stream: inbound.stream, logger: logger, counters: counters, drain: drainSignal)
         // Behind a PROXY-protocol balancer every connection comes from the balancer: the per-source
         // limit waits for the header's client address (ProxyProtocolHandler, bounded in bytes and time).
         let proxyProtocol = inbound.stream.acceptProxyProtocol
@@ -318,6 +320,7 @@ public final class WorkerProcess {
         // already queued on it.
         for server in servers { server.close(promise: nil) }
         servers.removeAll()
+        drainSignal.begin()
         control?.send(.draining(connections: UInt32(clamping: tracker.open)))
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeout * 1000))
         func check() {

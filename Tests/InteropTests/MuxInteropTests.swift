@@ -30,27 +30,6 @@ final class MuxInteropTests: InteropTestCase {
         return RunningClient(dokodemoPort: dokodemo, socksPort: socks, process: process)
     }
 
-    /// Echo without a half-close before the echo is complete: V2Ray's mux client drops a session's
-    /// downstream as soon as its local side closes (the reference server behaves the same way), so a
-    /// mux flow only closes after it has everything back.
-    private func echoThenClose(port: UInt16, payload: Data, label: String) throws {
-        let fd = try Sock.connect(port: port)
-        defer { close(fd) }
-        Sock.setTimeouts(fd, seconds: 0.25)
-        let deadline = Date().addingTimeInterval(Self.transferTimeout)
-        let writer = BackgroundTask<Void>("writer-\(label)") {
-            try Sock.writeAll(fd, payload, deadline: deadline, what: "\(label): upload")
-        }
-        let received = try Sock.read(fd, count: payload.count, deadline: deadline, what: "\(label): echo")
-        guard let w = writer.join(timeout: max(1, deadline.timeIntervalSinceNow)) else {
-            throw HarnessError("\(label): writer did not finish")
-        }
-        try w.get()
-        if let mismatch = describeMismatch(expected: payload, actual: received.data) {
-            throw HarnessError("\(label): echoed data differs: \(mismatch) (eof: \(received.eof))")
-        }
-    }
-
     func testV2RayMuxClient16ParallelFlows() throws {
         let user = VMessTestUser(security: "aes-128-gcm")
         let echo = try makeEchoServer()
@@ -63,14 +42,7 @@ final class MuxInteropTests: InteropTestCase {
                 try echoThenClose(port: client.dokodemoPort, payload: randomData(size), label: "mux flow \(i)")
             })
         }
-        var failures: [String] = []
-        for (i, t) in tasks.enumerated() {
-            switch t.join(timeout: Self.transferTimeout + 10) {
-            case nil: failures.append("flow \(i): still running")
-            case .failure(let e)?: failures.append("\(e)")
-            case .success?: break
-            }
-        }
+        let failures = failures(of: tasks)
         XCTAssertEqual(failures, [], "\(server.kind) with a mux client")
         // A second round on the same (now warm) mux connections.
         try echoThenClose(port: client.dokodemoPort, payload: randomData(4 * 1024 * 1024), label: "mux 4 MiB")

@@ -166,14 +166,7 @@ final class VMessServerInteropTests: InteropTestCase {
         }
         XCTAssertEqual(connected.wait(timeout: .now() + 20), .success, "not all connections were opened")
         for _ in 0..<count { go.signal() }
-        var failures: [String] = []
-        for (i, task) in tasks.enumerated() {
-            switch task.join(timeout: Self.transferTimeout + 10) {
-            case nil: failures.append("connection \(i): still running")
-            case .failure(let e)?: failures.append("\(e)")
-            case .success?: break
-            }
-        }
+        let failures = failures(of: tasks, name: "connection")
         XCTAssert(failures.isEmpty, "\(server.kind): \(failures.count) of \(count) connections failed:\n"
                   + failures.prefix(10).joined(separator: "\n") + "\n" + echo.summary(expectedPerConnection: size))
         XCTAssertEqual(echo.connectionCount, count, "the echo target saw a different number of connections")

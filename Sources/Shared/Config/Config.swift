@@ -216,12 +216,16 @@ public struct SystemPolicy: Codable, Equatable, Sendable {
 }
 
 public struct StreamSettings: Codable, Equatable, Sendable {
-    public enum Network: String, Codable, Sendable { case tcp, ws, httpupgrade }
+    /// Raw values are the share-link `net` names.
+    public enum Network: String, Codable, Sendable { case tcp, ws, httpupgrade, grpc, h2 }
     public enum Security: String, Codable, Sendable { case none, tls }
     public var network: Network = .tcp
     public var security: Security = .none
     public var ws: WebSocketSettings?
     public var httpUpgrade: HTTPUpgradeSettings?
+    public var grpc: GRPCSettings?
+    /// The h2 transport (`httpSettings`).
+    public var http: HTTPSettings?
     /// tcp only: the HTTP disguise (`tcpSettings.header.type: "http"`); nil for plain tcp.
     public var tcpHeader: TCPHTTPHeaderSettings?
     public var tls: TLSSettings?
@@ -276,6 +280,44 @@ public struct HTTPUpgradeSettings: Codable, Equatable, Sendable {
     public var maxEarlyData: Int = 0
     public var earlyDataHeaderName: String?
     public init() {}
+}
+
+/// The gRPC ("gun") transport: one HTTP/2 stream per connection, POST `/<serviceName>/Tun`
+/// (or `/TunMulti`), the bytes in gRPC-framed protobuf `Hunk`s (Shared/Transport/GunHunkDecoder.swift).
+public struct GRPCSettings: Codable, Equatable, Sendable {
+    public var serviceName: String = ""
+    /// Xray's `multiMode`: the client calls TunMulti (MultiHunk messages). A server serves both methods.
+    public var multiMode: Bool = false
+    /// Xray's `initial_windows_size`: the HTTP/2 flow-control window we announce for each stream
+    /// (and the connection); nil: vmessd's default. Bounds what one stream may have in flight to us.
+    public var initialWindowSize: Int?
+    public init() {}
+
+    /// The path of the gun method: `/<serviceName>/Tun` or `/<serviceName>/TunMulti`.
+    public func path(multi: Bool) -> String { "/\(serviceName)/\(multi ? "TunMulti" : "Tun")" }
+}
+
+/// The HTTP/2 transport (`httpSettings`): one HTTP/2 stream per connection whose request and
+/// response bodies carry the raw stream.
+public struct HTTPSettings: Codable, Equatable, Sendable {
+    /// Accepted `:authority` values (server) and the ones a client picks from at random. Empty means
+    /// V2Ray's default, "www.example.com" (`effectiveHosts`).
+    public var hosts: [String] = []
+    /// The server accepts any path starting with this (V2Ray's prefix check).
+    public var path: String = "/"
+    /// The client's method (V2Ray's default PUT); the server accepts any method, as V2Ray does.
+    public var method: String = "PUT"
+    /// Extra request headers a client sends (name, value), in config order.
+    public var headers: [HeaderField] = []
+    public init() {}
+
+    public struct HeaderField: Codable, Equatable, Sendable {
+        public var name: String
+        public var value: String
+        public init(name: String, value: String) { self.name = name; self.value = value }
+    }
+
+    public var effectiveHosts: [String] { hosts.isEmpty ? ["www.example.com"] : hosts }
 }
 
 public struct TLSSettings: Codable, Equatable, Sendable {

@@ -1,8 +1,9 @@
 // `streamSettings` of an inbound, in both formats, into one StreamSettings:
 //
-//   v4: {network: tcp|ws|httpupgrade, security: none|tls, tcpSettings (ConfigParser+TCPHeader), wsSettings,
-//        httpupgradeSettings, tlsSettings, sockopt (ConfigParser+SocketOptions)}
-//   v5: {transport: tcp|websocket|httpupgrade, transportSettings, security: none|tls, securitySettings,
+//   v4: {network: tcp|ws|httpupgrade|grpc|h2, security: none|tls, tcpSettings (ConfigParser+TCPHeader), wsSettings,
+//        httpupgradeSettings, grpcSettings, httpSettings (ConfigParser+H2Transports), tlsSettings,
+//        sockopt (ConfigParser+SocketOptions)}
+//   v5: {transport: tcp|websocket|httpupgrade|grpc|http, transportSettings, security: none|tls, securitySettings,
 //        socketSettings}
 //
 // `acceptProxyProtocol` may sit in tcpSettings, wsSettings, httpupgradeSettings (Xray), sockopt, or
@@ -17,6 +18,11 @@ extension ConfigParser {
     /// `forInbound`: a server needs a certificate under TLS; a client (outbound) does not.
     static func readStream(_ node: ConfigNode, format: ConfigFormat, forInbound: Bool = true) throws -> StreamSettings {
         let stream = try format == .v4 ? readStreamV4(node, forInbound: forInbound) : readStreamV5(node, forInbound: forInbound)
+        // V2Ray's h2 client refuses to dial without TLS ("TLS must be enabled for http transport");
+        // its server also serves h2c, for a TLS-terminating front.
+        if !forInbound, stream.network == .h2, stream.security != .tls {
+            throw node.error("the h2 transport needs \"security\": \"tls\" on an outbound (as in V2Ray)")
+        }
         // A dialed connection has nobody in front of it to send a PROXY header.
         if !forInbound, stream.acceptProxyProtocol {
             throw node.error("\"acceptProxyProtocol\" applies to inbounds only")
@@ -28,7 +34,7 @@ extension ConfigParser {
 
     /// v4 transport settings keys of transports vmessd does not implement.
     static let unsupportedStreamKeysV4: Set<String> = [
-        "kcpSettings", "quicSettings", "httpSettings", "dsSettings", "grpcSettings", "gunSettings",
+        "kcpSettings", "quicSettings", "dsSettings",
         "hy2Settings", "xtlsSettings", "realitySettings", "splithttpSettings", "xhttpSettings",
     ]
 
@@ -37,8 +43,9 @@ extension ConfigParser {
         var stream = StreamSettings()
         if let network = r.take("network") {
             stream.network = try readNetwork(network, names: ["tcp": .tcp, "raw": .tcp, "ws": .ws, "websocket": .ws,
-                                                              "httpupgrade": .httpupgrade],
-                                             expected: "one of tcp, ws, httpupgrade")
+                                                              "httpupgrade": .httpupgrade, "grpc": .grpc, "gun": .grpc,
+                                                              "h2": .h2, "http": .h2],
+                                             expected: "one of tcp, ws, httpupgrade, grpc, h2")
         }
         if let security = r.take("security") {
             stream.security = try readSecurity(security)
@@ -52,6 +59,13 @@ extension ConfigParser {
         let tcp = tcpSettings ?? rawSettings
         let ws = r.take("wsSettings")
         let upgrade = r.take("httpupgradeSettings")
+        let grpcSettings = r.take("grpcSettings")
+        let gunSettings = r.take("gunSettings")
+        if grpcSettings != nil, let gunSettings {
+            throw gunSettings.error("\"gunSettings\" and \"grpcSettings\" are the same settings; give one of them")
+        }
+        let grpc = grpcSettings ?? gunSettings
+        let http = r.take("httpSettings")
         let tls = r.take("tlsSettings")
         if let sockopt = r.take("sockopt") {
             stream.sockopt = try readSocketOptionsV4(sockopt, acceptProxyProtocol: &stream.acceptProxyProtocol)
@@ -68,8 +82,16 @@ extension ConfigParser {
         if let upgrade {
             try requireSelected(upgrade, stream.network == .httpupgrade, "network is \"httpupgrade\"")
         }
+        if let grpc {
+            try requireSelected(grpc, stream.network == .grpc, "network is \"grpc\"")
+        }
+        if let http {
+            try requireSelected(http, stream.network == .h2, "network is \"h2\"")
+        }
         switch stream.network {
         case .tcp: break
+        case .grpc: stream.grpc = try grpc.map(readGRPCV4) ?? GRPCSettings()
+        case .h2: stream.http = try http.map(readHTTPV4) ?? HTTPSettings()
         case .ws: stream.ws = try ws.map { try readWebSocketV4($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? WebSocketSettings()
         case .httpupgrade:
             stream.httpUpgrade = try upgrade.map { try readHTTPUpgradeV4($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? HTTPUpgradeSettings()
@@ -130,8 +152,9 @@ extension ConfigParser {
         if let transport = r.take("transport") {
             // "ws" is the message's short name, "websocket" the name v5 configs use; both resolve in v2fly.
             stream.network = try readNetwork(transport, names: ["tcp": .tcp, "websocket": .ws, "ws": .ws,
-                                                                "httpupgrade": .httpupgrade],
-                                             expected: "one of tcp, websocket, httpupgrade")
+                                                                "httpupgrade": .httpupgrade, "grpc": .grpc, "gun": .grpc,
+                                                                "http": .h2, "h2": .h2],
+                                             expected: "one of tcp, websocket, httpupgrade, grpc, http")
         }
         let transportSettings = r.take("transportSettings")
         if let security = r.take("security") {
@@ -152,6 +175,10 @@ extension ConfigParser {
             stream.ws = try transportSettings.map { try readWebSocketV5($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? WebSocketSettings()
         case .httpupgrade:
             stream.httpUpgrade = try transportSettings.map(readHTTPUpgradeV5) ?? HTTPUpgradeSettings()
+        case .grpc:
+            stream.grpc = try transportSettings.map(readGRPCV5) ?? GRPCSettings()
+        case .h2:
+            stream.http = try transportSettings.map(readHTTPV5) ?? HTTPSettings()
         }
         if stream.security == .tls {
             stream.tls = try securitySettings.map(readTLSV5) ?? TLSSettings()
@@ -218,7 +245,7 @@ extension ConfigParser {
 
     /// Transport names are case-insensitive in v2fly's v4 reader; v5 reuses the same table here.
     static let unsupportedNetworks: Set<String> = [
-        "kcp", "mkcp", "quic", "http", "h2", "grpc", "gun", "domainsocket", "ds", "hysteria2", "hy2",
+        "kcp", "mkcp", "quic", "domainsocket", "ds", "hysteria2", "hy2",
         "splithttp", "xhttp", "meek", "mekya", "dtls",
     ]
 

@@ -80,7 +80,11 @@ final class VMessClientLink: UpstreamLink {
             guard connecting.register(channel) else { return channel.eventLoop.makeFailedFuture(PendingConnect.Cancelled()) }
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(handler)
-                _ = channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: watermark / 2, high: watermark))
+                // An HTTP/2 stream (grpc, h2) has the watermarks of its stream configuration and
+                // traps on this option.
+                if !self.outbound.dialer.usesHTTP2 {
+                    _ = channel.setOption(ChannelOptions.writeBufferWaterMark, value: .init(low: watermark / 2, high: watermark))
+                }
             }
         }.whenComplete { [weak self] result in
             connecting.finish()

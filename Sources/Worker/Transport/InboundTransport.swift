@@ -1,5 +1,6 @@
 import Logging
 import NIOCore
+import NIOHTTP2
 import NIOSSL
 import Shared
 
@@ -14,6 +15,8 @@ import Shared
 ///   tcp + http header: [NIOSSLServerHandler] → TCPHTTPHeaderServerHandler → protocol handler
 ///   ws:           [NIOSSLServerHandler] → ServerUpgradeHandler   (then WebSocket framing)
 ///   httpupgrade:  [NIOSSLServerHandler] → ServerUpgradeHandler   (then raw bytes)
+///   grpc, h2:     [NIOSSLServerHandler] → NIOHTTP2Handler → H2ConnectionWatcher; each stream:
+///                 H2StreamHandler → protocol handler   (one VMess connection per HTTP/2 stream)
 ///
 /// Built once per inbound and worker generation; the TLS context (certificates) lives here, so a
 /// reload's new workers serve the re-read certificates.
@@ -22,24 +25,36 @@ struct InboundTransport {
     private let tls: NIOSSLContext?
     private let upgrade: UpgradeRequestCheck?
     private let httpHeader: TCPHTTPHeader?
+    private let h2: H2RequestCheck?
+    private let h2Settings: H2ConnectionSettings
+    /// Tells HTTP/2 connections (which outlive their streams) that the worker drains.
+    private let drain: DrainSignal?
     private let logger: Logger
     /// Counts connections closed for a bad or late PROXY header.
     private let counters: WorkerCounters?
 
-    init(stream: StreamSettings, logger: Logger = Logger(label: "vmessd.worker"), counters: WorkerCounters? = nil) throws {
+    init(stream: StreamSettings, logger: Logger = Logger(label: "vmessd.worker"), counters: WorkerCounters? = nil,
+         drain: DrainSignal? = nil) throws {
         self.stream = stream
         self.logger = logger
         self.counters = counters
+        self.drain = drain
         switch stream.security {
         case .none: tls = nil
-        case .tls: tls = try TLSContexts.server(stream.tls ?? TLSSettings())
+        case .tls: tls = try TLSContexts.server(TLSContexts.forTransport(stream))
         }
         httpHeader = stream.network == .tcp ? stream.tcpHeader.map(TCPHTTPHeader.init) : nil
-        switch stream.network {
-        case .tcp: upgrade = nil
-        case .ws: upgrade = UpgradeRequestCheck(.webSocket(stream.ws ?? WebSocketSettings()))
-        case .httpupgrade: upgrade = UpgradeRequestCheck(.httpUpgrade(stream.httpUpgrade ?? HTTPUpgradeSettings()))
+        upgrade = switch stream.network {
+        case .tcp, .grpc, .h2: nil
+        case .ws: UpgradeRequestCheck(.webSocket(stream.ws ?? WebSocketSettings()))
+        case .httpupgrade: UpgradeRequestCheck(.httpUpgrade(stream.httpUpgrade ?? HTTPUpgradeSettings()))
         }
+        h2 = switch stream.network {
+        case .tcp, .ws, .httpupgrade: nil
+        case .grpc: H2RequestCheck(.gun(stream.grpc ?? GRPCSettings()))
+        case .h2: H2RequestCheck(.http(stream.http ?? HTTPSettings()))
+        }
+        h2Settings = H2ConnectionSettings(windowSize: stream.grpc?.initialWindowSize)
     }
 
     /// Called for every accepted connection, on its event loop. `claimSource`: with
@@ -59,6 +74,21 @@ struct InboundTransport {
             }
             if let httpHeader {
                 try pipeline.addHandler(TCPHTTPHeaderServerHandler(header: httpHeader, logger: logger))
+            }
+            if let h2 {
+                let watcher = H2ConnectionWatcher(drain: drain)
+                let logger = self.logger
+                _ = try pipeline.configureHTTP2Pipeline(
+                    mode: .server, connectionConfiguration: h2Settings.connection(server: true),
+                    streamConfiguration: h2Settings.stream, streamDelegate: watcher
+                ) { streamChannel in
+                    streamChannel.eventLoop.makeCompletedFuture {
+                        try streamChannel.pipeline.syncOperations.addHandler(
+                            H2StreamHandler(role: .server(check: h2, installProtocol: installProtocol), logger: logger))
+                    }
+                }
+                try pipeline.addHandler(watcher)
+                return
             }
             guard let upgrade else { return try installProtocol(channel) }
             try pipeline.addHandler(ServerUpgradeHandler(check: upgrade, logger: logger, installProtocol: installProtocol))

@@ -137,6 +137,10 @@ extension Channel {
     /// AuthID matcher: the address a PROXY protocol header carried, else the peer's. Every such use goes
     /// through here. On the channel's event loop.
     var clientAddress: NIOCore.SocketAddress? {
+        // An HTTP/2 stream (gRPC, h2 transports): its connection knows.
+        if let parent, (try? pipeline.syncOperations.handler(type: H2StreamHandler.self)) != nil {
+            return parent.clientAddress
+        }
         if let handler = try? pipeline.syncOperations.handler(type: ProxyProtocolHandler.self),
            let carried = handler.clientAddress {
             return carried

@@ -11,6 +11,8 @@ import Shared
 ///   tcp + http header: [NIOSSLClientHandler] → TCPHTTPHeaderClientHandler → protocol handlers
 ///   ws:           [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then WebSocket framing)
 ///   httpupgrade:  [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then raw bytes)
+///   grpc, h2:     [NIOSSLClientHandler] → NIOHTTP2Handler, shared (H2ConnectionPool); the returned
+///                 channel is one HTTP/2 stream: H2StreamHandler → protocol handlers   (StreamDialer+H2.swift)
 ///
 /// The protocol handlers are added by `initializer` when the channel is created and see
 /// channelActive at TCP connect; what they write before the transport is ready is held (and, with
@@ -25,15 +27,17 @@ struct StreamDialer {
     /// (set once every outbound of the worker exists).
     var proxy: ProxyDial?
     /// Built once per outbound (not per connection): parsing certificates and trust roots is costly.
-    private let tls: NIOSSLContext?
+    let tls: NIOSSLContext?
     private let tlsSetupError: Error?
+    /// grpc, h2: the shared HTTP/2 connections (one pool per outbound and worker).
+    let h2Pool = H2ConnectionPool()
 
     init(stream: StreamSettings, dial: DialOptions = .none) {
         self.stream = stream
         self.dial = dial
         if stream.security == .tls {
             do {
-                tls = try TLSContexts.client(stream.tls ?? TLSSettings())
+                tls = try TLSContexts.client(TLSContexts.forTransport(stream))
                 tlsSetupError = nil
             } catch {
                 tls = nil
@@ -50,6 +54,9 @@ struct StreamDialer {
     func connect(host: String, port: Int, on loop: EventLoop, timeout: TimeAmount,
                  initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
         if let tlsSetupError { return loop.makeFailedFuture(tlsSetupError) }
+        if usesHTTP2 {
+            return connectH2(host: host, port: port, on: loop, timeout: timeout, initializer: initializer)
+        }
         let ready = loop.makePromise(of: Void.self)
         let stream = self.stream
         let tls = self.tls
@@ -68,6 +75,8 @@ struct StreamDialer {
                     }
                     let request: ClientUpgradeRequest
                     switch stream.network {
+                    case .grpc, .h2:
+                        preconditionFailure("HTTP/2 transports are dialled by connectH2")
                     case .tcp:
                         if let settings = stream.tcpHeader {
                             try pipeline.addHandler(TCPHTTPHeaderClientHandler(header: TCPHTTPHeader(settings: settings)))
@@ -87,16 +96,7 @@ struct StreamDialer {
                     secured.futureResult.whenFailure { upgraded.fail($0) }
                 }.flatMap { initializer(channel) }
             }
-        let connected: EventLoopFuture<Channel>
-        if let proxy {
-            connected = proxy.connect(host: host, port: port, on: loop, initializer: initializer)
-        } else {
-            let bootstrap = ClientBootstrap(group: loop)
-                .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-                .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-                .connectTimeout(timeout)
-            connected = dial.prepare(bootstrap, initializer: initializer).connect(host: host, port: port)
-        }
+        let connected = open(host: host, port: port, on: loop, timeout: timeout, initializer: initializer)
         connected.whenFailure { ready.fail($0) }
         return connected.flatMap { channel in
             ready.futureResult.map { channel }.flatMapErrorThrowing { error in
@@ -104,6 +104,22 @@ struct StreamDialer {
                 throw error
             }
         }
+    }
+
+    /// The returned channel is an HTTP/2 stream (grpc, h2), not a socket.
+    var usesHTTP2: Bool { stream.network == .grpc || stream.network == .h2 }
+
+    /// The connection itself: through `proxy`, or a socket of its own with the outbound's options.
+    func open(host: String, port: Int, on loop: EventLoop, timeout: TimeAmount,
+              initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
+        if let proxy {
+            return proxy.connect(host: host, port: port, on: loop, initializer: initializer)
+        }
+        let bootstrap = ClientBootstrap(group: loop)
+            .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
+            .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .connectTimeout(timeout)
+        return dial.prepare(bootstrap, initializer: initializer).connect(host: host, port: port)
     }
 
     /// The Host value Go's clients send by default: host[:port], IPv6 in brackets.

@@ -93,6 +93,16 @@ enum TLSContexts {
         return try NIOSSLContext(configuration: config)
     }
 
+    /// The TLS settings of a stream: the HTTP/2 transports (grpc, h2) need ALPN "h2" (what V2Ray,
+    /// Xray and grpc-go offer and expect), first in the list whatever else the config names.
+    static func forTransport(_ stream: StreamSettings) -> TLSSettings {
+        var tls = stream.tls ?? TLSSettings()
+        if stream.network == .grpc || stream.network == .h2 {
+            tls.alpn = ["h2"] + tls.alpn.filter { $0 != "h2" }
+        }
+        return tls
+    }
+
     /// The server name a client sends and verifies: `serverName`, else the address dialled when it
     /// is a name (SNI cannot carry an IP address; the certificate is then checked against the IP).
     static func serverHostname(_ tls: TLSSettings, host: String) -> String? {

@@ -265,6 +265,44 @@ class InteropTestCase: XCTestCase {
         try w.get()
     }
 
+    /// Echo without a half-close before the echo is complete, for clients that drop a connection's
+    /// downstream as soon as its local side closes: V2Ray's mux client (the reference server behaves
+    /// the same way) and sing-box's gRPC client. The socket closes only after everything came back.
+    func echoThenClose(port: UInt16, payload: Data, label: String) throws {
+        try echoThenClose(fd: try Sock.connect(port: port), payload: payload, label: label)
+    }
+
+    /// As above on an already connected socket; closes `fd`.
+    func echoThenClose(fd: Int32, payload: Data, label: String) throws {
+        defer { close(fd) }
+        Sock.setTimeouts(fd, seconds: 0.25)
+        let deadline = Date().addingTimeInterval(Self.transferTimeout)
+        let writer = BackgroundTask<Void>("writer-\(label)") {
+            try Sock.writeAll(fd, payload, deadline: deadline, what: "\(label): upload")
+        }
+        let received = try Sock.read(fd, count: payload.count, deadline: deadline, what: "\(label): echo")
+        guard let w = writer.join(timeout: max(1, deadline.timeIntervalSinceNow)) else {
+            throw HarnessError("\(label): writer did not finish")
+        }
+        try w.get()
+        if let mismatch = describeMismatch(expected: payload, actual: received.data) {
+            throw HarnessError("\(label): echoed data differs: \(mismatch) (eof: \(received.eof))")
+        }
+    }
+
+    /// Waits for every task (each up to the transfer timeout): one line per task that failed or hung.
+    func failures(of tasks: [BackgroundTask<Void>], name: String = "flow") -> [String] {
+        var failures: [String] = []
+        for (i, task) in tasks.enumerated() {
+            switch task.join(timeout: Self.transferTimeout + 10) {
+            case nil: failures.append("\(name) \(i): still running")
+            case .failure(let e)?: failures.append("\(e)")
+            case .success?: break
+            }
+        }
+        return failures
+    }
+
     static func describe(_ r: Result<Void, Error>?) -> String {
         switch r {
         case nil: return "still running"

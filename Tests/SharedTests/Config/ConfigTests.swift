@@ -799,8 +799,8 @@ final class ConfigTests: XCTestCase {
         func v5Stream(_ stream: String) -> String { v5.replacingOccurrences(of: "%@", with: stream) }
         assertError(v5Stream(#"{"security": "none", "securitySettings": {}}"#),
                     "config.json: inbounds[0].streamSettings.securitySettings: \"securitySettings\" has no effect unless security is \"tls\"")
-        assertError(v5Stream(#"{"transport": "grpc"}"#),
-                    "config.json: inbounds[0].streamSettings.transport: transport \"grpc\" is not supported by vmessd yet")
+        assertError(v5Stream(#"{"transport": "quic"}"#),
+                    "config.json: inbounds[0].streamSettings.transport: transport \"quic\" is not supported by vmessd yet")
         assertError(v5Stream(#"{"security": "tls", "securitySettings": {"certificate": [{"certificateFile": "/x", "certificate_file": "/y"}]}}"#),
                     "config.json: inbounds[0].streamSettings.securitySettings.certificate[0].certificate_file: \"certificate_file\" repeats another spelling of the same field")
         assertError(v5Stream(#"{"security": "tls", "securitySettings": {"certificate": [{"keyFile": "/k"}]}}"#),

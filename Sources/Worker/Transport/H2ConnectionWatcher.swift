@@ -1,0 +1,87 @@
+import Logging
+import NIOCore
+import NIOHTTP2
+
+/// The connection-level companion of H2StreamHandler on a server: counts the open streams (as the
+/// NIOHTTP2Handler's stream delegate) and closes the connection when it has none and
+///   - the worker drains (after a GOAWAY, so the client opens its next stream elsewhere), or
+///   - it stayed without a stream for `idleTimeout` (from accept on, so a client that completes TLS
+///     and then sends nothing does not hold a connection slot for long).
+/// It also closes the connection when the peer ends its side of TCP: HTTP/2 has no use for a
+/// half-closed connection, and the accepted sockets allow remote half-closure (for the relays), so
+/// without this a client that left would hold its slot until the idle timeout.
+/// Sits behind the NIOHTTP2Handler and passes everything through. Clients (H2ConnectionPool) use it
+/// for that last duty only (`idleTimeout` nil, no drain signal, not the stream delegate).
+final class H2ConnectionWatcher: ChannelInboundHandler, NIOHTTP2StreamDelegate, @unchecked Sendable {
+    typealias InboundIn = HTTP2Frame
+
+    /// grpc-go's and Go's servers keep idle connections much longer; a minute is enough for a client
+    /// to reuse its connection between streams and short enough to free the slot of a silent one.
+    static let idleTimeout = TimeAmount.seconds(60)
+
+    private let drain: DrainSignal?
+    private let idleTimeout: TimeAmount?
+    private var open = 0
+    private var context: ChannelHandlerContext?
+    private var idleTimer: Scheduled<Void>?
+    private var goingAway = false
+
+    init(drain: DrainSignal?, idleTimeout: TimeAmount? = H2ConnectionWatcher.idleTimeout) {
+        self.drain = drain
+        self.idleTimeout = idleTimeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        armIdleTimer()
+        drain?.observe(self) { [weak self] in self?.goAway() }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        drain?.stopObserving(self)
+        self.context = nil
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case ChannelEvent.inputClosed = event {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    // Called on the event loop by NIOHTTP2Handler.
+    func streamCreated(_ id: HTTP2StreamID, channel: Channel) {
+        open += 1
+        idleTimer?.cancel()
+        idleTimer = nil
+    }
+
+    func streamClosed(_ id: HTTP2StreamID, channel: Channel) {
+        open -= 1
+        guard open == 0 else { return }
+        if goingAway {
+            context?.close(promise: nil)
+        } else {
+            armIdleTimer()
+        }
+    }
+
+    private func armIdleTimer() {
+        guard let context, let idleTimeout else { return }
+        idleTimer?.cancel()
+        idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) { [weak self] in
+            guard let self, self.open == 0 else { return }
+            self.goAway()
+        }
+    }
+
+    private func goAway() {
+        guard let context, !goingAway else { return }
+        goingAway = true
+        let frame = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: .maxID, errorCode: .noError, opaqueData: nil))
+        context.writeAndFlush(NIOAny(frame), promise: nil)
+        if open == 0 { context.close(promise: nil) }
+    }
+}
