@@ -37,6 +37,7 @@ let fuzzTargets: [(String, [Target.Dependency])] = [
     ("FuzzTCPHTTPHeader", [shared, worker, nio, embedded, logging]),
     ("FuzzProxyProtocol", [shared]),
     ("FuzzSwitchAccount", [shared]),
+    ("FuzzUnixListen", [shared]),
 ]
 
 let package = Package(

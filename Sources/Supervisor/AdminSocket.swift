@@ -65,16 +65,11 @@ final class AdminServer {
         self.logger = logger
         let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !directory.isEmpty { try Self.makeDirectory(directory) }
-        var info = stat()
-        if lstat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFSOCK else {
-                throw PosixError(errno: EEXIST, call: "admin socket \(path) exists and is not a socket")
-            }
-            if let live = try? Posix.connectUnix(path: path) {
-                try? Posix.close(live)
-                throw PosixError(errno: EADDRINUSE, call: "admin socket \(path) (another vmessd answers on it)")
-            }
-            unlink(path)
+        do {
+            try Posix.removeStaleUnixSocket(path: path)
+        } catch var error as PosixError {
+            error.call = "admin socket " + error.call
+            throw error
         }
         listener = try Posix.makeUnixListener(path: path, mode: 0o600)
         try Posix.setNonBlocking(listener)

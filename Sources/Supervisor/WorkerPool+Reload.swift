@@ -12,9 +12,10 @@
 // Both generations hold the same kernel sockets throughout, so whatever is queued stays queued: the
 // old workers' closing of their server channels closes only their own descriptors. Between the old
 // generation's last accept and the new one's first (a few milliseconds) connections wait in the
-// accept queue. Never are two processes accepting on one socket at once: no thundering herd (which
+// accept queue. Never are two processes accepting on one TCP socket at once: no thundering herd (which
 // also trips an assertion in debug builds of NIO), and every connection accepted after READY=1 meets
-// the new config.
+// the new config. (A Unix-socket inbound has one socket that every worker shares; workers accept on it
+// with SharedSocketAcceptor, which expects to lose races.)
 
 import Foundation
 import Glibc
@@ -56,6 +57,9 @@ extension WorkerPool {
         p.plan.commit()
         let closed = p.plan.retired.count
         listeners = p.plan.set
+        // New connections to the first `workers` sockets of each group (a worker count that went
+        // down leaves surplus sockets that are still served but should get nothing new).
+        for problem in listeners.steer() { logger.warning("\(problem)") }
         config = p.config
         settings = p.settings
         generation = p.generation
