@@ -16,8 +16,6 @@ import Glibc
 #endif
 
 final class UnixSocketTests: EndToEndTestCase {
-    static let nginxPath = "/usr/sbin/nginx"
-
     /// A short directory for socket files: sun_path holds 107 bytes, and the test's work directory
     /// can be longer than that once a file name is added.
     func socketDirectory() throws -> String {
@@ -39,50 +37,6 @@ final class UnixSocketTests: EndToEndTestCase {
         var log: [String: Any] = ["loglevel": "info"]
         if let accessLog { log["access"] = accessLog }
         return Self.json(["log": log, "inbounds": inbounds, "outbounds": [["protocol": "freedom"]]])
-    }
-
-    /// nginx in the foreground with a config and prefix of our own: nothing of a system nginx (its
-    /// config, its port 80, its log and temp directories) is used.
-    func startNginx(upstreamSocket: String, path: String) throws -> UInt16 {
-        let nginx = try Tool.require(Self.nginxPath, install: "apt-get install nginx")
-        let port = try FreePort.tcp()
-        let prefix = workDir.appendingPathComponent(nextName("nginx")).path
-        try FileManager.default.createDirectory(atPath: prefix + "/tmp", withIntermediateDirectories: true)
-        let config = """
-            worker_processes 1;
-            master_process off;
-            error_log \(prefix)/error.log info;
-            pid \(prefix)/nginx.pid;
-            events { worker_connections 256; }
-            http {
-                access_log off;
-                client_body_temp_path \(prefix)/tmp/body;
-                proxy_temp_path \(prefix)/tmp/proxy;
-                fastcgi_temp_path \(prefix)/tmp/fastcgi;
-                uwsgi_temp_path \(prefix)/tmp/uwsgi;
-                scgi_temp_path \(prefix)/tmp/scgi;
-                server {
-                    listen 127.0.0.1:\(port);
-                    location \(path) {
-                        proxy_pass http://unix:\(upstreamSocket);
-                        proxy_http_version 1.1;
-                        proxy_set_header Upgrade $http_upgrade;
-                        proxy_set_header Connection "upgrade";
-                        proxy_set_header Host $host;
-                        proxy_read_timeout 300s;
-                        proxy_send_timeout 300s;
-                    }
-                }
-            }
-
-            """
-        let file = try writeFile("\(nextName("nginx")).conf", config)
-        let arguments = ["-p", prefix, "-e", "\(prefix)/error.log", "-c", file]
-        let check = try run(nginx, arguments + ["-t"])
-        guard check.status == 0 else { throw HarnessError("nginx -t: \(check.stdout) \(check.stderr)") }
-        let process = try launch("nginx", nginx, arguments + ["-g", "daemon off;"])
-        try waitForTCPPort(port, timeout: Self.startupTimeout, stillAlive: { process.isRunning })
-        return port
     }
 
     static func fileInfo(_ path: String) -> stat? {
@@ -158,7 +112,6 @@ final class UnixSocketTests: EndToEndTestCase {
     /// haproxy passes TLS through to a Unix socket with a PROXY v2 header first: the client address
     /// the access log shows is the one the header carried (the Unix peer has none).
     func testHAProxyWithProxyProtocolAndTLSToAUnixSocket() throws {
-        let haproxy = try Tool.require(ProxyProtocolTests.haproxyPath, install: "apt-get install haproxy")
         let dir = try socketDirectory()
         let check = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
                                                  "-keyout", "\(dir)/k.pem", "-out", "\(dir)/c.pem", "-days", "2",
@@ -173,45 +126,14 @@ final class UnixSocketTests: EndToEndTestCase {
             "tlsSettings": ["certificates": [["certificateFile": "\(dir)/c.pem", "keyFile": "\(dir)/k.pem"]]],
         ])], accessLog: accessLog), port: 0, workers: 2)
 
-        let port = try FreePort.tcp()
-        let haproxyConfig = """
-            global
-                maxconn 256
-            defaults
-                mode tcp
-                timeout connect 5s
-                timeout client 60s
-                timeout server 60s
-            frontend in
-                bind 127.0.0.1:\(port)
-                default_backend vmessd
-            backend vmessd
-                server s \(socket) send-proxy-v2
-
-            """
-        let cfg = try writeFile("\(nextName("haproxy")).cfg", haproxyConfig)
-        let haproxyCheck = try run(haproxy, ["-c", "-f", cfg])
-        guard haproxyCheck.status == 0 else { throw HarnessError("haproxy -c: \(haproxyCheck.stdout) \(haproxyCheck.stderr)") }
-        let process = try launch("haproxy", haproxy, ["-db", "-f", cfg])
-        try waitForTCPPort(port, timeout: Self.startupTimeout, stillAlive: { process.isRunning })
+        let port = try startHAProxy(server: "\(socket) send-proxy-v2")
 
         // The reference client leaves from 127.0.0.5: the address haproxy puts in the header.
-        let v2ray = try Tool.v2ray()
-        let clientPort = try FreePort.tcp()
-        let name = nextName("v2ray")
-        let clientConfig = Self.json([
-            "log": ["loglevel": "warning"],
-            "inbounds": [["port": Int(clientPort), "listen": "127.0.0.1", "protocol": "dokodemo-door",
-                          "settings": ["address": "127.0.0.1", "port": Int(echo.port), "network": "tcp"]]],
-            "outbounds": [["protocol": "vmess", "sendThrough": "127.0.0.5",
-                           "settings": ["vnext": [["address": "127.0.0.1", "port": Int(port), "users": [user.clientJSON]]]],
-                           "streamSettings": ["network": "tcp", "security": "tls",
-                                              "tlsSettings": ["serverName": "vmessd.test", "allowInsecure": true]]]],
-        ])
-        let client = try launch(name, v2ray, ["-config", try writeFile("\(name).json", clientConfig)])
-        try waitForTCPPort(clientPort, timeout: Self.startupTimeout, stillAlive: { client.isRunning })
+        let client = try startClient(serverPort: port, user: user, targetPort: echo.port, stream: [
+            "network": "tcp", "security": "tls", "tlsSettings": ["serverName": "vmessd.test", "allowInsecure": true],
+        ], sendThrough: "127.0.0.5")
         for i in 0..<3 {
-            try ShortConnectionLoad.roundTrip(port: clientPort, payload: randomData(256 * 1024), label: "tls via haproxy \(i)", timeout: 20)
+            try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(256 * 1024), label: "tls via haproxy \(i)", timeout: 20)
         }
         try eventually("the access log names the client address the PROXY header carried") {
             let log = (try? String(contentsOfFile: accessLog, encoding: .utf8)) ?? ""

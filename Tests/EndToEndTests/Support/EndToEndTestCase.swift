@@ -202,7 +202,8 @@ class EndToEndTestCase: XCTestCase {
     /// The reference client: dokodemo-door on a free port to targetAddress:targetPort through `server`,
     /// with the outbound's `streamSettings` when given (ws, tls, domainsocket, …).
     func startClient(serverPort: UInt16, user: VMessTestUser, targetPort: UInt16,
-                     targetAddress: String = "127.0.0.1", stream: [String: Any]? = nil) throws -> V2RayClient {
+                     targetAddress: String = "127.0.0.1", stream: [String: Any]? = nil,
+                     sendThrough: String? = nil) throws -> V2RayClient {
         let v2ray = try Tool.v2ray()
         let port = try FreePort.tcp()
         let name = nextName("v2ray")
@@ -216,7 +217,7 @@ class EndToEndTestCase: XCTestCase {
             ]],
             "outbounds": [["protocol": "vmess", "settings": ["vnext": [[
                 "address": "127.0.0.1", "port": Int(serverPort), "users": [user.clientJSON],
-            ]]], "streamSettings": stream ?? [:]]],
+            ]]], "streamSettings": stream ?? [:]].merging(sendThrough.map { ["sendThrough": $0] } ?? [:]) { $1 }],
         ])
         let path = try writeFile("\(name).json", config)
         let process = try launch(name, v2ray, ["-config", path])

@@ -15,14 +15,7 @@ final class UnixListenConfigTests: XCTestCase {
         try ConfigParser.parse(text: text, sourceFile: "config.json").inbounds[0]
     }
 
-    func error(_ text: String) -> String? {
-        do {
-            _ = try ConfigParser.parse(text: text, sourceFile: "config.json")
-            return nil
-        } catch {
-            return "\(error)"
-        }
-    }
+    func error(_ text: String) -> String? { configErrorText(text) }
 
     func testForms() throws {
         let plain = try inbound(v4(#""listen": "/run/vmessd/in.sock""#))
