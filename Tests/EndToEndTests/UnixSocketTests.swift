@@ -1,6 +1,7 @@
 // Inbounds on Unix domain sockets (issue 9), behind real front ends:
 //
 //   v2ray ─ws─▶ nginx (proxy_pass http://unix:…, Upgrade headers) ─▶ vmessd ws inbound on /…/ws.sock,0666
+//   vmessd client ─httpupgrade─▶ nginx ─▶ vmessd httpupgrade inbound on /…/up.sock
 //   v2ray ─tls─▶ haproxy (mode tcp, send-proxy-v2) ─▶ vmessd tls inbound on /…/tls.sock (PROXY protocol)
 //   v2ray ─domainsocket (abstract, padded or not)─▶ vmessd on "@name" / "@@name"
 //   systemd-socket-activate -l /…/act.sock --fdname=TAG ─▶ vmessd adopts the Unix socket by name
@@ -87,6 +88,28 @@ final class UnixSocketTests: EndToEndTestCase {
         XCTAssertTrue(server.process.waitForExit(timeout: 20))
         XCTAssertEqual(server.process.exitStatus, 0)
         XCTAssertNil(Self.fileInfo(socket), "the socket file is removed at stop")
+    }
+
+    /// httpupgrade through nginx to a Unix socket. No reference binary here speaks httpupgrade
+    /// (V2Ray 4.x predates it), so vmessd's own client is the peer, with nginx (a real upgrade-aware
+    /// proxy) between them.
+    func testNginxHTTPUpgradeToAUnixSocket() throws {
+        let echo = try makeEchoServer()
+        let dir = try socketDirectory()
+        let socket = "\(dir)/up.sock"
+        let user = VMessTestUser("up@example.com")
+        let stream: [String: Any] = ["network": "httpupgrade", "httpupgradeSettings": ["path": "/up"]]
+        _ = try startVMessd(config: config([vmessInbound(listen: socket, tag: "up-in", user: user, stream: stream)]), port: 0, workers: 2)
+        let nginxPort = try startNginx(upstreamSocket: socket, path: "/up")
+        let clientPort = try FreePort.tcp()
+        _ = try startVMessd(config: Self.json([
+            "inbounds": [["port": Int(clientPort), "listen": "127.0.0.1", "protocol": "dokodemo-door",
+                          "settings": ["address": "127.0.0.1", "port": Int(echo.port), "network": "tcp"]]],
+            "outbounds": [["protocol": "vmess", "settings": ["vnext": [["address": "127.0.0.1", "port": Int(nginxPort), "users": [user.clientJSON]]]],
+                           "streamSettings": stream]],
+        ]), port: clientPort, workers: 1)
+        for i in 0..<4 { try ShortConnectionLoad.roundTrip(port: clientPort, payload: randomData(200 * 1024), label: "httpupgrade \(i)") }
+        XCTAssertEqual(echo.connectionCount, 4)
     }
 
     func testAbstractSocketsFromTheReferenceDomainSocketTransport() throws {
