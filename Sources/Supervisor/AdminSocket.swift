@@ -75,6 +75,21 @@ final class AdminServer {
         try Posix.setNonBlocking(listener)
     }
 
+    /// Takes over the listening socket the previous supervisor served (a binary upgrade): same path,
+    /// same socket, no gap in which `vmessd ctl` finds nobody.
+    init(adopting listener: Int32, path: String, logger: Logger) throws {
+        self.path = path
+        self.logger = logger
+        self.listener = listener
+        try Posix.setNonBlocking(listener)
+    }
+
+    /// Stops serving without removing the socket file: the next supervisor answers on it now.
+    func handOver() {
+        for fd in Array(clients.keys) where clients[fd]?.request == nil { drop(fd) }
+        try? Posix.close(listener)
+    }
+
     private static func makeDirectory(_ directory: String) throws {
         var info = stat()
         if stat(directory, &info) == 0 { return }

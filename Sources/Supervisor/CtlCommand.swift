@@ -5,6 +5,8 @@
 //   vmessd ctl stop     graceful stop (like SIGTERM)
 //   vmessd ctl stats    traffic per user, totals, rejected handshakes by reason
 //   vmessd ctl users    traffic per user only
+//   vmessd ctl upgrade  start the binary now installed at the running one's path on the same sockets;
+//                       waits for the outcome (exit 1 if the new binary failed and the old one serves on)
 //
 // --json prints the supervisor's response as it is (for scripts and tests).
 
@@ -16,7 +18,7 @@ import Shared
 struct CtlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
-        abstract: "Control a running vmessd: status, reload, stop, stats, users."
+        abstract: "Control a running vmessd: status, reload, stop, stats, users, upgrade."
     )
 
     static let actions = AdminRequest.Command.allCases.map(\.rawValue)
@@ -30,10 +32,10 @@ struct CtlCommand: ParsableCommand {
     @Flag(help: "Print the raw JSON response.")
     var json = false
 
-    @Option(help: "Seconds to wait for the answer (a reload waits for the new workers).")
+    @Option(help: "Seconds to wait for the answer (a reload or an upgrade waits for the new workers).")
     var timeout: Double = 120
 
-    @Argument(help: "One of: status, reload, stop, stats, users.")
+    @Argument(help: "One of: status, reload, stop, stats, users, upgrade.")
     var action: String
 
     @Argument(help: "Arguments of the action (none so far).")

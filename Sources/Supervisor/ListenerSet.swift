@@ -94,6 +94,15 @@ struct ListenerSet {
         }
     }
 
+    init() {}
+
+    /// The set a previous supervisor handed over (binary upgrade), to plan the first generation
+    /// against: the same sockets by the same keys.
+    init(inherited: [Inbound], workers: Int) {
+        inbounds = inherited
+        self.workers = max(1, workers)
+    }
+
     /// Opens `perInbound` sockets for every inbound. All or nothing: on failure, closes what it opened.
     static func open(config: Config, perInbound count: Int) throws -> ListenerSet {
         try plan(config: config, workers: count, previous: nil, passed: []).set
@@ -227,8 +236,13 @@ struct ListenerSet {
 
     /// Closes every socket vmessd opened and removes the socket files it created.
     func closeAll() {
-        for fd in ownedDescriptors { try? Posix.close(fd) }
+        closeDescriptors()
         for file in inbounds.compactMap(\.socketFile) { file.remove() }
+    }
+
+    /// Closes this process's descriptors only (the sockets live on where a new binary holds them).
+    func closeDescriptors() {
+        for fd in ownedDescriptors { try? Posix.close(fd) }
     }
 
     /// Config paths of inbounds that share one listen address and port. SO_REUSEPORT would let

@@ -14,7 +14,7 @@ import Logging
 final class Notifier {
     let logger: Logger
     /// Checked once: the variable cannot appear later, and this saves a syscall per message otherwise.
-    let enabled: Bool
+    private(set) var enabled: Bool
     /// WATCHDOG_USEC as seconds when the watchdog is on for this process (WATCHDOG_PID matches).
     let watchdogInterval: Double?
     private(set) var lastStatus = ""
@@ -30,6 +30,10 @@ final class Notifier {
             watchdogInterval = nil
         }
     }
+
+    /// After a binary upgrade the new supervisor is systemd's main process and speaks for the
+    /// service: this one says nothing more (its STATUS= would overwrite the new one's).
+    func handOver() { enabled = false }
 
     func ready(status: String) {
         var message = "READY=1\nSTATUS=\(status)"

@@ -10,7 +10,7 @@ import Shared
 struct SignalWaiter {
     /// Everything the supervisor reacts to. SIGCHLD must be blocked (not ignored): an ignored SIGCHLD
     /// makes the kernel reap children itself and we would lose their exit statuses.
-    static let handled: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD]
+    static let handled: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR2]
 
     private var set = sigset_t()
 
@@ -66,6 +66,7 @@ struct SignalWaiter {
 func signalName(_ signal: Int32) -> String {
     switch signal {
     case SIGHUP: "SIGHUP"
+    case SIGUSR2: "SIGUSR2"
     case SIGINT: "SIGINT"
     case SIGQUIT: "SIGQUIT"
     case SIGILL: "SIGILL"

@@ -100,6 +100,10 @@ extension WorkerPool {
         settling = nil
         for worker in workers.values where worker.generation == generation { startAccepting(worker) }
         notifier.ready(status: statusText())
+        if s.initial, let serving = onFirstServing {
+            onFirstServing = nil
+            serving()
+        }
         if !s.initial { answerReloadRequests(startedBefore: s.startedAt, ok: true, message: "reloaded: generation \(generation)") }
         if reloadQueued {
             reloadQueued = false
@@ -151,6 +155,10 @@ extension WorkerPool {
     func requestReload(reason: String, rereadConfig: Bool = true) {
         guard isRunning else {
             answerReloadRequests(startedBefore: .infinity, ok: false, message: "not reloading: vmessd is stopping")
+            return
+        }
+        if upgrade != nil {
+            answerReloadRequests(startedBefore: .infinity, ok: false, message: "not reloading: a binary upgrade is in progress")
             return
         }
         if pending != nil || settling != nil {

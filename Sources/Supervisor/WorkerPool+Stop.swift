@@ -9,6 +9,7 @@ extension WorkerPool {
     func requestStop(reason: String) {
         switch phase {
         case .running:
+            cancelUpgrade()
             let now = monotonicNow()
             logger.notice("stopping: draining workers", metadata: [
                 "trigger": "\(reason)", "drainTimeout": "\(settings.drainTimeout)", "workers": "\(workers.count)",
@@ -27,7 +28,9 @@ extension WorkerPool {
             }
             // Refuse new connections right away instead of letting them queue until exit. Sockets
             // systemd passed stay open (systemd keeps them; the next start serves their queue).
-            listeners.closeAll()
+            // Handed over to a new binary: it serves the very same sockets, so only this process's
+            // descriptors go (no socket file is removed).
+            if handedOver { listeners.closeDescriptors() } else { listeners.closeAll() }
             listeners = ListenerSet()
             notifier.stopping(status: statusText())
             if workers.isEmpty { finished = true }
@@ -52,7 +55,8 @@ extension WorkerPool {
         for i in positions.indices { positions[i].respawnAt = nil }
         phase = .quitting(deadline: monotonicNow() + Self.quitGrace, killed: false)
         killAll(SIGQUIT)
-        listeners.closeAll()
+        cancelUpgrade()
+        if handedOver { listeners.closeDescriptors() } else { listeners.closeAll() }
         listeners = ListenerSet()
         if workers.isEmpty { finished = true }
     }

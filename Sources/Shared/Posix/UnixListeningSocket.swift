@@ -9,7 +9,7 @@ import Glibc
 
 /// The socket file a path listener created, identified by device and inode so that removing it at
 /// stop never deletes a file something else has since put at the same path.
-public struct UnixSocketFile: Equatable, Hashable, Sendable {
+public struct UnixSocketFile: Codable, Equatable, Hashable, Sendable {
     public var path: String
     public var device: UInt64
     public var inode: UInt64

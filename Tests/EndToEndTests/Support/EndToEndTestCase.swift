@@ -175,13 +175,13 @@ class EndToEndTestCase: XCTestCase {
     /// The same with a whole config text; `port` is the one the config's first inbound listens on.
     /// `workers` nil: no --workers flag (the config's `vmessd.workers` decides, and a reload may change it).
     func startVMessd(config: String, port: UInt16, workers: Int? = 2, drainTimeout: Double = 30, prefix: [String] = [],
-                     environment: [String: String] = [:], waitForReady: Bool = true,
+                     environment: [String: String] = [:], waitForReady: Bool = true, executable: String? = nil,
                      trigger: ((UInt16) throws -> Void)? = nil) throws -> VMessdServer {
         let name = nextName("vmessd")
         let configPath = try writeFile("\(name).json", config)
         let control = workDir.appendingPathComponent("\(name).ctl").path
         let notify = try makeNotifySocket(name)
-        let vmessd = try VMessdBinaries.vmessd()
+        let vmessd = try executable ?? VMessdBinaries.vmessd()
         let arguments = ["run", "-c", configPath] + (workers.map { ["--workers", "\($0)"] } ?? [])
             + ["--drain-timeout", "\(drainTimeout)", "--control", control]
         var env = environment
