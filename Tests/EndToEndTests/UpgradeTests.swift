@@ -54,10 +54,21 @@ final class UpgradeTests: EndToEndTestCase {
         let user = VMessTestUser("upgrade@example.com")
         let port = try FreePort.tcp()
         let executable = try installCopy()
-        let server = try startVMessd(config: Self.serverConfig(port: port, users: [user]), port: port, workers: 2,
-                                     drainTimeout: 90, executable: executable)
+        // A TCP inbound and a Unix-socket one: both are handed over.
+        let socket = "/tmp/vmessd-up-\(UUID().uuidString.prefix(8).lowercased()).sock"
+        onTearDown { unlink(socket) }
+        let config = Self.serverConfig(port: port, users: [user], extra: ["inbounds": [
+            ["port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "vmess-in", "settings": ["clients": [user.serverJSON]]],
+            ["listen": socket, "protocol": "vmess", "tag": "unix-in", "settings": ["clients": [user.serverJSON]]],
+        ]])
+        let server = try startVMessd(config: config, port: port, workers: 2, drainTimeout: 90, executable: executable)
         let oldWorkers = try status(server).workers.map(\.pid)
+        var socketInfo = stat()
+        XCTAssertEqual(lstat(socket, &socketInfo), 0)
         let client = try startClient(serverPort: port, user: user, targetPort: echo.port)
+        let unixClient = try startClient(serverPort: 1, user: user, targetPort: echo.port,
+                                         stream: ["network": "domainsocket", "dsSettings": ["path": socket]])
+        let unixStream = try LongStream(port: unixClient.port, label: "unix stream")
         let streams = try (0..<3).map { try LongStream(port: client.port, label: "stream \($0)") }
         for stream in streams { XCTAssertTrue(stream.waitForRounds(3), "\(stream.label): \(stream.state)") }
         let load = ShortConnectionLoad(port: client.port, threads: 2)
@@ -75,6 +86,8 @@ final class UpgradeTests: EndToEndTestCase {
         XCTAssertTrue(server.notify.messages.contains { $0.contains("READY=1") && $0.contains("MAINPID=\(after.pid)") },
                       "the new supervisor becomes the main process: \(server.notify.messages)")
         for i in 0..<4 { try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after upgrade \(i)") }
+        for i in 0..<4 { try ShortConnectionLoad.roundTrip(port: unixClient.port, payload: randomData(64 * 1024), label: "unix after upgrade \(i)") }
+        XCTAssertEqual(after.listeners.map(\.address), ["127.0.0.1:\(port)", "unix:\(socket)"])
         usleep(700_000)
 
         let result = load.stop()
@@ -83,13 +96,19 @@ final class UpgradeTests: EndToEndTestCase {
         // The streams opened before the upgrade go on (on the old workers, which drain), then end cleanly.
         for stream in streams { XCTAssertTrue(stream.waitForRounds(3), "\(stream.label): \(stream.state)") }
         XCTAssertTrue(Self.exists(server.pid), "the old supervisor waits for its workers' streams")
-        for stream in streams {
+        XCTAssertTrue(unixStream.waitForRounds(3), "\(unixStream.state)")
+        for stream in streams + [unixStream] {
             let end = stream.stop()
             XCTAssertNil(end.failure, "\(stream.label) after \(end.rounds) rounds")
         }
         XCTAssertTrue(server.process.waitForExit(timeout: 30), "the old supervisor exits once its workers are done")
         XCTAssertEqual(server.process.exitStatus, 0)
         for pid in oldWorkers { XCTAssertFalse(Self.exists(pid), "old worker \(pid)") }
+        // The old supervisor left the Unix socket file to the new one, which still serves it.
+        var info = stat()
+        XCTAssertEqual(lstat(socket, &info), 0)
+        XCTAssertEqual(info.st_ino, socketInfo.st_ino, "the same socket file")
+        try ShortConnectionLoad.roundTrip(port: unixClient.port, payload: randomData(64 * 1024), label: "unix after the old one exited")
 
         // The new supervisor serves on, reloads, and stops like any other.
         XCTAssertEqual(kill(after.pid, SIGHUP), 0)
@@ -97,6 +116,7 @@ final class UpgradeTests: EndToEndTestCase {
         try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after a reload")
         XCTAssertEqual(kill(after.pid, SIGTERM), 0)
         try eventually("the new supervisor stopped") { !Self.exists(after.pid) }
+        XCTAssertNotEqual(lstat(socket, &info), 0, "the new supervisor removes the socket file at stop")
     }
 
     func testFailingNewBinariesLeaveTheOldOneServing() throws {
