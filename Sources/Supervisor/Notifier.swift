@@ -31,9 +31,14 @@ final class Notifier {
         }
     }
 
-    /// After a binary upgrade the new supervisor is systemd's main process and speaks for the
-    /// service: this one says nothing more (its STATUS= would overwrite the new one's).
-    func handOver() { enabled = false }
+    /// A binary upgrade: the new supervisor (`pid`) becomes systemd's main process, and this one says
+    /// nothing more (its STATUS= would overwrite the new one's). MAINPID= comes from here, the main
+    /// process, as well as from the new one: systemd always takes it from the main process, while a
+    /// message from the new one is only matched to the unit through its cgroup (and NotifyAccess=all).
+    func handOver(to pid: pid_t) {
+        send("MAINPID=\(pid)")
+        enabled = false
+    }
 
     func ready(status: String) {
         var message = "READY=1\nSTATUS=\(status)"

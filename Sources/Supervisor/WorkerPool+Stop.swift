@@ -34,6 +34,10 @@ extension WorkerPool {
             listeners = ListenerSet()
             notifier.stopping(status: statusText())
             if workers.isEmpty { finished = true }
+        case .stopping where handedOver:
+            // After an upgrade this process only drains what it had; the service's stop (SIGTERM to
+            // every process of the unit) must not cut those connections. SIGQUIT still does.
+            logger.notice("stop requested while draining after an upgrade; still draining", metadata: ["trigger": "\(reason)"])
         case .stopping:
             // A second Ctrl-C means "now": the operator does not want to wait for the drain.
             logger.notice("second stop request: stopping immediately", metadata: ["trigger": "\(reason)"])

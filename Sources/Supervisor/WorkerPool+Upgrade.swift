@@ -101,7 +101,7 @@ extension WorkerPool {
         answerUpgrade(ok: true, "upgraded: new supervisor pid \(u.pid); the old one (pid \(getpid())) drains and exits")
         admin?.handOver()
         admin = nil
-        notifier.handOver()
+        notifier.handOver(to: u.pid)
         handedOver = true
         requestStop(reason: "upgrade handed over to pid \(u.pid)")
     }
