@@ -142,7 +142,11 @@ final class SystemdSandboxTests: EndToEndTestCase {
             states.insert(try inside("systemctl show -p ActiveState --value vmessd.service"))
             return try inside("kill -0 \(oldMain) 2>/dev/null && echo alive || echo gone") == "gone"
         }
-        usleep(500_000)
+        // The watchdog keeps running: the new supervisor's WATCHDOG=1 (every 15 s) reaches systemd.
+        let lastPing = try inside("systemctl show -p WatchdogTimestampMonotonic --value vmessd.service")
+        try eventually("a WATCHDOG=1 from the new supervisor", timeout: 25) {
+            try inside("systemctl show -p WatchdogTimestampMonotonic --value vmessd.service") != lastPing
+        }
         let upgraded = upgradeLoad.stop()
         XCTAssertEqual(upgraded.failures, [], "\(upgraded.failures.count) of \(upgraded.successes + upgraded.failures.count) failed")
         XCTAssertEqual(states, ["active"], "systemctl status stays active throughout the upgrade")
