@@ -9,7 +9,8 @@ let swiftSettings: [SwiftSetting] = []
 
 let package = Package(
     name: "vmessd",
-    platforms: [.macOS(.v13)],
+    // macOS 15: grpc-swift 2's floor (vmessd runs on Linux; this only satisfies the manifest).
+    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "vmessd", targets: ["Supervisor"]),
         .executable(name: "vmessd-worker", targets: ["WorkerMain"]),
@@ -23,6 +24,12 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         // TLS for the ws/httpupgrade/tcp transports; see Sources/Worker/Transport/TLSContexts.swift for why.
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        // The V2Ray/Xray gRPC API the supervisor serves (Sources/Supervisor/API); message code
+        // generated once from Protos/ and committed (scripts/generate-protos.sh).
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         .systemLibrary(
@@ -71,10 +78,21 @@ let package = Package(
             path: "Sources/WorkerMain",
             swiftSettings: swiftSettings
         ),
+        // Generated protobuf messages of the gRPC API (Protos/*.proto; never edited by hand).
+        .target(
+            name: "APIMessages",
+            dependencies: [.product(name: "SwiftProtobuf", package: "swift-protobuf")],
+            path: "Sources/APIMessages"
+        ),
         .executableTarget(
             name: "Supervisor",
             dependencies: [
-                "Shared", "CShims", "CSystemd",
+                "Shared", "CShims", "CSystemd", "APIMessages",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],

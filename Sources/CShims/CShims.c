@@ -107,6 +107,7 @@ void vmessd_shared_unlock(void *p) { pthread_mutex_unlock((pthread_mutex_t *)p);
 uint64_t vmessd_atomic_load_u64(const uint64_t *p) { return __atomic_load_n(p, __ATOMIC_SEQ_CST); }
 void vmessd_atomic_store_u64(uint64_t *p, uint64_t value) { __atomic_store_n(p, value, __ATOMIC_SEQ_CST); }
 uint64_t vmessd_atomic_add_u64(uint64_t *p, uint64_t value) { return __atomic_fetch_add(p, value, __ATOMIC_SEQ_CST); }
+uint64_t vmessd_atomic_exchange_u64(uint64_t *p, uint64_t value) { return __atomic_exchange_n(p, value, __ATOMIC_SEQ_CST); }
 int vmessd_atomic_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired) {
     return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }

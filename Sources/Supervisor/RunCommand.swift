@@ -49,6 +49,12 @@ struct RunCommand: ParsableCommand {
 
         LogSetup.bootstrap(label: "vmessd", level: Logger.Level(config: config.log.level))
         let logger = Logger(label: "vmessd")
+        do {
+            try LogFiles.openErrorLog(config.log)
+        } catch {
+            logger.critical("cannot open the error log", metadata: ["error": "\(error)"])
+            throw ExitStatus.runtimeFailure
+        }
 
         // 2. Process setup. Signals are blocked before the first worker exists, so no SIGCHLD and no
         // early SIGTERM is lost; the pool's loop reads them from a signalfd.
@@ -136,6 +142,25 @@ struct RunCommand: ParsableCommand {
                 _ = "ready\n".withCString { write(handover.ready, $0, 6) }
                 try? Posix.close(handover.ready)
             }
+        }
+        // Users added and removed at runtime by an earlier run (API, `vmessd ctl users`).
+        if let store = RuntimeUserStore.locate(config.daemon) {
+            do {
+                pool.runtimeUsers = try store.load()
+                pool.userStore = store
+                logger.info("runtime users", metadata: ["path": "\(store.path)", "inbounds": "\(pool.runtimeUsers.inbounds.count)"])
+            } catch {
+                plan.abandon()
+                logger.critical("cannot read the runtime users", metadata: ["error": "\(error)"])
+                throw ExitStatus.runtimeFailure
+            }
+        }
+        do {
+            try pool.startAPI(config.api)
+        } catch {
+            plan.abandon()
+            logger.critical("cannot start the gRPC API", metadata: ["error": "\(error)"])
+            throw ExitStatus.runtimeFailure
         }
         let adminPath = AdminSocketPath.resolve(flag: control, config: config.daemon.control)
         do {

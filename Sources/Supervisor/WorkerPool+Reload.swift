@@ -60,6 +60,13 @@ extension WorkerPool {
         // New connections to the first `workers` sockets of each group (a worker count that went
         // down leaves surplus sockets that are still served but should get nothing new).
         for problem in listeners.steer() { logger.warning("\(problem)") }
+        if p.config.api != config.api {
+            do {
+                try startAPI(p.config.api)
+            } catch {
+                logger.error("cannot start the gRPC API with the new config; it is off", metadata: ["error": "\(error)"])
+            }
+        }
         config = p.config
         settings = p.settings
         generation = p.generation
@@ -206,7 +213,7 @@ extension WorkerPool {
             return rejectReload("\(error)")
         }
         for note in plan.notes { logger.warning("\(note)") }
-        let served = Self.served(newConfig, plan: plan, settings: newSettings)
+        let served = Self.served(newConfig, plan: plan, settings: newSettings, users: runtimeUsers)
         for inbound in plan.set.inbounds where !listeners.inbounds.contains(where: { $0.key == inbound.key }) {
             logger.notice("listening", metadata: [
                 "inbound": "\(inbound.name)", "address": "\(inbound.address)", "sockets": "\(inbound.fds.count)",

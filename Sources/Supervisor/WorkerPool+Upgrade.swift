@@ -41,6 +41,7 @@ extension WorkerPool {
         guard configPath != nil else { return refuseUpgrade("not upgrading: the embedded demo config cannot be handed over") }
         guard let memory = region.descriptor else { return refuseUpgrade("not upgrading: no shared-memory descriptor") }
         logger.notice("upgrade requested", metadata: ["trigger": "\(reason)", "executable": "\(executable)"])
+        releaseAPI()
 
         var ends: [Int32] = [-1, -1]
         // pipe2 is a GNU extension Glibc does not import; the supervisor is single-threaded and
@@ -113,10 +114,37 @@ extension WorkerPool {
             if !alreadyGone { kill(u.pid, SIGKILL) }
         }
         upgrade = nil
+        if api == nil, config.api != nil {
+            do {
+                try startAPI(config.api)
+            } catch {
+                logger.error("cannot restart the gRPC API after the failed upgrade; it is off", metadata: ["error": "\(error)"])
+            }
+        }
         reloadProblem = "upgrade failed: \(reason)"
         logger.error("upgrade failed; this binary keeps serving", metadata: ["reason": "\(reason)"])
         refreshStatus()
         answerUpgrade(ok: false, "upgrade failed: \(reason); still serving (pid \(getpid()))")
+    }
+
+    /// The gRPC API's ports must be free for the new binary to bind them (its listeners are not
+    /// shared: two processes accepting on one socket is what the workers' SO_REUSEPORT groups avoid).
+    /// So the API stops here first, for the moment of the upgrade, and comes back if it fails.
+    private func releaseAPI() {
+        guard let running = api else { return }
+        running.stop()
+        api = nil
+        // The listeners close on the API's own event loop: wait (bounded) until each address binds.
+        let deadline = monotonicNow() + 3
+        for listener in running.config.listeners {
+            while monotonicNow() < deadline {
+                if let probe = try? Posix.makeBoundSocket(host: listener.host, port: listener.port, reusePort: false) {
+                    try? Posix.close(probe)
+                    break
+                }
+                usleep(20_000)
+            }
+        }
     }
 
     /// An upgrade that cannot start now: nothing was spawned, nothing changes.

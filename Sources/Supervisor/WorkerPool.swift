@@ -124,6 +124,15 @@ final class WorkerPool {
     let slots: WorkerSlots
     let userTable: CounterTable
     let reasonTable: CounterTable
+    /// The gRPC API's named counters (StatName).
+    let statTable: CounterTable
+    /// Users added and removed at runtime (RuntimeUsers), applied over every generation's config.
+    var runtimeUsers = RuntimeUsers()
+    /// Where they are kept across restarts (nil: no state directory; they last until the process ends).
+    var userStore: RuntimeUserStore?
+    /// The gRPC API (nil: the config has none) and how its handlers reach this loop.
+    var api: APIServer?
+    var bridge: MainLoopBridge?
     let signalFD: Int32
     /// The file reloads re-read (nil: the embedded demo config, reloaded as it is).
     let configPath: String?
@@ -187,6 +196,7 @@ final class WorkerPool {
         slots = WorkerSlots(region: region)
         userTable = CounterTable(region: region, kind: .users)
         reasonTable = CounterTable(region: region, kind: .reasons)
+        statTable = CounterTable(region: region, kind: .stats)
         self.signalFD = signalFD
         self.configPath = configPath
         self.overrides = overrides
@@ -212,7 +222,7 @@ final class WorkerPool {
     /// Brings up generation 1 with `plan` and supervises until the last worker is gone. Returns the
     /// process exit status.
     func run(initial plan: ListenerSet.Plan) -> Int32 {
-        let config = Self.served(self.config, plan: plan, settings: settings)
+        let config = Self.served(self.config, plan: plan, settings: settings, users: runtimeUsers)
         startGeneration(config: config, settings: settings, plan: plan, initial: true)
         while !finished {
             let now = monotonicNow()
@@ -230,14 +240,16 @@ final class WorkerPool {
             tick(now: monotonicNow())
         }
         admin?.close()
+        api?.stop()
+        bridge?.close()
         return exitStatus
     }
 
     /// The config as workers get it: port-0 inbounds with their real ports, and the effective
     /// settings (flags folded in), so a worker draining on its own (SIGTERM, supervisor gone) uses
     /// the same drain timeout as the supervisor.
-    static func served(_ config: Config, plan: ListenerSet.Plan, settings: Settings) -> Config {
-        var served = config
+    static func served(_ config: Config, plan: ListenerSet.Plan, settings: Settings, users: RuntimeUsers) -> Config {
+        var served = users.applied(to: config)
         for inbound in plan.set.inbounds { served.inbounds[inbound.index].port = inbound.address.port }
         served.daemon.workers = settings.workers
         served.daemon.drainTimeout = settings.drainTimeout
@@ -245,7 +257,8 @@ final class WorkerPool {
     }
 
     private func pollDescriptors() -> [Int32] {
-        [signalFD] + (admin?.descriptors ?? []) + workers.values.compactMap(\.control) + (upgrade.map { [$0.readyFD] } ?? [])
+        [signalFD] + (bridge.map { [$0.wakeFD] } ?? []) + (admin?.descriptors ?? []) + workers.values.compactMap(\.control)
+            + (upgrade.map { [$0.readyFD] } ?? [])
     }
 
     private func handle(_ event: EventPoller.Ready) {
@@ -258,6 +271,8 @@ final class WorkerPool {
                 return
             }
             for signal in signals { handleSignal(signal) }
+        } else if let bridge, event.fd == bridge.wakeFD {
+            bridge.runQueued(self)
         } else if let admin, event.fd == admin.listener {
             admin.acceptClients(now: monotonicNow())
         } else if let admin, admin.clients[event.fd] != nil {
@@ -274,6 +289,7 @@ final class WorkerPool {
         case SIGCHLD: reap()
         case SIGHUP: requestReload(reason: "SIGHUP")
         case SIGUSR2: requestUpgrade(reason: "SIGUSR2")
+        case SIGUSR1: reopenLogs(reason: "SIGUSR1")
         case SIGTERM, SIGINT: requestStop(reason: signalName(signal))
         case SIGQUIT:
             logger.notice("immediate stop requested", metadata: ["signal": "SIGQUIT"])
@@ -470,7 +486,7 @@ final class WorkerPool {
         case .failed(let reason):
             worker.failure = reason
             logger.error("worker failed", metadata: ["worker": "\(worker.index)", "pid": "\(worker.pid)", "reason": "\(reason)"])
-        case .attach, .heartbeat, .drain, .stop, .accept:
+        case .attach, .heartbeat, .drain, .stop, .accept, .reopenLogs, .addUser, .removeUser:
             logger.warning("unexpected control message from a worker", metadata: ["worker": "\(worker.index)", "message": "\(message)"])
         }
     }

@@ -29,6 +29,9 @@ public final class WorkerProcess {
     /// Event-loop confined: told to accept (or running without a supervisor), and not draining.
     private var accepting: Bool
     private var draining = false
+    /// The vmess inbounds by tag (several per tag for port ranges): runtime user changes go to them.
+    private var vmessInbounds: [String: [InboundContext]] = [:]
+    private var accessLog: AccessLog?
 
     /// Bound on waiting for the attach message after spawn.
     static let attachTimeout = 30.0
@@ -104,8 +107,9 @@ public final class WorkerProcess {
         // default: the system resolver); without either, getaddrinfo as before.
         let needsDNS = config.dns != nil || config.outbounds.contains { if case .dns = $0.settings { true } else { false } }
         let dns = needsDNS ? try DNSResolver(config.dns ?? DNSConfig(), loop: loop, counters: counters) : nil
-        let built = config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger, dns: dns) }
-        try OutboundFactory.connectProxies(built, configs: config.outbounds, policy: config.policy, counters: counters, logger: logger)
+        let made = config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger, dns: dns) }
+        try OutboundFactory.connectProxies(made, configs: config.outbounds, policy: config.policy, counters: counters, logger: logger)
+        let built = CountingOutbound.wrap(made, switches: StatSwitches(config), registry: counters.stats)
         let resolve = dns.map { dns in { dns.routingResolve($0, $1) } } ?? OutboundSelector.systemResolve
         let outbounds: OutboundSelector
         if let routing = config.routing {
@@ -123,9 +127,12 @@ public final class WorkerProcess {
             }
             return outbounds.outbounds[0]  // unreachable for an IP destination
         }
+        try LogFiles.openErrorLog(config.log)
+        accessLog = AccessLog(config: config.log)
         let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,
-                                           accessLog: AccessLog(config: config.log), logger: logger,
-                                           outbounds: outbounds, loop: loop, limits: config.daemon.limits)
+                                           accessLog: accessLog, logger: logger,
+                                           outbounds: outbounds, loop: loop, limits: config.daemon.limits,
+                                           statSwitches: StatSwitches(config))
         var remaining = listenerFDs
         do {
             for (listener, fd) in zip(bootstrap.listeners, listenerFDs) {
@@ -155,6 +162,7 @@ public final class WorkerProcess {
                        loop: EventLoop) throws {
         let inbound = config.inbounds[inboundIndex]
         let factory = try InboundFactory(index: inboundIndex, inbound: inbound, shared: shared)
+        if let ctx = factory.vmess, let tag = inbound.tag { vmessInbounds[tag, default: []].append(ctx) }
         let transport = try InboundTransport(stream: inbound.stream, logger: logger, counters: counters)
         // Behind a PROXY-protocol balancer every connection comes from the balancer: the per-source
         // limit waits for the header's client address (ProxyProtocolHandler, bounded in bytes and time).
@@ -257,6 +265,20 @@ public final class WorkerProcess {
             loop.execute { [self] in drain(loop: loop, timeout: Double(milliseconds) / 1000, reason: "supervisor") }
         case .stop?:
             loop.execute { [self] in finish(status: 0, why: "stop requested") }
+        case .addUser(let tag, let user)?:
+            loop.execute { [self] in
+                for ctx in vmessInbounds[tag] ?? [] {
+                    do { try ctx.add(user) } catch { logger.error("cannot add user", metadata: ["inbound": "\(tag)", "error": "\(error)"]) }
+                }
+                logger.info("user added", metadata: ["inbound": "\(tag)", "email": "\(user.email ?? "")"])
+            }
+        case .removeUser(let tag, let email, let disconnect)?:
+            loop.execute { [self] in
+                let ended = (vmessInbounds[tag] ?? []).reduce(0) { $0 + $1.remove(email: email, disconnect: disconnect) }
+                logger.info("user removed", metadata: ["inbound": "\(tag)", "email": "\(email)", "connectionsEnded": "\(ended)"])
+            }
+        case .reopenLogs?:
+            reopenLogs()
         case .accept?:
             loop.execute { [self] in
                 guard !draining, !accepting else { return }
@@ -277,12 +299,23 @@ public final class WorkerProcess {
         }
     }
 
+    /// logrotate moved the log files (the supervisor's reopenLogs, or SIGUSR1 to this process).
+    private func reopenLogs() {
+        do {
+            try LogFiles.openErrorLog(bootstrap.config.log)
+            try accessLog?.reopen()
+            logger.info("log files reopened")
+        } catch {
+            logger.error("cannot reopen the log files", metadata: ["error": "\(error)"])
+        }
+    }
+
     private var defaultDrainTimeout: Double { bootstrap.config.daemon.drainTimeout ?? 30 }
 
     // MARK: signals
 
     private func installSignals(loop: EventLoop) {
-        for sig in [SIGTERM, SIGINT, SIGQUIT] { signal(sig, SIG_IGN) }
+        for sig in [SIGTERM, SIGINT, SIGQUIT, SIGUSR1] { signal(sig, SIG_IGN) }
         func source(_ sig: Int32, _ action: @escaping () -> Void) -> DispatchSourceSignal {
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .main)
             s.setEventHandler(handler: action)
@@ -295,6 +328,9 @@ public final class WorkerProcess {
             source(SIGTERM) { [self] in loop.execute { self.drain(loop: loop, timeout: self.defaultDrainTimeout, reason: "SIGTERM") } },
             source(SIGINT) { [self] in loop.execute { self.drain(loop: loop, timeout: self.defaultDrainTimeout, reason: "SIGINT") } },
             source(SIGQUIT) { [self] in loop.execute { self.finish(status: 0, why: "SIGQUIT") } },
+            // logrotate's postrotate may signal the whole unit (`systemctl kill -s USR1`): without a
+            // handler SIGUSR1 would end the worker.
+            source(SIGUSR1) { [self] in self.reopenLogs() },
         ]
     }
 

@@ -12,6 +12,11 @@ final class ControlMessageTests: XCTestCase {
         .drain(timeoutMilliseconds: 30_000),
         .stop,
         .accept,
+        .reopenLogs,
+        .addUser(inbound: "vmess-in", user: VMessUser(id: "6225d026-dfda-4bcc-a5f5-07cd22fc0c8f", alterId: 4, level: 7, email: "bob@example.com")),
+        .addUser(inbound: String(repeating: "t", count: 255), user: VMessUser(id: "6225d026-dfda-4bcc-a5f5-07cd22fc0c8f", email: "é")),
+        .removeUser(inbound: "vmess-in", email: "bob@example.com", disconnect: true),
+        .removeUser(inbound: "", email: "", disconnect: false),
         .ready(pid: 4242),
         .heartbeatReply(sequence: 7, connections: 123_456),
         .draining(connections: 5),
@@ -34,6 +39,9 @@ final class ControlMessageTests: XCTestCase {
         XCTAssertEqual(ControlMessage.drain(timeoutMilliseconds: 1500).encoded(), [0x56, 1, 3, 0, 0, 4, 0, 0, 0x05, 0xDC])
         XCTAssertEqual(ControlMessage.stop.encoded(), [0x56, 1, 4, 0, 0, 0])
         XCTAssertEqual(ControlMessage.accept.encoded(), [0x56, 1, 5, 0, 0, 0])
+        XCTAssertEqual(ControlMessage.reopenLogs.encoded(), [0x56, 1, 6, 0, 0, 0])
+        XCTAssertEqual(ControlMessage.removeUser(inbound: "in", email: "b", disconnect: true).encoded(),
+                       [0x56, 1, 8, 0, 0, 6, 2, 0x69, 0x6E, 1, 0x62, 1])
         XCTAssertEqual(ControlMessage.ready(pid: 258).encoded(), [0x56, 1, 64, 0, 0, 4, 0, 0, 1, 2])
         XCTAssertEqual(ControlMessage.heartbeatReply(sequence: 1, connections: 2).encoded(),
                        [0x56, 1, 65, 0, 0, 12, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 2])

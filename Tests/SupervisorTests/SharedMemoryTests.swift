@@ -177,4 +177,25 @@ final class SharedMemoryTests: XCTestCase {
         // The reasons table is separate.
         XCTAssertEqual(CounterTable(region: region, kind: .reasons).entries(), [])
     }
+
+    /// The API's named counters: whole names up to StatName.maximumBytes, seen through another
+    /// mapping, and read-and-reset in one step.
+    func testStatTableKeepsWholeNamesAndResets() throws {
+        let region = try SharedRegion.create(Self.small)
+        let worker = CounterTable(region: try secondMapping(region), kind: .stats)
+        let supervisor = CounterTable(region: region, kind: .stats)
+        let long = StatName.outbound(String(repeating: "t", count: StatName.maximumPartBytes), .downlink)
+        XCTAssertEqual(long.utf8.count, StatName.maximumBytes)
+        let a = try XCTUnwrap(worker.index(of: long))
+        let b = try XCTUnwrap(worker.index(of: "user>>>bob>>>traffic>>>uplink"))
+        worker.add(a, value0: 1000)
+        worker.add(b, value0: 7)
+        XCTAssertEqual(supervisor.existingIndex(of: long), a)
+        XCTAssertNil(supervisor.existingIndex(of: "user>>>nobody>>>traffic>>>uplink"))
+        XCTAssertEqual(Set(supervisor.entries().map(\.name)), [long, "user>>>bob>>>traffic>>>uplink"])
+        XCTAssertEqual(supervisor.takeValue0(a), 1000)
+        worker.add(a, value0: 5)
+        XCTAssertEqual(supervisor.entry(at: a).value0, 5, "counts after a reset are kept")
+        XCTAssertEqual(supervisor.entry(at: b).value0, 7)
+    }
 }

@@ -38,6 +38,8 @@ uint64_t vmessd_atomic_load_u64(const uint64_t *p);
 void vmessd_atomic_store_u64(uint64_t *p, uint64_t value);
 /// Returns the value before the addition.
 uint64_t vmessd_atomic_add_u64(uint64_t *p, uint64_t value);
+/// Stores `value`, returns what was there (a counter read and reset in one step).
+uint64_t vmessd_atomic_exchange_u64(uint64_t *p, uint64_t value);
 /// 1 if *p was `expected` and is now `desired`.
 int vmessd_atomic_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired);
 

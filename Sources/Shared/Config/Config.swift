@@ -17,6 +17,10 @@ public struct Config: Codable, Equatable, Sendable {
     public var dns: DNSConfig?
     /// Top-level `"vmessd"` object: supervisor settings; command-line flags win over these.
     public var daemon: DaemonSettings
+    /// v4 `api` (Xray's `api.listen` included): the gRPC API the supervisor serves; nil: none.
+    public var api: APIConfig?
+    /// `"stats": {}` present: the counters the policy switches ask for are kept (StatNames).
+    public var statsEnabled = false
 
     public init(sourceFile: String, format: ConfigFormat, log: LogConfig = .init(), inbounds: [InboundConfig],
                 outbounds: [OutboundConfig], policy: PolicyConfig = .init(), daemon: DaemonSettings = .init()) {
@@ -180,6 +184,7 @@ public struct BlackholeSettings: Codable, Equatable, Sendable {
 /// `policy.levels`. Times in seconds, bufferSize in KiB (V2Ray's units).
 public struct PolicyConfig: Codable, Equatable, Sendable {
     public var levels: [Int: LevelPolicy] = [:]
+    public var system = SystemPolicy()
     public init() {}
     /// The effective policy of a user level: configured values over V2Ray's code defaults.
     public func level(_ n: Int) -> LevelPolicy { levels[n] ?? LevelPolicy() }
@@ -193,6 +198,22 @@ public struct LevelPolicy: Codable, Equatable, Sendable {
     public var uplinkOnly: Int = 1
     public var downlinkOnly: Int = 1
     public var bufferSize: Int = 512
+    /// Per-user traffic counters (`user>>>EMAIL>>>traffic>>>uplink|downlink`) for users of this level
+    /// that have an email; kept only with `"stats": {}`, as in the reference.
+    public var statsUserUplink = false
+    public var statsUserDownlink = false
+    /// Xray: the user's open connections and their addresses (`user>>>EMAIL>>>online`).
+    public var statsUserOnline = false
+    public init() {}
+}
+
+/// `policy.system`: per-inbound and per-outbound traffic counters (`inbound>>>TAG>>>traffic>>>uplink`,
+/// ...), for tagged inbounds and outbounds, kept only with `"stats": {}`.
+public struct SystemPolicy: Codable, Equatable, Sendable {
+    public var statsInboundUplink = false
+    public var statsInboundDownlink = false
+    public var statsOutboundUplink = false
+    public var statsOutboundDownlink = false
     public init() {}
 }
 
@@ -291,6 +312,12 @@ public struct DaemonSettings: Codable, Equatable, Sendable {
     public var drainTimeout: Double?
     public var control: String?
     public var limits = ClientLimits()
+    /// Where users added and removed at runtime are kept across restarts (`stateDirectory`; else
+    /// systemd's $STATE_DIRECTORY; else nowhere).
+    public var stateDirectory: String?
+    /// `removedUsers`: "disconnect" (default) ends a removed user's open connections at once;
+    /// "finish" lets them run to their end.
+    public var disconnectRemovedUsers = true
     public init() {}
 }
 

@@ -11,7 +11,9 @@ extension ConfigParser {
         // fixed target is required.
         try r.requireOff("followRedirect")
         let address = try readHostAddress(r.require("address"))
-        let port = try r.require("port").int(1...65535)
+        // Required, except on the inbound of the gRPC API (V2Ray's API inbound has none): absent is 0
+        // here, and checkDokodemoPorts refuses it on every dokodemo-door the workers serve.
+        let port = try r.take("port")?.int(1...65535) ?? 0
         var settings = DokodemoSettings(address: address, port: port)
         if let network = r.take(v5 ? "networks" : "network") {
             (settings.tcp, settings.udp) = try readNetworkList(network)
@@ -22,6 +24,15 @@ extension ConfigParser {
         }
         try r.finish()
         return settings
+    }
+
+    /// After the API's inbounds left the list: every dokodemo-door needs its target port.
+    static func checkDokodemoPorts(_ config: Config, file: String) throws {
+        for inbound in config.inbounds {
+            if case .dokodemo(let settings) = inbound.settings, settings.port == 0 {
+                throw ConfigError(file: file, path: inbound.jsonPath + ".settings", reason: "missing required key \"port\"")
+            }
+        }
     }
 
     /// "tcp", "udp", "tcp,udp" (any order and case), or an array of those names.

@@ -1,6 +1,6 @@
-// `policy`: per-level timeouts and buffer size ({levels: {"0": {...}}}); `system` only holds statistics
-// switches. The statistics they turn on are served by the V2Ray API (`stats`, `api`), which vmessd does
-// not have yet: a switch turned on is an error that says so (off is what vmessd does anyway).
+// `policy`: per-level timeouts, buffer size and statistics switches ({levels: {"0": {...}}}), and the
+// per-inbound/outbound statistics switches of `system`. The counters the switches ask for are kept
+// only with `"stats": {}` (StatSwitches), as in the reference, and served by the gRPC API.
 
 extension ConfigParser {
     static func readPolicy(_ node: ConfigNode) throws -> PolicyConfig {
@@ -22,9 +22,10 @@ extension ConfigParser {
         }
         if let system = r.take("system") {
             var s = try system.object()
-            for key in ["statsInboundUplink", "statsInboundDownlink", "statsOutboundUplink", "statsOutboundDownlink"] {
-                try requireStatsOff(s.take(key))
-            }
+            policy.system.statsInboundUplink = try s.take("statsInboundUplink")?.bool() ?? false
+            policy.system.statsInboundDownlink = try s.take("statsInboundDownlink")?.bool() ?? false
+            policy.system.statsOutboundUplink = try s.take("statsOutboundUplink")?.bool() ?? false
+            policy.system.statsOutboundDownlink = try s.take("statsOutboundDownlink")?.bool() ?? false
             // Xray: the access log shows the destination after sniffing; vmessd logs the requested one.
             if let flag = s.take("overrideAccessLogDest"), try flag.bool() {
                 throw flag.error("\"overrideAccessLogDest\": true is not supported by vmessd yet")
@@ -46,16 +47,12 @@ extension ConfigParser {
         level.uplinkOnly = try r.take("uplinkOnly")?.int(levelRange) ?? level.uplinkOnly
         level.downlinkOnly = try r.take("downlinkOnly")?.int(levelRange) ?? level.downlinkOnly
         level.bufferSize = try r.take("bufferSize")?.int(0...(Int(Int32.max) / 1024)) ?? level.bufferSize
-        try requireStatsOff(r.take("statsUserUplink"))  // see the file comment
-        try requireStatsOff(r.take("statsUserDownlink"))
-        try requireStatsOff(r.take("statsUserOnline"))
+        level.statsUserUplink = try r.take("statsUserUplink")?.bool() ?? false
+        level.statsUserDownlink = try r.take("statsUserDownlink")?.bool() ?? false
+        if let online = r.take("statsUserOnline"), try online.bool() {
+            throw online.error("\"statsUserOnline\" (Xray's online users) is not supported by vmessd yet")
+        }
         try r.finish()
         return level
-    }
-
-    /// A statistics switch: false (or absent) is accepted; true needs the stats API.
-    static func requireStatsOff(_ node: ConfigNode?) throws {
-        guard let node, try node.bool() else { return }
-        throw node.error("statistics are not supported by vmessd yet (they come with the \"stats\" and \"api\" sections); set it to false")
     }
 }

@@ -10,7 +10,9 @@ extension ConfigParser {
         "attrs", "localIP", "localPort", "vlessRoute", "process", "webhook",
     ]
 
-    static func readRoutingV4(_ node: ConfigNode, outbounds: [OutboundConfig], geodata: GeoDataCache) throws -> RoutingConfig {
+    /// `apiTag`: the API's tag (ConfigParser+API), a valid rule target though no outbound has it.
+    static func readRoutingV4(_ node: ConfigNode, outbounds: [OutboundConfig], apiTag: String? = nil,
+                              geodata: GeoDataCache) throws -> RoutingConfig {
         var r = try node.object()
         var routing = RoutingConfig()
         if let strategy = r.take("domainStrategy") {
@@ -21,6 +23,10 @@ extension ConfigParser {
         var targets = RoutingTargets(outboundTags: Set(outbounds.compactMap(\.tag)))
         if let balancers = r.take("balancers") {
             routing.balancers = try balancers.array().map { try readBalancerV4($0, &targets) }
+        }
+        if let apiTag {
+            // After the balancers: a balancer selecting the API would send traffic into it.
+            targets.outboundTags.insert(apiTag)
         }
         var errors = ConfigErrorCollector()
         if let rules = r.take("rules") {

@@ -87,7 +87,7 @@ public enum ConfigParser {
 
     /// V2Ray top-level keys (v4 and v5) that vmessd knows but does not implement.
     static let unsupportedTopLevel: Set<String> = [
-        "api", "stats", "transport", "reverse", "fakedns", "fakeDns",
+        "transport", "reverse", "fakedns", "fakeDns",
         "browserForwarder", "observatory", "burstObservatory", "multiObservatory", "services", "extension",
         "port", "inbound", "outbound", "inboundDetour", "outboundDetour",
     ]
@@ -106,6 +106,8 @@ public enum ConfigParser {
         let routingV4 = r.take("routing")
         let routerV5 = r.take("router")
         let dns = r.take("dns")
+        let api = r.take("api")
+        let stats = r.take("stats")
         // Every error that can be found in one run: each section (and each item of the lists in
         // them) is read even when an earlier one failed; what depends on a failed part is skipped.
         var errors = ConfigErrorCollector()
@@ -129,6 +131,13 @@ public enum ConfigParser {
                 outboundsRead = false
             }
         }
+        if let api, let value = try errors.attempt({ () throws -> APIConfig in
+            guard format == .v4 else { throw api.error("the v5 API section is not supported by vmessd yet; use the v4 form") }
+            return try readAPIV4(api)
+        }) {
+            config.api = value
+        }
+        if let stats, try errors.attempt({ try readStats(stats) }) != nil { config.statsEnabled = true }
         if config.outbounds.isEmpty {
             // V2Ray refuses to start without an outbound; vmessd is lenient and uses the one outbound
             // such a config would almost certainly have meant: direct connections.
@@ -141,7 +150,7 @@ public enum ConfigParser {
             routingRead = false
         } else if outboundsRead, let routing = routingV4 ?? routerV5 {
             if let value = try errors.attempt({
-                try routingV4 != nil ? readRoutingV4(routing, outbounds: config.outbounds, geodata: geodataCache)
+                try routingV4 != nil ? readRoutingV4(routing, outbounds: config.outbounds, apiTag: config.api?.tag, geodata: geodataCache)
                     : readRouterV5(routing, outbounds: config.outbounds, geodata: geodataCache)
             }) {
                 config.routing = value
@@ -149,6 +158,10 @@ public enum ConfigParser {
                 routingRead = false
             }
         }
+        if config.api != nil, outboundsRead, routingRead {
+            _ = try errors.attempt { try extractAPIInbounds(&config, file: root.file) }
+        }
+        _ = try errors.attempt { try checkDokodemoPorts(config, file: root.file) }
         if let dns, let value = try errors.attempt({
             try format == .v4 ? readDNSV4(dns, geodata: geodataCache) : readDNSV5(dns, geodata: geodataCache)
         }) {
@@ -158,6 +171,7 @@ public enum ConfigParser {
         if let policy, let value = try errors.attempt({ try readPolicy(policy) }) {
             config.policy = value
         }
+        _ = try errors.attempt { try checkStatNames(config, file: root.file) }
         if let daemon, let value = try errors.attempt({ try readDaemonSettings(daemon) }) {
             config.daemon = value
         }
@@ -186,6 +200,18 @@ public enum ConfigParser {
             settings.limits.udpDatagramToClient = try l.take("udpDatagramToClient")?.int(1...65_507)
                 ?? settings.limits.udpDatagramToClient
             try l.finish()
+        }
+        if let directory = r.take("stateDirectory") {
+            let path = try directory.string()
+            guard path.hasPrefix("/"), !path.utf8.contains(0) else { throw directory.mismatch("an absolute directory path") }
+            settings.stateDirectory = path
+        }
+        if let removed = r.take("removedUsers") {
+            switch try removed.string() {
+            case "disconnect": settings.disconnectRemovedUsers = true
+            case "finish": settings.disconnectRemovedUsers = false
+            default: throw removed.mismatch("\"disconnect\" or \"finish\"")
+            }
         }
         try r.finish()
         return settings

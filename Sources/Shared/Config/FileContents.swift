@@ -10,15 +10,15 @@ import Musl
 import Darwin
 #endif
 
-enum FileContents {
-    struct Failure: Error, Equatable {
+public enum FileContents {
+    public struct Failure: Error, Equatable {
         /// strerror text, or "file is larger than N bytes".
         var reason: String
     }
 
     /// The whole file, at most `limit` bytes (a config or PEM file larger than that is a mistake, and an
     /// unbounded read of e.g. /dev/zero would never end).
-    static func load(_ path: String, limit: Int) throws -> [UInt8] {
+    public static func load(_ path: String, limit: Int) throws -> [UInt8] {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw Failure(reason: errorText(errno)) }
         defer { close(fd) }

@@ -15,6 +15,11 @@
 //   3     supervisor → worker  drain: timeout ms u32                         -
 //   4     supervisor → worker  stop                                          -
 //   5     supervisor → worker  accept (start accepting connections)          -
+//   6     supervisor → worker  reopen logs (logrotate: SIGUSR1, RestartLogger) -
+//   7     supervisor → worker  add user: tag, email (u8 length + UTF-8 each),  -
+//                              id (36-byte UUID text), alterId u16, level u32
+//   8     supervisor → worker  remove user: tag, email (as above),             -
+//                              disconnect u8 (1: end the user's connections now)
 //   64    worker → supervisor  ready: pid u32                                -
 //   65    worker → supervisor  heartbeat reply: sequence u64, connections u32 -
 //   66    worker → supervisor  draining: connections u32                     -
@@ -39,6 +44,12 @@ public enum ControlMessage: Equatable, Sendable {
     /// on one socket at the same time (no thundering herd, and every connection after READY=1 meets
     /// the new config).
     case accept
+    /// Reopen the access and error log files (they were renamed by logrotate).
+    case reopenLogs
+    /// A user added at runtime to the vmess inbounds tagged `inbound` (RuntimeUsers).
+    case addUser(inbound: String, user: VMessUser)
+    /// A user removed at runtime; `disconnect`: end its open connections now, else let them finish.
+    case removeUser(inbound: String, email: String, disconnect: Bool)
     /// The worker serves every listener it was given.
     case ready(pid: Int32)
     case heartbeatReply(sequence: UInt64, connections: UInt32)
@@ -53,9 +64,11 @@ public enum ControlMessage: Equatable, Sendable {
     /// Every message fits one receive buffer of this size.
     public static let maximumSize = 2048
     public static let maximumReasonBytes = 1024
+    /// Tags and emails in user messages (RuntimeUsers refuses longer ones before they get here).
+    public static let maximumNameBytes = 255
 
     enum Kind: UInt8 {
-        case attach = 1, heartbeat = 2, drain = 3, stop = 4, accept = 5
+        case attach = 1, heartbeat = 2, drain = 3, stop = 4, accept = 5, reopenLogs = 6, addUser = 7, removeUser = 8
         case ready = 64, heartbeatReply = 65, draining = 66, failed = 67
     }
 
@@ -86,6 +99,21 @@ public enum ControlMessage: Equatable, Sendable {
             kind = .stop
         case .accept:
             kind = .accept
+        case .reopenLogs:
+            kind = .reopenLogs
+        case .addUser(let inbound, let user):
+            kind = .addUser
+            payload.appendName(inbound)
+            payload.appendName(user.email ?? "")
+            precondition(user.id.utf8.count == 36, "user ids travel as canonical UUID text")
+            payload += Array(user.id.utf8)
+            payload.appendBigEndian(UInt16(clamping: user.alterId))
+            payload.appendBigEndian(UInt32(clamping: user.level))
+        case .removeUser(let inbound, let email, let disconnect):
+            kind = .removeUser
+            payload.appendName(inbound)
+            payload.appendName(email)
+            payload.append(disconnect ? 1 : 0)
         case .ready(let pid):
             kind = .ready
             payload.appendBigEndian(UInt32(bitPattern: pid))
@@ -141,6 +169,22 @@ public enum ControlMessage: Equatable, Sendable {
             message = .stop
         case .accept:
             message = .accept
+        case .reopenLogs:
+            message = .reopenLogs
+        case .addUser:
+            let inbound = try reader.readName()
+            let email = try reader.readName()
+            let id = String(decoding: try reader.take(36), as: UTF8.self)
+            guard UserID(text: id) != nil else { throw ControlMessageError.badField("addUser.id", 0) }
+            let alterId = Int(try reader.read(UInt16.self))
+            let level = Int(try reader.read(UInt32.self))
+            message = .addUser(inbound: inbound, user: VMessUser(id: id, alterId: alterId, level: level, email: email.isEmpty ? nil : email))
+        case .removeUser:
+            let inbound = try reader.readName()
+            let email = try reader.readName()
+            let flag = try reader.read(UInt8.self)
+            guard flag <= 1 else { throw ControlMessageError.badField("removeUser.disconnect", Int(flag)) }
+            message = .removeUser(inbound: inbound, email: email, disconnect: flag == 1)
         case .ready:
             message = .ready(pid: Int32(bitPattern: try reader.read(UInt32.self)))
         case .heartbeatReply:
@@ -195,6 +239,18 @@ private struct PayloadReader {
         return value
     }
 
+    mutating func take(_ count: Int) throws -> UnsafeRawBufferPointer {
+        guard remaining >= count else { throw ControlMessageError.tooShort(bytes.count) }
+        defer { offset += count }
+        return UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)])
+    }
+
+    /// u8 length, then that many UTF-8 bytes.
+    mutating func readName() throws -> String {
+        let length = Int(try read(UInt8.self))
+        return String(decoding: try take(length), as: UTF8.self)
+    }
+
     mutating func rest() -> UnsafeRawBufferPointer {
         defer { offset = bytes.count }
         return UnsafeRawBufferPointer(rebasing: bytes[offset...])
@@ -202,6 +258,14 @@ private struct PayloadReader {
 }
 
 extension Array where Element == UInt8 {
+    /// u8 length + UTF-8; the sender keeps names within `maximumNameBytes`.
+    fileprivate mutating func appendName(_ name: String) {
+        let bytes = Array(name.utf8)
+        precondition(bytes.count <= ControlMessage.maximumNameBytes, "names are bounded before they are sent")
+        append(UInt8(bytes.count))
+        self += bytes
+    }
+
     fileprivate mutating func appendBigEndian<T: FixedWidthInteger>(_ value: T) {
         let size = MemoryLayout<T>.size
         for i in (0..<size).reversed() { append(UInt8(truncatingIfNeeded: value >> (i * 8))) }

@@ -1,11 +1,13 @@
-// Named counters shared by all workers: per-user traffic (two values: up, down) and per-reason
-// handshake rejections (one value). Workers add with atomics; the supervisor reads them for
-// `vmessd ctl stats`. Entries are never removed, so the totals survive reloads and restarts.
+// Named counters shared by all workers: per-user traffic (two values: up, down), per-reason
+// handshake rejections (one value), and the gRPC API's named statistics (one value, names whole).
+// Workers add with atomics; the supervisor reads them for `vmessd ctl stats` and the API. Entries
+// are never removed, so the totals survive reloads and restarts.
 //
-// Entry, 128 bytes:
+// Entry, 128 bytes (users, reasons) or 256 bytes (stats):
 //
-//   0 state (0 empty, 1 in use)   8 key hi   16 key lo   24 name length   32..95 name (UTF-8, cut)
-//   96 value 0   104 value 1
+//   0 state (0 empty, 1 in use)   8 key hi   16 key lo   24 name length   32… name (UTF-8, 80 or 208
+//   bytes; users and reasons keep a cut name, stat names are never longer: StatName.maximumBytes)
+//   then value 0 and value 1 (112/120, or 240/248)
 //
 // Open addressing with linear probing. Lookups take no lock (an entry is published by storing its
 // state last, after key and name); inserts take the table's process-shared lock, probe again and
@@ -14,25 +16,30 @@
 // counter in the header.
 
 public struct CounterTable {
-    public enum Kind { case users, reasons }
+    public enum Kind { case users, reasons, stats }
 
     public struct Entry: Equatable, Sendable {
+        /// Position in the table (for `takeValue0`).
+        public var index: Int
         public var name: String
         public var value0: UInt64
         public var value1: UInt64
-        public init(name: String, value0: UInt64, value1: UInt64) {
+        public init(index: Int = 0, name: String, value0: UInt64, value1: UInt64) {
+            self.index = index
             self.name = name
             self.value0 = value0
             self.value1 = value1
         }
     }
 
-    static let nameCapacity = 64
-
     let region: SharedRegion
     let offset: Int
     let capacity: Int
     let lockOffset: Int
+    let stride: Int
+    /// Name bytes an entry holds (a multiple of 8).
+    let nameCapacity: Int
+    var valueOffset: Int { 32 + nameCapacity }
 
     public init(region: SharedRegion, kind: Kind) {
         self.region = region
@@ -45,7 +52,13 @@ public struct CounterTable {
             offset = region.layout.reasonsOffset
             capacity = region.layout.parameters.reasonCapacity
             lockOffset = SharedLayout.reasonLockOffset
+        case .stats:
+            offset = region.layout.statsOffset
+            capacity = region.layout.parameters.statCapacity
+            lockOffset = SharedLayout.statLockOffset
         }
+        stride = kind == .stats ? SharedLayout.statStride : SharedLayout.counterStride
+        nameCapacity = stride - 48
     }
 
     /// FNV-1a over the UTF-8 bytes, twice with different offset bases (128 bits in all).
@@ -60,7 +73,7 @@ public struct CounterTable {
         return (a, b == 0 && a == 0 ? 1 : b)
     }
 
-    private func entryOffset(_ index: Int) -> Int { offset + index * SharedLayout.counterStride }
+    private func entryOffset(_ index: Int) -> Int { offset + index * stride }
 
     /// The entry index of `name`, inserting it if needed; nil when the table is full. Callers cache
     /// the index (a worker looks each user up once).
@@ -76,9 +89,9 @@ public struct CounterTable {
                 let base = entryOffset(found.index)
                 region.store(base + 8, hi)
                 region.store(base + 16, lo)
-                let bytes = Array(name.utf8.prefix(Self.nameCapacity))
+                let bytes = Array(name.utf8.prefix(nameCapacity))
                 region.store(base + 24, UInt64(bytes.count))
-                var words = [UInt64](repeating: 0, count: Self.nameCapacity / 8)
+                var words = [UInt64](repeating: 0, count: nameCapacity / 8)
                 words.withUnsafeMutableBytes { raw in
                     for (i, b) in bytes.enumerated() { raw[i] = b }
                 }
@@ -106,22 +119,37 @@ public struct CounterTable {
 
     public func add(_ index: Int, value0: UInt64, value1: UInt64 = 0) {
         let base = entryOffset(index)
-        if value0 != 0 { region.add(base + 96, value0) }
-        if value1 != 0 { region.add(base + 104, value1) }
+        if value0 != 0 { region.add(base + valueOffset, value0) }
+        if value1 != 0 { region.add(base + valueOffset + 8, value1) }
+    }
+
+    /// Reads value 0 and sets it to zero in one atomic step (the API's `reset`): counts workers add
+    /// at the same moment land either in the returned value or after the reset, never nowhere.
+    public func takeValue0(_ index: Int) -> UInt64 { region.exchange(entryOffset(index) + valueOffset, 0) }
+
+    /// The entry index of `name` if it exists (never inserts).
+    public func existingIndex(of name: String) -> Int? {
+        let (hi, lo) = Self.key(name)
+        guard let found = probe(hi, lo, from: Int(hi % UInt64(capacity))), found.present else { return nil }
+        return found.index
     }
 
     /// Every entry in use, in table order.
     public func entries() -> [Entry] {
         var out: [Entry] = []
-        for i in 0..<capacity {
-            let base = entryOffset(i)
-            guard region.load(base) == 1 else { continue }
-            let length = min(Int(region.load(base + 24)), Self.nameCapacity)
-            var words: [UInt64] = []
-            for w in 0..<(Self.nameCapacity / 8) { words.append(region.load(base + 32 + w * 8)) }
-            let name = words.withUnsafeBytes { String(decoding: $0.prefix(length), as: UTF8.self) }
-            out.append(Entry(name: name, value0: region.load(base + 96), value1: region.load(base + 104)))
+        for i in 0..<capacity where region.load(entryOffset(i)) == 1 {
+            out.append(entry(at: i))
         }
         return out
+    }
+
+    /// The entry at `index` (in use: from `index(of:)`, `existingIndex(of:)` or `entries()`).
+    public func entry(at i: Int) -> Entry {
+        let base = entryOffset(i)
+        let length = min(Int(region.load(base + 24)), nameCapacity)
+        var words: [UInt64] = []
+        for w in 0..<(nameCapacity / 8) { words.append(region.load(base + 32 + w * 8)) }
+        let name = words.withUnsafeBytes { String(decoding: $0.prefix(length), as: UTF8.self) }
+        return Entry(index: i, name: name, value0: region.load(base + valueOffset), value1: region.load(base + valueOffset + 8))
     }
 }

@@ -3,10 +3,11 @@
 // the header, a worker reads them back and derives the same offsets, so both sides always agree.
 //
 //   0      header (4096 bytes): magic, version, parameters, two global counters,
-//          and at 1024/1088 the locks of the two counter tables
+//          and at 1024/1088/1152 the locks of the three counter tables
 //   4096   worker slots          slotCount × 128 bytes      (WorkerSlots)
 //   …      user counters          userCapacity × 128 bytes   (CounterTable: per-user traffic)
 //   …      rejection counters     reasonCapacity × 128 bytes (CounterTable: per-reason rejections)
+//   …      named statistics       statCapacity × 256 bytes   (CounterTable: the API's counters, StatName)
 //   …      replay filter          stripes × (64-byte lock + buckets × bucketSlots × 24 bytes)
 //
 // Every offset is a multiple of 64 (a cache line): no two processes' hot words share a line by
@@ -18,6 +19,9 @@ public struct SharedLayout: Equatable, Sendable {
         public var slotCount: Int = 256
         public var userCapacity: Int = 16_384
         public var reasonCapacity: Int = 64
+        /// Named counters of the gRPC API (`user>>>EMAIL>>>traffic>>>uplink`, ...): four per user
+        /// with every switch on, plus two per tagged inbound and outbound.
+        public var statCapacity: Int = 65_536
         /// Replay filter: `stripes` independently locked parts of `bucketsPerStripe` buckets of
         /// `bucketSlots` entries. The default holds 1 Mi AuthIDs (24 MiB, touched as it fills).
         public var replayStripes: Int = 64
@@ -27,8 +31,9 @@ public struct SharedLayout: Equatable, Sendable {
         public init() {}
 
         public init(slotCount: Int, userCapacity: Int, reasonCapacity: Int,
-                    replayStripes: Int, replayBucketsPerStripe: Int, replayBucketSlots: Int) {
+                    replayStripes: Int, replayBucketsPerStripe: Int, replayBucketSlots: Int, statCapacity: Int = 1024) {
             self.slotCount = slotCount
+            self.statCapacity = statCapacity
             self.userCapacity = userCapacity
             self.reasonCapacity = reasonCapacity
             self.replayStripes = replayStripes
@@ -39,16 +44,17 @@ public struct SharedLayout: Equatable, Sendable {
         public var replayCapacity: Int { replayStripes * replayBucketsPerStripe * replayBucketSlots }
 
         func validate() throws {
-            let all = [slotCount, userCapacity, reasonCapacity, replayStripes, replayBucketsPerStripe, replayBucketSlots]
+            let all = [slotCount, userCapacity, reasonCapacity, statCapacity, replayStripes, replayBucketsPerStripe, replayBucketSlots]
             guard all.allSatisfy({ $0 > 0 && $0 <= 1 << 24 }) else { throw SharedMemoryError.badParameters("\(self)") }
         }
     }
 
     public static let magic: UInt64 = 0x564D_5348_4D00_0001 // "VMSHM" … 1
-    public static let version: UInt64 = 1
+    public static let version: UInt64 = 2
     public static let headerSize = 4096
     public static let slotStride = 128
     public static let counterStride = 128
+    public static let statStride = 256
     public static let replayEntrySize = 24
     public static let lockCell = 64
 
@@ -56,7 +62,7 @@ public struct SharedLayout: Equatable, Sendable {
     static let magicOffset = 0
     static let versionOffset = 8
     static let totalSizeOffset = 16
-    static let parameterOffsets = (slots: 24, users: 32, reasons: 40, stripes: 48, buckets: 56, bucketSlots: 64)
+    static let parameterOffsets = (slots: 24, users: 32, reasons: 40, stripes: 48, buckets: 56, bucketSlots: 64, stats: 96)
     static let replaySeedOffset = 72
     /// Counter-table entries that found no room (atomic).
     static let counterOverflowOffset = 80
@@ -64,11 +70,13 @@ public struct SharedLayout: Equatable, Sendable {
     static let replayFullOffset = 88
     static let userLockOffset = 1024
     static let reasonLockOffset = 1088
+    static let statLockOffset = 1152
 
     public let parameters: Parameters
     public let slotsOffset: Int
     public let usersOffset: Int
     public let reasonsOffset: Int
+    public let statsOffset: Int
     public let replayOffset: Int
     public let replayStripeStride: Int
     public let totalSize: Int
@@ -79,7 +87,8 @@ public struct SharedLayout: Equatable, Sendable {
         slotsOffset = Self.headerSize
         usersOffset = slotsOffset + parameters.slotCount * Self.slotStride
         reasonsOffset = usersOffset + parameters.userCapacity * Self.counterStride
-        replayOffset = reasonsOffset + parameters.reasonCapacity * Self.counterStride
+        statsOffset = reasonsOffset + parameters.reasonCapacity * Self.counterStride
+        replayOffset = statsOffset + parameters.statCapacity * Self.statStride
         let entries = parameters.replayBucketsPerStripe * parameters.replayBucketSlots * Self.replayEntrySize
         replayStripeStride = Self.roundUp(Self.lockCell + entries, to: 64)
         let end = replayOffset + parameters.replayStripes * replayStripeStride

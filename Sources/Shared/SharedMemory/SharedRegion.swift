@@ -70,7 +70,7 @@ public final class SharedRegion {
             let parameters = SharedLayout.Parameters(
                 slotCount: Int(word(o.slots)), userCapacity: Int(word(o.users)), reasonCapacity: Int(word(o.reasons)),
                 replayStripes: Int(word(o.stripes)), replayBucketsPerStripe: Int(word(o.buckets)),
-                replayBucketSlots: Int(word(o.bucketSlots)))
+                replayBucketSlots: Int(word(o.bucketSlots)), statCapacity: Int(word(o.stats)))
             let layout = try SharedLayout(parameters)
             guard layout.totalSize == size, Int(word(SharedLayout.totalSizeOffset)) == size else {
                 throw SharedMemoryError.sizeMismatch(expected: layout.totalSize, actual: size)
@@ -101,11 +101,13 @@ public final class SharedRegion {
         store(o.stripes, UInt64(p.replayStripes))
         store(o.buckets, UInt64(p.replayBucketsPerStripe))
         store(o.bucketSlots, UInt64(p.replayBucketSlots))
+        store(o.stats, UInt64(p.statCapacity))
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { SecureRandom.fill($0) }
         store(SharedLayout.replaySeedOffset, seed)
         try initializeLock(at: SharedLayout.userLockOffset)
         try initializeLock(at: SharedLayout.reasonLockOffset)
+        try initializeLock(at: SharedLayout.statLockOffset)
         for stripe in 0..<p.replayStripes { try initializeLock(at: layout.stripeOffset(stripe)) }
         // The magic last: a region is valid only once everything above is in place.
         store(SharedLayout.magicOffset, SharedLayout.magic)
@@ -132,6 +134,9 @@ public final class SharedRegion {
     @inline(__always)
     @discardableResult
     public func add(_ offset: Int, _ value: UInt64) -> UInt64 { vmessd_atomic_add_u64(word(offset), value) }
+
+    @inline(__always)
+    public func exchange(_ offset: Int, _ value: UInt64) -> UInt64 { vmessd_atomic_exchange_u64(word(offset), value) }
 
     /// Runs `body` holding the process-shared lock at `offset`. A lock whose owner died holding it is
     /// taken over (robust mutex); `body` must leave its data consistent whatever it finds.

@@ -9,11 +9,42 @@ public final class UserTable {
         public let alterId: Int
         public let level: Int
         public let email: String?
+        let authKey: [UInt8]
         let authDecryptor: AESBlock
         let legacyIDs: [[UInt8]]
+
+        init(index: Int, id: UserID, alterId: Int, level: Int, email: String?) throws {
+            self.index = index
+            self.id = id
+            self.alterId = alterId
+            self.level = level
+            self.email = email
+            authKey = AuthID.key(cmdKey: id.cmdKey)
+            authDecryptor = try AESBlock(key: authKey, encrypting: false)
+            legacyIDs = alterId > 0 ? [id.bytes] + id.alterIDs(alterId) : []
+        }
+
+        /// The same user at another position (a table rebuilt after a runtime change).
+        func at(_ index: Int) -> Entry {
+            Entry(index: index, id: id, alterId: alterId, level: level, email: email, authKey: authKey,
+                  authDecryptor: authDecryptor, legacyIDs: legacyIDs)
+        }
+
+        private init(index: Int, id: UserID, alterId: Int, level: Int, email: String?, authKey: [UInt8],
+                     authDecryptor: AESBlock, legacyIDs: [[UInt8]]) {
+            self.index = index
+            self.id = id
+            self.alterId = alterId
+            self.level = level
+            self.email = email
+            self.authKey = authKey
+            self.authDecryptor = authDecryptor
+            self.legacyIDs = legacyIDs
+        }
     }
 
     public let entries: [Entry]
+    private let accelerated: Bool
     /// Narrows the users an AEAD AuthID is checked against (batched AES-NI, last user per address).
     let authMatcher: AuthIDMatcher
     private var legacy: [AuthIDKey: (entry: Int, time: Int64)] = [:]
@@ -31,12 +62,11 @@ public final class UserTable {
                 acceleratedAuthMatching: Bool = AuthIDMatcher.hasAESNI) throws {
         var entries: [Entry] = []
         for (i, u) in users.enumerated() {
-            entries.append(Entry(index: i, id: u.id, alterId: u.alterId, level: u.level, email: u.email,
-                                 authDecryptor: try AESBlock(key: AuthID.key(cmdKey: u.id.cmdKey), encrypting: false),
-                                 legacyIDs: u.alterId > 0 ? [u.id.bytes] + u.id.alterIDs(u.alterId) : []))
+            entries.append(try Entry(index: i, id: u.id, alterId: u.alterId, level: u.level, email: u.email))
         }
         self.entries = entries
-        authMatcher = AuthIDMatcher(authKeys: entries.map { AuthID.key(cmdKey: $0.id.cmdKey) }, accelerated: acceleratedAuthMatching)
+        accelerated = acceleratedAuthMatching
+        authMatcher = AuthIDMatcher(authKeys: entries.map(\.authKey), accelerated: acceleratedAuthMatching)
         hasLegacyUsers = entries.contains { $0.alterId > 0 }
         // The drain threshold must be stable per server (so it cannot be probed by its variance) but
         // differ between servers: derive it from the user ids, like the reference (not bit-exactly).
@@ -49,6 +79,29 @@ public final class UserTable {
         var rng = SplitMix64(seed: seed)
         drainBase = Int(rng.next() % 3266)
         drainRandomMax = Int(rng.next() % 64) + 1
+    }
+
+    /// A table of `entries` (re-indexed) that keeps `previous`'s drain threshold: a runtime change of
+    /// users must not change how the server answers probes.
+    private init(entries: [Entry], keepingDrainOf previous: UserTable) {
+        self.entries = entries.enumerated().map { $1.at($0) }
+        accelerated = previous.accelerated
+        authMatcher = AuthIDMatcher(authKeys: self.entries.map(\.authKey), accelerated: accelerated)
+        hasLegacyUsers = self.entries.contains { $0.alterId > 0 }
+        drainBase = previous.drainBase
+        drainRandomMax = previous.drainRandomMax
+    }
+
+    /// This table plus one user: only the new user's keys are derived (a panel adding thousands
+    /// of users one by one must not rederive every user's each time).
+    public func adding(id: UserID, alterId: Int, level: Int, email: String?) throws -> UserTable {
+        UserTable(entries: entries + [try Entry(index: entries.count, id: id, alterId: alterId, level: level, email: email)],
+                  keepingDrainOf: self)
+    }
+
+    /// This table without the users whose email is `email`.
+    public func removing(email: String) -> UserTable {
+        UserTable(entries: entries.filter { $0.email != email }, keepingDrainOf: self)
     }
 
     public convenience init(settings: VMessInboundSettings) throws {
@@ -111,6 +164,9 @@ public final class UserTable {
     }
 }
 
-public struct InvalidUserID: Error { public var text: String }
+public struct InvalidUserID: Error {
+    public var text: String
+    public init(text: String) { self.text = text }
+}
 
 

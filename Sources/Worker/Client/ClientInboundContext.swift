@@ -15,14 +15,17 @@ final class ClientInboundContext {
     let accessLog: AccessLog?
     /// nil: the inbound does not sniff.
     let sniffing: SniffingPolicy?
+    /// `inbound>>>TAG>>>traffic>>>…` when the config keeps them.
+    let meter: TrafficMeter
 
     init(config: InboundConfig, userLevel: Int, policy: PolicyConfig, outbounds: OutboundSelector, counters: WorkerCounters,
-         logger: Logger, accessLog: AccessLog?) throws {
+         logger: Logger, accessLog: AccessLog?, statSwitches: StatSwitches = .off) throws {
         self.config = config
         sniffing = try SniffingPolicy.make(config.sniffing)
         self.outbounds = outbounds
         self.level = policy.level(userLevel)
         self.counters = counters
+        meter = counters.stats.inboundMeter(statSwitches, tag: config.tag)
         var l = logger
         l[metadataKey: "inbound"] = "\(config.tag ?? config.jsonPath)"
         self.logger = l

@@ -219,6 +219,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         guard let link else { return }
         timer?.touch()
         inbound.counters.bytesUp += buffer.readableBytes
+        inbound.meter.countUp(buffer.readableBytes)
         link.write(buffer)
     }
 
@@ -261,6 +262,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         guard case .relaying = phase, let context else { return }
         timer?.touch()
         inbound.counters.bytesDown += payload.readableBytes
+        inbound.meter.countDown(payload.readableBytes)
         sentDownstream = true
         context.write(wrapOutboundOut(payload), promise: nil)
     }

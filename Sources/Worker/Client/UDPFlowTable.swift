@@ -23,6 +23,7 @@ final class UDPFlowTable<Key: Hashable> {
         func downstreamDatagram(_ buffer: ByteBuffer, source: Destination) {
             lastActivity = .now()
             table.inbound.counters.bytesDown += buffer.readableBytes
+            table.inbound.meter.countDown(buffer.readableBytes)
             table.deliver(key, buffer, source)
         }
 
@@ -71,6 +72,7 @@ final class UDPFlowTable<Key: Hashable> {
         let flow = flows[key] ?? open(key: key, destination: destination)
         flow.lastActivity = .now()
         inbound.counters.bytesUp += payload.readableBytes
+        inbound.meter.countUp(payload.readableBytes)
         flow.link?.writeDatagram(payload, to: destination)
         flow.link?.flush()
     }

@@ -19,6 +19,7 @@ final class CounterPublisher {
     private let slot: Int
     private let users: CounterTable
     private let reasons: CounterTable
+    private let stats: CounterTable
     private var userIndex: [String: Int?] = [:]
     private var reasonIndex: [String: Int?] = [:]
     private var publishedUp: [String: Int] = [:]
@@ -33,6 +34,7 @@ final class CounterPublisher {
         self.slot = slot
         users = CounterTable(region: region, kind: .users)
         reasons = CounterTable(region: region, kind: .reasons)
+        stats = CounterTable(region: region, kind: .stats)
     }
 
     /// Call on the event loop.
@@ -61,6 +63,13 @@ final class CounterPublisher {
         publishReasons(counters.rejected, published: &publishedRejected, prefix: "")
         // Bounds hit share the reasons table, told apart by their prefix.
         publishReasons(counters.dropped, published: &publishedDropped, prefix: "dropped_")
+        for counter in counters.stats.counters {
+            let delta = counter.value - counter.published
+            guard delta > 0 else { continue }
+            if counter.tableIndex == nil { counter.tableIndex = .some(stats.index(of: counter.name)) }
+            if case .some(.some(let index)) = counter.tableIndex { stats.add(index, value0: UInt64(delta)) }
+            counter.published = counter.value
+        }
     }
 
     private func publishReasons(_ totals: [String: Int], published: inout [String: Int], prefix: String) {

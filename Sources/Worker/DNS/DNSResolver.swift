@@ -229,6 +229,7 @@ final class DNSResolver {
     /// own sockets do: a freedom without `redirect`, or a dns outbound (V2Ray's passes its own DNS
     /// client's queries on untouched; its address override is refused by the config parser).
     static func sendsDirectly(_ outbound: Outbound) -> Bool {
+        if let counting = outbound as? CountingOutbound { return sendsDirectly(counting.inner) }
         if let freedom = outbound as? FreedomOutbound {
             return freedom.dialer.settings.redirectHost == nil && freedom.dialer.settings.redirectPort == nil
         }

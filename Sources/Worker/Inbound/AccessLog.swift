@@ -8,6 +8,8 @@ import Shared
 /// inside a line (one write per line, well under PIPE_BUF).
 final class AccessLog {
     private let fd: Int32
+    /// The file, when not stdout: reopened (same descriptor number) when logrotate has moved it.
+    private let path: String?
     private let formatter: DateFormatter
 
     init?(config: LogConfig) {
@@ -16,12 +18,20 @@ final class AccessLog {
             let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
             guard fd >= 0 else { return nil }
             self.fd = fd
+            self.path = path
         } else {
             self.fd = STDOUT_FILENO
+            self.path = nil
         }
         formatter = DateFormatter()
         formatter.dateFormat = "yyyy/MM/dd HH:mm:ss"
         formatter.timeZone = TimeZone(identifier: "UTC")
+    }
+
+    /// logrotate renamed the file: continue in a new one at the configured path.
+    func reopen() throws {
+        guard let path else { return }
+        try LogFiles.redirect(fd, toAppend: path)
     }
 
     func accepted(from peer: String, network: String, destination: String, email: String?) {

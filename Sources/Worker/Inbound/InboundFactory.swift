@@ -19,17 +19,22 @@ struct InboundFactory {
         /// (dokodemo-door UDP). Without it those are not served and a warning says so.
         var loop: EventLoop? = nil
         var limits = ClientLimits()
+        var statSwitches = StatSwitches.off
     }
 
     let install: (Channel) throws -> Void
+    /// A vmess inbound's shared state (runtime user changes reach it by tag).
+    private(set) var vmess: InboundContext?
 
     init(index: Int, inbound: InboundConfig, shared s: Shared) throws {
         switch inbound.settings {
         case .vmess(let settings):
             let ctx = try InboundContext(index: index, config: inbound, settings: settings, policy: s.policy,
                                          outbounds: s.outbounds, replay: s.replay, counters: s.counters,
-                                         logger: s.logger, accessLog: s.accessLog, udpToClient: s.limits.udpDatagramToClient)
+                                         logger: s.logger, accessLog: s.accessLog, udpToClient: s.limits.udpDatagramToClient,
+                                         statSwitches: s.statSwitches)
             install = { channel in try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx)) }
+            vmess = ctx
         case .socks(let settings):
             let ctx = try Self.clientContext(inbound, userLevel: settings.userLevel, s)
             install = { channel in
@@ -64,7 +69,7 @@ struct InboundFactory {
 
     private static func clientContext(_ inbound: InboundConfig, userLevel: Int, _ s: Shared) throws -> ClientInboundContext {
         try ClientInboundContext(config: inbound, userLevel: userLevel, policy: s.policy, outbounds: s.outbounds,
-                             counters: s.counters, logger: s.logger, accessLog: s.accessLog)
+                             counters: s.counters, logger: s.logger, accessLog: s.accessLog, statSwitches: s.statSwitches)
     }
 
     private static func startDokodemoUDP(_ ctx: ClientInboundContext, target: Destination, loop: EventLoop?) {

@@ -27,6 +27,10 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     private var timer: ConnectionTimer?
     private var level = LevelPolicy()
     private var userKey = ""
+    /// The user's API counters (`user>>>EMAIL>>>traffic>>>…`), resolved at the handshake.
+    private var userMeter = TrafficMeter.none
+    /// Registered with the inbound while relaying (a runtime removal of the user ends it).
+    private var trackedUser: UserID?
 
     private var decoder: BodyDecoder?
     private var encoder: BodyEncoder?
@@ -86,6 +90,10 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     }
 
     private func teardown() {
+        if let id = trackedUser {
+            trackedUser = nil
+            inbound.untrack(id, connection: ObjectIdentifier(self))
+        }
         phase = .closed
         handshakeTimeout?.cancel()
         timer?.cancel()
@@ -162,6 +170,15 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         let h = a.header
         level = inbound.policy.level(a.user.level)
         userKey = a.user.email ?? a.user.id.shortText
+        userMeter = inbound.counters.stats.userMeter(inbound.statSwitches, email: a.user.email, level: a.user.level)
+        guard inbound.track(a.user.id, connection: ObjectIdentifier(self), close: { [weak self] in
+            self?.logger.debug("user removed; connection ended")
+            self?.closeClient()
+        }) else {
+            logger.debug("user removed during the handshake")
+            return closeClient()
+        }
+        trackedUser = a.user.id
         logger[metadataKey: "user"] = "\(userKey)"
 
         let keys = ResponseHeader.bodyKeys(request: h, legacy: a.legacy)
@@ -245,6 +262,8 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
             let ended = try decoder.decode(&buffer) { payload in
                 inbound.counters.bytesUp += payload.readableBytes
                 inbound.counters.perUserUp[userKey, default: 0] += payload.readableBytes
+                inbound.meter.countUp(payload.readableBytes)
+                userMeter.countUp(payload.readableBytes)
                 guard let link, let destination else { return }
                 if destination.network == .udp {
                     link.writeDatagram(payload, to: destination)
@@ -300,6 +319,8 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         timer?.touch()
         inbound.counters.bytesDown += payload.readableBytes
         inbound.counters.perUserDown[userKey, default: 0] += payload.readableBytes
+        inbound.meter.countDown(payload.readableBytes)
+        userMeter.countDown(payload.readableBytes)
         writeResponseHeaderIfNeeded(context)
         do {
             let out = try encoder.encode(&payload, allocator: context.channel.allocator)
@@ -320,6 +341,8 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         timer?.touch()
         inbound.counters.bytesDown += datagram.readableBytes
         inbound.counters.perUserDown[userKey, default: 0] += datagram.readableBytes
+        inbound.meter.countDown(datagram.readableBytes)
+        userMeter.countDown(datagram.readableBytes)
         writeResponseHeaderIfNeeded(context)
         var out = context.channel.allocator.buffer(capacity: datagram.readableBytes + 100)
         do {

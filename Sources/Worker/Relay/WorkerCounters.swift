@@ -10,6 +10,8 @@ final class WorkerCounters {
     /// Bounds that were hit and what was dropped for them (datagrams too large or for a slow
     /// client, connections over a limit, ...), by a stable name; see deploy/RUNBOOK.md "Bounds".
     var dropped: [String: Int] = [:]
+    /// The gRPC API's named counters (only those the config's stats switches ask for).
+    let stats = StatRegistry()
 
     func drop(_ reason: DropReason) { dropped[reason.rawValue, default: 0] &+= 1 }
 }

@@ -162,7 +162,6 @@ class InteropTestCase: XCTestCase {
     func startServer(_ kind: ServerKind = .underTest, users: [VMessTestUser],
                      format: ServerConfigFormat = .v4, daemon: [String: Any]? = nil) throws -> RunningServer {
         let port = try FreePort.tcp()
-        let name = nextName("server-\(kind.rawValue)")
         let config: String
         switch format {
         case .v4: config = TestConfigs.serverV4(port: port, users: users, daemon: kind == .vmessd ? daemon : nil)
@@ -170,6 +169,12 @@ class InteropTestCase: XCTestCase {
             guard kind == .vmessd else { throw XCTSkip("v2ray 4.34 cannot read the v5 config format") }
             config = TestConfigs.serverV5(port: port, uuids: users.map(\.id))
         }
+        return try startServer(kind, port: port, config: config)
+    }
+
+    /// Starts the server under test with a config of the test's own, whose VMess inbound is on `port`.
+    func startServer(_ kind: ServerKind, port: UInt16, config: String) throws -> RunningServer {
+        let name = nextName("server-\(kind.rawValue)")
         let path = try writeFile("\(name).json", config)
         let process: ManagedProcess
         var controlPath: String?

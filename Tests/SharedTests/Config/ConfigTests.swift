@@ -443,15 +443,6 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(ResponseHeader.plain(responseAuth: 7, command: command), [7, 0, 1, UInt8(data.count)] + data)
     }
 
-    /// Statistics switches: off is accepted (it is what vmessd does), on needs the stats API.
-    func testStatisticsSwitchesNeedTheStatsAPI() throws {
-        XCTAssertNoThrow(try parse(#"{"policy": {"levels": {"0": {"statsUserUplink": false}}, "system": {"statsInboundUplink": false}}}"#))
-        assertError(#"{"policy": {"levels": {"0": {"statsUserUplink": true}}}}"#,
-                    "config.json: policy.levels[\"0\"].statsUserUplink: statistics are not supported by vmessd yet (they come with the \"stats\" and \"api\" sections); set it to false")
-        assertError(#"{"policy": {"system": {"statsOutboundDownlink": true}}}"#,
-                    "config.json: policy.system.statsOutboundDownlink: statistics are not supported by vmessd yet (they come with the \"stats\" and \"api\" sections); set it to false")
-    }
-
     func testSniffing() throws {
         // Xray's server configs: enabled with routeOnly and exclusions.
         let xray = try parse(v4(inbound: vmessInbound("""
