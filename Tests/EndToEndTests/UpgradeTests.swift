@@ -125,8 +125,20 @@ final class UpgradeTests: EndToEndTestCase {
         let port = try FreePort.tcp()
         let executable = try installCopy()
         let real = try VMessdBinaries.vmessd()
-        let server = try startVMessd(config: Self.serverConfig(port: port, users: [user]), port: port, workers: 2,
-                                     executable: executable)
+        // With the gRPC API on (a listener of the supervisor's own): it must come back after each
+        // failed upgrade, and the new binary must be able to bind it at the successful one.
+        let apiPort = try FreePort.tcp()
+        let config = Self.serverConfig(port: port, users: [user], extra: [
+            "api": ["tag": "api", "services": ["StatsService"]],
+            "inbounds": [
+                ["listen": "127.0.0.1", "port": Int(apiPort), "protocol": "dokodemo-door", "settings": ["address": "127.0.0.1"], "tag": "api"],
+                ["port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "vmess-in", "settings": ["clients": [user.serverJSON]]],
+            ],
+            "outbounds": [["protocol": "freedom", "tag": "direct"]],
+            "routing": ["rules": [["type": "field", "inboundTag": ["api"], "outboundTag": "api"]]],
+        ])
+        let server = try startVMessd(config: config, port: port, workers: 2, executable: executable)
+        try waitForTCPPort(apiPort, timeout: 10)
         let before = try status(server)
         let client = try startClient(serverPort: port, user: user, targetPort: echo.port)
         try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "before")
@@ -150,6 +162,7 @@ final class UpgradeTests: EndToEndTestCase {
         XCTAssertEqual(Set(after.workers.map(\.pid)), Set(before.workers.map(\.pid)))
         XCTAssertTrue(after.statusText.contains("upgrade failed"), after.statusText)
         for i in 0..<3 { try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after failures \(i)") }
+        try waitForTCPPort(apiPort, timeout: 10)
 
         // 3. A good binary again: the upgrade goes through.
         try install(source: real, at: executable)
@@ -160,5 +173,6 @@ final class UpgradeTests: EndToEndTestCase {
         stopAtTearDown(upgraded.pid)
         try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after the upgrade")
         XCTAssertTrue(server.process.waitForExit(timeout: 30))
+        try waitForTCPPort(apiPort, timeout: 10)
     }
 }
