@@ -67,7 +67,6 @@ struct SignalWaiter {
 func signalName(_ signal: Int32) -> String {
     switch signal {
     case SIGHUP: "SIGHUP"
-    case SIGUSR2: "SIGUSR2"
     case SIGINT: "SIGINT"
     case SIGQUIT: "SIGQUIT"
     case SIGILL: "SIGILL"
