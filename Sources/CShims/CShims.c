@@ -8,6 +8,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <linux/filter.h>
 
 #define VMESSD_MAX_FDS 64
 
@@ -127,4 +128,20 @@ int vmessd_signalfd_read(int fd) {
         if (n >= 0) { errno = EIO; }
         return -1;
     }
+}
+
+int vmessd_reuseport_steer_first(int fd, uint32_t count) {
+    if (count == 0) { errno = EINVAL; return -1; }
+    // The kernel runs this for every SYN that reaches the group; an index it returns past the
+    // group's end falls back to its usual hash, so a too-large count is harmless.
+    struct sock_filter code[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM)),
+        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, count),
+        BPF_STMT(BPF_RET | BPF_A, 0),
+    };
+    struct sock_fprog program = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+#ifndef SO_ATTACH_REUSEPORT_CBPF
+#define SO_ATTACH_REUSEPORT_CBPF 51
+#endif
+    return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof(program));
 }

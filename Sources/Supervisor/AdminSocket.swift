@@ -65,19 +65,29 @@ final class AdminServer {
         self.logger = logger
         let directory = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         if !directory.isEmpty { try Self.makeDirectory(directory) }
-        var info = stat()
-        if lstat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFSOCK else {
-                throw PosixError(errno: EEXIST, call: "admin socket \(path) exists and is not a socket")
-            }
-            if let live = try? Posix.connectUnix(path: path) {
-                try? Posix.close(live)
-                throw PosixError(errno: EADDRINUSE, call: "admin socket \(path) (another vmessd answers on it)")
-            }
-            unlink(path)
+        do {
+            try Posix.removeStaleUnixSocket(path: path)
+        } catch var error as PosixError {
+            error.call = "admin socket " + error.call
+            throw error
         }
         listener = try Posix.makeUnixListener(path: path, mode: 0o600)
         try Posix.setNonBlocking(listener)
+    }
+
+    /// Takes over the listening socket the previous supervisor served (a binary upgrade): same path,
+    /// same socket, no gap in which `vmessd ctl` finds nobody.
+    init(adopting listener: Int32, path: String, logger: Logger) throws {
+        self.path = path
+        self.logger = logger
+        self.listener = listener
+        try Posix.setNonBlocking(listener)
+    }
+
+    /// Stops serving without removing the socket file: the next supervisor answers on it now.
+    func handOver() {
+        for fd in Array(clients.keys) where clients[fd]?.request == nil { drop(fd) }
+        try? Posix.close(listener)
     }
 
     private static func makeDirectory(_ directory: String) throws {

@@ -7,6 +7,8 @@
 //   vmessd ctl users    traffic per user only
 //   vmessd ctl users add INBOUND EMAIL [UUID [LEVEL]] | remove INBOUND EMAIL | list INBOUND
 //                       runtime users, like the gRPC API's AlterInbound (deploy/RUNBOOK.md "gRPC API")
+//   vmessd ctl upgrade  start the binary now installed at the running one's path on the same sockets;
+//                       waits for the outcome (exit 1 if the new binary failed and the old one serves on)
 //
 // --json prints the supervisor's response as it is (for scripts and tests).
 
@@ -18,7 +20,7 @@ import Shared
 struct CtlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
-        abstract: "Control a running vmessd: status, reload, stop, stats, users."
+        abstract: "Control a running vmessd: status, reload, stop, stats, users, upgrade."
     )
 
     static let actions = AdminRequest.Command.allCases.map(\.rawValue)
@@ -32,10 +34,10 @@ struct CtlCommand: ParsableCommand {
     @Flag(help: "Print the raw JSON response.")
     var json = false
 
-    @Option(help: "Seconds to wait for the answer (a reload waits for the new workers).")
+    @Option(help: "Seconds to wait for the answer (a reload or an upgrade waits for the new workers).")
     var timeout: Double = 120
 
-    @Argument(help: "One of: status, reload, stop, stats, users.")
+    @Argument(help: "One of: status, reload, stop, stats, users, upgrade.")
     var action: String
 
     @Argument(help: "users: add INBOUND EMAIL [UUID [LEVEL]], remove INBOUND EMAIL, list INBOUND.")

@@ -31,7 +31,8 @@ struct LinkCommand: ParsableCommand {
 func shareLinks(for config: Config, address: String?) -> [String] {
     var links: [String] = []
     for inbound in config.inbounds {
-        guard case .vmess(let settings) = inbound.settings else { continue }
+        // A Unix socket is reached through a front end (nginx, HAProxy) whose address vmessd does not know.
+        guard case .vmess(let settings) = inbound.settings, inbound.unixSocket == nil else { continue }
         let stream = inbound.stream
         // ws and httpupgrade carry a path and a Host header the client must send.
         var host = "", path = "", type = "none"

@@ -13,9 +13,21 @@
 //   - a new address           → new sockets, closed again if the reload is abandoned;
 //   - an address that left    → closed once the new generation serves (`retired`).
 //
-// With fewer workers than before, the surplus sockets of a kept address are retired too; the kernel
-// then resets what was queued on them unless net.ipv4.tcp_migrate_req=1 (deploy/sysctl.d), which makes
-// it move those connections to another socket of the group.
+// The worker count can change at a reload. More workers: new sockets join the group. Fewer: the
+// surplus sockets are NOT closed (closing a reuseport socket resets what is queued on it, unless
+// net.ipv4.tcp_migrate_req=1 moves it elsewhere, which vmessd cannot count on): they stay open and
+// in the group, and each worker accepts on every socket whose position maps to it (position p goes
+// to worker p % workers), so whatever was queued on a surplus socket is still accepted. A classic BPF
+// program on the group (SO_ATTACH_REUSEPORT_CBPF, set when a generation takes over) sends new
+// connections only to the first `workers` sockets, at random, so the worker that also serves a
+// surplus socket is not loaded more than the others. A group's sockets are only ever appended while
+// its address stays in the config, so "the first n" in the kernel's order are fds[0..<n].
+//
+// A Unix-socket inbound (`listen: "/path"` or `"@name"`) has exactly one socket, shared by all workers:
+// AF_UNIX has no reuseport groups, and every worker accepting on the one socket is how the kernel
+// spreads its connections. It is kept across reloads by its name like a TCP address; the file a path
+// socket created is removed when the socket is closed (left the config, or vmessd stops), and only if
+// it is still that socket.
 
 import Glibc
 import Shared
@@ -38,13 +50,15 @@ struct ListenerSet {
         /// Tag or JSON path, for logs.
         var name: String
         /// What the kernel bound (the real port when the config said 0).
-        var address: SocketAddress
+        var address: ListenerAddress
         /// One per worker position (position i uses fds[i % count]). With socket activation the
         /// passed sockets come first, then sockets vmessd joined to their SO_REUSEPORT group so that
         /// every worker still accepts on a socket of its own.
         var fds: [Int32]
         /// The passed sockets among `fds` (systemd's: never closed by vmessd).
         var passed: [Int32] = []
+        /// The file a Unix path socket vmessd created (removed when the socket is closed).
+        var socketFile: UnixSocketFile? = nil
 
         var activated: Bool { !passed.isEmpty }
         /// The sockets vmessd opened (and closes when they are no longer needed).
@@ -52,6 +66,8 @@ struct ListenerSet {
     }
 
     private(set) var inbounds: [Inbound] = []
+    /// Worker positions the set was planned for (TCP inbounds may hold more sockets than this).
+    private(set) var workers = 1
 
     /// A new set and what switching to it means for descriptors.
     struct Plan {
@@ -62,11 +78,29 @@ struct ListenerSet {
         var retired: [Int32]
         /// Things the operator should know (logged by the caller).
         var notes: [String] = []
+        /// Socket files created for `opened` / going with `retired`.
+        var openedFiles: [UnixSocketFile] = []
+        var retiredFiles: [UnixSocketFile] = []
 
         /// Closes what `opened` holds (the plan is abandoned).
-        func abandon() { for fd in opened { try? Posix.close(fd) } }
+        func abandon() {
+            for fd in opened { try? Posix.close(fd) }
+            for file in openedFiles { file.remove() }
+        }
         /// Closes what `retired` holds (the plan is in force).
-        func commit() { for fd in retired { try? Posix.close(fd) } }
+        func commit() {
+            for fd in retired { try? Posix.close(fd) }
+            for file in retiredFiles { file.remove() }
+        }
+    }
+
+    init() {}
+
+    /// The set a previous supervisor handed over (binary upgrade), to plan the first generation
+    /// against: the same sockets by the same keys.
+    init(inherited: [Inbound], workers: Int) {
+        inbounds = inherited
+        self.workers = max(1, workers)
     }
 
     /// Opens `perInbound` sockets for every inbound. All or nothing: on failure, closes what it opened.
@@ -78,11 +112,13 @@ struct ListenerSet {
     /// unchanged and taking passed sockets where they match. All or nothing: on failure, everything
     /// opened so far is closed again and `previous` is untouched.
     static func plan(config: Config, workers: Int, previous: ListenerSet?, passed: [PassedSocket]) throws -> Plan {
-        let keys = config.inbounds.map { SocketActivation.InboundKey(tag: $0.tag, address: matchAddress($0)) }
+        let keys = config.inbounds.map { SocketActivation.InboundKey(tag: $0.tag, address: matchAddress($0), unix: $0.unixSocket) }
         let assignment = SocketActivation.assign(inbounds: keys, passed: passed)
         var available = previous?.inbounds ?? []
         var result = ListenerSet()
+        result.workers = max(1, workers)
         var opened: [Int32] = []
+        var openedFiles: [UnixSocketFile] = []
         var notes: [String] = []
         do {
             for (index, inbound) in config.inbounds.enumerated() {
@@ -92,13 +128,33 @@ struct ListenerSet {
                 // The previous entry for this address (with the same passed sockets, if any).
                 let previousEntry = available.firstIndex { $0.key == key && $0.passed == passedFDs }.map { available.remove(at: $0) }
                 var entry: Inbound
+                if let unix = inbound.unixSocket {
+                    // One socket for every worker (see the file comment): no per-worker positions.
+                    if var entry = previousEntry {
+                        entry.index = index
+                        entry.name = name
+                        // The mode may have changed (same path, new ",0660"): apply it to the live file.
+                        if let file = entry.socketFile, let mode = unix.mode { chmod(file.path, mode_t(mode)) }
+                        result.inbounds.append(entry)
+                    } else if !passedFDs.isEmpty {
+                        result.inbounds.append(Inbound(index: index, key: key, name: name, address: .unix(unix), fds: passedFDs,
+                                                       passed: passedFDs))
+                    } else {
+                        let fresh = try openUnixInbound(inbound, unix: unix, index: index, key: key)
+                        opened += fresh.fds
+                        if let file = fresh.socketFile { openedFiles.append(file) }
+                        result.inbounds.append(fresh)
+                    }
+                    continue
+                }
                 if let previousEntry {
                     entry = previousEntry
                     entry.index = index
                     entry.name = name
                 } else if !passedFDs.isEmpty {
                     let first = assignment[index]![0]
-                    entry = Inbound(index: index, key: key, name: name, address: passed[first].address!, fds: passedFDs, passed: passedFDs)
+                    entry = Inbound(index: index, key: key, name: name, address: .tcp(passed[first].address!), fds: passedFDs,
+                                    passed: passedFDs)
                 } else {
                     let fresh = try openInbound(inbound, index: index, key: key, count: workers)
                     opened += fresh.fds
@@ -106,13 +162,9 @@ struct ListenerSet {
                     continue
                 }
                 // Own sockets wanted next to the passed ones: one per worker position beyond them.
+                // More than that (the worker count went down) are kept: see the file comment.
                 let wanted = max(0, workers - entry.passed.count)
                 var own = entry.owned
-                if own.count > wanted {
-                    // Surplus positions go with the retired sockets (see the file comment).
-                    available.append(Inbound(index: -1, key: "", name: name, address: entry.address, fds: Array(own[wanted...])))
-                    own = Array(own[0..<wanted])
-                }
                 if own.count < wanted {
                     if entry.activated {
                         // Join the passed socket's reuseport group (turning SO_REUSEPORT on for it
@@ -120,7 +172,8 @@ struct ListenerSet {
                         do {
                             for fd in entry.passed { try Posix.enableReusePort(fd) }
                             while own.count < wanted {
-                                let fd = try openSocket(inbound, host: entry.address.host, port: entry.address.port)
+                                guard case .tcp(let address) = entry.address else { break }
+                                let fd = try openSocket(inbound, host: address.host, port: address.port)
                                 opened.append(fd)
                                 own.append(fd)
                             }
@@ -142,20 +195,53 @@ struct ListenerSet {
             }
         } catch {
             for fd in opened { try? Posix.close(fd) }
+            for file in openedFiles { file.remove() }
             throw error
         }
-        return Plan(set: result, opened: opened, retired: available.flatMap(\.owned), notes: notes)
+        return Plan(set: result, opened: opened, retired: available.flatMap(\.owned), notes: notes, openedFiles: openedFiles,
+                    retiredFiles: available.filter { !$0.activated }.compactMap(\.socketFile))
     }
 
-    /// The descriptors worker position `worker` gets, one per inbound, in config order.
+    /// The descriptors worker position `worker` gets, in config order: per inbound one socket, or
+    /// several when the inbound holds more sockets than there are workers (position p serves socket
+    /// p, p + workers, …; see the file comment).
     func listeners(forWorker worker: Int) -> [(inbound: Int, fd: Int32)] {
-        inbounds.map { ($0.index, $0.fds[worker % $0.fds.count]) }
+        inbounds.flatMap { inbound -> [(inbound: Int, fd: Int32)] in
+            guard inbound.fds.count > workers else { return [(inbound.index, inbound.fds[worker % inbound.fds.count])] }
+            return stride(from: worker % workers, to: inbound.fds.count, by: workers).map { (inbound.index, inbound.fds[$0]) }
+        }
+    }
+
+    /// Points every TCP group holding more sockets than workers at its first `workers` sockets (and
+    /// every other group at all of its own, undoing an earlier narrowing). Called when a generation
+    /// takes over; failures are returned for the log (connections then spread over every socket,
+    /// which costs balance, not connections).
+    func steer() -> [String] {
+        var problems: [String] = []
+        for inbound in inbounds {
+            guard case .tcp = inbound.address, let first = inbound.fds.first, inbound.fds.count > 1 || workers > 1 else { continue }
+            // Sockets that share systemd's could not join (see plan's notes): leave that group alone.
+            if inbound.activated && inbound.fds.count == inbound.passed.count && inbound.fds.count < workers { continue }
+            do {
+                try Posix.steerReusePortGroup(first, toFirst: min(workers, inbound.fds.count))
+            } catch {
+                problems.append("\(inbound.name): cannot steer connections to the first \(workers) sockets: \(error)")
+            }
+        }
+        return problems
     }
 
     /// Every socket vmessd opened itself (passed sockets are systemd's and are never closed).
     var ownedDescriptors: [Int32] { inbounds.flatMap(\.owned) }
 
+    /// Closes every socket vmessd opened and removes the socket files it created.
     func closeAll() {
+        closeDescriptors()
+        for file in inbounds.compactMap(\.socketFile) { file.remove() }
+    }
+
+    /// Closes this process's descriptors only (the sockets live on where a new binary holds them).
+    func closeDescriptors() {
         for fd in ownedDescriptors { try? Posix.close(fd) }
     }
 
@@ -178,6 +264,7 @@ struct ListenerSet {
     }
 
     static func reuseKey(_ inbound: InboundConfig) -> String {
+        if let unix = inbound.unixSocket { return "unix:\(unix)" }
         let address = ((try? SocketAddress(parsing: inbound.listen, port: inbound.port))?.description)
             ?? "\(inbound.listen):\(inbound.port)"
         return inbound.port == 0 ? "\(address)#\(inbound.tag ?? inbound.jsonPath)" : address
@@ -185,7 +272,7 @@ struct ListenerSet {
 
     /// The address a passed socket must be bound to for this inbound (port 0 has none).
     static func matchAddress(_ inbound: InboundConfig) -> SocketAddress? {
-        guard inbound.port != 0 else { return nil }
+        guard inbound.port != 0, inbound.unixSocket == nil else { return nil }
         return try? SocketAddress(parsing: inbound.listen, port: inbound.port)
     }
 
@@ -209,11 +296,21 @@ struct ListenerSet {
                 if port == 0 { port = try Posix.localAddress(fd: fds[0]).port }
             }
             return Inbound(index: index, key: key, name: inbound.tag ?? inbound.jsonPath,
-                           address: try Posix.localAddress(fd: fds[0]), fds: fds)
+                           address: .tcp(try Posix.localAddress(fd: fds[0])), fds: fds)
         } catch {
             for fd in fds { try? Posix.close(fd) }
             let reason = (error as? AddressError)?.reason ?? "\(error)"
             throw ListenerError(inbound: inbound.jsonPath, address: "\(inbound.listen) port \(port)", reason: reason)
+        }
+    }
+
+    private static func openUnixInbound(_ inbound: InboundConfig, unix: UnixListenAddress, index: Int, key: String) throws -> Inbound {
+        do {
+            let (fd, file) = try Posix.makeUnixListeningSocket(unix)
+            return Inbound(index: index, key: key, name: inbound.tag ?? inbound.jsonPath, address: .unix(unix), fds: [fd],
+                           socketFile: file)
+        } catch {
+            throw ListenerError(inbound: inbound.jsonPath, address: "\(unix)", reason: "\(error)")
         }
     }
 

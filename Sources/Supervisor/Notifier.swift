@@ -14,7 +14,7 @@ import Logging
 final class Notifier {
     let logger: Logger
     /// Checked once: the variable cannot appear later, and this saves a syscall per message otherwise.
-    let enabled: Bool
+    private(set) var enabled: Bool
     /// WATCHDOG_USEC as seconds when the watchdog is on for this process (WATCHDOG_PID matches).
     let watchdogInterval: Double?
     private(set) var lastStatus = ""
@@ -29,6 +29,15 @@ final class Notifier {
         } else {
             watchdogInterval = nil
         }
+    }
+
+    /// A binary upgrade: the new supervisor (`pid`) becomes systemd's main process, and this one says
+    /// nothing more (its STATUS= would overwrite the new one's). MAINPID= comes from here, the main
+    /// process, as well as from the new one: systemd always takes it from the main process, while a
+    /// message from the new one is only matched to the unit through its cgroup (and NotifyAccess=all).
+    func handOver(to pid: pid_t) {
+        send("MAINPID=\(pid)")
+        enabled = false
     }
 
     func ready(status: String) {

@@ -76,11 +76,19 @@ struct RunCommand: ParsableCommand {
         }
 
         // 3. Sockets: passed by systemd where they match, else one per worker per inbound; kept open
-        // for as long as their address stays in the config.
-        let passed = SocketActivation.takeFromEnvironment(logger: logger)
+        // for as long as their address stays in the config. Started by an upgrade: the previous
+        // binary's sockets, planned against as a reload would (UpgradeHandover).
+        let handover: UpgradeHandover?
+        do {
+            handover = try UpgradeHandover.takeFromEnvironment()
+        } catch {
+            logger.critical("\(error)")
+            throw ExitStatus.runtimeFailure
+        }
+        let passed = handover?.passedSockets ?? SocketActivation.takeFromEnvironment(logger: logger)
         let plan: ListenerSet.Plan
         do {
-            plan = try ListenerSet.plan(config: config, workers: settings.workers, previous: nil, passed: passed)
+            plan = try ListenerSet.plan(config: config, workers: settings.workers, previous: handover?.inheritedListeners(), passed: passed)
         } catch {
             logger.critical("\(error)")
             throw ExitStatus.runtimeFailure
@@ -112,7 +120,7 @@ struct RunCommand: ParsableCommand {
         // comes from the pool once every worker has reported ready over its control socket.
         let region: SharedRegion
         do {
-            region = try SharedRegion.create()
+            region = try handover.map { try SharedRegion.adopt(fd: $0.sharedMemory) } ?? SharedRegion.create()
         } catch {
             plan.abandon()
             logger.critical("cannot create the shared-memory region", metadata: ["error": "\(error)"])
@@ -123,6 +131,18 @@ struct RunCommand: ParsableCommand {
                               configPath: loaded.isDemo ? nil : config.sourceFile, overrides: overrides, passed: passed,
                               config: config, settings: settings)
         pool.loadedConfig = loaded.config
+        pool.selfExecutable = try? Posix.executablePath()
+        pool.commandLine = Array(CommandLine.arguments.dropFirst())
+        if let handover {
+            logger.notice("started by a binary upgrade; serving the previous supervisor's sockets", metadata: [
+                "listeners": "\(handover.listeners.count)",
+            ])
+            // The old supervisor drains and exits once this one's first generation serves.
+            pool.onFirstServing = {
+                _ = "ready\n".withCString { write(handover.ready, $0, 6) }
+                try? Posix.close(handover.ready)
+            }
+        }
         // Users added and removed at runtime by an earlier run (API, `vmessd ctl users`).
         if let store = RuntimeUserStore.locate(config.daemon) {
             do {
@@ -144,7 +164,8 @@ struct RunCommand: ParsableCommand {
         }
         let adminPath = AdminSocketPath.resolve(flag: control, config: config.daemon.control)
         do {
-            pool.admin = try AdminServer(path: adminPath, logger: logger)
+            pool.admin = try handover?.admin.map { try AdminServer(adopting: $0, path: adminPath, logger: logger) }
+                ?? AdminServer(path: adminPath, logger: logger)
             logger.info("admin socket", metadata: ["path": "\(adminPath)"])
         } catch {
             // Serving matters more than being controllable: say so loudly and carry on.

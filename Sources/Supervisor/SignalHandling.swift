@@ -10,8 +10,8 @@ import Shared
 struct SignalWaiter {
     /// Everything the supervisor reacts to. SIGCHLD must be blocked (not ignored): an ignored SIGCHLD
     /// makes the kernel reap children itself and we would lose their exit statuses.
-    /// SIGUSR1: reopen the log files (logrotate).
-    static let handled: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1]
+    /// SIGUSR1: reopen the log files (logrotate). SIGUSR2: binary upgrade.
+    static let handled: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD, SIGUSR1, SIGUSR2]
 
     private var set = sigset_t()
 

@@ -2,8 +2,9 @@
 // LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES, and which inbound each one serves.
 //
 // Matching, per inbound: every passed socket whose name (FileDescriptorName=) equals the inbound's
-// tag; failing that, every passed socket bound to exactly the inbound's listen address and port.
-// Names are matched before addresses across all inbounds, and a socket serves one inbound at most.
+// tag; failing that, every passed socket bound to exactly the inbound's listen address and port (or
+// Unix socket path / abstract name). Only sockets of the inbound's kind match: a TCP inbound takes TCP
+// sockets, a Unix-socket inbound Unix ones (every worker shares that one socket). Names are matched before addresses across all inbounds, and a socket serves one inbound at most.
 // Several sockets for one inbound (ReusePort=yes with repeated ListenStream= lines) are spread over
 // the workers. vmessd never closes a passed socket: systemd owns it, keeps it across restarts of the
 // service, and connections queued on it while vmessd restarts are served by the next start.
@@ -17,8 +18,13 @@ struct PassedSocket: Equatable {
     var fd: Int32
     /// FileDescriptorName= (systemd's default is the socket unit's name, e.g. "vmessd.socket").
     var name: String?
-    /// What the socket is bound to; nil when it is not a listening TCP socket (then it is not used).
+    /// What the socket is bound to; nil when it is not a listening TCP socket.
     var address: SocketAddress?
+    /// The sun_path of a listening AF_UNIX stream socket (a path with its NUL, or an abstract name).
+    var unixPath: [UInt8]? = nil
+
+    /// A listening TCP or Unix stream socket: something an inbound can serve (anything else is left alone).
+    var isUsable: Bool { address != nil || unixPath != nil }
 }
 
 enum SocketActivation {
@@ -41,18 +47,20 @@ enum SocketActivation {
         for i in 0..<Int(count) {
             let fd = SD_LISTEN_FDS_START + Int32(i)
             let name = names?[i].map { String(cString: $0) }
-            var address: SocketAddress?
-            // A stream socket in listening state, IPv4 or IPv6: anything else (datagram, AF_UNIX,
-            // Accept=yes connections) cannot carry an inbound and is left alone.
+            var socket = PassedSocket(fd: fd, name: name, address: nil)
+            // A stream socket in listening state, IPv4, IPv6 or Unix (ListenStream=/path or @name):
+            // anything else (datagram, Accept=yes connections) cannot carry an inbound and is left alone.
             if sd_is_socket_inet(fd, 0, Int32(SOCK_STREAM.rawValue), 1, 0) > 0 {
-                address = try? Posix.localAddress(fd: fd)
+                socket.address = try? Posix.localAddress(fd: fd)
+            } else if sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0 {
+                socket.unixPath = (try? Posix.unixSunPath(fd: fd)) ?? nil
             }
-            if address == nil {
-                logger.warning("ignoring a passed descriptor that is not a listening TCP socket", metadata: [
+            if !socket.isUsable {
+                logger.warning("ignoring a passed descriptor that is not a listening TCP or Unix stream socket", metadata: [
                     "fd": "\(fd)", "name": "\(name ?? "-")",
                 ])
             }
-            passed.append(PassedSocket(fd: fd, name: name, address: address))
+            passed.append(socket)
         }
         return passed
     }
@@ -62,6 +70,19 @@ enum SocketActivation {
         var tag: String?
         /// nil for port 0 or an unparsable listen address (those only match by name).
         var address: SocketAddress?
+        /// A Unix-socket inbound: matches Unix sockets only, by name or by this address.
+        var unix: UnixListenAddress? = nil
+
+        /// Whether `socket` is of this inbound's kind (a Unix inbound cannot serve a TCP socket or
+        /// the other way round: the worker pipelines and the supervisor's socket handling differ).
+        func canServe(_ socket: PassedSocket) -> Bool {
+            unix != nil ? socket.unixPath != nil : socket.address != nil
+        }
+
+        func hasAddress(of socket: PassedSocket) -> Bool {
+            if let unix { return socket.unixPath.map(unix.matches(sunPath:)) ?? false }
+            return address != nil && socket.address == address
+        }
     }
 
     /// For each inbound (by position), the indices into `passed` it gets; inbounds without a match
@@ -72,7 +93,7 @@ enum SocketActivation {
         // 1. By name.
         for (i, inbound) in inbounds.enumerated() {
             guard let tag = inbound.tag else { continue }
-            let matches = passed.indices.filter { !taken.contains($0) && passed[$0].address != nil && passed[$0].name == tag }
+            let matches = passed.indices.filter { !taken.contains($0) && inbound.canServe(passed[$0]) && passed[$0].name == tag }
             if !matches.isEmpty {
                 result[i] = matches
                 taken.formUnion(matches)
@@ -80,8 +101,7 @@ enum SocketActivation {
         }
         // 2. By address, for inbounds no name matched.
         for (i, inbound) in inbounds.enumerated() where result[i] == nil {
-            guard let address = inbound.address else { continue }
-            let matches = passed.indices.filter { !taken.contains($0) && passed[$0].address == address }
+            let matches = passed.indices.filter { !taken.contains($0) && inbound.hasAddress(of: passed[$0]) }
             if !matches.isEmpty {
                 result[i] = matches
                 taken.formUnion(matches)

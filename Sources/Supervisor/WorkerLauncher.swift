@@ -26,9 +26,7 @@ struct WorkerLauncher {
         if let override = getenv("VMESSD_WORKER").map({ String(cString: $0) }), !override.isEmpty {
             return try checkedExecutable(override, origin: "VMESSD_WORKER")
         }
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let n = try Posix.retryingEINTR("readlink(/proc/self/exe)") { readlink("/proc/self/exe", &buffer, buffer.count - 1) }
-        let selfPath = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let selfPath = try Posix.executablePath()
         let directory = selfPath.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
         return try checkedExecutable("\(directory)/vmessd-worker", origin: "next to \(selfPath)")
     }
@@ -64,7 +62,9 @@ struct WorkerLauncher {
         defer { if !keepOurs { try? Posix.close(ours) } }
         defer { try? Posix.close(theirs) }
 
-        let pid = try spawnProcess(moves: [(memfd, Self.bootstrapFD), (theirs, Self.controlFD)])
+        // bootstrapFD and controlFD are 3 and 4: the spawn's descriptor layout.
+        let pid = try Posix.spawn(executable, arguments: [executable, "--bootstrap-fd", String(Self.bootstrapFD)],
+                                  environment: Self.workerEnvironment(), descriptors: [memfd, theirs])
 
         // 2. The attach message. The socket buffer holds it (and keeps the descriptors alive) until
         // the worker reads it; if it cannot be sent, the worker would wait for nothing: kill it.
@@ -88,64 +88,6 @@ struct WorkerLauncher {
         return Spawned(pid: pid, control: ours)
     }
 
-    /// posix_spawn with `moves` (source in this process, target in the child) as the only
-    /// descriptors besides 0-2.
-    private func spawnProcess(moves originalMoves: [(source: Int32, target: Int32)]) throws -> pid_t {
-        var moves = originalMoves
-        // The dup2 actions run in order, so a source lying in the target range could be overwritten
-        // by an earlier action before it is copied; and dup2 onto the same number would keep
-        // FD_CLOEXEC set, losing the fd at exec. Both vanish if no source lies in the target range:
-        // give such sources a temporary close-on-exec copy above it.
-        let firstFree = Self.bootstrapFD + Int32(moves.count)
-        var temporaries: [Int32] = []
-        defer { for fd in temporaries { try? Posix.close(fd) } }
-        for i in moves.indices where moves[i].source < firstFree {
-            let copy = try Posix.retryingEINTR("fcntl(F_DUPFD_CLOEXEC)") { fcntl(moves[i].source, F_DUPFD_CLOEXEC, firstFree) }
-            temporaries.append(copy)
-            moves[i].source = copy
-        }
-
-        var actions = posix_spawn_file_actions_t()
-        try Posix.checkingReturnCode("posix_spawn_file_actions_init") { posix_spawn_file_actions_init(&actions) }
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        for move in moves {
-            try Posix.checkingReturnCode("posix_spawn_file_actions_adddup2") {
-                posix_spawn_file_actions_adddup2(&actions, move.source, move.target)
-            }
-        }
-        // Everything else is close-on-exec by construction; this also catches a descriptor some
-        // library opened without it, so workers start with exactly 0-2 and their own fds.
-        _ = try Posix.addCloseFrom(&actions, from: firstFree)
-
-        // 3. The supervisor blocks SIGTERM/SIGCHLD/... and ignores SIGPIPE; a worker starts clean.
-        var attributes = posix_spawnattr_t()
-        try Posix.checkingReturnCode("posix_spawnattr_init") { posix_spawnattr_init(&attributes) }
-        defer { posix_spawnattr_destroy(&attributes) }
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        var defaults = sigset_t()
-        sigfillset(&defaults)
-        sigdelset(&defaults, SIGKILL)
-        sigdelset(&defaults, SIGSTOP)
-        try Posix.checkingReturnCode("posix_spawnattr_setsigmask") { posix_spawnattr_setsigmask(&attributes, &emptyMask) }
-        try Posix.checkingReturnCode("posix_spawnattr_setsigdefault") { posix_spawnattr_setsigdefault(&attributes, &defaults) }
-        try Posix.checkingReturnCode("posix_spawnattr_setflags") {
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        }
-
-        // 4. Spawn with our environment minus systemd's per-process variables.
-        let arguments = [executable, "--bootstrap-fd", String(Self.bootstrapFD)]
-        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
-        defer { for pointer in argv { free(pointer) } }
-        var envp: [UnsafeMutablePointer<CChar>?] = Self.workerEnvironment().map { strdup($0) } + [nil]
-        defer { for pointer in envp { free(pointer) } }
-        var pid: pid_t = 0
-        try Posix.checkingReturnCode("posix_spawn(\(executable))") {
-            posix_spawn(&pid, executable, &actions, &attributes, &argv, &envp)
-        }
-        return pid
-    }
-
     /// What a crashed worker does before it exits. The Swift runtime's backtracer otherwise attaches
     /// to the crashed process and symbolicates every frame, which holds the exit (and so the respawn)
     /// for a second or more. The supervisor still logs the crash with its signal; an operator who
@@ -155,17 +97,8 @@ struct WorkerLauncher {
     /// "KEY=value" entries of our environment, without `privateEnvironment`, plus `crashBehaviour`
     /// unless SWIFT_BACKTRACE is set.
     static func workerEnvironment() -> [String] {
-        var result: [String] = []
-        var pointer = environ
-        var backtraceSet = false
-        while let entry = pointer.pointee {
-            let text = String(cString: entry)
-            let key = text.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? text
-            if key == "SWIFT_BACKTRACE" { backtraceSet = true }
-            if !privateEnvironment.contains(key) { result.append(text) }
-            pointer += 1
-        }
-        if !backtraceSet { result.append(crashBehaviour) }
+        var result = Posix.environment(removing: Set(privateEnvironment))
+        if !result.contains(where: { $0.hasPrefix("SWIFT_BACKTRACE=") }) { result.append(crashBehaviour) }
         return result
     }
 }

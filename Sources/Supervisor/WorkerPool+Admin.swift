@@ -18,6 +18,9 @@ extension WorkerPool {
         case .reload:
             // The client stays connected; answerReloadRequests replies once the reload is decided.
             requestReload(reason: "vmessd ctl reload")
+        case .upgrade:
+            // Answered once the new binary serves, or has failed (answerUpgrade).
+            requestUpgrade(reason: "vmessd ctl upgrade")
         case .stop:
             admin.respond(fd, AdminResponse(ok: true, message: "stopping: draining \(workers.count) workers"))
             requestStop(reason: "vmessd ctl stop")

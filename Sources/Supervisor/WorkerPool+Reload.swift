@@ -12,9 +12,10 @@
 // Both generations hold the same kernel sockets throughout, so whatever is queued stays queued: the
 // old workers' closing of their server channels closes only their own descriptors. Between the old
 // generation's last accept and the new one's first (a few milliseconds) connections wait in the
-// accept queue. Never are two processes accepting on one socket at once: no thundering herd (which
+// accept queue. Never are two processes accepting on one TCP socket at once: no thundering herd (which
 // also trips an assertion in debug builds of NIO), and every connection accepted after READY=1 meets
-// the new config.
+// the new config. (A Unix-socket inbound has one socket that every worker shares; workers accept on it
+// with SharedSocketAcceptor, which expects to lose races.)
 
 import Foundation
 import Glibc
@@ -56,6 +57,9 @@ extension WorkerPool {
         p.plan.commit()
         let closed = p.plan.retired.count
         listeners = p.plan.set
+        // New connections to the first `workers` sockets of each group (a worker count that went
+        // down leaves surplus sockets that are still served but should get nothing new).
+        for problem in listeners.steer() { logger.warning("\(problem)") }
         if p.config.api != config.api {
             do {
                 try startAPI(p.config.api)
@@ -103,6 +107,10 @@ extension WorkerPool {
         settling = nil
         for worker in workers.values where worker.generation == generation { startAccepting(worker) }
         notifier.ready(status: statusText())
+        if s.initial, let serving = onFirstServing {
+            onFirstServing = nil
+            serving()
+        }
         if !s.initial { answerReloadRequests(startedBefore: s.startedAt, ok: true, message: "reloaded: generation \(generation)") }
         if reloadQueued {
             reloadQueued = false
@@ -154,6 +162,10 @@ extension WorkerPool {
     func requestReload(reason: String, rereadConfig: Bool = true) {
         guard isRunning else {
             answerReloadRequests(startedBefore: .infinity, ok: false, message: "not reloading: vmessd is stopping")
+            return
+        }
+        if upgrade != nil {
+            answerReloadRequests(startedBefore: .infinity, ok: false, message: "not reloading: a binary upgrade is in progress")
             return
         }
         if pending != nil || settling != nil {

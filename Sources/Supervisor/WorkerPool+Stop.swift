@@ -9,6 +9,7 @@ extension WorkerPool {
     func requestStop(reason: String) {
         switch phase {
         case .running:
+            cancelUpgrade()
             let now = monotonicNow()
             logger.notice("stopping: draining workers", metadata: [
                 "trigger": "\(reason)", "drainTimeout": "\(settings.drainTimeout)", "workers": "\(workers.count)",
@@ -27,10 +28,16 @@ extension WorkerPool {
             }
             // Refuse new connections right away instead of letting them queue until exit. Sockets
             // systemd passed stay open (systemd keeps them; the next start serves their queue).
-            listeners.closeAll()
+            // Handed over to a new binary: it serves the very same sockets, so only this process's
+            // descriptors go (no socket file is removed).
+            if handedOver { listeners.closeDescriptors() } else { listeners.closeAll() }
             listeners = ListenerSet()
             notifier.stopping(status: statusText())
             if workers.isEmpty { finished = true }
+        case .stopping where handedOver:
+            // After an upgrade this process only drains what it had; the service's stop (SIGTERM to
+            // every process of the unit) must not cut those connections. SIGQUIT still does.
+            logger.notice("stop requested while draining after an upgrade; still draining", metadata: ["trigger": "\(reason)"])
         case .stopping:
             // A second Ctrl-C means "now": the operator does not want to wait for the drain.
             logger.notice("second stop request: stopping immediately", metadata: ["trigger": "\(reason)"])
@@ -52,7 +59,8 @@ extension WorkerPool {
         for i in positions.indices { positions[i].respawnAt = nil }
         phase = .quitting(deadline: monotonicNow() + Self.quitGrace, killed: false)
         killAll(SIGQUIT)
-        listeners.closeAll()
+        cancelUpgrade()
+        if handedOver { listeners.closeDescriptors() } else { listeners.closeAll() }
         listeners = ListenerSet()
         if workers.isEmpty { finished = true }
     }

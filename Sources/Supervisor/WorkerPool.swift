@@ -173,6 +173,15 @@ final class WorkerPool {
     var lastReload: String?
     /// Kept in STATUS= until the next successful reload.
     var reloadProblem: String?
+    /// A binary upgrade in progress (the new supervisor's pid and ready pipe).
+    var upgrade: Upgrade?
+    /// The new binary serves: this process only drains its workers and must not remove socket files.
+    var handedOver = false
+    /// This binary's install path and command line (after argv[0]), read at start: what an upgrade runs.
+    var selfExecutable: String?
+    var commandLine: [String] = []
+    /// Called once the first generation serves (a supervisor started by an upgrade tells the old one).
+    var onFirstServing: (() -> Void)?
     var heartbeatSequence: UInt64 = 0
     var nextHeartbeat: Double
     var nextWatchdog: Double?
@@ -249,6 +258,7 @@ final class WorkerPool {
 
     private func pollDescriptors() -> [Int32] {
         [signalFD] + (bridge.map { [$0.wakeFD] } ?? []) + (admin?.descriptors ?? []) + workers.values.compactMap(\.control)
+            + (upgrade.map { [$0.readyFD] } ?? [])
     }
 
     private func handle(_ event: EventPoller.Ready) {
@@ -269,6 +279,8 @@ final class WorkerPool {
             if let request = admin.read(event.fd) { handleAdmin(request, client: event.fd) }
         } else if let worker = workers.values.first(where: { $0.control == event.fd }) {
             readControl(worker)
+        } else if event.fd == upgrade?.readyFD {
+            readUpgradePipe()
         }
     }
 
@@ -276,6 +288,7 @@ final class WorkerPool {
         switch signal {
         case SIGCHLD: reap()
         case SIGHUP: requestReload(reason: "SIGHUP")
+        case SIGUSR2: requestUpgrade(reason: "SIGUSR2")
         case SIGUSR1: reopenLogs(reason: "SIGUSR1")
         case SIGTERM, SIGINT: requestStop(reason: signalName(signal))
         case SIGQUIT:
@@ -293,6 +306,7 @@ final class WorkerPool {
         if let nextPortRefresh, case .running = phase { times.append(nextPortRefresh) }
         if let pending { times.append(pending.deadline) }
         if let settling { times.append(settling.deadline) }
+        if let upgrade { times.append(upgrade.deadline) }
         for position in positions { if let at = position.respawnAt { times.append(at) } }
         for worker in workers.values {
             // Ready deadlines are acted on only while running (tick): elsewhere they would make the
@@ -323,6 +337,7 @@ final class WorkerPool {
                 nextPortRefresh = nil  // set again by the reload
                 requestReload(reason: "allocate refresh", rereadConfig: false)
             }
+            checkUpgradeDeadline(now: now)
             respawnDue(now: now)
             killUnready(now: now)
             killUnresponsive(now: now)
@@ -491,6 +506,7 @@ final class WorkerPool {
                 }
                 return
             }
+            if upgradeChildExited(pid, status: ChildStatus(status)) { continue }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
             workerExited(worker, status: ChildStatus(status))
         }

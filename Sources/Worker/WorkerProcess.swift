@@ -20,6 +20,8 @@ public final class WorkerProcess {
     let counters = WorkerCounters()
     let tracker: ConnectionTracker
     private var servers: [Channel] = []
+    /// Listeners shared with other processes (Unix sockets): accepted on outside NIO's server channel.
+    private var sharedAcceptors: [SharedSocketAcceptor] = []
     private var control: ControlLink?
     private var region: SharedRegion?
     private var publisher: CounterPublisher?
@@ -40,6 +42,8 @@ public final class WorkerProcess {
     /// not to spin, short enough that service resumes quickly once connections close (see
     /// ConnectionTracker.makeAcceptPauseHandler).
     static let acceptBackoff = TimeAmount.milliseconds(250)
+    /// Every accepted connection's read sizes: small for handshakes, growing for bulk transfer.
+    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 4096, maximum: 65536)
 
     public init(bootstrap: WorkerBootstrap, logger: Logger) {
         self.bootstrap = bootstrap
@@ -64,7 +68,7 @@ public final class WorkerProcess {
             throw error
         }
         control?.send(.ready(pid: getpid()))
-        logger.info("ready", metadata: ["listeners": "\(servers.count)"])
+        logger.info("ready", metadata: ["listeners": "\(servers.count + sharedAcceptors.count)"])
         // The main thread serves the signal and control sources; the event loop does the relaying.
         dispatchMain()
     }
@@ -135,12 +139,13 @@ public final class WorkerProcess {
         do {
             for (listener, fd) in zip(bootstrap.listeners, listenerFDs) {
                 remaining.removeFirst()
-                servers.append(try serve(fd: fd, inboundIndex: listener.inbound, config: config, shared: shared, loop: loop))
+                try serve(fd: fd, inboundIndex: listener.inbound, config: config, shared: shared, loop: loop)
             }
         } catch {
             // Descriptors NIO did not take yet are ours to close; server channels close theirs.
             for fd in remaining { try? Posix.close(fd) }
             for server in servers { server.close(promise: nil) }
+            for acceptor in sharedAcceptors { acceptor.close() }
             throw error
         }
 
@@ -156,7 +161,7 @@ public final class WorkerProcess {
     }
 
     private func serve(fd: Int32, inboundIndex: Int, config: Config, shared: InboundFactory.Shared,
-                       loop: EventLoop) throws -> Channel {
+                       loop: EventLoop) throws {
         let inbound = config.inbounds[inboundIndex]
         let factory = try InboundFactory(index: inboundIndex, inbound: inbound, shared: shared)
         if let ctx = factory.vmess, let tag = inbound.tag { vmessInbounds[tag, default: []].append(ctx) }
@@ -168,6 +173,42 @@ public final class WorkerProcess {
         let logger = self.logger
         let name = inbound.tag ?? inbound.jsonPath
         let sockopt = inbound.stream.sockopt
+        // A Unix socket (the config's "/path" or "@name", or one systemd passed) has no TCP level
+        // (TCP_NODELAY or Fast Open would fail every accepted connection), and is shared by every
+        // worker (SharedSocketAcceptor).
+        let isTCP = (try? Posix.socketFamily(fd)) != AF_UNIX
+        let initialize: (Channel) -> EventLoopFuture<Void> = { channel in
+            guard let counter = tracker.admit(channel, bySource: !proxyProtocol) else {
+                logger.debug("connection refused: limit reached", metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")"])
+                return channel.eventLoop.makeFailedFuture(ConnectionTracker.LimitReached(reason: .connectionLimit))
+            }
+            do {
+                try channel.pipeline.syncOperations.addHandler(counter)
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+            // `sockopt`: set on each accepted socket (nothing when the inbound has none).
+            return sockopt.apply(to: channel, tcp: isTCP).flatMap {
+                transport.configure(channel, claimSource: { counter.claim($0) }, installProtocol: factory.install)
+            }
+        }
+        let childOptions = { (b: ClientBootstrap) in
+            b.channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                .channelOption(ChannelOptions.recvAllocator, value: Self.receiveAllocator)
+        }
+        if !isTCP {
+            let acceptor = try SharedSocketAcceptor(fd: fd, name: name, loop: loop, pause: Self.acceptBackoff, childOptions: childOptions,
+                                                    initializer: initialize, onAcceptError: { error in
+                loop.execute {
+                    tracker.acceptErrors += 1
+                    logger.error("accept failed", metadata: ["inbound": "\(name)", "error": "\(error)"])
+                }
+            })
+            sharedAcceptors.append(acceptor)
+            if accepting { acceptor.start() }
+            logger.info("serving", metadata: ["inbound": "\(name)", "address": "unix socket (shared by all workers)"])
+            return
+        }
         var bootstrap = ServerBootstrap(group: loop)
             .serverChannelOption(ChannelOptions.backlog, value: 4096)
             .serverChannelOption(ChannelOptions.maxMessagesPerRead, value: 16)
@@ -190,26 +231,12 @@ public final class WorkerProcess {
                         }))
                 }
             }
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .childChannelOption(ChannelOptions.recvAllocator, value: Self.receiveAllocator)
             // tcpOption, not socketOption: at SOL_SOCKET level option 1 is SO_DEBUG (which needs
             // CAP_NET_ADMIN and fails under the hardened unit), not TCP_NODELAY.
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
-            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 4096, maximum: 65536))
-            .childChannelInitializer { channel in
-                guard let counter = tracker.admit(channel, bySource: !proxyProtocol) else {
-                    logger.debug("connection refused: limit reached", metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")"])
-                    return channel.eventLoop.makeFailedFuture(ConnectionTracker.LimitReached(reason: .connectionLimit))
-                }
-                do {
-                    try channel.pipeline.syncOperations.addHandler(counter)
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-                // `sockopt`: set on each accepted socket (nothing when the inbound has none).
-                return sockopt.apply(to: channel).flatMap {
-                    transport.configure(channel, claimSource: { counter.claim($0) }, installProtocol: factory.install)
-                }
-            }
+            .childChannelInitializer(initialize)
         // Fast Open lives on the listening socket (shared by every worker; each sets the same value).
         if let queue = sockopt.listenerFastOpenQueue {
             bootstrap = bootstrap.serverChannelOption(ChannelOptions.tcpOption(.init(rawValue: TCP_FASTOPEN)), value: SocketOptionValue(queue))
@@ -223,7 +250,7 @@ public final class WorkerProcess {
         // kernel socket, not a copy.)
         _ = Glibc.listen(fd, 4096)
         logger.info("serving", metadata: ["inbound": "\(name)", "address": "\(server.localAddress?.description ?? "?")"])
-        return server
+        servers.append(server)
     }
 
     // MARK: control
@@ -261,7 +288,8 @@ public final class WorkerProcess {
                 for server in servers { server.setOption(ChannelOptions.autoRead, value: true).whenFailure { [self] error in
                     logger.error("cannot start accepting", metadata: ["error": "\(error)"])
                 } }
-                logger.info("accepting", metadata: ["listeners": "\(servers.count)"])
+                for acceptor in sharedAcceptors { acceptor.start() }
+                logger.info("accepting", metadata: ["listeners": "\(servers.count + sharedAcceptors.count)"])
             }
         case nil:
             // The supervisor is gone (crashed, or killed): finish what is open, accept nothing new,
@@ -321,6 +349,8 @@ public final class WorkerProcess {
         for server in servers { server.close(promise: nil) }
         servers.removeAll()
         drainSignal.begin()
+        for acceptor in sharedAcceptors { acceptor.close() }
+        sharedAcceptors.removeAll()
         control?.send(.draining(connections: UInt32(clamping: tracker.open)))
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeout * 1000))
         func check() {

@@ -16,37 +16,6 @@ import Glibc
 #endif
 
 final class ProxyProtocolTests: EndToEndTestCase {
-    static let haproxyPath = "/usr/sbin/haproxy"
-
-    /// haproxy in the foreground (`-db`) with a config of our own on a free port: nothing of a system
-    /// haproxy service (its config, its ports) is used.
-    func startHAProxy(backendPort: UInt16, sourceAddress: String) throws -> UInt16 {
-        let haproxy = try Tool.require(Self.haproxyPath, install: "apt-get install haproxy")
-        let port = try FreePort.tcp()
-        let name = nextName("haproxy")
-        let config = """
-            global
-                maxconn 256
-            defaults
-                mode tcp
-                timeout connect 5s
-                timeout client 60s
-                timeout server 60s
-            frontend in
-                bind 127.0.0.1:\(port)
-                default_backend vmessd
-            backend vmessd
-                server s 127.0.0.1:\(backendPort) send-proxy-v2 source \(sourceAddress)
-
-            """
-        let path = try writeFile("\(name).cfg", config)
-        let check = try run(haproxy, ["-c", "-f", path])
-        guard check.status == 0 else { throw HarnessError("haproxy -c: \(check.stdout) \(check.stderr)") }
-        let process = try launch(name, haproxy, ["-db", "-f", path])
-        try waitForTCPPort(port, timeout: Self.startupTimeout, stillAlive: { process.isRunning })
-        return port
-    }
-
     func testHAProxySendProxyV2CarriesTheClientAddressToRoutingAndTheAccessLog() throws {
         try throughHAProxy(server: ["network": "tcp", "tcpSettings": ["acceptProxyProtocol": true]],
                            client: ["network": "tcp"])
@@ -87,7 +56,7 @@ final class ProxyProtocolTests: EndToEndTestCase {
             "routing": ["rules": [["type": "field", "source": ["127.0.0.5"], "outboundTag": "carried"]]],
         ])
         _ = try startVMessd(config: config, port: port, workers: 1)
-        let haproxyPort = try startHAProxy(backendPort: port, sourceAddress: "127.0.0.3")
+        let haproxyPort = try startHAProxy(server: "127.0.0.1:\(port) send-proxy-v2 source 127.0.0.3")
 
         // The reference client, leaving from 127.0.0.5, through haproxy.
         let v2ray = try Tool.v2ray()

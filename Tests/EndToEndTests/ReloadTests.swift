@@ -118,4 +118,46 @@ final class ReloadTests: EndToEndTestCase {
         XCTAssertFalse(ok.status?.statusText.contains("reload failed") ?? true)
         try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(32 * 1024), label: "after good reload")
     }
+
+    /// `vmessd.workers` 2 → 3 → 1 by reload under continuous load: every short connection and every
+    /// long stream comes back byte for byte. Going down, the surplus sockets stay open and are served
+    /// (closing them would reset their queues), and new connections are steered away from them.
+    func testWorkerCountTwoThreeOneByReloadUnderLoad() throws {
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("count@example.com")
+        let port = try FreePort.tcp()
+        func config(_ workers: Int) -> String { Self.serverConfig(port: port, users: [user], daemon: ["workers": workers]) }
+        let server = try startVMessd(config: config(2), port: port, workers: nil, drainTimeout: 90)
+        XCTAssertEqual(try status(server).workers.count, 2)
+        let client = try startClient(serverPort: port, user: user, targetPort: echo.port)
+        let streams = try (0..<4).map { try LongStream(port: client.port, label: "stream \($0)") }
+        for stream in streams { XCTAssertTrue(stream.waitForRounds(3), "\(stream.label): \(stream.state)") }
+        let load = ShortConnectionLoad(port: client.port, threads: 3)
+
+        for (step, workers) in [3, 1].enumerated() {
+            usleep(700_000)
+            try writeFile((server.configPath as NSString).lastPathComponent, config(workers))
+            XCTAssertEqual(kill(server.pid, SIGHUP), 0)
+            XCTAssertTrue(server.notify.waitForCount("READY=1", atLeast: step + 2, timeout: 30), "\(server.notify.messages)")
+            let s = try status(server)
+            XCTAssertEqual(s.workersConfigured, workers)
+            XCTAssertEqual(s.workers.filter { $0.generation == step + 2 }.count, workers, "\(s.workers)")
+            XCTAssertEqual(s.listeners.map(\.sockets), [3], "sockets are added going up and kept going down")
+            try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(128 * 1024), label: "after \(workers) workers")
+        }
+        usleep(1_500_000)
+        let result = load.stop()
+        XCTAssertEqual(result.failures, [], "\(result.failures.count) of \(result.successes + result.failures.count) short connections failed")
+        XCTAssertGreaterThan(result.successes, 20)
+        for stream in streams {
+            let end = stream.stop()
+            XCTAssertNil(end.failure, "\(stream.label) after \(end.rounds) rounds")
+        }
+        // The single worker of generation 3 accepted everything after the last reload.
+        let before = try status(server).workers.filter { $0.generation == 3 }.map(\.accepted).reduce(0, +)
+        for i in 0..<10 { try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "last \(i)") }
+        try eventually("the one worker counted the last connections") {
+            try status(server).workers.filter { $0.generation == 3 }.map(\.accepted).reduce(0, +) >= before + 10
+        }
+    }
 }

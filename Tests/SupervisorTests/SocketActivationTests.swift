@@ -54,3 +54,27 @@ final class SocketActivationTests: XCTestCase {
         XCTAssertEqual(SocketActivation.assign(inbounds: inbounds, passed: passed), [:])
     }
 }
+
+/// Unix sockets passed by systemd (ListenStream=/path or @name): by name or by their address, and
+/// never to an inbound of the other kind.
+final class UnixSocketActivationTests: XCTestCase {
+    func testUnixSocketsMatchUnixInboundsOnly() {
+        let path = UnixListenAddress(kind: .path, name: "/run/vmessd/in.sock")
+        let abstract = UnixListenAddress(kind: .abstract, name: "vmessd")
+        let tcp = try! SocketAddress(parsing: "127.0.0.1", port: 443)
+        let passed = [
+            PassedSocket(fd: 3, name: "vmessd.socket", address: nil, unixPath: Array("/run/vmessd/in.sock".utf8) + [0]),
+            PassedSocket(fd: 4, name: "ws-in", address: nil, unixPath: [0] + Array("other".utf8)),
+            PassedSocket(fd: 5, name: "tcp-in", address: nil, unixPath: [0] + Array("x".utf8)),
+        ]
+        let inbounds: [SocketActivation.InboundKey] = [
+            .init(tag: "a", address: nil, unix: path),  // by address
+            .init(tag: "ws-in", address: nil, unix: abstract),  // by name (the abstract name differs)
+            .init(tag: "tcp-in", address: tcp),  // a TCP inbound never takes a Unix socket
+        ]
+        XCTAssertEqual(SocketActivation.assign(inbounds: inbounds, passed: passed), [0: [0], 1: [1]])
+        // And a Unix inbound never takes a TCP socket of its name.
+        let tcpSocket = [PassedSocket(fd: 3, name: "a", address: tcp)]
+        XCTAssertEqual(SocketActivation.assign(inbounds: [.init(tag: "a", address: nil, unix: path)], passed: tcpSocket), [:])
+    }
+}

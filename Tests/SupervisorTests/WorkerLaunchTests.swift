@@ -185,7 +185,7 @@ final class ListenerSetTests: XCTestCase {
         for inbound in set.inbounds {
             XCTAssertEqual(inbound.fds.count, 3)
             XCTAssertNotEqual(inbound.address.port, 0)
-            for fd in inbound.fds { XCTAssertEqual(try Posix.localAddress(fd: fd), inbound.address) }
+            for fd in inbound.fds { XCTAssertEqual(ListenerAddress.tcp(try Posix.localAddress(fd: fd)), inbound.address) }
         }
         XCTAssertNotEqual(set.inbounds[0].address.port, set.inbounds[1].address.port)
         XCTAssertEqual(set.listeners(forWorker: 2).map(\.fd), [set.inbounds[0].fds[2], set.inbounds[1].fds[2]])
@@ -226,14 +226,25 @@ final class ListenerSetTests: XCTestCase {
         second.commit()
         for fd in first.set.inbounds[1].fds { XCTAssertEqual(fcntl(fd, F_GETFD), -1, "retired socket closed") }
 
-        // Back to one worker: the surplus sockets of the kept address are retired.
+        // Back to one worker: the surplus sockets of a kept address stay open (closing them would
+        // reset what is queued on them), and the one worker serves all of them.
         let third = try ListenerSet.plan(config: config([("127.0.0.1", 0), ("127.0.0.1", 0), ("127.0.0.1", 0)]).dropping(1),
                                          workers: 1, previous: second.set, passed: [])
-        XCTAssertEqual(third.set.inbounds.map(\.fds.count), [1, 1])
+        XCTAssertEqual(third.set.inbounds.map(\.fds.count), [3, 3])
         XCTAssertEqual(third.opened, [])
-        XCTAssertEqual(Set(third.retired), Set(second.set.inbounds.flatMap { $0.fds.dropFirst() }))
+        XCTAssertEqual(third.retired, [])
+        XCTAssertEqual(third.set.listeners(forWorker: 0).map(\.fd), third.set.inbounds.flatMap(\.fds))
         third.commit()
-        third.set.closeAll()
+        XCTAssertEqual(third.set.steer(), [])
+
+        // Two workers over three sockets: 0 and 2 to the first, 1 to the second.
+        let fourth = try ListenerSet.plan(config: config([("127.0.0.1", 0), ("127.0.0.1", 0), ("127.0.0.1", 0)]).dropping(1),
+                                          workers: 2, previous: third.set, passed: [])
+        let fds = fourth.set.inbounds[0].fds
+        XCTAssertEqual(fourth.set.listeners(forWorker: 0).filter { $0.inbound == 0 }.map(\.fd), [fds[0], fds[2]])
+        XCTAssertEqual(fourth.set.listeners(forWorker: 1).filter { $0.inbound == 0 }.map(\.fd), [fds[1]])
+        fourth.commit()
+        fourth.set.closeAll()
     }
 
     func testAbandonedPlanClosesOnlyWhatItOpened() throws {
@@ -263,19 +274,105 @@ final class ListenerSetTests: XCTestCase {
         XCTAssertEqual(plan.set.listeners(forWorker: 0).map(\.fd), [passedFD])
         XCTAssertEqual(Set(plan.set.ownedDescriptors), Set(entry.fds.dropFirst()))
 
-        // A reload with the same address keeps everything; fewer workers retire joined sockets only.
+        // A reload with the same address keeps everything, with fewer workers too.
         let same = try ListenerSet.plan(config: config([("127.0.0.1", address.port)]), workers: 2, previous: plan.set, passed: passed)
         XCTAssertEqual(same.opened, [])
-        XCTAssertEqual(same.set.inbounds[0].fds, Array(entry.fds[0..<2]))
-        XCTAssertEqual(same.retired, [entry.fds[2]])
+        XCTAssertEqual(same.set.inbounds[0].fds, entry.fds)
+        XCTAssertEqual(same.retired, [])
         same.commit()
 
         // The address leaves the config: the joined sockets are retired, the passed one never.
         let next = try ListenerSet.plan(config: config([("127.0.0.1", 0)]), workers: 1, previous: same.set, passed: passed)
-        XCTAssertEqual(next.retired, [entry.fds[1]])
+        XCTAssertEqual(Set(next.retired), Set(entry.fds.dropFirst()))
         next.commit()
         next.set.closeAll()
         XCTAssertNotEqual(fcntl(passedFD, F_GETFD), -1, "the passed socket stays open")
+    }
+
+    /// The steering program on a group: connections go only to its first `count` sockets.
+    func testSteeringSendsNewConnectionsToTheFirstSockets() throws {
+        let set = try ListenerSet.open(config: config([("127.0.0.1", 0)]), perInbound: 3)
+        defer { set.closeAll() }
+        let fds = set.inbounds[0].fds
+        try Posix.steerReusePortGroup(fds[0], toFirst: 1)
+        var clients: [Int32] = []
+        defer { for fd in clients { close(fd) } }
+        for _ in 0..<24 { clients.append(try connectLoopback(port: set.inbounds[0].address.port)) }
+        func queued(_ fd: Int32) throws -> Int {
+            try Posix.setNonBlocking(fd)
+            var n = 0
+            while let accepted = try Posix.accept(fd) { close(accepted); n += 1 }
+            return n
+        }
+        XCTAssertEqual(try queued(fds[1]) + queued(fds[2]), 0, "nothing reaches the sockets past the first")
+        XCTAssertEqual(try queued(fds[0]), 24)
+
+        // Widening again spreads them over all three.
+        try Posix.steerReusePortGroup(fds[0], toFirst: 3)
+        for _ in 0..<60 { clients.append(try connectLoopback(port: set.inbounds[0].address.port)) }
+        let counts = try fds.map(queued)
+        XCTAssertEqual(counts.reduce(0, +), 60)
+        XCTAssertTrue(counts.allSatisfy { $0 > 0 }, "\(counts)")
+    }
+
+    private func connectLoopback(port: Int) throws -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let result = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { close(fd); throw PosixError(errno: errno, call: "connect") }
+        return fd
+    }
+
+    /// Unix-socket inbounds: one socket for every worker, kept by name across a reload, its file
+    /// removed when it leaves the config; a stale file is replaced, a live socket or a plain file is not.
+    func testUnixSocketInbounds() throws {
+        let dir = "/tmp/vmessd-ls-\(UUID().uuidString.prefix(8))"
+        XCTAssertEqual(mkdir(dir, 0o755), 0)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        func unixConfig(_ addresses: [UnixListenAddress]) -> Config {
+            var c = config(addresses.map { _ in ("127.0.0.1", 0) })
+            for (i, address) in addresses.enumerated() {
+                c.inbounds[i].unixSocket = address
+                c.inbounds[i].listen = address.description
+            }
+            return c
+        }
+        let path = UnixListenAddress(kind: .path, name: "\(dir)/a.sock", mode: 0o640)
+        let abstract = UnixListenAddress(kind: .paddedAbstract, name: "vmessd-ls-\(UUID().uuidString.prefix(8))")
+        let first = try ListenerSet.plan(config: unixConfig([path, abstract]), workers: 3, previous: nil, passed: [])
+        XCTAssertEqual(first.set.inbounds.map(\.fds.count), [1, 1])
+        XCTAssertEqual(first.set.listeners(forWorker: 2).map(\.fd), first.set.inbounds.map { $0.fds[0] })
+        var info = stat()
+        XCTAssertEqual(lstat(path.name, &info), 0)
+        XCTAssertEqual(info.st_mode & 0o777, 0o640)
+        XCTAssertEqual(try Posix.unixSunPath(fd: first.set.inbounds[1].fds[0]), abstract.sunPath)
+        XCTAssertEqual(first.set.steer(), [], "Unix groups are not steered")
+
+        // A second vmessd on the same path is refused while the first answers.
+        XCTAssertThrowsError(try ListenerSet.plan(config: unixConfig([path]), workers: 1, previous: nil, passed: [])) { error in
+            XCTAssertTrue("\(error)".contains("another process answers on it"), "\(error)")
+        }
+
+        // Reload: the path stays (same socket), the abstract one leaves (closed at commit).
+        let second = try ListenerSet.plan(config: unixConfig([path]), workers: 1, previous: first.set, passed: [])
+        XCTAssertEqual(second.set.inbounds[0].fds, first.set.inbounds[0].fds)
+        XCTAssertEqual(second.retired, first.set.inbounds[1].fds)
+        XCTAssertEqual(second.retiredFiles, [])
+        second.commit()
+
+        // Stop: the file goes, and only while it is still ours.
+        second.set.closeAll()
+        XCTAssertNotEqual(lstat(path.name, &info), 0, "removed at stop")
+
+        // A plain file at the path is never deleted.
+        XCTAssertTrue(FileManager.default.createFile(atPath: path.name, contents: Data("keep".utf8)))
+        XCTAssertThrowsError(try ListenerSet.plan(config: unixConfig([path]), workers: 1, previous: nil, passed: []))
+        XCTAssertEqual(FileManager.default.contents(atPath: path.name), Data("keep".utf8))
     }
 
     func testDuplicateAddresses() {

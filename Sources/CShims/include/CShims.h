@@ -50,6 +50,12 @@ int vmessd_signalfd(const sigset_t *mask);
 /// Reads one signalfd_siginfo: the signal number, 0 when none is pending (EAGAIN), -1 and errno.
 int vmessd_signalfd_read(int fd);
 
+// MARK: sockets
+
+/// Attaches a classic BPF program to the SO_REUSEPORT group of listening socket `fd` that sends each
+/// new connection to a random one of the group's first `count` sockets (in the order they joined):
+/// SO_ATTACH_REUSEPORT_CBPF with "ld rand; mod #count; ret a". 0, or -1 and errno.
+int vmessd_reuseport_steer_first(int fd, uint32_t count);
 
 // MARK: AuthID matching (AuthIDScan.c)
 

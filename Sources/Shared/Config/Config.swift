@@ -69,6 +69,8 @@ public struct InboundConfig: Codable, Equatable, Sendable {
     /// v4 `allocate` with strategy "random": only `concurrency` of the inbound's ports listen at a
     /// time, chosen anew every `refresh` minutes (PortAllocation). nil: every port, always.
     public var allocation: PortAllocation?
+    /// `listen` as a Unix domain socket (then `listen` holds its text without the mode and `port` is 0).
+    public var unixSocket: UnixListenAddress?
     public var jsonPath: String
     public init(tag: String? = nil, listen: String = "0.0.0.0", port: Int, settings: InboundSettings,
                 stream: StreamSettings = .init(), sniffing: SniffingConfig? = nil, jsonPath: String) {

@@ -21,6 +21,9 @@ extension ConfigParser {
                 guard target.detourTo == nil else {
                     throw ConfigError(file: file, path: path, reason: "the detour inbound \(JSONC.quote(tag)) has a detour itself")
                 }
+                guard first.unixSocket == nil else {
+                    throw ConfigError(file: file, path: path, reason: "the detour inbound \(JSONC.quote(tag)) listens on a Unix socket, which has no port to tell clients")
+                }
                 guard first.tag != inbounds[i].tag else {
                     throw ConfigError(file: file, path: path, reason: "an inbound cannot detour to itself")
                 }

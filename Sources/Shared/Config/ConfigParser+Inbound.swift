@@ -26,6 +26,10 @@ extension ConfigParser {
                 // connections between two configurations; that is never intended.
                 let endpoint = "\(inbound.listen) \(inbound.port)"
                 if let first = endpoints[endpoint] {
+                    if inbound.unixSocket != nil {
+                        throw item.path.appending(key: "listen").node(.string(inbound.listen), item.file)
+                            .error("Unix socket \(inbound.listen) is already used by \(first)")
+                    }
                     throw item.path.appending(key: "port").node(.number(String(inbound.port)), item.file)
                         .error("port \(inbound.port) on \(inbound.listen) is already used by \(first)")
                 }
@@ -45,8 +49,17 @@ extension ConfigParser {
             try readProtocol(r.require("protocol"), supported: ["vmess", "socks", "http", "dokodemo-door"],
                              notYet: inboundProtocolsNotYet)
         }
-        let ports = try errors.attempt { try readPorts(r.require("port")) }
-        let listen = try errors.attempt { try r.take("listen").map(readListen) ?? "0.0.0.0" }
+        let listenNode = r.take("listen")
+        let portNode = r.take("port")
+        // A Unix socket has no port: V2Ray drops the key (and a range would mean one socket many
+        // times), so it may be absent, and a present one is not used.
+        let isUnix = listenNode.map { if case .string(let text) = $0.value { UnixListenAddress.isUnixSocket(text) } else { false } } ?? false
+        let unixSocket = try errors.attempt { try listenNode.flatMap(readUnixListen) }
+        let ports = try errors.attempt { try isUnix ? [0] : readPorts(portNode ?? r.require("port")) }
+        let listen = try errors.attempt { () -> String in
+            if let unix = unixSocket ?? nil { return unix.description }
+            return isUnix ? "" : try listenNode.map(readListen) ?? "0.0.0.0"
+        }
         let tag = try errors.attempt { try r.take("tag").map(readTag) ?? nil }
         let settingsNode = r.take("settings")
         let settings = try errors.attempt { () -> InboundSettings? in
@@ -73,6 +86,9 @@ extension ConfigParser {
         guard let ports, let listen, let tag, let settings, let stream, let sniffing else {
             preconditionFailure("every part was read without an error")
         }
+        if let unix = unixSocket ?? nil {
+            try checkUnixInbound(node, unix: unix, settings: settings, stream: stream, allocation: allocation)
+        }
         if let allocation, allocation.concurrency > ports.count {
             throw node.error("allocate concurrency \(allocation.concurrency) is more than the \(ports.count) port(s) the inbound has")
         }
@@ -80,6 +96,7 @@ extension ConfigParser {
             var inbound = InboundConfig(tag: tag, listen: listen, port: port, settings: settings, stream: stream,
                                         sniffing: sniffing, jsonPath: node.path.description)
             inbound.allocation = allocation
+            inbound.unixSocket = unixSocket ?? nil
             return inbound
         }
     }
@@ -123,15 +140,40 @@ extension ConfigParser {
         return ports
     }
 
-    /// An IPv4 or IPv6 literal, stored in canonical form. V2Ray also listens on unix sockets ("/path",
-    /// "@abstract"); vmessd does not yet.
+    /// An IPv4 or IPv6 literal, stored in canonical form (Unix sockets: `readUnixListen`).
     static func readListen(_ node: ConfigNode) throws -> String {
         let text = try node.string()
-        if text.hasPrefix("/") || text.hasPrefix("@") {
-            throw node.error("listening on a unix domain socket is not supported yet")
+        guard let address = canonicalIPAddress(text) else {
+            throw node.mismatch("an IP address literal, a Unix socket path (\"/path\", \"/path,0666\") or an abstract name (\"@name\", \"@@name\")")
         }
-        guard let address = canonicalIPAddress(text) else { throw node.mismatch("an IP address literal") }
         return address
+    }
+
+    /// `listen` as a Unix socket (UnixListenAddress); nil when it is an IP address.
+    static func readUnixListen(_ node: ConfigNode) throws -> UnixListenAddress? {
+        guard case .string(let text) = node.value, UnixListenAddress.isUnixSocket(text) else { return nil }
+        do {
+            return try UnixListenAddress(parsing: text)
+        } catch {
+            throw node.error(error.description)
+        }
+    }
+
+    /// What cannot go with a Unix socket listener: TCP-level socket options (there is no TCP), UDP
+    /// (dokodemo-door's or SOCKS's UDP needs an IP address), and port allocation.
+    static func checkUnixInbound(_ node: ConfigNode, unix: UnixListenAddress, settings: InboundSettings,
+                                 stream: StreamSettings, allocation: PortAllocation?) throws {
+        let why = "cannot be used with a Unix socket listen address (\(unix))"
+        if allocation != nil { throw node.error("\"allocate\" \(why)") }
+        // V2Ray applies no socket option to a Unix listener at all; naming one is a mistake to report.
+        if !stream.sockopt.isEmpty { throw node.error("socket options (sockopt / socketSettings) \(why)") }
+        switch settings {
+        case .dokodemo(let d) where d.udp:
+            throw node.error("dokodemo-door network \"udp\" \(why)")
+        case .socks(let s) where s.udp:
+            throw node.error("socks \"udp\": true \(why)")
+        default: break
+        }
     }
 
     /// "" means "no tag" in V2Ray.

@@ -8,7 +8,7 @@ import class Foundation.JSONEncoder
 
 public struct AdminRequest: Codable, Equatable, Sendable {
     public enum Command: String, Codable, Sendable, CaseIterable {
-        case status, reload, stop, stats, users
+        case status, reload, stop, stats, users, upgrade
     }
 
     public var command: Command

@@ -2,6 +2,7 @@
 // with SO_REUSEPORT so the kernel spreads connections over the workers) and hands them to workers;
 // workers only accept on what they are given.
 
+import CShims
 import Glibc
 
 extension Posix {
@@ -51,6 +52,16 @@ extension Posix {
     /// kernel creates the group when the first one joins.
     public static func enableReusePort(_ fd: Int32) throws {
         try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT")
+    }
+
+    /// Makes the SO_REUSEPORT group `fd` belongs to send new connections only to its first `count`
+    /// sockets (in the order they joined), at random. Sockets beyond them stay in the group and keep
+    /// what is already queued on them, but get nothing new: how a group keeps more sockets than
+    /// there are workers without overloading the workers that serve two of them.
+    public static func steerReusePortGroup(_ fd: Int32, toFirst count: Int) throws {
+        try retryingEINTR("setsockopt(SO_ATTACH_REUSEPORT_CBPF, first \(count))") {
+            vmessd_reuseport_steer_first(fd, UInt32(clamping: count))
+        }
     }
 
     /// The address a socket is bound to (for port 0: the port the kernel chose).

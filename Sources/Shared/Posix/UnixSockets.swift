@@ -87,14 +87,25 @@ extension Posix {
         guard !bytes.isEmpty, bytes.count <= maximumUnixPathLength else {
             throw PosixError(errno: ENAMETOOLONG, call: "AF_UNIX path \(path) (at most \(maximumUnixPathLength) bytes)")
         }
+        return try withUnixAddress(sunPath: bytes + [0], body)
+    }
+
+    /// A sockaddr_un holding exactly `sunPath` (a path with its NUL, or an abstract name after its
+    /// leading NUL), with the length that makes the kernel read just those bytes.
+    static func withUnixAddress<R>(sunPath bytes: [UInt8], _ body: (UnsafePointer<sockaddr>, socklen_t) throws -> R) throws -> R {
         var address = sockaddr_un()
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard !bytes.isEmpty, bytes.count <= capacity else {
+            throw PosixError(errno: ENAMETOOLONG, call: "AF_UNIX address of \(bytes.count) bytes (at most \(capacity))")
+        }
         address.sun_family = sa_family_t(AF_UNIX)
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
             for (i, b) in bytes.enumerated() { raw[i] = b }
         }
+        let length = MemoryLayout<sockaddr_un>.offset(of: \.sun_path)! + bytes.count
         return try withUnsafePointer(to: &address) {
             try $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                try body($0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                try body($0, socklen_t(length))
             }
         }
     }
@@ -102,21 +113,46 @@ extension Posix {
     /// A close-on-exec AF_UNIX SOCK_STREAM socket listening on `path`, created with `mode` (the umask
     /// is narrowed around bind, so the socket never exists with wider permissions).
     public static func makeUnixListener(path: String, mode: mode_t = 0o600, backlog: Int32 = 16) throws -> Int32 {
+        let bytes = Array(path.utf8)
+        guard !bytes.isEmpty, bytes.count <= maximumUnixPathLength else {
+            throw PosixError(errno: ENAMETOOLONG, call: "AF_UNIX path \(path) (at most \(maximumUnixPathLength) bytes)")
+        }
+        return try makeUnixListener(sunPath: bytes + [0], label: path, mode: mode, backlog: backlog)
+    }
+
+    /// The listener behind both kinds: a file socket (`mode` set, chmod'ed after bind) or an abstract one.
+    static func makeUnixListener(sunPath: [UInt8], label: String, mode: mode_t?, backlog: Int32) throws -> Int32 {
         let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         let fd = try retryingEINTR("socket(AF_UNIX)") { socket(AF_UNIX, type, 0) }
         do {
-            let previous = umask(~mode & 0o777)
-            defer { umask(previous) }
-            _ = try withUnixAddress(path) { address, length in
-                try retryingEINTR("bind(\(path))") { bind(fd, address, length) }
+            let previous = mode.map { umask(~$0 & 0o777) }
+            defer { if let previous { umask(previous) } }
+            _ = try withUnixAddress(sunPath: sunPath) { address, length in
+                try retryingEINTR("bind(\(label))") { bind(fd, address, length) }
             }
-            try retryingEINTR("chmod(\(path))") { chmod(path, mode) }
-            try retryingEINTR("listen(\(path))") { listen(fd, backlog) }
+            if let mode { try retryingEINTR("chmod(\(label))") { chmod(label, mode) } }
+            try retryingEINTR("listen(\(label))") { listen(fd, backlog) }
             return fd
         } catch {
             try? close(fd)
             throw error
         }
+    }
+
+    /// Makes way for a new socket at `path`: nothing there, or a socket file nobody answers on (left
+    /// by a process that died), which is removed. A socket someone still answers on, or any other
+    /// kind of file, is an error: never take over a live service, never delete a user's file.
+    public static func removeStaleUnixSocket(path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        guard info.st_mode & S_IFMT == S_IFSOCK else {
+            throw PosixError(errno: EEXIST, call: "\(path) exists and is not a socket")
+        }
+        if let live = try? connectUnix(path: path) {
+            try? close(live)
+            throw PosixError(errno: EADDRINUSE, call: "\(path) (another process answers on it)")
+        }
+        unlink(path)
     }
 
     /// A close-on-exec AF_UNIX SOCK_STREAM socket connected to `path`.

@@ -48,7 +48,13 @@ public final class SharedRegion {
     }
 
     /// Maps a region created by `create` (in another process). The descriptor stays the caller's.
-    public static func attach(fd: Int32) throws -> SharedRegion {
+    public static func attach(fd: Int32) throws -> SharedRegion { try attach(fd: fd, owning: false) }
+
+    /// Maps a region another supervisor created and handed over (a binary upgrade): this process
+    /// then owns the descriptor, hands it to its workers, and closes it at the end, like `create`'s.
+    public static func adopt(fd: Int32) throws -> SharedRegion { try attach(fd: fd, owning: true) }
+
+    private static func attach(fd: Int32, owning: Bool) throws -> SharedRegion {
         var info = stat()
         try Posix.retryingEINTR("fstat(shared memory)") { fstat(fd, &info) }
         let size = Int(info.st_size)
@@ -69,7 +75,7 @@ public final class SharedRegion {
             guard layout.totalSize == size, Int(word(SharedLayout.totalSizeOffset)) == size else {
                 throw SharedMemoryError.sizeMismatch(expected: layout.totalSize, actual: size)
             }
-            return SharedRegion(base: base, layout: layout, descriptor: nil)
+            return SharedRegion(base: base, layout: layout, descriptor: owning ? fd : nil)
         } catch {
             munmap(base, size)
             throw error

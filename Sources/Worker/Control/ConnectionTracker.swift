@@ -10,7 +10,7 @@ final class ConnectionTracker {
     private(set) var open = 0
     private(set) var accepted: UInt64 = 0
     /// accept(2) failures (EMFILE, ENFILE, ENOBUFS, ENOMEM …), each followed by an accept pause.
-    fileprivate(set) var acceptErrors: UInt64 = 0
+    var acceptErrors: UInt64 = 0
     /// Open connections per client address (IP only: ports differ per connection).
     private var perSource: [SourceKey: Int] = [:]
     let limits: ClientLimits

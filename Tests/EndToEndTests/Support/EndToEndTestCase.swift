@@ -173,15 +173,17 @@ class EndToEndTestCase: XCTestCase {
     }
 
     /// The same with a whole config text; `port` is the one the config's first inbound listens on.
-    func startVMessd(config: String, port: UInt16, workers: Int = 2, drainTimeout: Double = 30, prefix: [String] = [],
-                     environment: [String: String] = [:], waitForReady: Bool = true,
+    /// `workers` nil: no --workers flag (the config's `vmessd.workers` decides, and a reload may change it).
+    func startVMessd(config: String, port: UInt16, workers: Int? = 2, drainTimeout: Double = 30, prefix: [String] = [],
+                     environment: [String: String] = [:], waitForReady: Bool = true, executable: String? = nil,
                      trigger: ((UInt16) throws -> Void)? = nil) throws -> VMessdServer {
         let name = nextName("vmessd")
         let configPath = try writeFile("\(name).json", config)
         let control = workDir.appendingPathComponent("\(name).ctl").path
         let notify = try makeNotifySocket(name)
-        let vmessd = try VMessdBinaries.vmessd()
-        let arguments = ["run", "-c", configPath, "--workers", "\(workers)", "--drain-timeout", "\(drainTimeout)", "--control", control]
+        let vmessd = try executable ?? VMessdBinaries.vmessd()
+        let arguments = ["run", "-c", configPath] + (workers.map { ["--workers", "\($0)"] } ?? [])
+            + ["--drain-timeout", "\(drainTimeout)", "--control", control]
         var env = environment
         env["NOTIFY_SOCKET"] = notify.path
         let process = prefix.isEmpty
@@ -197,9 +199,11 @@ class EndToEndTestCase: XCTestCase {
         return server
     }
 
-    /// The reference client: dokodemo-door on a free port to targetAddress:targetPort through `server`.
+    /// The reference client: dokodemo-door on a free port to targetAddress:targetPort through `server`,
+    /// with the outbound's `streamSettings` when given (ws, tls, domainsocket, …).
     func startClient(serverPort: UInt16, user: VMessTestUser, targetPort: UInt16,
-                     targetAddress: String = "127.0.0.1") throws -> V2RayClient {
+                     targetAddress: String = "127.0.0.1", stream: [String: Any]? = nil,
+                     sendThrough: String? = nil) throws -> V2RayClient {
         let v2ray = try Tool.v2ray()
         let port = try FreePort.tcp()
         let name = nextName("v2ray")
@@ -213,7 +217,7 @@ class EndToEndTestCase: XCTestCase {
             ]],
             "outbounds": [["protocol": "vmess", "settings": ["vnext": [[
                 "address": "127.0.0.1", "port": Int(serverPort), "users": [user.clientJSON],
-            ]]]]],
+            ]]], "streamSettings": stream ?? [:]].merging(sendThrough.map { ["sendThrough": $0] } ?? [:]) { $1 }],
         ])
         let path = try writeFile("\(name).json", config)
         let process = try launch(name, v2ray, ["-config", path])

@@ -602,7 +602,7 @@ final class ConfigTests: XCTestCase {
         assertError(v4(inbound: vmessInbound("\"port\": 1, \"listen\": 5")),
                     "config.json: inbounds[0].listen: expected a string, got 5")
         assertError(v4(inbound: vmessInbound("\"port\": 1, \"listen\": \"localhost\"")),
-                    "config.json: inbounds[0].listen: expected an IP address literal, got \"localhost\"")
+                    "config.json: inbounds[0].listen: expected an IP address literal, a Unix socket path (\"/path\", \"/path,0666\") or an abstract name (\"@name\", \"@@name\"), got \"localhost\"")
         assertError(v4(inbound: vmessInbound(clients: "{}")),
                     "config.json: inbounds[0].settings.clients: expected an array, got object")
         assertError(v4(inbound: vmessInbound(clients: "[]")),

@@ -53,14 +53,7 @@ final class ProxyProtocolConfigTests: XCTestCase {
     }
 
     func testErrors() {
-        func error(_ text: String) -> String? {
-            do {
-                _ = try ConfigParser.parse(text: text, sourceFile: "config.json")
-                return nil
-            } catch {
-                return "\(error)"
-            }
-        }
+        let error = configErrorText
         XCTAssertEqual(error(v4(#"{"tcpSettings": {"acceptProxyProtocol": "yes"}}"#)),
                        "config.json: inbounds[0].streamSettings.tcpSettings.acceptProxyProtocol: expected true or false, got \"yes\"")
         XCTAssertEqual(error(#"{"outbounds": [{"protocol": "freedom", "streamSettings": {"sockopt": {"acceptProxyProtocol": true}}}]}"#),

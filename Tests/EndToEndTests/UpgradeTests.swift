@@ -1,0 +1,178 @@
+// Upgrading vmessd's own binary (issue 12): `vmessd ctl upgrade` and SIGUSR2 start the binary now
+// installed at the running supervisor's path on the same sockets and shared memory. The binaries run
+// from a copy in the test's directory, which the test replaces as an operator's install would (a new
+// file renamed over the old path): with a second copy of the real binary under continuous load and
+// long streams (nothing lost, the old supervisor gone once its streams end), and with binaries that
+// fail (the old one keeps serving and says why).
+
+import Foundation
+import Shared
+import TestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class UpgradeTests: EndToEndTestCase {
+    override class var testTimeout: TimeInterval { 240 }
+
+    /// vmessd and vmessd-worker copied side by side into the work directory; returns vmessd's path.
+    func installCopy() throws -> String {
+        let dir = workDir.appendingPathComponent("bin").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        for source in [try VMessdBinaries.vmessd(), try VMessdBinaries.worker()] {
+            try install(source: source, at: "\(dir)/\((source as NSString).lastPathComponent)")
+        }
+        return "\(dir)/vmessd"
+    }
+
+    /// Copies `source` next to `path` and renames it over `path` (the running process keeps its file).
+    func install(source: String, at path: String) throws {
+        try install(data: try Data(contentsOf: URL(fileURLWithPath: source)), at: path)
+    }
+
+    func install(data: Data, at path: String) throws {
+        let temporary = path + ".new"
+        try? FileManager.default.removeItem(atPath: temporary)
+        try data.write(to: URL(fileURLWithPath: temporary))
+        XCTAssertEqual(chmod(temporary, 0o755), 0)
+        XCTAssertEqual(rename(temporary, path), 0)
+    }
+
+    /// Stops a supervisor this test did not start itself (the upgraded one) at the end.
+    func stopAtTearDown(_ pid: pid_t) {
+        onTearDown {
+            kill(pid, SIGTERM)
+            let deadline = Date().addingTimeInterval(20)
+            while Self.exists(pid) && Date() < deadline { usleep(50_000) }
+            if Self.exists(pid) { kill(pid, SIGKILL) }
+        }
+    }
+
+    func testUpgradeUnderLoadLosesNothing() throws {
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("upgrade@example.com")
+        let port = try FreePort.tcp()
+        let executable = try installCopy()
+        // A TCP inbound and a Unix-socket one: both are handed over.
+        let socket = "/tmp/vmessd-up-\(UUID().uuidString.prefix(8).lowercased()).sock"
+        onTearDown { unlink(socket) }
+        let config = Self.serverConfig(port: port, users: [user], extra: ["inbounds": [
+            ["port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "vmess-in", "settings": ["clients": [user.serverJSON]]],
+            ["listen": socket, "protocol": "vmess", "tag": "unix-in", "settings": ["clients": [user.serverJSON]]],
+        ]])
+        let server = try startVMessd(config: config, port: port, workers: 2, drainTimeout: 90, executable: executable)
+        let oldWorkers = try status(server).workers.map(\.pid)
+        var socketInfo = stat()
+        XCTAssertEqual(lstat(socket, &socketInfo), 0)
+        let client = try startClient(serverPort: port, user: user, targetPort: echo.port)
+        let unixClient = try startClient(serverPort: 1, user: user, targetPort: echo.port,
+                                         stream: ["network": "domainsocket", "dsSettings": ["path": socket]])
+        let unixStream = try LongStream(port: unixClient.port, label: "unix stream")
+        let streams = try (0..<3).map { try LongStream(port: client.port, label: "stream \($0)") }
+        for stream in streams { XCTAssertTrue(stream.waitForRounds(3), "\(stream.label): \(stream.state)") }
+        let load = ShortConnectionLoad(port: client.port, threads: 2)
+        usleep(700_000)
+
+        // A second copy of the binary, installed over the first; then `vmessd ctl upgrade`.
+        try install(source: try VMessdBinaries.vmessd(), at: executable)
+        let (code, response) = try ctl(server, "upgrade")
+        XCTAssertEqual(code, 0, response.message)
+        XCTAssertTrue(response.message.hasPrefix("upgraded: new supervisor pid"), response.message)
+        let after = try status(server)
+        XCTAssertNotEqual(after.pid, server.pid, "the admin socket is answered by the new supervisor")
+        stopAtTearDown(after.pid)
+        XCTAssertTrue(after.workers.allSatisfy { !oldWorkers.contains($0.pid) }, "\(after.workers)")
+        XCTAssertTrue(server.notify.messages.contains { $0.contains("READY=1") && $0.contains("MAINPID=\(after.pid)") },
+                      "the new supervisor becomes the main process: \(server.notify.messages)")
+        for i in 0..<4 { try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after upgrade \(i)") }
+        for i in 0..<4 { try ShortConnectionLoad.roundTrip(port: unixClient.port, payload: randomData(64 * 1024), label: "unix after upgrade \(i)") }
+        XCTAssertEqual(after.listeners.map(\.address), ["127.0.0.1:\(port)", "unix:\(socket)"])
+        usleep(700_000)
+
+        let result = load.stop()
+        XCTAssertEqual(result.failures, [], "\(result.failures.count) of \(result.successes + result.failures.count) short connections failed")
+        XCTAssertGreaterThan(result.successes, 20)
+        // The streams opened before the upgrade go on (on the old workers, which drain), then end cleanly.
+        for stream in streams { XCTAssertTrue(stream.waitForRounds(3), "\(stream.label): \(stream.state)") }
+        XCTAssertTrue(Self.exists(server.pid), "the old supervisor waits for its workers' streams")
+        XCTAssertTrue(unixStream.waitForRounds(3), "\(unixStream.state)")
+        for stream in streams + [unixStream] {
+            let end = stream.stop()
+            XCTAssertNil(end.failure, "\(stream.label) after \(end.rounds) rounds")
+        }
+        XCTAssertTrue(server.process.waitForExit(timeout: 30), "the old supervisor exits once its workers are done")
+        XCTAssertEqual(server.process.exitStatus, 0)
+        for pid in oldWorkers { XCTAssertFalse(Self.exists(pid), "old worker \(pid)") }
+        // The old supervisor left the Unix socket file to the new one, which still serves it.
+        var info = stat()
+        XCTAssertEqual(lstat(socket, &info), 0)
+        XCTAssertEqual(info.st_ino, socketInfo.st_ino, "the same socket file")
+        try ShortConnectionLoad.roundTrip(port: unixClient.port, payload: randomData(64 * 1024), label: "unix after the old one exited")
+
+        // The new supervisor serves on, reloads, and stops like any other.
+        XCTAssertEqual(kill(after.pid, SIGHUP), 0)
+        try eventually("the new supervisor reloaded") { try status(server).generation == after.generation + 1 }
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after a reload")
+        XCTAssertEqual(kill(after.pid, SIGTERM), 0)
+        try eventually("the new supervisor stopped") { !Self.exists(after.pid) }
+        XCTAssertNotEqual(lstat(socket, &info), 0, "the new supervisor removes the socket file at stop")
+    }
+
+    func testFailingNewBinariesLeaveTheOldOneServing() throws {
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("stay@example.com")
+        let port = try FreePort.tcp()
+        let executable = try installCopy()
+        let real = try VMessdBinaries.vmessd()
+        // With the gRPC API on (a listener of the supervisor's own): it must come back after each
+        // failed upgrade, and the new binary must be able to bind it at the successful one.
+        let apiPort = try FreePort.tcp()
+        let config = Self.serverConfig(port: port, users: [user], extra: [
+            "api": ["tag": "api", "services": ["StatsService"]],
+            "inbounds": [
+                ["listen": "127.0.0.1", "port": Int(apiPort), "protocol": "dokodemo-door", "settings": ["address": "127.0.0.1"], "tag": "api"],
+                ["port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "vmess-in", "settings": ["clients": [user.serverJSON]]],
+            ],
+            "outbounds": [["protocol": "freedom", "tag": "direct"]],
+            "routing": ["rules": [["type": "field", "inboundTag": ["api"], "outboundTag": "api"]]],
+        ])
+        let server = try startVMessd(config: config, port: port, workers: 2, executable: executable)
+        try waitForTCPPort(apiPort, timeout: 10)
+        let before = try status(server)
+        let client = try startClient(serverPort: port, user: user, targetPort: echo.port)
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "before")
+
+        // 1. A binary that crashes at once, by SIGUSR2: STATUS= says so.
+        try install(data: Data("#!/bin/sh\nkill -SEGV $$\n".utf8), at: executable)
+        XCTAssertEqual(kill(server.pid, SIGUSR2), 0)
+        try eventually("STATUS= reporting the failed upgrade") {
+            server.notify.statuses.contains { $0.contains("upgrade failed") && $0.contains("exited before it was ready") }
+        }
+        // 2. The real binary given a command line it rejects (as a new version rejecting the config
+        // would): `vmessd ctl upgrade` exits 1 with the reason.
+        try install(data: Data("#!/bin/sh\nexec \(real) \"$@\" --workers 0\n".utf8), at: executable)
+        let (code, response) = try ctl(server, "upgrade")
+        XCTAssertEqual(code, 1)
+        XCTAssertTrue(response.message.contains("upgrade failed") && response.message.contains("still serving"), response.message)
+
+        // Nothing changed: same supervisor, same workers, still serving.
+        let after = try status(server)
+        XCTAssertEqual(after.pid, server.pid)
+        XCTAssertEqual(Set(after.workers.map(\.pid)), Set(before.workers.map(\.pid)))
+        XCTAssertTrue(after.statusText.contains("upgrade failed"), after.statusText)
+        for i in 0..<3 { try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after failures \(i)") }
+        try waitForTCPPort(apiPort, timeout: 10)
+
+        // 3. A good binary again: the upgrade goes through.
+        try install(source: real, at: executable)
+        let (okCode, ok) = try ctl(server, "upgrade")
+        XCTAssertEqual(okCode, 0, ok.message)
+        let upgraded = try status(server)
+        XCTAssertNotEqual(upgraded.pid, server.pid)
+        stopAtTearDown(upgraded.pid)
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after the upgrade")
+        XCTAssertTrue(server.process.waitForExit(timeout: 30))
+        try waitForTCPPort(apiPort, timeout: 10)
+    }
+}
