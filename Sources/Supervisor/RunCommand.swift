@@ -143,8 +143,20 @@ struct RunCommand: ParsableCommand {
                 try? Posix.close(handover.ready)
             }
         }
-        // Users added and removed at runtime by an earlier run (API, `vmessd ctl users`).
-        if let store = RuntimeUserStore.locate(config.daemon) {
+        // Users added and removed at runtime: the previous supervisor's at an upgrade, else an earlier
+        // run's from the state directory (API, `vmessd ctl users`).
+        let inheritedUsers: RuntimeUsers?
+        do {
+            inheritedUsers = try handover?.takeRuntimeUsers()
+        } catch {
+            plan.abandon()
+            logger.critical("cannot read the runtime users handed over", metadata: ["error": "\(error)"])
+            throw ExitStatus.runtimeFailure
+        }
+        if let inheritedUsers {
+            pool.runtimeUsers = inheritedUsers
+            pool.userStore = RuntimeUserStore.locate(config.daemon)
+        } else if let store = RuntimeUserStore.locate(config.daemon) {
             do {
                 pool.runtimeUsers = try store.load()
                 pool.userStore = store

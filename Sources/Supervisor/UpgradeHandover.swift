@@ -9,6 +9,8 @@
 //   listeners      every listening socket, with the key it is reused by at a reload, so the new
 //                  supervisor plans its first generation against them as a reload would
 //   passed         systemd's sockets (LISTEN_FDS named the old process, not the new one)
+//   runtimeUsers   a memfd holding the users added and removed at runtime (RuntimeUsers as JSON):
+//                  they survive an upgrade even without a state directory
 //
 // The new process checks the config before it touches any of it: a binary that rejects the config
 // exits, and the old supervisor, seeing it exit before "ready", keeps serving.
@@ -44,11 +46,12 @@ struct UpgradeHandover: Codable, Equatable {
     var workers: Int
     var listeners: [Listener]
     var passed: [Passed]
+    var runtimeUsers: Int32?
 
     /// The handover for the descriptors of this process, and the descriptors in the order the child
     /// gets them (descriptor i of the list becomes 3 + i there).
     static func make(ready: Int32, sharedMemory: Int32, admin: Int32?, listeners: ListenerSet,
-                     passed: [PassedSocket]) -> (handover: UpgradeHandover, descriptors: [Int32]) {
+                     passed: [PassedSocket], runtimeUsers: Int32? = nil) -> (handover: UpgradeHandover, descriptors: [Int32]) {
         var descriptors: [Int32] = []
         var numbers: [Int32: Int32] = [:]
         func number(_ fd: Int32) -> Int32 {
@@ -66,7 +69,8 @@ struct UpgradeHandover: Codable, Equatable {
                 return Listener(key: inbound.key, name: inbound.name, fds: inbound.fds.map(number), passed: inbound.passed.map(number),
                                 unix: unix, socketFile: inbound.socketFile)
             },
-            passed: passed.map { Passed(fd: number($0.fd), name: $0.name, host: $0.address?.host, port: $0.address?.port, unixPath: $0.unixPath) })
+            passed: passed.map { Passed(fd: number($0.fd), name: $0.name, host: $0.address?.host, port: $0.address?.port, unixPath: $0.unixPath) },
+            runtimeUsers: runtimeUsers.map(number))
         return (handover, descriptors)
     }
 
@@ -87,6 +91,13 @@ struct UpgradeHandover: Codable, Equatable {
                          address: p.host.flatMap { host in p.port.flatMap { try? SocketAddress(parsing: host, port: $0) } },
                          unixPath: p.unixPath)
         }
+    }
+
+    /// The previous supervisor's runtime users (closes their descriptor).
+    func takeRuntimeUsers() throws -> RuntimeUsers? {
+        guard let fd = runtimeUsers else { return nil }
+        defer { try? Posix.close(fd) }
+        return try JSONDecoder().decode(RuntimeUsers.self, from: Data(try Posix.readAll(fd: fd)))
     }
 
     func encoded() throws -> String { String(decoding: try JSONEncoder().encode(self), as: UTF8.self) }

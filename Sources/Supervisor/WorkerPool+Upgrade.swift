@@ -13,6 +13,7 @@
 // keeps serving and says so (log, STATUS=, the `vmessd ctl upgrade` answer). Both generations hold
 // the same kernel sockets throughout, so nothing queued on them is lost.
 
+import Foundation
 import Glibc
 import Logging
 import Shared
@@ -50,8 +51,16 @@ extension WorkerPool {
             return refuseUpgrade("upgrade failed: pipe: \(String(cString: strerror(errno)))")
         }
         defer { try? Posix.close(ends[1]) }
+        let users: Int32
+        do {
+            users = try Posix.makeMemfd(name: "vmessd-runtime-users", contents: Array(try JSONEncoder().encode(runtimeUsers)))
+        } catch {
+            try? Posix.close(ends[0])
+            return upgradeFailed("cannot hand over the runtime users: \(error)")
+        }
+        defer { try? Posix.close(users) }
         let (handover, descriptors) = UpgradeHandover.make(ready: ends[1], sharedMemory: memory, admin: admin?.listener,
-                                                          listeners: listeners, passed: passed)
+                                                          listeners: listeners, passed: passed, runtimeUsers: users)
         let pid: pid_t
         do {
             var environment = Posix.environment(removing: Self.upgradeHiddenEnvironment)

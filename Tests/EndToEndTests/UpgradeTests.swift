@@ -74,6 +74,11 @@ final class UpgradeTests: EndToEndTestCase {
         let load = ShortConnectionLoad(port: client.port, threads: 2)
         usleep(700_000)
 
+        // A user added at runtime (no state directory): the new supervisor gets it in the handover.
+        let bob = VMessTestUser("bob@example.com")
+        let added = try run(try VMessdBinaries.vmessd(), ["ctl", "--control", server.control, "users", "add", "vmess-in", bob.email, bob.id])
+        XCTAssertEqual(added.status, 0, added.stdout + added.stderr)
+
         // A second copy of the binary, installed over the first; then `vmessd ctl upgrade`.
         try install(source: try VMessdBinaries.vmessd(), at: executable)
         let (code, response) = try ctl(server, "upgrade")
@@ -88,6 +93,8 @@ final class UpgradeTests: EndToEndTestCase {
         for i in 0..<4 { try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after upgrade \(i)") }
         for i in 0..<4 { try ShortConnectionLoad.roundTrip(port: unixClient.port, payload: randomData(64 * 1024), label: "unix after upgrade \(i)") }
         XCTAssertEqual(after.listeners.map(\.address), ["127.0.0.1:\(port)", "unix:\(socket)"])
+        let bobClient = try startClient(serverPort: port, user: bob, targetPort: echo.port)
+        try ShortConnectionLoad.roundTrip(port: bobClient.port, payload: randomData(16 * 1024), label: "runtime user after upgrade")
         usleep(700_000)
 
         let result = load.stop()
