@@ -37,6 +37,7 @@ let fuzzTargets: [(String, [Target.Dependency])] = [
     ("FuzzTCPHTTPHeader", [shared, worker, nio, embedded, logging]),
     ("FuzzProxyProtocol", [shared]),
     ("FuzzSwitchAccount", [shared]),
+    ("FuzzKCP", [shared, nio]),
 ]
 
 let package = Package(

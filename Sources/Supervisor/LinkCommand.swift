@@ -49,6 +49,10 @@ func shareLinks(for config: Config, address: String?) -> [String] {
         case .httpupgrade:
             path = stream.httpUpgrade?.path ?? "/"
             host = stream.httpUpgrade?.host ?? stream.httpUpgrade?.headers["Host"] ?? ""
+        case .kcp:
+            // v2rayN's convention: the packet header in `type`, the seed in `path`.
+            type = stream.kcp?.header.rawValue ?? "none"
+            path = stream.kcp?.seed ?? ""
         }
         for user in settings.users {
             let link = ShareLink(

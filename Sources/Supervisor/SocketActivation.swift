@@ -19,6 +19,8 @@ struct PassedSocket: Equatable {
     var name: String?
     /// What the socket is bound to; nil when it is not a listening TCP socket (then it is not used).
     var address: SocketAddress?
+    /// A bound UDP socket (ListenDatagram=), for an mKCP inbound.
+    var datagram = false
 }
 
 enum SocketActivation {
@@ -42,17 +44,21 @@ enum SocketActivation {
             let fd = SD_LISTEN_FDS_START + Int32(i)
             let name = names?[i].map { String(cString: $0) }
             var address: SocketAddress?
-            // A stream socket in listening state, IPv4 or IPv6: anything else (datagram, AF_UNIX,
-            // Accept=yes connections) cannot carry an inbound and is left alone.
+            var datagram = false
+            // A stream socket in listening state, IPv4 or IPv6, or a UDP socket (mKCP): anything else
+            // (AF_UNIX, Accept=yes connections) cannot carry an inbound and is left alone.
             if sd_is_socket_inet(fd, 0, Int32(SOCK_STREAM.rawValue), 1, 0) > 0 {
                 address = try? Posix.localAddress(fd: fd)
+            } else if sd_is_socket_inet(fd, 0, Int32(SOCK_DGRAM.rawValue), -1, 0) > 0 {
+                address = try? Posix.localAddress(fd: fd)
+                datagram = true
             }
             if address == nil {
                 logger.warning("ignoring a passed descriptor that is not a listening TCP socket", metadata: [
                     "fd": "\(fd)", "name": "\(name ?? "-")",
                 ])
             }
-            passed.append(PassedSocket(fd: fd, name: name, address: address))
+            passed.append(PassedSocket(fd: fd, name: name, address: address, datagram: datagram))
         }
         return passed
     }
@@ -62,6 +68,8 @@ enum SocketActivation {
         var tag: String?
         /// nil for port 0 or an unparsable listen address (those only match by name).
         var address: SocketAddress?
+        /// An mKCP inbound: only a passed UDP socket fits it (and only a TCP one fits the others).
+        var datagram = false
     }
 
     /// For each inbound (by position), the indices into `passed` it gets; inbounds without a match
@@ -72,7 +80,8 @@ enum SocketActivation {
         // 1. By name.
         for (i, inbound) in inbounds.enumerated() {
             guard let tag = inbound.tag else { continue }
-            let matches = passed.indices.filter { !taken.contains($0) && passed[$0].address != nil && passed[$0].name == tag }
+            let matches = passed.indices.filter { !taken.contains($0) && passed[$0].address != nil && passed[$0].name == tag
+                && passed[$0].datagram == inbound.datagram }
             if !matches.isEmpty {
                 result[i] = matches
                 taken.formUnion(matches)
@@ -81,7 +90,8 @@ enum SocketActivation {
         // 2. By address, for inbounds no name matched.
         for (i, inbound) in inbounds.enumerated() where result[i] == nil {
             guard let address = inbound.address else { continue }
-            let matches = passed.indices.filter { !taken.contains($0) && passed[$0].address == address }
+            let matches = passed.indices.filter { !taken.contains($0) && passed[$0].address == address
+                && passed[$0].datagram == inbound.datagram }
             if !matches.isEmpty {
                 result[i] = matches
                 taken.formUnion(matches)

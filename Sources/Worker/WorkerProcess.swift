@@ -20,12 +20,16 @@ public final class WorkerProcess {
     let counters = WorkerCounters()
     let tracker: ConnectionTracker
     private var servers: [Channel] = []
+    /// mKCP inbounds' UDP channels: kept open while draining (their sessions live on them), only
+    /// told to start no new session.
+    var kcpServers: [(channel: Channel, listener: KCPListener)] = []
     private var control: ControlLink?
     private var region: SharedRegion?
     private var publisher: CounterPublisher?
     private var signalSources: [DispatchSourceSignal] = []
     /// Event-loop confined: told to accept (or running without a supervisor), and not draining.
     private var accepting: Bool
+    var isAccepting: Bool { accepting }
     private var draining = false
 
     /// Bound on waiting for the attach message after spawn.
@@ -59,7 +63,7 @@ public final class WorkerProcess {
             throw error
         }
         control?.send(.ready(pid: getpid()))
-        logger.info("ready", metadata: ["listeners": "\(servers.count)"])
+        logger.info("ready", metadata: ["listeners": "\(servers.count + kcpServers.count)"])
         // The main thread serves the signal and control sources; the event loop does the relaying.
         dispatchMain()
     }
@@ -126,12 +130,17 @@ public final class WorkerProcess {
         do {
             for (listener, fd) in zip(bootstrap.listeners, listenerFDs) {
                 remaining.removeFirst()
+                if config.inbounds[listener.inbound].stream.network == .kcp {
+                    kcpServers.append(try serveKCP(fd: fd, inboundIndex: listener.inbound, config: config, shared: shared, loop: loop))
+                    continue
+                }
                 servers.append(try serve(fd: fd, inboundIndex: listener.inbound, config: config, shared: shared, loop: loop))
             }
         } catch {
             // Descriptors NIO did not take yet are ours to close; server channels close theirs.
             for fd in remaining { try? Posix.close(fd) }
             for server in servers { server.close(promise: nil) }
+            for kcp in kcpServers { kcp.channel.close(promise: nil) }
             throw error
         }
 
@@ -186,18 +195,11 @@ public final class WorkerProcess {
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 4096, maximum: 65536))
             .childChannelInitializer { channel in
-                guard let counter = tracker.admit(channel, bySource: !proxyProtocol) else {
-                    logger.debug("connection refused: limit reached", metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")"])
-                    return channel.eventLoop.makeFailedFuture(ConnectionTracker.LimitReached(reason: .connectionLimit))
-                }
-                do {
-                    try channel.pipeline.syncOperations.addHandler(counter)
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-                // `sockopt`: set on each accepted socket (nothing when the inbound has none).
-                return sockopt.apply(to: channel).flatMap {
-                    transport.configure(channel, claimSource: { counter.claim($0) }, installProtocol: factory.install)
+                Self.initializeConnection(channel, tracker: tracker, logger: logger, bySource: !proxyProtocol) { counter in
+                    // `sockopt`: set on each accepted socket (nothing when the inbound has none).
+                    sockopt.apply(to: channel).flatMap {
+                        transport.configure(channel, claimSource: { counter.claim($0) }, installProtocol: factory.install)
+                    }
                 }
             }
         // Fast Open lives on the listening socket (shared by every worker; each sets the same value).
@@ -214,6 +216,22 @@ public final class WorkerProcess {
         _ = Glibc.listen(fd, 4096)
         logger.info("serving", metadata: ["inbound": "\(name)", "address": "\(server.localAddress?.description ?? "?")"])
         return server
+    }
+
+    /// Admission (the tracker's limits) and the pipeline of one client connection, for every
+    /// inbound kind: `rest` adds the transport and protocol handlers once admitted.
+    static func initializeConnection(_ channel: Channel, tracker: ConnectionTracker, logger: Logger, bySource: Bool,
+                                     rest: (ConnectionTracker.Handler) -> EventLoopFuture<Void>) -> EventLoopFuture<Void> {
+        guard let counter = tracker.admit(channel, bySource: bySource) else {
+            logger.debug("connection refused: limit reached", metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")"])
+            return channel.eventLoop.makeFailedFuture(ConnectionTracker.LimitReached(reason: .connectionLimit))
+        }
+        do {
+            try channel.pipeline.syncOperations.addHandler(counter)
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        return rest(counter)
     }
 
     // MARK: control
@@ -234,7 +252,7 @@ public final class WorkerProcess {
             loop.execute { [self] in
                 guard !draining, !accepting else { return }
                 accepting = true
-                for server in servers { server.setOption(ChannelOptions.autoRead, value: true).whenFailure { [self] error in
+                for server in servers + kcpServers.map(\.channel) { server.setOption(ChannelOptions.autoRead, value: true).whenFailure { [self] error in
                     logger.error("cannot start accepting", metadata: ["error": "\(error)"])
                 } }
                 logger.info("accepting", metadata: ["listeners": "\(servers.count)"])
@@ -282,6 +300,7 @@ public final class WorkerProcess {
         // already queued on it.
         for server in servers { server.close(promise: nil) }
         servers.removeAll()
+        for kcp in kcpServers { kcp.listener.accepting = false }
         control?.send(.draining(connections: UInt32(clamping: tracker.open)))
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeout * 1000))
         func check() {

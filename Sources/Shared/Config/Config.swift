@@ -195,12 +195,14 @@ public struct LevelPolicy: Codable, Equatable, Sendable {
 }
 
 public struct StreamSettings: Codable, Equatable, Sendable {
-    public enum Network: String, Codable, Sendable { case tcp, ws, httpupgrade }
+    public enum Network: String, Codable, Sendable { case tcp, ws, httpupgrade, kcp }
     public enum Security: String, Codable, Sendable { case none, tls }
     public var network: Network = .tcp
     public var security: Security = .none
     public var ws: WebSocketSettings?
     public var httpUpgrade: HTTPUpgradeSettings?
+    /// mKCP (UDP): the inbound listens on a UDP socket instead of a TCP one.
+    public var kcp: KCPSettings?
     /// tcp only: the HTTP disguise (`tcpSettings.header.type: "http"`); nil for plain tcp.
     public var tcpHeader: TCPHTTPHeaderSettings?
     public var tls: TLSSettings?

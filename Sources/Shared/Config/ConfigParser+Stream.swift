@@ -1,8 +1,8 @@
 // `streamSettings` of an inbound, in both formats, into one StreamSettings:
 //
-//   v4: {network: tcp|ws|httpupgrade, security: none|tls, tcpSettings (ConfigParser+TCPHeader), wsSettings,
-//        httpupgradeSettings, tlsSettings, sockopt (ConfigParser+SocketOptions)}
-//   v5: {transport: tcp|websocket|httpupgrade, transportSettings, security: none|tls, securitySettings,
+//   v4: {network: tcp|ws|httpupgrade|kcp, security: none|tls, tcpSettings (ConfigParser+TCPHeader), wsSettings,
+//        httpupgradeSettings, kcpSettings (ConfigParser+KCP), tlsSettings, sockopt (ConfigParser+SocketOptions)}
+//   v5: {transport: tcp|websocket|httpupgrade|kcp, transportSettings, security: none|tls, securitySettings,
 //        socketSettings}
 //
 // `acceptProxyProtocol` may sit in tcpSettings, wsSettings, httpupgradeSettings (Xray), sockopt, or
@@ -21,6 +21,10 @@ extension ConfigParser {
         if !forInbound, stream.acceptProxyProtocol {
             throw node.error("\"acceptProxyProtocol\" applies to inbounds only")
         }
+        // mKCP sessions are UDP datagrams: no balancer stream to carry a PROXY header in front.
+        if stream.network == .kcp, stream.acceptProxyProtocol {
+            throw node.error("\"acceptProxyProtocol\" does not apply to the kcp transport")
+        }
         return stream
     }
 
@@ -28,7 +32,7 @@ extension ConfigParser {
 
     /// v4 transport settings keys of transports vmessd does not implement.
     static let unsupportedStreamKeysV4: Set<String> = [
-        "kcpSettings", "quicSettings", "httpSettings", "dsSettings", "grpcSettings", "gunSettings",
+        "quicSettings", "httpSettings", "dsSettings", "grpcSettings", "gunSettings",
         "hy2Settings", "xtlsSettings", "realitySettings", "splithttpSettings", "xhttpSettings",
     ]
 
@@ -37,8 +41,8 @@ extension ConfigParser {
         var stream = StreamSettings()
         if let network = r.take("network") {
             stream.network = try readNetwork(network, names: ["tcp": .tcp, "raw": .tcp, "ws": .ws, "websocket": .ws,
-                                                              "httpupgrade": .httpupgrade],
-                                             expected: "one of tcp, ws, httpupgrade")
+                                                              "httpupgrade": .httpupgrade, "kcp": .kcp, "mkcp": .kcp],
+                                             expected: "one of tcp, ws, httpupgrade, kcp")
         }
         if let security = r.take("security") {
             stream.security = try readSecurity(security)
@@ -52,6 +56,7 @@ extension ConfigParser {
         let tcp = tcpSettings ?? rawSettings
         let ws = r.take("wsSettings")
         let upgrade = r.take("httpupgradeSettings")
+        let kcp = r.take("kcpSettings")
         let tls = r.take("tlsSettings")
         if let sockopt = r.take("sockopt") {
             stream.sockopt = try readSocketOptionsV4(sockopt, acceptProxyProtocol: &stream.acceptProxyProtocol)
@@ -68,8 +73,12 @@ extension ConfigParser {
         if let upgrade {
             try requireSelected(upgrade, stream.network == .httpupgrade, "network is \"httpupgrade\"")
         }
+        if let kcp {
+            try requireSelected(kcp, stream.network == .kcp, "network is \"kcp\"")
+        }
         switch stream.network {
         case .tcp: break
+        case .kcp: stream.kcp = try kcp.map(readKCPV4) ?? KCPSettings()
         case .ws: stream.ws = try ws.map { try readWebSocketV4($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? WebSocketSettings()
         case .httpupgrade:
             stream.httpUpgrade = try upgrade.map { try readHTTPUpgradeV4($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? HTTPUpgradeSettings()
@@ -130,8 +139,8 @@ extension ConfigParser {
         if let transport = r.take("transport") {
             // "ws" is the message's short name, "websocket" the name v5 configs use; both resolve in v2fly.
             stream.network = try readNetwork(transport, names: ["tcp": .tcp, "websocket": .ws, "ws": .ws,
-                                                                "httpupgrade": .httpupgrade],
-                                             expected: "one of tcp, websocket, httpupgrade")
+                                                                "httpupgrade": .httpupgrade, "kcp": .kcp, "mkcp": .kcp],
+                                             expected: "one of tcp, websocket, httpupgrade, kcp")
         }
         let transportSettings = r.take("transportSettings")
         if let security = r.take("security") {
@@ -152,6 +161,8 @@ extension ConfigParser {
             stream.ws = try transportSettings.map { try readWebSocketV5($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? WebSocketSettings()
         case .httpupgrade:
             stream.httpUpgrade = try transportSettings.map(readHTTPUpgradeV5) ?? HTTPUpgradeSettings()
+        case .kcp:
+            stream.kcp = try transportSettings.map(readKCPV5) ?? KCPSettings()
         }
         if stream.security == .tls {
             stream.tls = try securitySettings.map(readTLSV5) ?? TLSSettings()
@@ -218,7 +229,7 @@ extension ConfigParser {
 
     /// Transport names are case-insensitive in v2fly's v4 reader; v5 reuses the same table here.
     static let unsupportedNetworks: Set<String> = [
-        "kcp", "mkcp", "quic", "http", "h2", "grpc", "gun", "domainsocket", "ds", "hysteria2", "hy2",
+        "quic", "http", "h2", "grpc", "gun", "domainsocket", "ds", "hysteria2", "hy2",
         "splithttp", "xhttp", "meek", "mekya", "dtls",
     ]
 

@@ -25,10 +25,11 @@ extension Posix {
     /// SO_REUSEADDR lets a restart bind while old connections sit in TIME_WAIT; SO_REUSEPORT (with
     /// `reusePort`) lets several sockets share the address. Binding "::" also accepts IPv4 (v4-mapped),
     /// whatever the net.ipv6.bindv6only sysctl says, the way V2Ray's "::" listen behaves.
-    public static func makeBoundSocket(host: String, port: Int, reusePort: Bool) throws -> Int32 {
+    /// `datagram`: a UDP socket instead (mKCP inbounds), bound the same way.
+    public static func makeBoundSocket(host: String, port: Int, reusePort: Bool, datagram: Bool = false) throws -> Int32 {
         let address = try SocketAddress(parsing: host, port: port)
         let domain = address.family == .ipv6 ? AF_INET6 : AF_INET
-        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        let type = Int32((datagram ? SOCK_DGRAM : SOCK_STREAM).rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         let fd = try retryingEINTR("socket(\(address))") { socket(domain, type, 0) }
         do {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")

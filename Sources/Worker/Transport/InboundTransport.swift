@@ -14,6 +14,8 @@ import Shared
 ///   tcp + http header: [NIOSSLServerHandler] → TCPHTTPHeaderServerHandler → protocol handler
 ///   ws:           [NIOSSLServerHandler] → ServerUpgradeHandler   (then WebSocket framing)
 ///   httpupgrade:  [NIOSSLServerHandler] → ServerUpgradeHandler   (then raw bytes)
+///   kcp:          [NIOSSLServerHandler] → protocol handler, on the local end of an mKCP session
+///                 (KCPListener; WorkerProcess+KCP)
 ///
 /// Built once per inbound and worker generation; the TLS context (certificates) lives here, so a
 /// reload's new workers serve the re-read certificates.
@@ -36,7 +38,7 @@ struct InboundTransport {
         }
         httpHeader = stream.network == .tcp ? stream.tcpHeader.map(TCPHTTPHeader.init) : nil
         switch stream.network {
-        case .tcp: upgrade = nil
+        case .tcp, .kcp: upgrade = nil
         case .ws: upgrade = UpgradeRequestCheck(.webSocket(stream.ws ?? WebSocketSettings()))
         case .httpupgrade: upgrade = UpgradeRequestCheck(.httpUpgrade(stream.httpUpgrade ?? HTTPUpgradeSettings()))
         }

@@ -11,6 +11,7 @@ import Shared
 ///   tcp + http header: [NIOSSLClientHandler] → TCPHTTPHeaderClientHandler → protocol handlers
 ///   ws:           [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then WebSocket framing)
 ///   httpupgrade:  [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then raw bytes)
+///   kcp:          [NIOSSLClientHandler] → protocol handlers, on the local end of an mKCP session (KCPDialer)
 ///
 /// The protocol handlers are added by `initializer` when the channel is created and see
 /// channelActive at TCP connect; what they write before the transport is ready is held (and, with
@@ -68,6 +69,8 @@ struct StreamDialer {
                     }
                     let request: ClientUpgradeRequest
                     switch stream.network {
+                    case .kcp:
+                        return secured.futureResult.cascade(to: ready)
                     case .tcp:
                         if let settings = stream.tcpHeader {
                             try pipeline.addHandler(TCPHTTPHeaderClientHandler(header: TCPHTTPHeader(settings: settings)))
@@ -88,7 +91,26 @@ struct StreamDialer {
                 }.flatMap { initializer(channel) }
             }
         let connected: EventLoopFuture<Channel>
-        if let proxy {
+        if stream.network == .kcp {
+            guard proxy == nil else {
+                return loop.makeFailedFuture(StreamDialerError.kcpThroughProxy)
+            }
+            // The session's stream end, wrapped like a TCP connection (sockopt applies to no UDP
+            // socket here: the dialer binds its own).
+            connected = KCPDialer.dial(host: host, port: port, settings: stream.kcp ?? KCPSettings(), on: loop).flatMap { dialed in
+                let channel = ClientBootstrap(group: loop)
+                    .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                    .channelInitializer(initializer)
+                    .withConnectedSocket(dialed.fd)
+                channel.whenComplete { result in
+                    switch result {
+                    case .success(let channel): channel.closeFuture.whenComplete { _ in dialed.session.streamClosed() }
+                    case .failure: dialed.session.streamClosed()
+                    }
+                }
+                return channel
+            }
+        } else if let proxy {
             connected = proxy.connect(host: host, port: port, on: loop, initializer: initializer)
         } else {
             let bootstrap = ClientBootstrap(group: loop)
@@ -110,5 +132,14 @@ struct StreamDialer {
     static func authority(host: String, port: Int) -> String {
         let h = host.contains(":") ? "[\(host)]" : host
         return "\(h):\(port)"
+    }
+}
+
+enum StreamDialerError: Error, CustomStringConvertible {
+    case kcpThroughProxy
+    var description: String {
+        switch self {
+        case .kcpThroughProxy: "the kcp transport cannot be carried by another outbound (proxySettings)"
+        }
     }
 }

@@ -31,8 +31,8 @@ extension InteropTestCase {
     }
 
     /// `vmessd run -c FILE --workers 2` on `config` (JSON text), ready when READY=1 arrived and the
-    /// port accepts.
-    func startVMessd(config: String, port: UInt16, name: String = "server-vmessd") throws -> RunningServer {
+    /// port accepts (`udp`: READY=1 alone, which comes once every worker has bound its sockets).
+    func startVMessd(config: String, port: UInt16, name: String = "server-vmessd", udp: Bool = false) throws -> RunningServer {
         let path = try writeFile("\(name).json", config)
         let control = workDir.appendingPathComponent("\(name).ctl").path
         let notify = try NotifySocket(path: workDir.appendingPathComponent("\(name).notify").path)
@@ -43,7 +43,7 @@ extension InteropTestCase {
         guard notify.waitFor("READY=1", timeout: Self.startupTimeout, stillAlive: { process.isRunning }) else {
             throw HarnessError("\(name) (\(process.exitDescription)) sent no READY=1 (got: \(notify.messages)) — logs follow")
         }
-        try waitUntilListening(process, port: port)
+        if !udp { try waitUntilListening(process, port: port) }
         return RunningServer(kind: .vmessd, port: port, process: process)
     }
 
