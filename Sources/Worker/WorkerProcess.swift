@@ -300,7 +300,7 @@ public final class WorkerProcess {
         // already queued on it.
         for server in servers { server.close(promise: nil) }
         servers.removeAll()
-        for kcp in kcpServers { kcp.listener.accepting = false }
+        for kcp in kcpServers { kcp.listener.stopAccepting() }
         control?.send(.draining(connections: UInt32(clamping: tracker.open)))
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeout * 1000))
         func check() {

@@ -77,14 +77,17 @@ final class KCPInteropTests: InteropTestCase {
 
     // MARK: - vmessd client → v2ray / vmessd
 
+    /// Each variant ends with a stop that waits for the v2ray server's terminate (it sends it from a
+    /// 5 s ping timer once its side is done): a few seconds per variant, so two here and the
+    /// remaining headers against vmessd.
     func testVMessdClientToV2Ray() throws {
         try vmessdClient(server: .v2ray, header: "none", seed: nil)
         try vmessdClient(server: .v2ray, header: "wechat-video", seed: "the seed")
-        try vmessdClient(server: .v2ray, header: "dtls", seed: nil)
     }
 
     func testVMessdClientToVMessd() throws {
         try vmessdClient(server: .vmessd, header: "srtp", seed: "s")
+        try vmessdClient(server: .vmessd, header: "dtls", seed: nil)
     }
 
     private enum Server { case v2ray, vmessd }
@@ -114,7 +117,9 @@ final class KCPInteropTests: InteropTestCase {
         let label = "vmessd → \(server) kcp header \(header) seed \(seed != nil)"
         let fd = try SOCKS5Client.connect(proxyPort: client.socksPort, targetPort: echo.port)
         try echoRoundTrip(fd: fd, payload: randomData(Self.bulkSize), label: "\(label) 2 MiB echo")
-        for i in 0..<3 {
+        // One more connection: each end waits for V2Ray's terminate, which its server sends from a
+        // 1-5 s ping timer once its side is done, so more would only add seconds.
+        for i in 0..<1 {
             let short = try SOCKS5Client.connect(proxyPort: client.socksPort, targetPort: echo.port)
             try echoRoundTrip(fd: short, payload: randomData(1000 + i), label: "\(label) short connection \(i)")
         }

@@ -47,6 +47,25 @@ extension Posix {
         }
     }
 
+    /// A UDP socket on `local` (an address whose SO_REUSEPORT group this process may join: the
+    /// supervisor's inbound sockets, same user) connected to `remote`. The kernel delivers a
+    /// datagram to the connected member of a reuseport group whose 4-tuple it matches before it
+    /// picks an unconnected member by hash (udp4_lib_lookup2; Linux 5.x and later), so an mKCP
+    /// session's datagrams reach the socket of the worker that holds it, whatever the group's
+    /// membership does (a reload's new generation, a different worker count).
+    public static func makeConnectedDatagramSocket(local: SocketAddress, remote: SocketAddress) throws -> Int32 {
+        let fd = try makeBoundSocket(host: local.host, port: local.port, reusePort: true, datagram: true)
+        do {
+            _ = try remote.withSockaddr { sa, length in
+                try retryingEINTR("connect(udp \(remote))") { connect(fd, sa, length) }
+            }
+            return fd
+        } catch {
+            try? close(fd)
+            throw error
+        }
+    }
+
     /// Turns SO_REUSEPORT on for a socket that is already bound and listening (a socket passed by
     /// systemd without ReusePort=yes), so that sockets of the same user can join its group: the
     /// kernel creates the group when the first one joins.

@@ -19,7 +19,9 @@ final class KCPSession {
     /// Where this session's datagrams go (the client address on a server, the server on a client).
     let remote: NIOCore.SocketAddress
     private let codec: KCPPacketCodec
-    private let udp: Channel
+    /// Where datagrams leave: the listener's socket until the session's own connected socket is
+    /// ready (KCPListener), or the dialer's socket.
+    private(set) var udp: Channel
     private(set) var outer: Channel?
     /// Stream bytes the send window had no room for; `outer` is not read while this is set.
     private var pending: ByteBuffer?
@@ -32,7 +34,8 @@ final class KCPSession {
     private var closeRequested = false
     private var outerClosing = false
     private var readRequested = false
-    /// Called once when the session is over (terminated), for the owner's table.
+    /// Called once when the session is over (terminated), for the owner's table (and the session's
+    /// own socket, if it has one).
     var onTerminated: ((KCPSession) -> Void)?
     private var finished = false
     /// Marked while queued for the owner's end-of-batch flush.
@@ -85,6 +88,13 @@ final class KCPSession {
     func flush() {
         connection.flush(now: Self.now())
         pump()
+        udp.flush()
+    }
+
+    /// From now on the session sends from `channel` (its own connected socket).
+    func pin(to channel: Channel) {
+        udp.flush()
+        udp = channel
     }
 
     func streamRead(_ buffer: ByteBuffer) {
