@@ -197,9 +197,10 @@ class EndToEndTestCase: XCTestCase {
         return server
     }
 
-    /// The reference client: dokodemo-door on a free port to targetAddress:targetPort through `server`.
+    /// The reference client: dokodemo-door on a free port to targetAddress:targetPort through `server`
+    /// (over `streamSettings` when given).
     func startClient(serverPort: UInt16, user: VMessTestUser, targetPort: UInt16,
-                     targetAddress: String = "127.0.0.1") throws -> V2RayClient {
+                     targetAddress: String = "127.0.0.1", streamSettings: [String: Any]? = nil) throws -> V2RayClient {
         let v2ray = try Tool.v2ray()
         let port = try FreePort.tcp()
         let name = nextName("v2ray")
@@ -213,7 +214,7 @@ class EndToEndTestCase: XCTestCase {
             ]],
             "outbounds": [["protocol": "vmess", "settings": ["vnext": [[
                 "address": "127.0.0.1", "port": Int(serverPort), "users": [user.clientJSON],
-            ]]]]],
+            ]]], "streamSettings": streamSettings ?? ["network": "tcp"]]],
         ])
         let path = try writeFile("\(name).json", config)
         let process = try launch(name, v2ray, ["-config", path])
