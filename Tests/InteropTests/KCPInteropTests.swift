@@ -27,10 +27,7 @@ final class KCPInteropTests: InteropTestCase {
         if let seed { kcp["seed"] = seed }
         var s: [String: Any] = ["network": "kcp", "kcpSettings": kcp]
         if let certificate {
-            s["security"] = "tls"
-            s["tlsSettings"] = server
-                ? ["certificates": [["certificateFile": certificate.certificatePath, "keyFile": certificate.keyPath]]]
-                : ["serverName": "proxy.test", "allowInsecure": true] as [String: Any]
+            certificate.secure(&s, server: server)
         }
         return s
     }
@@ -115,14 +112,9 @@ final class KCPInteropTests: InteropTestCase {
         setup.streamSettings = Self.stream(header: header, seed: seed)
         let client = try startVMessdClient(setup, name: "client-vmessd-\(header)")
         let label = "vmessd → \(server) kcp header \(header) seed \(seed != nil)"
-        let fd = try SOCKS5Client.connect(proxyPort: client.socksPort, targetPort: echo.port)
-        try echoRoundTrip(fd: fd, payload: randomData(Self.bulkSize), label: "\(label) 2 MiB echo")
-        // One more connection: each end waits for V2Ray's terminate, which its server sends from a
+        // One short connection: each end waits for V2Ray's terminate, which its server sends from a
         // 1-5 s ping timer once its side is done, so more would only add seconds.
-        for i in 0..<1 {
-            let short = try SOCKS5Client.connect(proxyPort: client.socksPort, targetPort: echo.port)
-            try echoRoundTrip(fd: short, payload: randomData(1000 + i), label: "\(label) short connection \(i)")
-        }
+        try echoThroughSOCKS(client, targetPort: echo.port, bulk: Self.bulkSize, shortConnections: 1, label: label)
         assertRunning(serverProcess, client.process, file: file, line: line)
         client.process.terminate()
         serverProcess.terminate()
@@ -188,8 +180,7 @@ final class KCPInteropTests: InteropTestCase {
             var setup = VMessdClientSetup(serverPort: relay.port, user: user)
             setup.streamSettings = Self.stream(header: "none")
             let client = try startVMessdClient(setup, name: "client-vmessd-lossy")
-            let fd = try SOCKS5Client.connect(proxyPort: client.socksPort, targetPort: echo.port)
-            try echoRoundTrip(fd: fd, payload: randomData(size), label: "vmessd → 5% loss → v2ray 1 MiB echo")
+            try echoThroughSOCKS(client, targetPort: echo.port, bulk: size, shortConnections: 0, label: "vmessd → 5% loss → v2ray")
             XCTAssertGreaterThan(relay.dropped, 0, "the relay dropped nothing")
             assertRunning(server, client.process)
         }

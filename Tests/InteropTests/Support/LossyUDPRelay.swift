@@ -44,13 +44,13 @@ final class LossyUDPRelay {
     var forwarded: Int { lock.lock(); defer { lock.unlock() }; return counts.forwarded }
 
     func stop() {
-        lock.lock()
-        if stopped { lock.unlock(); return }
-        stopped = true
-        lock.unlock()
+        let first = lock.withLock { () -> Bool in
+            defer { stopped = true }
+            return !stopped
+        }
+        guard first else { return }
         _ = task?.join(timeout: 5)
-        close(front)
-        close(back)
+        [front, back].forEach { close($0) }
     }
 
     private func loop() {
@@ -60,8 +60,7 @@ final class LossyUDPRelay {
         var server = Sock.loopback(port: serverPort)
         var fds = [pollfd(fd: front, events: Int16(POLLIN), revents: 0), pollfd(fd: back, events: Int16(POLLIN), revents: 0)]
         while true {
-            lock.lock(); let done = stopped; lock.unlock()
-            if done { return }
+            if lock.withLock({ stopped }) { return }
             guard poll(&fds, 2, 100) > 0 else { continue }
             if fds[0].revents & Int16(POLLIN) != 0 {
                 var from = sockaddr_storage()

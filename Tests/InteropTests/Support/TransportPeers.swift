@@ -11,6 +11,15 @@ struct TestCertificate {
     let certificatePath: String
     let keyPath: String
     var certificatePEM: String { (try? String(contentsOfFile: certificatePath, encoding: .utf8)) ?? "" }
+
+    /// Adds v4 `security: tls` with this certificate to `stream`: the server's certificate files, or a
+    /// client that sends SNI proxy.test and trusts any certificate.
+    func secure(_ stream: inout [String: Any], server: Bool) {
+        stream["security"] = "tls"
+        stream["tlsSettings"] = server
+            ? ["certificates": [["certificateFile": certificatePath, "keyFile": keyPath]]]
+            : ["serverName": "proxy.test", "allowInsecure": true] as [String: Any]
+    }
 }
 
 extension InteropTestCase {
