@@ -40,9 +40,7 @@ extension WorkerProcess {
         }
         let channel = try DatagramBootstrap(group: loop)
             .channelOption(ChannelOptions.autoRead, value: isAccepting)
-            .channelOption(ChannelOptions.maxMessagesPerRead, value: 64)
-            // V2Ray's MTU is at most 1460; anything longer is not one of its datagrams.
-            .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
+            .kcpSocketOptions()
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(listener) }
             }

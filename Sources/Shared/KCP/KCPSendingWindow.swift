@@ -92,7 +92,11 @@ struct KCPSendingWindow {
         while i != slots.endIndex, sent == 0 || sent < limit {
             if var e = slots[i], now &- e.timeout < 0x7FFF_FFFF {
                 if e.transmit == 0 { totalInFlight &+= 1 } else { lost &+= 1 }
-                e.timeout = now &+ rto
+                // A segment sent again and again waits longer each time: ×2 from the third send,
+                // up to ×8 the RTO. V2Ray retransmits every RTO without backing off; with a peer that
+                // cannot keep up (a CPU-starved receiver dropping at its socket) that resends the
+                // whole window every RTO and the link collapses. Only the timing differs on the wire.
+                e.timeout = now &+ rto &* (1 << min(e.transmit > 0 ? e.transmit - 1 : 0, 3))
                 e.timestamp = now
                 e.transmit &+= 1
                 slots[i] = e

@@ -34,8 +34,7 @@ enum KCPDialer {
             let handler = KCPClientHandler(remote: remote)
             let wildcard = remote.protocol == .inet6 ? "::" : "0.0.0.0"
             return DatagramBootstrap(group: loop)
-                .channelOption(ChannelOptions.maxMessagesPerRead, value: 64)
-                .channelOption(ChannelOptions.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 2048))
+                .kcpSocketOptions()
                 .channelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler) }
                 }
@@ -76,7 +75,7 @@ final class KCPClientHandler: ChannelInboundHandler {
         let interval = TimeAmount.milliseconds(Int64(tti))
         timer = channel.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
             guard let session = self?.session else { return }
-            session.flush()
+            session.flush(force: true)
             channel.flush()
         }
         session.onTerminated = { [weak self] _ in

@@ -40,11 +40,14 @@ final class KCPSession {
     private var finished = false
     /// Marked while queued for the owner's end-of-batch flush.
     var queuedForFlush = false
+    private let tti: UInt64
+    private var lastFlush: UInt64 = 0
 
     init(conv: UInt16, settings: KCPSettings, codec: KCPPacketCodec, remote: NIOCore.SocketAddress, udp: Channel) {
         self.codec = codec
         self.remote = remote
         self.udp = udp
+        tti = UInt64(settings.tti)
         connection = KCPConnection(conv: conv, settings: settings, overhead: codec.overhead, now: Self.now(),
                                    allocator: udp.allocator)
         let mtu = settings.mtu
@@ -84,12 +87,21 @@ final class KCPSession {
         pump()
     }
 
-    /// Every TTI, and at the end of a batch of datagrams or stream reads.
-    func flush() {
-        connection.flush(now: Self.now())
+    /// Every TTI (`force`), and at the end of a batch of datagrams or stream reads: then only if
+    /// the last flush is a TTI ago. V2Ray's updater flushes at once when woken and then once per TTI
+    /// while busy; flushing after every batch instead would send an acknowledgement per batch, and
+    /// each one pulls the peer's retransmission timers in by a third of an RTO (fast ack): a
+    /// retransmission storm on a fast link.
+    func flush(force: Bool = false) {
+        let now = Self.now()
+        if force || now &- lastFlush >= tti {
+            lastFlush = now
+            connection.flush(now: now)
+        }
         pump()
         udp.flush()
     }
+
 
     /// From now on the session sends from `channel` (its own connected socket).
     func pin(to channel: Channel) {
