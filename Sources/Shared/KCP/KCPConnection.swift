@@ -108,6 +108,9 @@ public final class KCPConnection {
 
     public var isTerminated: Bool { state == .terminated }
 
+    /// The smoothed round trip and the retransmission timeout (ms), for tests and diagnostics.
+    var roundTripEstimate: (srtt: UInt32, rto: UInt32) { (roundTrip.srtt, roundTrip.rto) }
+
     /// The local stream ended: V2Ray's Connection.Close.
     public func close(now: UInt64) {
         switch state {
@@ -187,9 +190,14 @@ public final class KCPConnection {
         if previous != firstUnacknowledged { firstUnacknowledgedUpdated = true }
     }
 
+    /// The numbers are taken before receivingNext (V2Ray does the reverse): here the receiver
+    /// delivers in-order data before its acknowledgement goes out, so its receivingNext already
+    /// covers every number listed, and clearing by it first would leave no acknowledgement that
+    /// "removed" its highest number — no RTT sample ever, the RTO stuck at its initial 100 ms. (In
+    /// V2Ray the reading goroutine usually lags the acknowledgement, which hides this.)
     private func processAck(_ s: KCPAckSegment, _ current: UInt32) {
         if remoteNextNumber < s.receivingWindow { remoteNextNumber = s.receivingWindow }
-        processReceivingNext(s.receivingNext)
+        defer { processReceivingNext(s.receivingNext) }
         guard s.count > 0 else { return }
         var maxAck: UInt32 = 0
         var maxAckRemoved = false

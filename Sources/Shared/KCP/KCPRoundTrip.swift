@@ -1,6 +1,7 @@
 /// Round-trip estimate and retransmission timeout of one mKCP session, as V2Ray computes them
 /// (v2fly kcp/connection.go RoundTripInfo, after RFC 6298): the RTO is (srtt + 4·rttvar, or srtt +
-/// rttvar when the variation is small against the TTI floor) × 5/4, capped at 10 s before the ×5/4.
+/// rttvar when the variation is small against the TTI floor) × 5/4, capped at 10 s before the ×5/4,
+/// and (unlike V2Ray) never below the TTI.
 struct KCPRoundTrip {
     private(set) var rto: UInt32 = 100
     private(set) var srtt: UInt32 = 0
@@ -32,7 +33,9 @@ struct KCPRoundTrip {
         var next: UInt64 = UInt64(minRTT) < 4 * UInt64(variation)
             ? UInt64(srtt) + 4 * UInt64(variation) : UInt64(srtt) + UInt64(variation)
         if next > 10_000 { next = 10_000 }
-        rto = UInt32(next * 5 / 4)
+        // Not below the TTI: V2Ray lets a first sample of 0 ms (loopback, a millisecond clock) make
+        // the RTO 0, which resends every unacknowledged segment at every flush.
+        rto = max(UInt32(next * 5 / 4), minRTT)
         updated = now
     }
 }

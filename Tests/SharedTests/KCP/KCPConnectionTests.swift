@@ -90,6 +90,10 @@ final class KCPConnectionTests: XCTestCase {
     func testTransferWithoutLoss() throws {
         let link = try transfer(loss: 0, size: 1 << 20)
         XCTAssertEqual(link.dropped, 0)
+        // The 10 ms link delay each way, measured from the acknowledgements.
+        let estimate = link.a.roundTripEstimate
+        XCTAssertGreaterThanOrEqual(estimate.srtt, 20)
+        XCTAssertLessThan(estimate.srtt, 200)
     }
 
     func testTransferWithLossCompletesIntact() throws {
