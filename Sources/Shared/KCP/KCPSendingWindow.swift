@@ -92,11 +92,14 @@ struct KCPSendingWindow {
         while i != slots.endIndex, sent == 0 || sent < limit {
             if var e = slots[i], now &- e.timeout < 0x7FFF_FFFF {
                 if e.transmit == 0 { totalInFlight &+= 1 } else { lost &+= 1 }
-                // A segment sent again and again waits longer each time: ×2 from the third send,
-                // up to ×8 the RTO. V2Ray retransmits every RTO without backing off; with a peer that
-                // cannot keep up (a CPU-starved receiver dropping at its socket) that resends the
-                // whole window every RTO and the link collapses. Only the timing differs on the wire.
-                e.timeout = now &+ rto &* (1 << min(e.transmit > 0 ? e.transmit - 1 : 0, 3))
+                // A segment sent again and again waits longer each time: ×2 from the third send, up
+                // to ×4, but never past 3 s unless the RTO itself is longer. V2Ray retransmits every
+                // RTO without backing off; with a peer that cannot keep up (a CPU-starved receiver
+                // dropping at its socket) that resends the whole window every RTO and the link
+                // collapses. The bound keeps a lost segment that blocks a full window from waiting
+                // long past the peers' idle timers. Only the timing differs on the wire.
+                let backoff = rto &* (1 << min(e.transmit > 0 ? e.transmit - 1 : 0, 2))
+                e.timeout = now &+ max(rto, min(backoff, 3000))
                 e.timestamp = now
                 e.transmit &+= 1
                 slots[i] = e
