@@ -39,6 +39,7 @@ let fuzzTargets: [(String, [Target.Dependency])] = [
     ("FuzzSwitchAccount", [shared]),
     ("FuzzGunHunk", [shared, nio]),
     ("FuzzUnixListen", [shared]),
+    ("FuzzKCP", [shared, nio]),
 ]
 
 let package = Package(

@@ -21,7 +21,7 @@ fi
 all_targets=(FuzzAEADHeader FuzzLegacyHeader FuzzBodyDecoder FuzzMuxServer FuzzMuxClient FuzzWebSocket
              FuzzUpgradeRequest FuzzUpgradeResponse FuzzSOCKS FuzzHTTPProxy FuzzConfig FuzzControlMessage
              FuzzAdminMessages FuzzGeoData FuzzSniffer FuzzDNSMessage FuzzTCPHTTPHeader FuzzProxyProtocol
-             FuzzSwitchAccount FuzzGunHunk FuzzUnixListen)
+             FuzzSwitchAccount FuzzGunHunk FuzzUnixListen FuzzKCP)
 seconds=60
 runs=""
 seeds=false

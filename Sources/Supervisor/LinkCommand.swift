@@ -57,6 +57,10 @@ func shareLinks(for config: Config, address: String?) -> [String] {
         case .h2:
             path = stream.http?.path ?? "/"
             host = stream.http?.hosts.joined(separator: ",") ?? ""
+        case .kcp:
+            // v2rayN's convention: the packet header in `type`, the seed in `path`.
+            type = stream.kcp?.header.rawValue ?? "none"
+            path = stream.kcp?.seed ?? ""
         }
         for user in settings.users {
             let link = ShareLink(

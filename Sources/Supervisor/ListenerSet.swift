@@ -112,7 +112,9 @@ struct ListenerSet {
     /// unchanged and taking passed sockets where they match. All or nothing: on failure, everything
     /// opened so far is closed again and `previous` is untouched.
     static func plan(config: Config, workers: Int, previous: ListenerSet?, passed: [PassedSocket]) throws -> Plan {
-        let keys = config.inbounds.map { SocketActivation.InboundKey(tag: $0.tag, address: matchAddress($0), unix: $0.unixSocket) }
+        let keys = config.inbounds.map {
+            SocketActivation.InboundKey(tag: $0.tag, address: matchAddress($0), unix: $0.unixSocket, datagram: isDatagram($0))
+        }
         let assignment = SocketActivation.assign(inbounds: keys, passed: passed)
         var available = previous?.inbounds ?? []
         var result = ListenerSet()
@@ -252,8 +254,8 @@ struct ListenerSet {
         var seen: [String: String] = [:]
         var problems: [String] = []
         for inbound in config.inbounds where inbound.port != 0 {
-            let key = ((try? SocketAddress(parsing: inbound.listen, port: inbound.port))?.description)
-                ?? "\(inbound.listen):\(inbound.port)"
+            let key = (isDatagram(inbound) ? "udp " : "") + (((try? SocketAddress(parsing: inbound.listen, port: inbound.port))?.description)
+                ?? "\(inbound.listen):\(inbound.port)")
             if let first = seen[key] {
                 problems.append("\(inbound.jsonPath): listens on \(key) like \(first); give each inbound its own address or port")
             } else {
@@ -265,8 +267,10 @@ struct ListenerSet {
 
     static func reuseKey(_ inbound: InboundConfig) -> String {
         if let unix = inbound.unixSocket { return "unix:\(unix)" }
-        let address = ((try? SocketAddress(parsing: inbound.listen, port: inbound.port))?.description)
+        var address = ((try? SocketAddress(parsing: inbound.listen, port: inbound.port))?.description)
             ?? "\(inbound.listen):\(inbound.port)"
+        // A TCP socket is never reused for a UDP inbound on the same address, nor the other way.
+        if isDatagram(inbound) { address = "udp " + address }
         return inbound.port == 0 ? "\(address)#\(inbound.tag ?? inbound.jsonPath)" : address
     }
 
@@ -276,9 +280,22 @@ struct ListenerSet {
         return try? SocketAddress(parsing: inbound.listen, port: inbound.port)
     }
 
+    /// mKCP inbounds listen on UDP: one bound SO_REUSEPORT socket per worker position like the TCP
+    /// ones. The kernel picks the socket of a datagram by a hash of its 4-tuple over the group, so
+    /// while the group is unchanged every datagram of a client lands on the same worker (the one
+    /// holding its session); a reload hands the next generation these very sockets (see
+    /// KCPListener on sessions of another generation).
+    static func isDatagram(_ inbound: InboundConfig) -> Bool { inbound.stream.network == .kcp }
+
+    private static func makeSocket(_ inbound: InboundConfig, host: String, port: Int) throws -> Int32 {
+        isDatagram(inbound)
+            ? try Posix.makeBoundSocket(host: host, port: port, reusePort: true, datagram: true)
+            : try Posix.makeListeningSocket(host: host, port: port, reusePort: true)
+    }
+
     private static func openSocket(_ inbound: InboundConfig, host: String, port: Int) throws -> Int32 {
         do {
-            return try Posix.makeListeningSocket(host: host, port: port, reusePort: true)
+            return try makeSocket(inbound, host: host, port: port)
         } catch {
             let reason = (error as? AddressError)?.reason ?? "\(error)"
             throw ListenerError(inbound: inbound.jsonPath, address: "\(inbound.listen) port \(port)", reason: reason)
@@ -289,9 +306,9 @@ struct ListenerSet {
         var fds: [Int32] = []
         var port = inbound.port
         do {
-            if port != 0 { try ensureNotInUse(host: inbound.listen, port: port) }
+            if port != 0 { try ensureNotInUse(host: inbound.listen, port: port, datagram: isDatagram(inbound)) }
             for _ in 0..<count {
-                fds.append(try Posix.makeListeningSocket(host: inbound.listen, port: port, reusePort: true))
+                fds.append(try makeSocket(inbound, host: inbound.listen, port: port))
                 // Port 0: the first socket lets the kernel pick; the others join that port.
                 if port == 0 { port = try Posix.localAddress(fd: fds[0]).port }
             }
@@ -317,8 +334,8 @@ struct ListenerSet {
     /// SO_REUSEPORT has a trap: a second vmessd (same user) could join our sockets' group and silently
     /// take a share of the connections. Binding once without SO_REUSEPORT fails with EADDRINUSE if
     /// anyone holds the address, so a busy address is reported instead of shared.
-    private static func ensureNotInUse(host: String, port: Int) throws {
-        let probe = try Posix.makeBoundSocket(host: host, port: port, reusePort: false)
+    private static func ensureNotInUse(host: String, port: Int, datagram: Bool) throws {
+        let probe = try Posix.makeBoundSocket(host: host, port: port, reusePort: false, datagram: datagram)
         try Posix.close(probe)
     }
 }

@@ -22,8 +22,11 @@ struct PassedSocket: Equatable {
     var address: SocketAddress?
     /// The sun_path of a listening AF_UNIX stream socket (a path with its NUL, or an abstract name).
     var unixPath: [UInt8]? = nil
+    /// A bound UDP socket (ListenDatagram=), for an mKCP inbound.
+    var datagram = false
 
-    /// A listening TCP or Unix stream socket: something an inbound can serve (anything else is left alone).
+    /// A listening TCP or Unix stream socket, or a UDP one: something an inbound can serve (anything
+    /// else is left alone).
     var isUsable: Bool { address != nil || unixPath != nil }
 }
 
@@ -48,10 +51,14 @@ enum SocketActivation {
             let fd = SD_LISTEN_FDS_START + Int32(i)
             let name = names?[i].map { String(cString: $0) }
             var socket = PassedSocket(fd: fd, name: name, address: nil)
-            // A stream socket in listening state, IPv4, IPv6 or Unix (ListenStream=/path or @name):
-            // anything else (datagram, Accept=yes connections) cannot carry an inbound and is left alone.
+            // A stream socket in listening state, IPv4, IPv6 or Unix (ListenStream=/path or @name), or
+            // a UDP socket (ListenDatagram=, mKCP): anything else (Accept=yes connections) cannot carry
+            // an inbound and is left alone.
             if sd_is_socket_inet(fd, 0, Int32(SOCK_STREAM.rawValue), 1, 0) > 0 {
                 socket.address = try? Posix.localAddress(fd: fd)
+            } else if sd_is_socket_inet(fd, 0, Int32(SOCK_DGRAM.rawValue), -1, 0) > 0 {
+                socket.address = try? Posix.localAddress(fd: fd)
+                socket.datagram = true
             } else if sd_is_socket_unix(fd, Int32(SOCK_STREAM.rawValue), 1, nil, 0) > 0 {
                 socket.unixPath = (try? Posix.unixSunPath(fd: fd)) ?? nil
             }
@@ -72,16 +79,19 @@ enum SocketActivation {
         var address: SocketAddress?
         /// A Unix-socket inbound: matches Unix sockets only, by name or by this address.
         var unix: UnixListenAddress? = nil
+        /// An mKCP inbound: only a passed UDP socket fits it (and only a TCP one fits the others).
+        var datagram = false
 
-        /// Whether `socket` is of this inbound's kind (a Unix inbound cannot serve a TCP socket or
-        /// the other way round: the worker pipelines and the supervisor's socket handling differ).
+        /// Whether `socket` is of this inbound's kind (a Unix inbound cannot serve a TCP socket, a
+        /// UDP inbound a stream socket, or the other way round: the worker pipelines and the
+        /// supervisor's socket handling differ).
         func canServe(_ socket: PassedSocket) -> Bool {
-            unix != nil ? socket.unixPath != nil : socket.address != nil
+            unix != nil ? socket.unixPath != nil : socket.address != nil && socket.datagram == datagram
         }
 
         func hasAddress(of socket: PassedSocket) -> Bool {
             if let unix { return socket.unixPath.map(unix.matches(sunPath:)) ?? false }
-            return address != nil && socket.address == address
+            return address != nil && socket.address == address && socket.datagram == datagram
         }
     }
 

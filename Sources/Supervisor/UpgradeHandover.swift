@@ -38,6 +38,8 @@ struct UpgradeHandover: Codable, Equatable {
         var host: String?
         var port: Int?
         var unixPath: [UInt8]?
+        /// A UDP socket (mKCP); nil in handovers written before mKCP.
+        var datagram: Bool?
     }
 
     var ready: Int32
@@ -69,7 +71,8 @@ struct UpgradeHandover: Codable, Equatable {
                 return Listener(key: inbound.key, name: inbound.name, fds: inbound.fds.map(number), passed: inbound.passed.map(number),
                                 unix: unix, socketFile: inbound.socketFile)
             },
-            passed: passed.map { Passed(fd: number($0.fd), name: $0.name, host: $0.address?.host, port: $0.address?.port, unixPath: $0.unixPath) },
+            passed: passed.map { Passed(fd: number($0.fd), name: $0.name, host: $0.address?.host, port: $0.address?.port,
+                                        unixPath: $0.unixPath, datagram: $0.datagram) },
             runtimeUsers: runtimeUsers.map(number))
         return (handover, descriptors)
     }
@@ -89,7 +92,7 @@ struct UpgradeHandover: Codable, Equatable {
         passed.map { p in
             PassedSocket(fd: p.fd, name: p.name,
                          address: p.host.flatMap { host in p.port.flatMap { try? SocketAddress(parsing: host, port: $0) } },
-                         unixPath: p.unixPath)
+                         unixPath: p.unixPath, datagram: p.datagram ?? false)
         }
     }
 

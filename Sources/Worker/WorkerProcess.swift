@@ -22,12 +22,16 @@ public final class WorkerProcess {
     private var servers: [Channel] = []
     /// Listeners shared with other processes (Unix sockets): accepted on outside NIO's server channel.
     private var sharedAcceptors: [SharedSocketAcceptor] = []
+    /// mKCP inbounds' UDP channels: kept open while draining (their sessions live on them), only
+    /// told to start no new session.
+    var kcpServers: [(channel: Channel, listener: KCPListener)] = []
     private var control: ControlLink?
     private var region: SharedRegion?
     private var publisher: CounterPublisher?
     private var signalSources: [DispatchSourceSignal] = []
     /// Event-loop confined: told to accept (or running without a supervisor), and not draining.
     private var accepting: Bool
+    var isAccepting: Bool { accepting }
     private var draining = false
     /// The vmess inbounds by tag (several per tag for port ranges): runtime user changes go to them.
     private var vmessInbounds: [String: [InboundContext]] = [:]
@@ -68,7 +72,7 @@ public final class WorkerProcess {
             throw error
         }
         control?.send(.ready(pid: getpid()))
-        logger.info("ready", metadata: ["listeners": "\(servers.count + sharedAcceptors.count)"])
+        logger.info("ready", metadata: ["listeners": "\(servers.count + sharedAcceptors.count + kcpServers.count)"])
         // The main thread serves the signal and control sources; the event loop does the relaying.
         dispatchMain()
     }
@@ -139,6 +143,10 @@ public final class WorkerProcess {
         do {
             for (listener, fd) in zip(bootstrap.listeners, listenerFDs) {
                 remaining.removeFirst()
+                if config.inbounds[listener.inbound].stream.network == .kcp {
+                    kcpServers.append(try serveKCP(fd: fd, inboundIndex: listener.inbound, config: config, shared: shared, loop: loop))
+                    continue
+                }
                 try serve(fd: fd, inboundIndex: listener.inbound, config: config, shared: shared, loop: loop)
             }
         } catch {
@@ -146,6 +154,7 @@ public final class WorkerProcess {
             for fd in remaining { try? Posix.close(fd) }
             for server in servers { server.close(promise: nil) }
             for acceptor in sharedAcceptors { acceptor.close() }
+            for kcp in kcpServers { kcp.channel.close(promise: nil) }
             throw error
         }
 
@@ -178,18 +187,11 @@ public final class WorkerProcess {
         // worker (SharedSocketAcceptor).
         let isTCP = (try? Posix.socketFamily(fd)) != AF_UNIX
         let initialize: (Channel) -> EventLoopFuture<Void> = { channel in
-            guard let counter = tracker.admit(channel, bySource: !proxyProtocol) else {
-                logger.debug("connection refused: limit reached", metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")"])
-                return channel.eventLoop.makeFailedFuture(ConnectionTracker.LimitReached(reason: .connectionLimit))
-            }
-            do {
-                try channel.pipeline.syncOperations.addHandler(counter)
-            } catch {
-                return channel.eventLoop.makeFailedFuture(error)
-            }
-            // `sockopt`: set on each accepted socket (nothing when the inbound has none).
-            return sockopt.apply(to: channel, tcp: isTCP).flatMap {
-                transport.configure(channel, claimSource: { counter.claim($0) }, installProtocol: factory.install)
+            Self.initializeConnection(channel, tracker: tracker, logger: logger, bySource: !proxyProtocol) { counter in
+                // `sockopt`: set on each accepted socket (nothing when the inbound has none).
+                sockopt.apply(to: channel, tcp: isTCP).flatMap {
+                    transport.configure(channel, claimSource: { counter.claim($0) }, installProtocol: factory.install)
+                }
             }
         }
         let childOptions = { (b: ClientBootstrap) in
@@ -253,6 +255,22 @@ public final class WorkerProcess {
         servers.append(server)
     }
 
+    /// Admission (the tracker's limits) and the pipeline of one client connection, for every
+    /// inbound kind: `rest` adds the transport and protocol handlers once admitted.
+    static func initializeConnection(_ channel: Channel, tracker: ConnectionTracker, logger: Logger, bySource: Bool,
+                                     rest: (ConnectionTracker.Handler) -> EventLoopFuture<Void>) -> EventLoopFuture<Void> {
+        guard let counter = tracker.admit(channel, bySource: bySource) else {
+            logger.debug("connection refused: limit reached", metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")"])
+            return channel.eventLoop.makeFailedFuture(ConnectionTracker.LimitReached(reason: .connectionLimit))
+        }
+        do {
+            try channel.pipeline.syncOperations.addHandler(counter)
+        } catch {
+            return channel.eventLoop.makeFailedFuture(error)
+        }
+        return rest(counter)
+    }
+
     // MARK: control
 
     /// Runs on the main queue.
@@ -285,7 +303,7 @@ public final class WorkerProcess {
             loop.execute { [self] in
                 guard !draining, !accepting else { return }
                 accepting = true
-                for server in servers { server.setOption(ChannelOptions.autoRead, value: true).whenFailure { [self] error in
+                for server in servers + kcpServers.map(\.channel) { server.setOption(ChannelOptions.autoRead, value: true).whenFailure { [self] error in
                     logger.error("cannot start accepting", metadata: ["error": "\(error)"])
                 } }
                 for acceptor in sharedAcceptors { acceptor.start() }
@@ -351,6 +369,7 @@ public final class WorkerProcess {
         drainSignal.begin()
         for acceptor in sharedAcceptors { acceptor.close() }
         sharedAcceptors.removeAll()
+        for kcp in kcpServers { kcp.listener.stopAccepting() }
         control?.send(.draining(connections: UInt32(clamping: tracker.open)))
         let deadline = NIODeadline.now() + .milliseconds(Int64(timeout * 1000))
         func check() {

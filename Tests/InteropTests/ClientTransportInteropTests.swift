@@ -29,10 +29,7 @@ final class ClientTransportInteropTests: InteropTestCase {
         default: break
         }
         if tls, let certificate {
-            s["security"] = "tls"
-            s["tlsSettings"] = server
-                ? ["certificates": [["certificateFile": certificate.certificatePath, "keyFile": certificate.keyPath]]]
-                : ["serverName": "proxy.test", "allowInsecure": true] as [String: Any]
+            certificate.secure(&s, server: server)
         }
         return s
     }

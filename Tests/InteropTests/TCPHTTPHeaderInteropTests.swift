@@ -32,10 +32,7 @@ final class TCPHTTPHeaderInteropTests: InteropTestCase {
     func stream(_ header: [String: Any], tls certificate: TestCertificate? = nil, server: Bool) -> [String: Any] {
         var s: [String: Any] = ["network": "tcp", "tcpSettings": ["header": header]]
         if let certificate {
-            s["security"] = "tls"
-            s["tlsSettings"] = server
-                ? ["certificates": [["certificateFile": certificate.certificatePath, "keyFile": certificate.keyPath]]]
-                : ["serverName": "proxy.test", "allowInsecure": true] as [String: Any]
+            certificate.secure(&s, server: server)
         }
         return s
     }
@@ -146,12 +143,7 @@ final class TCPHTTPHeaderInteropTests: InteropTestCase {
         setup.streamSettings = stream(Self.clientHeader, tls: certificate, server: false)
         let client = try startVMessdClient(setup)
         let label = "vmessd → \(server) tcp http header\(tls ? "+tls" : "")"
-        let fd = try SOCKS5Client.connect(proxyPort: client.socksPort, targetPort: echo.port)
-        try echoRoundTrip(fd: fd, payload: randomData(Self.bulkSize), label: "\(label) 4 MiB echo")
-        for i in 0..<5 {
-            let short = try SOCKS5Client.connect(proxyPort: client.socksPort, targetPort: echo.port)
-            try echoRoundTrip(fd: short, payload: randomData(1000 + i), label: "\(label) short connection \(i)")
-        }
+        try echoThroughSOCKS(client, targetPort: echo.port, bulk: Self.bulkSize, shortConnections: 5, label: label)
         assertRunning(serverProcess, client.process, file: file, line: line)
     }
 

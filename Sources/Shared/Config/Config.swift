@@ -219,7 +219,7 @@ public struct SystemPolicy: Codable, Equatable, Sendable {
 
 public struct StreamSettings: Codable, Equatable, Sendable {
     /// Raw values are the share-link `net` names.
-    public enum Network: String, Codable, Sendable { case tcp, ws, httpupgrade, grpc, h2 }
+    public enum Network: String, Codable, Sendable { case tcp, ws, httpupgrade, grpc, h2, kcp }
     public enum Security: String, Codable, Sendable { case none, tls }
     public var network: Network = .tcp
     public var security: Security = .none
@@ -228,6 +228,8 @@ public struct StreamSettings: Codable, Equatable, Sendable {
     public var grpc: GRPCSettings?
     /// The h2 transport (`httpSettings`).
     public var http: HTTPSettings?
+    /// mKCP (UDP): the inbound listens on a UDP socket instead of a TCP one.
+    public var kcp: KCPSettings?
     /// tcp only: the HTTP disguise (`tcpSettings.header.type: "http"`); nil for plain tcp.
     public var tcpHeader: TCPHTTPHeaderSettings?
     public var tls: TLSSettings?

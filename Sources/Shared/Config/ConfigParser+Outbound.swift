@@ -47,6 +47,10 @@ extension ConfigParser {
         if !transportLayer, stream.network != .tcp || stream.security != .none || stream.tcpHeader != nil {
             throw node.error("the outbound's streamSettings have no effect through proxySettings unless \"transportLayer\" is true")
         }
+        // mKCP datagrams cannot ride another outbound's stream.
+        if stream.network == .kcp {
+            throw node.error("proxySettings cannot carry the kcp transport")
+        }
         return tag
     }
 

@@ -1,9 +1,9 @@
 // `streamSettings` of an inbound, in both formats, into one StreamSettings:
 //
-//   v4: {network: tcp|ws|httpupgrade|grpc|h2, security: none|tls, tcpSettings (ConfigParser+TCPHeader), wsSettings,
-//        httpupgradeSettings, grpcSettings, httpSettings (ConfigParser+H2Transports), tlsSettings,
-//        sockopt (ConfigParser+SocketOptions)}
-//   v5: {transport: tcp|websocket|httpupgrade|grpc|http, transportSettings, security: none|tls, securitySettings,
+//   v4: {network: tcp|ws|httpupgrade|grpc|h2|kcp, security: none|tls, tcpSettings (ConfigParser+TCPHeader), wsSettings,
+//        httpupgradeSettings, grpcSettings, httpSettings (ConfigParser+H2Transports), kcpSettings (ConfigParser+KCP),
+//        tlsSettings, sockopt (ConfigParser+SocketOptions)}
+//   v5: {transport: tcp|websocket|httpupgrade|grpc|http|kcp, transportSettings, security: none|tls, securitySettings,
 //        socketSettings}
 //
 // `acceptProxyProtocol` may sit in tcpSettings, wsSettings, httpupgradeSettings (Xray), sockopt, or
@@ -27,6 +27,10 @@ extension ConfigParser {
         if !forInbound, stream.acceptProxyProtocol {
             throw node.error("\"acceptProxyProtocol\" applies to inbounds only")
         }
+        // mKCP sessions are UDP datagrams: no balancer stream to carry a PROXY header in front.
+        if stream.network == .kcp, stream.acceptProxyProtocol {
+            throw node.error("\"acceptProxyProtocol\" does not apply to the kcp transport")
+        }
         return stream
     }
 
@@ -34,7 +38,7 @@ extension ConfigParser {
 
     /// v4 transport settings keys of transports vmessd does not implement.
     static let unsupportedStreamKeysV4: Set<String> = [
-        "kcpSettings", "quicSettings", "dsSettings",
+        "quicSettings", "dsSettings",
         "hy2Settings", "xtlsSettings", "realitySettings", "splithttpSettings", "xhttpSettings",
     ]
 
@@ -44,8 +48,8 @@ extension ConfigParser {
         if let network = r.take("network") {
             stream.network = try readNetwork(network, names: ["tcp": .tcp, "raw": .tcp, "ws": .ws, "websocket": .ws,
                                                               "httpupgrade": .httpupgrade, "grpc": .grpc, "gun": .grpc,
-                                                              "h2": .h2, "http": .h2],
-                                             expected: "one of tcp, ws, httpupgrade, grpc, h2")
+                                                              "h2": .h2, "http": .h2, "kcp": .kcp, "mkcp": .kcp],
+                                             expected: "one of tcp, ws, httpupgrade, grpc, h2, kcp")
         }
         if let security = r.take("security") {
             stream.security = try readSecurity(security)
@@ -66,6 +70,7 @@ extension ConfigParser {
         }
         let grpc = grpcSettings ?? gunSettings
         let http = r.take("httpSettings")
+        let kcp = r.take("kcpSettings")
         let tls = r.take("tlsSettings")
         if let sockopt = r.take("sockopt") {
             stream.sockopt = try readSocketOptionsV4(sockopt, acceptProxyProtocol: &stream.acceptProxyProtocol)
@@ -88,10 +93,14 @@ extension ConfigParser {
         if let http {
             try requireSelected(http, stream.network == .h2, "network is \"h2\"")
         }
+        if let kcp {
+            try requireSelected(kcp, stream.network == .kcp, "network is \"kcp\"")
+        }
         switch stream.network {
         case .tcp: break
         case .grpc: stream.grpc = try grpc.map(readGRPCV4) ?? GRPCSettings()
         case .h2: stream.http = try http.map(readHTTPV4) ?? HTTPSettings()
+        case .kcp: stream.kcp = try kcp.map(readKCPV4) ?? KCPSettings()
         case .ws: stream.ws = try ws.map { try readWebSocketV4($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? WebSocketSettings()
         case .httpupgrade:
             stream.httpUpgrade = try upgrade.map { try readHTTPUpgradeV4($0, acceptProxyProtocol: &stream.acceptProxyProtocol) } ?? HTTPUpgradeSettings()
@@ -153,8 +162,8 @@ extension ConfigParser {
             // "ws" is the message's short name, "websocket" the name v5 configs use; both resolve in v2fly.
             stream.network = try readNetwork(transport, names: ["tcp": .tcp, "websocket": .ws, "ws": .ws,
                                                                 "httpupgrade": .httpupgrade, "grpc": .grpc, "gun": .grpc,
-                                                                "http": .h2, "h2": .h2],
-                                             expected: "one of tcp, websocket, httpupgrade, grpc, http")
+                                                                "http": .h2, "h2": .h2, "kcp": .kcp, "mkcp": .kcp],
+                                             expected: "one of tcp, websocket, httpupgrade, grpc, http, kcp")
         }
         let transportSettings = r.take("transportSettings")
         if let security = r.take("security") {
@@ -179,6 +188,8 @@ extension ConfigParser {
             stream.grpc = try transportSettings.map(readGRPCV5) ?? GRPCSettings()
         case .h2:
             stream.http = try transportSettings.map(readHTTPV5) ?? HTTPSettings()
+        case .kcp:
+            stream.kcp = try transportSettings.map(readKCPV5) ?? KCPSettings()
         }
         if stream.security == .tls {
             stream.tls = try securitySettings.map(readTLSV5) ?? TLSSettings()
@@ -245,7 +256,7 @@ extension ConfigParser {
 
     /// Transport names are case-insensitive in v2fly's v4 reader; v5 reuses the same table here.
     static let unsupportedNetworks: Set<String> = [
-        "kcp", "mkcp", "quic", "domainsocket", "ds", "hysteria2", "hy2",
+        "quic", "domainsocket", "ds", "hysteria2", "hy2",
         "splithttp", "xhttp", "meek", "mekya", "dtls",
     ]
 

@@ -26,10 +26,11 @@ extension Posix {
     /// SO_REUSEADDR lets a restart bind while old connections sit in TIME_WAIT; SO_REUSEPORT (with
     /// `reusePort`) lets several sockets share the address. Binding "::" also accepts IPv4 (v4-mapped),
     /// whatever the net.ipv6.bindv6only sysctl says, the way V2Ray's "::" listen behaves.
-    public static func makeBoundSocket(host: String, port: Int, reusePort: Bool) throws -> Int32 {
+    /// `datagram`: a UDP socket instead (mKCP inbounds), bound the same way.
+    public static func makeBoundSocket(host: String, port: Int, reusePort: Bool, datagram: Bool = false) throws -> Int32 {
         let address = try SocketAddress(parsing: host, port: port)
         let domain = address.family == .ipv6 ? AF_INET6 : AF_INET
-        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        let type = Int32((datagram ? SOCK_DGRAM : SOCK_STREAM).rawValue) | Int32(SOCK_CLOEXEC.rawValue)
         let fd = try retryingEINTR("socket(\(address))") { socket(domain, type, 0) }
         do {
             try setOption(fd, SOL_SOCKET, SO_REUSEADDR, 1, "SO_REUSEADDR")
@@ -39,6 +40,25 @@ extension Posix {
             }
             _ = try address.withSockaddr { sa, length in
                 try retryingEINTR("bind(\(address))") { bind(fd, sa, length) }
+            }
+            return fd
+        } catch {
+            try? close(fd)
+            throw error
+        }
+    }
+
+    /// A UDP socket on `local` (an address whose SO_REUSEPORT group this process may join: the
+    /// supervisor's inbound sockets, same user) connected to `remote`. The kernel delivers a
+    /// datagram to the connected member of a reuseport group whose 4-tuple it matches before it
+    /// picks an unconnected member by hash (udp4_lib_lookup2; Linux 5.x and later), so an mKCP
+    /// session's datagrams reach the socket of the worker that holds it, whatever the group's
+    /// membership does (a reload's new generation, a different worker count).
+    public static func makeConnectedDatagramSocket(local: SocketAddress, remote: SocketAddress) throws -> Int32 {
+        let fd = try makeBoundSocket(host: local.host, port: local.port, reusePort: true, datagram: true)
+        do {
+            _ = try remote.withSockaddr { sa, length in
+                try retryingEINTR("connect(udp \(remote))") { connect(fd, sa, length) }
             }
             return fd
         } catch {

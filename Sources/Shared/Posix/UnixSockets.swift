@@ -24,6 +24,15 @@ extension Posix {
         return (fds[0], fds[1])
     }
 
+    /// A connected, close-on-exec AF_UNIX SOCK_STREAM pair: the byte stream between an mKCP session
+    /// and the protocol pipeline that serves it (Worker/Transport/KCPSession).
+    public static func makeStreamPair() throws -> (Int32, Int32) {
+        var fds: [Int32] = [-1, -1]
+        let type = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+        try retryingEINTR("socketpair(AF_UNIX, SOCK_STREAM)") { socketpair(AF_UNIX, type, 0, &fds) }
+        return (fds[0], fds[1])
+    }
+
     /// Sends one message with `descriptors` attached. EAGAIN (a non-blocking socket whose peer is not
     /// reading) is thrown like any other error: control messages are tiny, so a full buffer means a
     /// peer that stopped reading.

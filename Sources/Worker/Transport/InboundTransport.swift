@@ -17,6 +17,8 @@ import Shared
 ///   httpupgrade:  [NIOSSLServerHandler] → ServerUpgradeHandler   (then raw bytes)
 ///   grpc, h2:     [NIOSSLServerHandler] → NIOHTTP2Handler → H2ConnectionWatcher; each stream:
 ///                 H2StreamHandler → protocol handler   (one VMess connection per HTTP/2 stream)
+///   kcp:          [NIOSSLServerHandler] → protocol handler, on the local end of an mKCP session
+///                 (KCPListener; WorkerProcess+KCP)
 ///
 /// Built once per inbound and worker generation; the TLS context (certificates) lives here, so a
 /// reload's new workers serve the re-read certificates.
@@ -45,12 +47,12 @@ struct InboundTransport {
         }
         httpHeader = stream.network == .tcp ? stream.tcpHeader.map(TCPHTTPHeader.init) : nil
         upgrade = switch stream.network {
-        case .tcp, .grpc, .h2: nil
+        case .tcp, .grpc, .h2, .kcp: nil
         case .ws: UpgradeRequestCheck(.webSocket(stream.ws ?? WebSocketSettings()))
         case .httpupgrade: UpgradeRequestCheck(.httpUpgrade(stream.httpUpgrade ?? HTTPUpgradeSettings()))
         }
         h2 = switch stream.network {
-        case .tcp, .ws, .httpupgrade: nil
+        case .tcp, .ws, .httpupgrade, .kcp: nil
         case .grpc: H2RequestCheck(.gun(stream.grpc ?? GRPCSettings()))
         case .h2: H2RequestCheck(.http(stream.http ?? HTTPSettings()))
         }

@@ -134,7 +134,8 @@ final class ProxyProtocolHandler: ChannelInboundHandler {
 
 extension Channel {
     /// Who the client is, for the access log, routing `source` rules, the per-source limit and the
-    /// AuthID matcher: the address a PROXY protocol header carried, else the peer's. Every such use goes
+    /// AuthID matcher: the address a PROXY protocol header carried, the UDP address of an mKCP
+    /// session (whose stream is a local socketpair), else the peer's. Every such use goes
     /// through here. On the channel's event loop.
     var clientAddress: NIOCore.SocketAddress? {
         // An HTTP/2 stream (gRPC, h2 transports): its connection knows.
@@ -144,6 +145,9 @@ extension Channel {
         if let handler = try? pipeline.syncOperations.handler(type: ProxyProtocolHandler.self),
            let carried = handler.clientAddress {
             return carried
+        }
+        if let kcp = try? pipeline.syncOperations.handler(type: KCPPeerAddress.self) {
+            return kcp.address
         }
         return remoteAddress
     }

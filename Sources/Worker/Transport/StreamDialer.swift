@@ -13,6 +13,7 @@ import Shared
 ///   httpupgrade:  [NIOSSLClientHandler] → ClientUpgradeHandler → protocol handlers   (then raw bytes)
 ///   grpc, h2:     [NIOSSLClientHandler] → NIOHTTP2Handler, shared (H2ConnectionPool); the returned
 ///                 channel is one HTTP/2 stream: H2StreamHandler → protocol handlers   (StreamDialer+H2.swift)
+///   kcp:          [NIOSSLClientHandler] → protocol handlers, on the local end of an mKCP session (KCPDialer)
 ///
 /// The protocol handlers are added by `initializer` when the channel is created and see
 /// channelActive at TCP connect; what they write before the transport is ready is held (and, with
@@ -77,6 +78,8 @@ struct StreamDialer {
                     switch stream.network {
                     case .grpc, .h2:
                         preconditionFailure("HTTP/2 transports are dialled by connectH2")
+                    case .kcp:
+                        return secured.futureResult.cascade(to: ready)
                     case .tcp:
                         if let settings = stream.tcpHeader {
                             try pipeline.addHandler(TCPHTTPHeaderClientHandler(header: TCPHTTPHeader(settings: settings)))
@@ -112,6 +115,26 @@ struct StreamDialer {
     /// The connection itself: through `proxy`, or a socket of its own with the outbound's options.
     func open(host: String, port: Int, on loop: EventLoop, timeout: TimeAmount,
               initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel> {
+        if stream.network == .kcp {
+            guard proxy == nil else {
+                return loop.makeFailedFuture(StreamDialerError.kcpThroughProxy)
+            }
+            // The session's stream end, wrapped like a TCP connection (sockopt applies to no UDP
+            // socket here: the dialer binds its own).
+            return KCPDialer.dial(host: host, port: port, settings: stream.kcp ?? KCPSettings(), on: loop).flatMap { dialed in
+                let channel = ClientBootstrap(group: loop)
+                    .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                    .channelInitializer(initializer)
+                    .withConnectedSocket(dialed.fd)
+                channel.whenComplete { result in
+                    switch result {
+                    case .success(let channel): channel.closeFuture.whenComplete { _ in dialed.session.streamClosed() }
+                    case .failure: dialed.session.streamClosed()
+                    }
+                }
+                return channel
+            }
+        }
         if let proxy {
             return proxy.connect(host: host, port: port, on: loop, initializer: initializer)
         }
@@ -126,5 +149,14 @@ struct StreamDialer {
     static func authority(host: String, port: Int) -> String {
         let h = host.contains(":") ? "[\(host)]" : host
         return "\(h):\(port)"
+    }
+}
+
+enum StreamDialerError: Error, CustomStringConvertible {
+    case kcpThroughProxy
+    var description: String {
+        switch self {
+        case .kcpThroughProxy: "the kcp transport cannot be carried by another outbound (proxySettings)"
+        }
     }
 }

@@ -103,6 +103,20 @@ extension InteropTestCase {
 }
 
 /// A SOCKS5 client for CONNECT (RFC 1928, RFC 1929 for the password).
+extension InteropTestCase {
+    /// Through the vmessd client's SOCKS port to the echo server: one `bulk`-byte echo, then
+    /// `shortConnections` small ones, each on a connection of its own, byte for byte.
+    func echoThroughSOCKS(_ client: RunningVMessdClient, targetPort: UInt16, bulk: Int, shortConnections: Int,
+                          label: String) throws {
+        let fd = try SOCKS5Client.connect(proxyPort: client.socksPort, targetPort: targetPort)
+        try echoRoundTrip(fd: fd, payload: randomData(bulk), label: "\(label) \(bulk)-byte echo")
+        for i in 0..<shortConnections {
+            let short = try SOCKS5Client.connect(proxyPort: client.socksPort, targetPort: targetPort)
+            try echoRoundTrip(fd: short, payload: randomData(1000 + i), label: "\(label) short connection \(i)")
+        }
+    }
+}
+
 enum SOCKS5Client {
     enum Outcome: Equatable { case connected, refused(step: String, code: UInt8) }
 

@@ -11,6 +11,15 @@ struct TestCertificate {
     let certificatePath: String
     let keyPath: String
     var certificatePEM: String { (try? String(contentsOfFile: certificatePath, encoding: .utf8)) ?? "" }
+
+    /// Adds v4 `security: tls` with this certificate to `stream`: the server's certificate files, or a
+    /// client that sends SNI proxy.test and trusts any certificate.
+    func secure(_ stream: inout [String: Any], server: Bool) {
+        stream["security"] = "tls"
+        stream["tlsSettings"] = server
+            ? ["certificates": [["certificateFile": certificatePath, "keyFile": keyPath]]]
+            : ["serverName": "proxy.test", "allowInsecure": true] as [String: Any]
+    }
 }
 
 extension InteropTestCase {
@@ -31,8 +40,8 @@ extension InteropTestCase {
     }
 
     /// `vmessd run -c FILE --workers 2` on `config` (JSON text), ready when READY=1 arrived and the
-    /// port accepts.
-    func startVMessd(config: String, port: UInt16, name: String = "server-vmessd") throws -> RunningServer {
+    /// port accepts (`udp`: READY=1 alone, which comes once every worker has bound its sockets).
+    func startVMessd(config: String, port: UInt16, name: String = "server-vmessd", udp: Bool = false) throws -> RunningServer {
         let path = try writeFile("\(name).json", config)
         let control = workDir.appendingPathComponent("\(name).ctl").path
         let notify = try NotifySocket(path: workDir.appendingPathComponent("\(name).notify").path)
@@ -43,7 +52,7 @@ extension InteropTestCase {
         guard notify.waitFor("READY=1", timeout: Self.startupTimeout, stillAlive: { process.isRunning }) else {
             throw HarnessError("\(name) (\(process.exitDescription)) sent no READY=1 (got: \(notify.messages)) — logs follow")
         }
-        try waitUntilListening(process, port: port)
+        if !udp { try waitUntilListening(process, port: port) }
         return RunningServer(kind: .vmessd, port: port, process: process)
     }
 

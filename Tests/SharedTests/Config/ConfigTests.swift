@@ -562,8 +562,8 @@ final class ConfigTests: XCTestCase {
                     "config.json: inbounds[0].sniffing.destOverride[0]: expected \"http\" or \"tls\", got \"ftp\"")
         assertError(v4(inbound: vmessInbound("\"port\": 1, \"sniffing\": {\"enabled\": true, \"sniff\": 1}")),
                     "config.json: inbounds[0].sniffing.sniff: unknown key \"sniff\"")
-        assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"network\": \"kcp\"}")),
-                    "config.json: inbounds[0].streamSettings.network: transport \"kcp\" is not supported by vmessd yet")
+        assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"network\": \"quic\"}")),
+                    "config.json: inbounds[0].streamSettings.network: transport \"quic\" is not supported by vmessd yet")
         assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"security\": \"reality\"}")),
                     "config.json: inbounds[0].streamSettings.security: security \"reality\" is not supported by vmessd yet")
         assertError(v4(inbound: vmessInbound("\"port\": 1, \"streamSettings\": {\"wsSettings\": {\"path\": \"/x\"}}")),
