@@ -138,6 +138,10 @@ struct RunCommand: ParsableCommand {
                 "listeners": "\(handover.listeners.count)",
             ])
             // The old supervisor drains and exits once this one's first generation serves.
+            if let go = handover.go {
+                try? Posix.setNonBlocking(go)
+                pool.upgradeGate = UpgradeGate.Receiver(waitingFD: go, deadline: nil)
+            }
             pool.onFirstServing = {
                 _ = "ready\n".withCString { write(handover.ready, $0, 6) }
                 try? Posix.close(handover.ready)

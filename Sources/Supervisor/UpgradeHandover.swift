@@ -49,11 +49,13 @@ struct UpgradeHandover: Codable, Equatable {
     var listeners: [Listener]
     var passed: [Passed]
     var runtimeUsers: Int32?
+    /// Read end of the go pipe: accept once it ends (UpgradeGate).
+    var go: Int32?
 
     /// The handover for the descriptors of this process, and the descriptors in the order the child
     /// gets them (descriptor i of the list becomes 3 + i there).
     static func make(ready: Int32, sharedMemory: Int32, admin: Int32?, listeners: ListenerSet,
-                     passed: [PassedSocket], runtimeUsers: Int32? = nil) -> (handover: UpgradeHandover, descriptors: [Int32]) {
+                     passed: [PassedSocket], runtimeUsers: Int32? = nil, go: Int32? = nil) -> (handover: UpgradeHandover, descriptors: [Int32]) {
         var descriptors: [Int32] = []
         var numbers: [Int32: Int32] = [:]
         func number(_ fd: Int32) -> Int32 {
@@ -73,7 +75,7 @@ struct UpgradeHandover: Codable, Equatable {
             },
             passed: passed.map { Passed(fd: number($0.fd), name: $0.name, host: $0.address?.host, port: $0.address?.port,
                                         unixPath: $0.unixPath, datagram: $0.datagram) },
-            runtimeUsers: runtimeUsers.map(number))
+            runtimeUsers: runtimeUsers.map(number), go: go.map(number))
         return (handover, descriptors)
     }
 

@@ -105,7 +105,12 @@ extension WorkerPool {
     func finishSettling() {
         guard let s = settling else { return }
         settling = nil
-        for worker in workers.values where worker.generation == generation { startAccepting(worker) }
+        if s.initial, upgradeGate != nil {
+            // Started by an upgrade: accept once the old supervisor's workers have stopped (UpgradeGate).
+            upgradeGate!.deadline = monotonicNow() + UpgradeGate.waitTimeout
+        } else {
+            for worker in workers.values where worker.generation == generation { startAccepting(worker) }
+        }
         notifier.ready(status: statusText())
         if s.initial, let serving = onFirstServing {
             onFirstServing = nil

@@ -23,6 +23,8 @@ extension WorkerPool {
         var pid: pid_t
         /// Read end of the ready pipe (non-blocking).
         var readyFD: Int32
+        /// Write end of the go pipe (UpgradeGate).
+        var goFD: Int32
         var deadline: Double
     }
 
@@ -51,16 +53,23 @@ extension WorkerPool {
             return refuseUpgrade("upgrade failed: pipe: \(String(cString: strerror(errno)))")
         }
         defer { try? Posix.close(ends[1]) }
+        var go: [Int32] = [-1, -1]
+        guard pipe(&go) == 0, fcntl(go[0], F_SETFD, FD_CLOEXEC) == 0, fcntl(go[1], F_SETFD, FD_CLOEXEC) == 0 else {
+            try? Posix.close(ends[0])
+            return refuseUpgrade("upgrade failed: pipe: \(String(cString: strerror(errno)))")
+        }
+        defer { try? Posix.close(go[0]) }
         let users: Int32
         do {
             users = try Posix.makeMemfd(name: "vmessd-runtime-users", contents: Array(try JSONEncoder().encode(runtimeUsers)))
         } catch {
             try? Posix.close(ends[0])
+            try? Posix.close(go[1])
             return upgradeFailed("cannot hand over the runtime users: \(error)")
         }
         defer { try? Posix.close(users) }
         let (handover, descriptors) = UpgradeHandover.make(ready: ends[1], sharedMemory: memory, admin: admin?.listener,
-                                                          listeners: listeners, passed: passed, runtimeUsers: users)
+                                                          listeners: listeners, passed: passed, runtimeUsers: users, go: go[0])
         let pid: pid_t
         do {
             var environment = Posix.environment(removing: Self.upgradeHiddenEnvironment)
@@ -69,9 +78,10 @@ extension WorkerPool {
             try Posix.setNonBlocking(ends[0])
         } catch {
             try? Posix.close(ends[0])
+            try? Posix.close(go[1])
             return upgradeFailed("cannot start \(executable): \(error)")
         }
-        upgrade = Upgrade(pid: pid, readyFD: ends[0], deadline: monotonicNow() + Self.upgradeTimeout)
+        upgrade = Upgrade(pid: pid, readyFD: ends[0], goFD: go[1], deadline: monotonicNow() + Self.upgradeTimeout)
         logger.notice("upgrade: new supervisor started; waiting until its workers serve", metadata: ["pid": "\(pid)"])
         refreshStatus()
     }
@@ -113,12 +123,15 @@ extension WorkerPool {
         admin = nil
         notifier.handOver(to: u.pid)
         handedOver = true
+        let accepting = Set(workers.values.filter { $0.state != .draining }.map(\.pid))
         requestStop(reason: "upgrade handed over to pid \(u.pid)")
+        armUpgradeGo(fd: u.goFD, workers: accepting)
     }
 
     private func upgradeFailed(_ reason: String, alreadyGone: Bool = false) {
         if let u = upgrade {
             try? Posix.close(u.readyFD)
+            try? Posix.close(u.goFD)
             // Its workers lose their supervisor and drain at once (they were never told to accept).
             if !alreadyGone { kill(u.pid, SIGKILL) }
         }

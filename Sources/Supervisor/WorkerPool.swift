@@ -177,6 +177,12 @@ final class WorkerPool {
     var upgrade: Upgrade?
     /// The new binary serves: this process only drains its workers and must not remove socket files.
     var handedOver = false
+    /// Old side of an upgrade that succeeded: the write end of the "go" pipe, closed once every old
+    /// worker has stopped accepting (or at the deadline), so that the new workers never accept on
+    /// the shared sockets at the same time as these (UpgradeGate).
+    var upgradeGo: UpgradeGate.Sender?
+    /// New side: the read end of that pipe; the first generation starts accepting when it ends.
+    var upgradeGate: UpgradeGate.Receiver?
     /// This binary's install path and command line (after argv[0]), read at start: what an upgrade runs.
     var selfExecutable: String?
     var commandLine: [String] = []
@@ -258,7 +264,7 @@ final class WorkerPool {
 
     private func pollDescriptors() -> [Int32] {
         [signalFD] + (bridge.map { [$0.wakeFD] } ?? []) + (admin?.descriptors ?? []) + workers.values.compactMap(\.control)
-            + (upgrade.map { [$0.readyFD] } ?? [])
+            + (upgrade.map { [$0.readyFD] } ?? []) + (upgradeGate.flatMap(\.waitingFD).map { [$0] } ?? [])
     }
 
     private func handle(_ event: EventPoller.Ready) {
@@ -281,6 +287,8 @@ final class WorkerPool {
             readControl(worker)
         } else if event.fd == upgrade?.readyFD {
             readUpgradePipe()
+        } else if event.fd == upgradeGate?.waitingFD {
+            openUpgradeGate(reason: "the old supervisor's workers stopped accepting")
         }
     }
 
@@ -307,6 +315,8 @@ final class WorkerPool {
         if let pending { times.append(pending.deadline) }
         if let settling { times.append(settling.deadline) }
         if let upgrade { times.append(upgrade.deadline) }
+        if let d = upgradeGo?.deadline { times.append(d) }
+        if let d = upgradeGate?.deadline { times.append(d) }
         for position in positions { if let at = position.respawnAt { times.append(at) } }
         for worker in workers.values {
             // Ready deadlines are acted on only while running (tick): elsewhere they would make the
@@ -355,6 +365,8 @@ final class WorkerPool {
             }
         }
         killOverdueDrains(now: now)
+        if let d = upgradeGo?.deadline, now >= d { sendUpgradeGo(reason: "deadline") }
+        if let d = upgradeGate?.deadline, now >= d { openUpgradeGate(reason: "the old supervisor did not answer in time") }
         if now >= nextHeartbeat {
             sendHeartbeats()
             nextHeartbeat = now + heartbeatInterval
@@ -483,6 +495,7 @@ final class WorkerPool {
                 positions[worker.index].respawnAt = now
             }
             settled(worker.pid)
+            upgradeGoSettled(worker.pid)
         case .failed(let reason):
             worker.failure = reason
             logger.error("worker failed", metadata: ["worker": "\(worker.index)", "pid": "\(worker.pid)", "reason": "\(reason)"])
@@ -508,6 +521,7 @@ final class WorkerPool {
             }
             if upgradeChildExited(pid, status: ChildStatus(status)) { continue }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
+            upgradeGoSettled(pid)
             workerExited(worker, status: ChildStatus(status))
         }
     }
