@@ -222,6 +222,10 @@ struct ListenerSet {
         var problems: [String] = []
         for inbound in inbounds {
             guard case .tcp = inbound.address, let first = inbound.fds.first, inbound.fds.count > 1 || workers > 1 else { continue }
+            // Not a UDP (mKCP) group: the program picks a socket per packet at random, which would
+            // scatter a client's first datagrams over the workers before its session's own
+            // connected socket exists (reuseKey marks UDP groups).
+            if inbound.key.hasPrefix("udp ") { continue }
             // Sockets that share systemd's could not join (see plan's notes): leave that group alone.
             if inbound.activated && inbound.fds.count == inbound.passed.count && inbound.fds.count < workers { continue }
             do {
