@@ -89,6 +89,7 @@ extension WorkerPool {
     }
 
     func stats() -> AdminStats {
+        let retired = slots.retired
         var accepted = retired.accepted, up = retired.bytesUp, down = retired.bytesDown
         for slot in workers.values.compactMap(\.sharedSlot) {
             let s = slots.read(slot)

@@ -166,8 +166,6 @@ final class WorkerPool {
     var exitStatus: Int32 = 0
     var finished = false
 
-    // Counters of workers that have exited (their slots are reused).
-    var retired = WorkerSlotCounters()
     var reloads = 0
     var totalRestarts = 0
     var lastReload: String?
@@ -530,12 +528,7 @@ final class WorkerPool {
         closeControl(worker)
         settled(worker.pid)
         if let slot = worker.sharedSlot {
-            let last = slots.release(slot)
-            retired.accepted += last.accepted
-            retired.bytesUp += last.bytesUp
-            retired.bytesDown += last.bytesDown
-            retired.rejected += last.rejected
-            retired.acceptErrors += last.acceptErrors
+            slots.retire(slots.release(slot))
         }
         let now = monotonicNow()
         let uptime = now - worker.startedAt

@@ -79,6 +79,9 @@ final class UpgradeTests: EndToEndTestCase {
         let added = try run(try VMessdBinaries.vmessd(), ["ctl", "--control", server.control, "users", "add", "vmess-in", bob.email, bob.id])
         XCTAssertEqual(added.status, 0, added.stdout + added.stderr)
 
+        let acceptedBefore = try stats(server).accepted
+        XCTAssertGreaterThan(acceptedBefore, 0)
+
         // A second copy of the binary, installed over the first; then `vmessd ctl upgrade`.
         try install(source: try VMessdBinaries.vmessd(), at: executable)
         let (code, response) = try ctl(server, "upgrade")
@@ -111,6 +114,8 @@ final class UpgradeTests: EndToEndTestCase {
         XCTAssertTrue(server.process.waitForExit(timeout: 30), "the old supervisor exits once its workers are done")
         XCTAssertEqual(server.process.exitStatus, 0)
         for pid in oldWorkers { XCTAssertFalse(Self.exists(pid), "old worker \(pid)") }
+        // The totals carry on through the upgrade (the retired workers' counts live in shared memory).
+        XCTAssertGreaterThan(try stats(server).accepted, acceptedBefore, "ctl stats after the upgrade")
         // The old supervisor left the Unix socket file to the new one, which still serves it.
         var info = stat()
         XCTAssertEqual(lstat(socket, &info), 0)
@@ -144,7 +149,9 @@ final class UpgradeTests: EndToEndTestCase {
             "outbounds": [["protocol": "freedom", "tag": "direct"]],
             "routing": ["rules": [["type": "field", "inboundTag": ["api"], "outboundTag": "api"]]],
         ])
-        let server = try startVMessd(config: config, port: port, workers: 2, executable: executable)
+        // A short limit for the never-ready binary below (the default is 75 s).
+        let server = try startVMessd(config: config, port: port, workers: 2, environment: ["VMESSD_UPGRADE_TIMEOUT": "3"],
+                                     executable: executable)
         try waitForTCPPort(apiPort, timeout: 10)
         let before = try status(server)
         let client = try startClient(serverPort: port, user: user, targetPort: echo.port)
@@ -166,6 +173,15 @@ final class UpgradeTests: EndToEndTestCase {
         XCTAssertEqual(code, 1)
         XCTAssertTrue(response.message.contains("upgrade failed") && response.message.contains("still serving"), response.message)
 
+        // 3. A binary that starts and never gets ready: killed at the limit.
+        let marker = workDir.appendingPathComponent("never-ready.pid").path
+        try install(data: Data("#!/bin/sh\necho $$ > \(marker)\nexec sleep 600\n".utf8), at: executable)
+        let (slowCode, slow) = try ctl(server, "upgrade")
+        XCTAssertEqual(slowCode, 1)
+        XCTAssertTrue(slow.message.contains("did not report ready within 3 s"), slow.message)
+        let stuck = try XCTUnwrap(Int32(try String(contentsOfFile: marker, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        try eventually("the never-ready binary was killed") { !Self.exists(stuck) }
+
         // Nothing changed: same supervisor, same workers, still serving.
         let after = try status(server)
         XCTAssertEqual(after.pid, server.pid)
@@ -174,7 +190,7 @@ final class UpgradeTests: EndToEndTestCase {
         for i in 0..<3 { try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after failures \(i)") }
         try waitForTCPPort(apiPort, timeout: 10)
 
-        // 3. A good binary again: the upgrade goes through.
+        // 4. A good binary again: the upgrade goes through.
         try install(source: real, at: executable)
         let (okCode, ok) = try ctl(server, "upgrade")
         XCTAssertEqual(okCode, 0, ok.message)

@@ -68,6 +68,9 @@ public struct SharedLayout: Equatable, Sendable {
     static let counterOverflowOffset = 80
     /// AuthIDs refused because their bucket was full (atomic).
     static let replayFullOffset = 88
+    /// Totals of workers that have exited (WorkerSlots.retire): in the region rather than in a
+    /// supervisor's memory, so that the supervisor a binary upgrade starts carries them on.
+    static let retiredOffsets = (accepted: 128, bytesUp: 136, bytesDown: 144, rejected: 152, acceptErrors: 160)
     static let userLockOffset = 1024
     static let reasonLockOffset = 1088
     static let statLockOffset = 1152

@@ -109,4 +109,26 @@ public struct WorkerSlots {
         region.store(offset(slot, .acceptErrors), c.acceptErrors)
         region.store(offset(slot, .updated), nowMilliseconds)
     }
+
+    /// Adds an exited worker's last counts to the region's retired totals.
+    public func retire(_ last: WorkerSlotSnapshot) {
+        let o = SharedLayout.retiredOffsets
+        region.add(o.accepted, last.accepted)
+        region.add(o.bytesUp, last.bytesUp)
+        region.add(o.bytesDown, last.bytesDown)
+        region.add(o.rejected, last.rejected)
+        region.add(o.acceptErrors, last.acceptErrors)
+    }
+
+    /// What every worker that ever exited counted, since the region was created (across upgrades).
+    public var retired: WorkerSlotCounters {
+        let o = SharedLayout.retiredOffsets
+        var c = WorkerSlotCounters()
+        c.accepted = region.load(o.accepted)
+        c.bytesUp = region.load(o.bytesUp)
+        c.bytesDown = region.load(o.bytesDown)
+        c.rejected = region.load(o.rejected)
+        c.acceptErrors = region.load(o.acceptErrors)
+        return c
+    }
 }
