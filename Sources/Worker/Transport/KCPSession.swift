@@ -23,7 +23,8 @@ final class KCPSession {
     /// ready (KCPListener), or the dialer's socket.
     private(set) var udp: Channel
     private(set) var outer: Channel?
-    /// Stream bytes the send window had no room for; `outer` is not read while this is set.
+    /// Stream bytes the send window had no room for, in order; no new `read()` is asked for while
+    /// this is set, so it holds at most what one read brings (maxMessagesPerRead buffers).
     private var pending: ByteBuffer?
     /// The stream sent its last byte (half-close): nothing more to read from it.
     private var streamEnded = false
@@ -109,9 +110,15 @@ final class KCPSession {
         udp = channel
     }
 
+    /// One `read()` may bring several reads (the channel's maxMessagesPerRead): a read that finds
+    /// bytes already waiting goes behind them, never over them.
     func streamRead(_ buffer: ByteBuffer) {
         readRequested = false
         guard connection.state == .active else { return }  // V2Ray refuses writes after a close too
+        if pending != nil {
+            pending!.writeImmutableBuffer(buffer)
+            return
+        }
         var data = buffer
         connection.write(&data)
         if data.readableBytes > 0 { pending = data }
