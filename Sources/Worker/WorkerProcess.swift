@@ -28,6 +28,7 @@ public final class WorkerProcess {
     private var control: ControlLink?
     private var region: SharedRegion?
     private var publisher: CounterPublisher?
+    private var userLimiter: UserLimiter?
     private var signalSources: [DispatchSourceSignal] = []
     /// Event-loop confined: told to accept (or running without a supervisor), and not draining.
     private var accepting: Bool
@@ -99,6 +100,9 @@ public final class WorkerProcess {
                     replay = SharedReplayFilter(region: region)
                     if let slot = bootstrap.sharedMemorySlot {
                         publisher = CounterPublisher(region: region, slot: slot, counters: counters, tracker: tracker)
+                        if !config.daemon.userLimits.isEmpty {
+                            userLimiter = UserLimiter(region: region, slot: slot, policy: config.daemon.userLimits)
+                        }
                     }
                 } catch {
                     for fd in listenerFDs { try? Posix.close(fd) }
@@ -138,7 +142,7 @@ public final class WorkerProcess {
         let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,
                                            accessLog: accessLog, logger: logger,
                                            outbounds: outbounds, loop: loop, limits: config.daemon.limits,
-                                           statSwitches: StatSwitches(config))
+                                           statSwitches: StatSwitches(config), userLimiter: userLimiter)
         var remaining = listenerFDs
         do {
             for (listener, fd) in zip(bootstrap.listeners, listenerFDs) {
@@ -161,8 +165,9 @@ public final class WorkerProcess {
         // 3. Counters to shared memory, signals, control messages.
         if let publisher {
             loop.execute { publisher.publish() }
-            loop.scheduleRepeatedTask(initialDelay: Self.publishInterval, delay: Self.publishInterval) { _ in
+            loop.scheduleRepeatedTask(initialDelay: Self.publishInterval, delay: Self.publishInterval) { [userLimiter] _ in
                 publisher.publish()
+                userLimiter?.refresh()
             }
         }
         installSignals(loop: loop)

@@ -356,6 +356,8 @@ public struct DaemonSettings: Codable, Equatable, Sendable {
     public var drainTimeout: Double?
     public var control: String?
     public var limits = ClientLimits()
+    /// Per-user connections, source addresses and rates, across all workers.
+    public var userLimits = UserLimitPolicy()
     /// Where users added and removed at runtime are kept across restarts (`stateDirectory`; else
     /// systemd's $STATE_DIRECTORY; else nowhere).
     public var stateDirectory: String?

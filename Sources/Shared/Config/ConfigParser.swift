@@ -180,7 +180,8 @@ public enum ConfigParser {
     }
 
     /// Top-level `"vmessd"`: {workers: int >= 1, drainTimeout: seconds >= 0, control: socket path,
-    /// limits: {connectionsPerWorker, connectionsPerSource: int >= 1, udpDatagramToClient: 1-65507}}.
+    /// limits: {connectionsPerWorker, connectionsPerSource: int >= 1, udpDatagramToClient: 1-65507},
+    /// userLimits (UserLimitPolicy), stateDirectory, removedUsers}.
     static func readDaemonSettings(_ node: ConfigNode) throws -> DaemonSettings {
         var r = try node.object()
         var settings = DaemonSettings()
@@ -200,6 +201,9 @@ public enum ConfigParser {
             settings.limits.udpDatagramToClient = try l.take("udpDatagramToClient")?.int(1...65_507)
                 ?? settings.limits.udpDatagramToClient
             try l.finish()
+        }
+        if let limits = r.take("userLimits") {
+            settings.userLimits = try readUserLimitPolicy(limits)
         }
         if let directory = r.take("stateDirectory") {
             let path = try directory.string()

@@ -3,11 +3,13 @@
 // the header, a worker reads them back and derives the same offsets, so both sides always agree.
 //
 //   0      header (4096 bytes): magic, version, parameters, two global counters,
-//          and at 1024/1088/1152 the locks of the three counter tables
+//          and at 1024/1088/1152 the locks of the three counter tables, at 1216 the user limits' lock
 //   4096   worker slots          slotCount × 128 bytes      (WorkerSlots)
 //   …      user counters          userCapacity × 128 bytes   (CounterTable: per-user traffic)
 //   …      rejection counters     reasonCapacity × 128 bytes (CounterTable: per-reason rejections)
 //   …      named statistics       statCapacity × 256 bytes   (CounterTable: the API's counters, StatName)
+//   …      per-user limit state   userCapacity × 576 bytes   (UserLimitTable: rate clocks, source addresses)
+//   …      connections by worker  slotCount × userCapacity × 8 bytes (UserLimitTable: row per worker slot)
 //   …      replay filter          stripes × (64-byte lock + buckets × bucketSlots × 24 bytes)
 //
 // Every offset is a multiple of 64 (a cache line): no two processes' hot words share a line by
@@ -50,11 +52,14 @@ public struct SharedLayout: Equatable, Sendable {
     }
 
     public static let magic: UInt64 = 0x564D_5348_4D00_0001 // "VMSHM" … 1
-    public static let version: UInt64 = 2
+    public static let version: UInt64 = 3
     public static let headerSize = 4096
     public static let slotStride = 128
     public static let counterStride = 128
     public static let statStride = 256
+    /// UserLimitTable: 64 bytes of rate clocks, then `limitSourceSlots` × 32-byte address slots.
+    public static let limitSourceSlots = 16
+    public static let limitStride = 64 + limitSourceSlots * 32
     public static let replayEntrySize = 24
     public static let lockCell = 64
 
@@ -74,12 +79,15 @@ public struct SharedLayout: Equatable, Sendable {
     static let userLockOffset = 1024
     static let reasonLockOffset = 1088
     static let statLockOffset = 1152
+    static let limitLockOffset = 1216
 
     public let parameters: Parameters
     public let slotsOffset: Int
     public let usersOffset: Int
     public let reasonsOffset: Int
     public let statsOffset: Int
+    public let limitsOffset: Int
+    public let connectionGridOffset: Int
     public let replayOffset: Int
     public let replayStripeStride: Int
     public let totalSize: Int
@@ -91,7 +99,9 @@ public struct SharedLayout: Equatable, Sendable {
         usersOffset = slotsOffset + parameters.slotCount * Self.slotStride
         reasonsOffset = usersOffset + parameters.userCapacity * Self.counterStride
         statsOffset = reasonsOffset + parameters.reasonCapacity * Self.counterStride
-        replayOffset = statsOffset + parameters.statCapacity * Self.statStride
+        limitsOffset = statsOffset + parameters.statCapacity * Self.statStride
+        connectionGridOffset = limitsOffset + parameters.userCapacity * Self.limitStride
+        replayOffset = connectionGridOffset + parameters.slotCount * parameters.userCapacity * 8
         let entries = parameters.replayBucketsPerStripe * parameters.replayBucketSlots * Self.replayEntrySize
         replayStripeStride = Self.roundUp(Self.lockCell + entries, to: 64)
         let end = replayOffset + parameters.replayStripes * replayStripeStride
@@ -103,6 +113,13 @@ public struct SharedLayout: Equatable, Sendable {
     }
 
     public func slotOffset(_ index: Int) -> Int { slotsOffset + index * Self.slotStride }
+
+    public func limitOffset(user: Int) -> Int { limitsOffset + user * Self.limitStride }
+
+    /// Worker slot `slot`'s count of open connections of user `user` (its row is written by that worker only).
+    public func connectionCountOffset(slot: Int, user: Int) -> Int {
+        connectionGridOffset + (slot * parameters.userCapacity + user) * 8
+    }
 
     /// Offset of stripe `stripe`'s lock; its bucket `bucket` starts 64 bytes later plus
     /// `bucket × bucketSlots × 24`.

@@ -108,6 +108,7 @@ public final class SharedRegion {
         try initializeLock(at: SharedLayout.userLockOffset)
         try initializeLock(at: SharedLayout.reasonLockOffset)
         try initializeLock(at: SharedLayout.statLockOffset)
+        try initializeLock(at: SharedLayout.limitLockOffset)
         for stripe in 0..<p.replayStripes { try initializeLock(at: layout.stripeOffset(stripe)) }
         // The magic last: a region is valid only once everything above is in place.
         store(SharedLayout.magicOffset, SharedLayout.magic)
@@ -134,6 +135,17 @@ public final class SharedRegion {
     @inline(__always)
     @discardableResult
     public func add(_ offset: Int, _ value: UInt64) -> UInt64 { vmessd_atomic_add_u64(word(offset), value) }
+
+    /// Atomic compare-and-swap; true when `expected` was there and `desired` now is.
+    @inline(__always)
+    public func compareExchange(_ offset: Int, expected: UInt64, desired: UInt64) -> Bool {
+        vmessd_atomic_cas_u64(word(offset), expected, desired) != 0
+    }
+
+    /// Plain zeroing of a range nobody reads yet (a worker slot's row before the slot is marked in use).
+    func zero(_ offset: Int, bytes: Int) {
+        memset(base.advanced(by: offset), 0, bytes)
+    }
 
     @inline(__always)
     public func exchange(_ offset: Int, _ value: UInt64) -> UInt64 { vmessd_atomic_exchange_u64(word(offset), value) }

@@ -61,6 +61,9 @@ public struct WorkerSlots {
             region.store(offset(slot, .generation), UInt64(generation))
             region.store(offset(slot, .index), UInt64(index))
             region.store(offset(slot, .started), UInt64(max(0, startedAt)))
+            // The previous occupant's per-user connection counts (UserLimitTable) are not this worker's.
+            region.zero(region.layout.connectionCountOffset(slot: slot, user: 0),
+                        bytes: region.layout.parameters.userCapacity * 8)
             region.store(offset(slot, .state), 1)
             return slot
         }

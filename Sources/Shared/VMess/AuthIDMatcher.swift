@@ -88,8 +88,24 @@ public final class AuthIDMatcher {
 
 /// A client's IP address as a hashable key (IPv4 as its mapped IPv6 form).
 public struct SourceKey: Hashable, Sendable {
-    let high: UInt64
-    let low: UInt64
+    public let high: UInt64
+    public let low: UInt64
+
+    public init(high: UInt64, low: UInt64) {
+        self.high = high
+        self.low = low
+    }
+
+    /// The address as inet_ntop spells it (a mapped IPv4 address as its dotted quad).
+    public var text: String {
+        var bytes = [UInt8](repeating: 0, count: 16)
+        for i in 0..<8 {
+            bytes[i] = UInt8(truncatingIfNeeded: high >> (56 - 8 * UInt64(i)))
+            bytes[8 + i] = UInt8(truncatingIfNeeded: low >> (56 - 8 * UInt64(i)))
+        }
+        if high == 0, low >> 32 == 0xFFFF { bytes = Array(bytes[12...]) }
+        return ipAddressText(bytes) ?? "?"
+    }
 
     /// 4 or 16 bytes; nil for anything else.
     public init?(address: some Collection<UInt8>) {

@@ -28,14 +28,17 @@ final class InboundContext {
     /// Which API counters the config keeps, and this inbound's own (`inbound>>>TAG>>>traffic>>>…`).
     let statSwitches: StatSwitches
     let meter: TrafficMeter
+    /// Per-user limits (nil: none configured, or no shared memory to enforce them across workers).
+    let userLimiter: UserLimiter?
     /// Open relaying connections by user id, each with how to end it (runtime removal).
     private var live: [UserID: [ObjectIdentifier: () -> Void]] = [:]
 
     init(index: Int, config: InboundConfig, settings: VMessInboundSettings, policy: PolicyConfig,
          outbounds: OutboundSelector, replay: AuthIDReplayFilter, counters: WorkerCounters, logger: Logger,
          accessLog: AccessLog? = nil, udpToClient: Int = ClientLimits.defaultUDPToClient,
-         statSwitches: StatSwitches = .off) throws {
+         statSwitches: StatSwitches = .off, userLimiter: UserLimiter? = nil) throws {
         self.statSwitches = statSwitches
+        self.userLimiter = userLimiter
         meter = counters.stats.inboundMeter(statSwitches, tag: config.tag)
         self.accessLog = accessLog
         self.udpToClient = udpToClient

@@ -20,6 +20,8 @@ struct InboundFactory {
         var loop: EventLoop? = nil
         var limits = ClientLimits()
         var statSwitches = StatSwitches.off
+        /// Per-user limits across workers; nil without shared memory or without any limit configured.
+        var userLimiter: UserLimiter? = nil
     }
 
     let install: (Channel) throws -> Void
@@ -32,7 +34,7 @@ struct InboundFactory {
             let ctx = try InboundContext(index: index, config: inbound, settings: settings, policy: s.policy,
                                          outbounds: s.outbounds, replay: s.replay, counters: s.counters,
                                          logger: s.logger, accessLog: s.accessLog, udpToClient: s.limits.udpDatagramToClient,
-                                         statSwitches: s.statSwitches)
+                                         statSwitches: s.statSwitches, userLimiter: s.userLimiter)
             install = { channel in try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx)) }
             vmess = ctx
         case .socks(let settings):

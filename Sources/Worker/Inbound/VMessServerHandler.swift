@@ -31,6 +31,11 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     private var userMeter = TrafficMeter.none
     /// Registered with the inbound while relaying (a runtime removal of the user ends it).
     private var trackedUser: UserID?
+    /// The user's place under its limits (nil: no limit applies).
+    private var limitTicket: UserLimitTicket?
+    /// Reads held back by the user's rate (uplink: from the client; downlink: from the target).
+    private var uplinkRateHold: Scheduled<Void>?
+    private var downlinkRateHold: Scheduled<Void>?
 
     private var decoder: BodyDecoder?
     private var encoder: BodyEncoder?
@@ -90,6 +95,10 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     }
 
     private func teardown() {
+        limitTicket?.release()
+        limitTicket = nil
+        uplinkRateHold?.cancel()
+        downlinkRateHold?.cancel()
         if let id = trackedUser {
             trackedUser = nil
             inbound.untrack(id, connection: ObjectIdentifier(self))
@@ -169,10 +178,19 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     }
 
     private func accept(_ a: ServerHandshake.Accepted, remaining: inout ByteBuffer, context: ChannelHandlerContext) {
+        userKey = a.user.email ?? a.user.id.shortText
+        if let limiter = inbound.userLimiter {
+            let source = context.channel.clientAddress.flatMap(OutboundSelector.rawAddress).flatMap { SourceKey(address: $0) }
+            switch limiter.admit(key: userKey, email: a.user.email, level: a.user.level, source: source) {
+            case .unlimited: break
+            case .admitted(let ticket): limitTicket = ticket
+            case .refused(let why):
+                return refuseOverLimit(why, context: context)
+            }
+        }
         handshakeTimeout?.cancel()
         let h = a.header
         level = inbound.policy.level(a.user.level)
-        userKey = a.user.email ?? a.user.id.shortText
         userMeter = inbound.counters.stats.userMeter(inbound.statSwitches, email: a.user.email, level: a.user.level)
         guard inbound.track(a.user.id, connection: ObjectIdentifier(self), close: { [weak self] in
             self?.logger.debug("user removed; connection ended")
@@ -258,12 +276,53 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         if remaining.readableBytes > 0 { upstream(&remaining) }
     }
 
+    /// Over a user limit: treated like an unknown id (drain, then close, as the handshake's own
+    /// rejections do), so a prober learns nothing about which ids exist or how they are limited.
+    private func refuseOverLimit(_ why: UserLimitTable.Refusal, context: ChannelHandlerContext) {
+        inbound.counters.rejected[why.rawValue, default: 0] += 1
+        logger.debug("over a user limit", metadata: ["reason": "\(why.rawValue)", "user": "\(userKey)",
+                                                     "peer": "\(context.channel.clientAddress?.description ?? "?")"])
+        inbound.accessLog?.rejected(from: context.channel.clientAddress.map(Self.peerText) ?? "?", reason: why.rawValue)
+        let total = inbound.users.drainSize()
+        if bytesReceived >= total { closeClient() } else { phase = .draining(total: total) }
+    }
+
+    /// The user's uplink rate: after `bytes` from the client, hold its reads as long as the limit says.
+    private func meterUplink(_ bytes: Int) {
+        guard let ticket = limitTicket, ticket.limitsUplinkRate, uplinkRateHold == nil, let context else { return }
+        let wait = ticket.afterUplink(bytes)
+        guard wait > 0 else { return }
+        glue.holdForRate = true
+        uplinkRateHold = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(min(wait, 60_000_000_000)))) { [weak self] in
+            guard let self else { return }
+            self.uplinkRateHold = nil
+            self.glue.holdForRate = false
+            self.glue.upstreamWritabilityChanged(context: self.context)
+        }
+    }
+
+    /// The user's downlink rate: after `bytes` toward the client, the target is not read for a while
+    /// (downstreamWritable says no; datagrams meanwhile are dropped, as for a slow client).
+    private func meterDownlink(_ bytes: Int) {
+        guard let ticket = limitTicket, ticket.limitsDownlinkRate, let context else { return }
+        let wait = ticket.afterDownlink(bytes)
+        guard wait > 0, downlinkRateHold == nil else { return }
+        downlinkRateHold = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(min(wait, 60_000_000_000)))) { [weak self] in
+            guard let self else { return }
+            self.downlinkRateHold = nil
+            if self.downstreamWritable { self.link?.downstreamWritabilityChanged() }
+        }
+    }
+
     /// Decodes body bytes from the client and hands the plaintext to the outbound.
     private func upstream(_ buffer: inout ByteBuffer) {
         guard let decoder else { return }
         timer?.touch()
+        var moved = 0
+        defer { if moved > 0 { meterUplink(moved) } }
         do {
             let ended = try decoder.decode(&buffer) { payload in
+                moved &+= payload.readableBytes
                 inbound.counters.bytesUp += payload.readableBytes
                 inbound.counters.perUserUp[userKey, default: 0] += payload.readableBytes
                 userMeter.countUp(payload.readableBytes)
@@ -311,7 +370,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
 
     func upstreamWritabilityChanged() { glue.upstreamWritabilityChanged(context: context) }
 
-    var downstreamWritable: Bool { context?.channel.isWritable ?? false }
+    var downstreamWritable: Bool { downlinkRateHold == nil && (context?.channel.isWritable ?? false) }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) { glue.channelWritabilityChanged(context: context) }
 
@@ -323,6 +382,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         inbound.counters.bytesDown += payload.readableBytes
         inbound.counters.perUserDown[userKey, default: 0] += payload.readableBytes
         userMeter.countDown(payload.readableBytes)
+        meterDownlink(payload.readableBytes)
         writeResponseHeaderIfNeeded(context)
         do {
             let out = try encoder.encode(&payload, allocator: context.channel.allocator)
@@ -339,12 +399,15 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         guard case .relaying = phase, let context, let encoder else { return }
         // UDP: drop rather than queue when the client is slow.
         guard context.channel.isWritable else { return inbound.counters.drop(.udpSlowClient) }
+        // Over the user's downlink rate: datagrams are policed, not queued.
+        guard downlinkRateHold == nil else { return inbound.counters.drop(.udpOverRate) }
         // Larger than the client can take whole (ClientLimits): dropped whole, never cut.
         guard datagram.readableBytes <= inbound.udpToClient else { return inbound.counters.drop(.udpTooLarge) }
         timer?.touch()
         inbound.counters.bytesDown += datagram.readableBytes
         inbound.counters.perUserDown[userKey, default: 0] += datagram.readableBytes
         userMeter.countDown(datagram.readableBytes)
+        meterDownlink(datagram.readableBytes)
         writeResponseHeaderIfNeeded(context)
         var out = context.channel.allocator.buffer(capacity: datagram.readableBytes + 100)
         do {

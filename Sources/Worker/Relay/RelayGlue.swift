@@ -28,7 +28,10 @@ final class RelayGlue {
         case other
     }
 
-    private var shouldHoldReads: Bool { link.map { !$0.isWritable } ?? false }
+    /// The user's uplink rate holds the client's reads for now (VMessServerHandler's limits).
+    var holdForRate = false
+
+    private var shouldHoldReads: Bool { holdForRate || (link.map { !$0.isWritable } ?? false) }
 
     /// The handler's `read(context:)`.
     func read(context: ChannelHandlerContext) {

@@ -21,6 +21,8 @@ enum DropReason: String {
     case udpSlowClient = "udp_slow_client"
     case udpTooLarge = "udp_too_large"
     case udpQueueFull = "udp_queue_full"
+    /// A datagram toward a client while its user's downlink rate (userLimits) holds the target.
+    case udpOverRate = "udp_over_rate"
     case muxSessionLimit = "mux_session_limit"
     case muxConnectLimit = "mux_connect_limit"
     case muxUnknownSession = "mux_unknown_session"
