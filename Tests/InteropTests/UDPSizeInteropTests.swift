@@ -84,19 +84,6 @@ final class UDPSizeInteropTests: InteropTestCase {
         }
     }
 
-    /// Runs a command to completion (bounded by its own short work) and returns its stdout.
-    private func runTool(_ executable: String, _ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
-    }
 
     /// sing-box with the given packet encoding: every size both ways up to the limits, then a reply
     /// over vmessd's limit. sing-box sends up to 15,000 bytes as one datagram (it splits larger ones

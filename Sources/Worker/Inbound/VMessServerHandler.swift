@@ -289,9 +289,10 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
 
     /// The user's uplink rate: after `bytes` from the client, hold its reads as long as the limit says.
     private func meterUplink(_ bytes: Int) {
-        guard let ticket = limitTicket, ticket.limitsUplinkRate, uplinkRateHold == nil, let context else { return }
+        guard let ticket = limitTicket, ticket.limitsUplinkRate, let context else { return }
+        // Counted even while held: what one read brings past the hold still pays.
         let wait = ticket.afterUplink(bytes)
-        guard wait > 0 else { return }
+        guard wait > 0, uplinkRateHold == nil else { return }
         glue.holdForRate = true
         uplinkRateHold = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(min(wait, 60_000_000_000)))) { [weak self] in
             guard let self else { return }
