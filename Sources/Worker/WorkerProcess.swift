@@ -100,8 +100,10 @@ public final class WorkerProcess {
                     replay = SharedReplayFilter(region: region)
                     if let slot = bootstrap.sharedMemorySlot {
                         publisher = CounterPublisher(region: region, slot: slot, counters: counters, tracker: tracker)
-                        if !config.daemon.userLimits.isEmpty {
-                            userLimiter = UserLimiter(region: region, slot: slot, policy: config.daemon.userLimits)
+                        let onlineLevels = StatSwitches(config).onlineLevels
+                        if !config.daemon.userLimits.isEmpty || !onlineLevels.isEmpty {
+                            userLimiter = UserLimiter(region: region, slot: slot, policy: config.daemon.userLimits,
+                                                      onlineLevels: onlineLevels)
                         }
                     }
                 } catch {

@@ -20,7 +20,7 @@ final class APIInteropTests: InteropTestCase {
     /// An operator's config: vmess inbound "vmess-in" (user alice@example.com), freedom "direct",
     /// the API on a dokodemo-door routed to tag "api", every statistics switch on.
     func apiConfig(port: UInt16, apiPort: UInt16, alice: VMessTestUser, log: [String: Any] = ["loglevel": "info"],
-                   daemon: [String: Any]? = nil) -> String {
+                   daemon: [String: Any]? = nil, online: Bool = false) -> String {
         var user = alice.json
         user["email"] = "alice@example.com"
         var object: [String: Any] = [
@@ -28,7 +28,7 @@ final class APIInteropTests: InteropTestCase {
             "stats": [String: Any](),
             "api": ["tag": "api", "services": ["HandlerService", "LoggerService", "StatsService"]],
             "policy": [
-                "levels": ["0": ["statsUserUplink": true, "statsUserDownlink": true]],
+                "levels": ["0": ["statsUserUplink": true, "statsUserDownlink": true, "statsUserOnline": online]],
                 "system": ["statsInboundUplink": true, "statsInboundDownlink": true,
                            "statsOutboundUplink": true, "statsOutboundDownlink": true],
             ],
@@ -46,13 +46,13 @@ final class APIInteropTests: InteropTestCase {
     }
 
     func start(_ kind: ServerKind = .underTest, alice: VMessTestUser = VMessTestUser(security: "aes-128-gcm"),
-               log: [String: Any] = ["loglevel": "info"], daemon: [String: Any]? = nil) throws -> Setup {
+               log: [String: Any] = ["loglevel": "info"], daemon: [String: Any]? = nil, online: Bool = false) throws -> Setup {
         let port = try FreePort.tcp()
         var apiPort = try FreePort.tcp()
         while apiPort == port { apiPort = try FreePort.tcp() }
         let server = try startServer(kind, port: port,
                                      config: apiConfig(port: port, apiPort: apiPort, alice: alice, log: log,
-                                                       daemon: kind == .vmessd ? daemon : nil))
+                                                       daemon: kind == .vmessd ? daemon : nil, online: online))
         try waitForTCPPort(apiPort, timeout: Self.startupTimeout, stillAlive: { server.process.isRunning })
         return Setup(server: server, api: APIClient(server: "127.0.0.1:\(apiPort)", workDir: workDir), alice: alice,
                      echo: try makeEchoServer())
@@ -112,6 +112,38 @@ final class APIInteropTests: InteropTestCase {
         // v2ctl prints the non-zero fields: processes (goroutines in the reference) and memory.
         let sys = try s.api.v2ctl("StatsService.GetSysStats", "")
         XCTAssertTrue(sys.contains("NumGoroutine: ") && sys.contains("Sys: "), sys)
+        assertRunning(s.server.process, client.process)
+    }
+
+    /// Xray's online users (`statsUserOnline`): the addresses of a user's open connections, on
+    /// whichever worker they are, gone a few seconds after the last one ends.
+    func testXrayOnlineUsers() throws {
+        let s = try start(online: true)
+        let name = "user>>>alice@example.com>>>online"
+        let client = try startClient(server: s.server, user: s.alice, targetPort: s.echo.port)
+        // Before any connection: the entry exists (alice's level keeps addresses) and is empty.
+        XCTAssertEqual(try s.api.onlineCount(name), 0)
+        XCTAssertEqual(try s.api.onlineUsers(), [])
+        let fds = try (0..<3).map { i -> Int32 in
+            let fd = try Sock.connect(port: client.dokodemoPort)
+            try echoOnce(fd, label: "connection \(i)")
+            return fd
+        }
+        XCTAssertEqual(try s.api.onlineCount(name), 1, "three connections from one address")
+        let addresses = try s.api.onlineAddresses(name)
+        XCTAssertEqual(Array(addresses.keys), ["127.0.0.1"])
+        let now = Int(Date().timeIntervalSince1970)
+        XCTAssertLessThanOrEqual(abs((addresses["127.0.0.1"] ?? 0) - now), 5, "last seen is unix seconds: \(addresses)")
+        XCTAssertEqual(try s.api.onlineUsers(), [name])
+        // Names that are no online entry get Xray's answer.
+        for unknown in ["user>>>nobody@example.com>>>online", "user>>>alice@example.com>>>traffic>>>uplink"] {
+            XCTAssertThrowsError(try s.api.onlineCount(unknown)) { error in
+                XCTAssertEqual((error as? APIClient.CallError)?.code, "NOT_FOUND", "\(error)")
+            }
+        }
+        fds.forEach { close($0) }
+        try eventually("the address leaves after the connections end") { try s.api.onlineUsers().isEmpty }
+        XCTAssertEqual(try s.api.onlineCount(name), 0)
         assertRunning(s.server.process, client.process)
     }
 

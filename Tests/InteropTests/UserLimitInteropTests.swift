@@ -71,15 +71,6 @@ final class UserLimitInteropTests: InteropTestCase {
         return fd
     }
 
-    private func echoOnce(_ fd: Int32, label: String, timeout: TimeInterval) throws {
-        Sock.setTimeouts(fd, seconds: 0.25)
-        let deadline = Date().addingTimeInterval(timeout)
-        let probe = Data("hello \(label)".utf8)
-        try Sock.writeAll(fd, probe, deadline: deadline, what: label)
-        let got = try Sock.read(fd, count: probe.count, deadline: deadline, what: label)
-        guard got.data == probe else { throw HarnessError("\(label): echo differs (\(got.data.count) bytes, eof \(got.eof))") }
-    }
-
     /// A connection whose echo never comes: the server refused it (the client sees EOF or nothing).
     private func assertRefused(_ client: RunningClient, label: String, file: StaticString = #filePath, line: UInt = #line) throws {
         let fd = try Sock.connect(port: client.dokodemoPort)

@@ -49,9 +49,7 @@ extension ConfigParser {
         level.bufferSize = try r.take("bufferSize")?.int(0...(Int(Int32.max) / 1024)) ?? level.bufferSize
         level.statsUserUplink = try r.take("statsUserUplink")?.bool() ?? false
         level.statsUserDownlink = try r.take("statsUserDownlink")?.bool() ?? false
-        if let online = r.take("statsUserOnline"), try online.bool() {
-            throw online.error("\"statsUserOnline\" (Xray's online users) is not supported by vmessd yet")
-        }
+        level.statsUserOnline = try r.take("statsUserOnline")?.bool() ?? false
         try r.finish()
         return level
     }

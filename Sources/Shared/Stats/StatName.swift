@@ -29,6 +29,13 @@ public enum StatName {
     /// Xray's online entry of a user (GetStatsOnline, GetAllOnlineUsers).
     public static func online(_ email: String) -> String { "user>>>\(email)>>>online" }
 
+    /// The email in an online entry's name, nil for any other name.
+    public static func onlineEmail(_ name: String) -> String? {
+        guard name.hasPrefix("user>>>"), name.hasSuffix(">>>online") else { return nil }
+        let email = name.dropFirst(7).dropLast(9)
+        return email.isEmpty ? nil : String(email)
+    }
+
     /// Whether every name built from `part` (an email or a tag) fits the table.
     public static func fits(_ part: String) -> Bool {
         part.utf8.count <= maximumPartBytes
@@ -58,6 +65,16 @@ public struct StatSwitches: Equatable, Sendable {
         let l = policy.level(level)
         let on = direction == .uplink ? l.statsUserUplink : l.statsUserDownlink
         return on ? StatName.user(email, direction) : nil
+    }
+
+    /// Xray's online users: the addresses of this user's open connections are kept (UserLimitTable).
+    public func online(email: String?, level: Int) -> Bool {
+        enabled && !(email ?? "").isEmpty && policy.level(level).statsUserOnline
+    }
+
+    /// Levels whose users' addresses are kept (empty without `"stats"`).
+    public var onlineLevels: Set<Int> {
+        enabled ? Set(policy.levels.filter { $0.value.statsUserOnline }.keys) : []
     }
 
     public func inbound(tag: String?, _ direction: StatName.Direction) -> String? {

@@ -1,11 +1,12 @@
 // The gRPC services of the V2Ray/Xray API, each under both package names (UnaryRegistration), each
 // answered on the supervisor's main loop through MainLoopBridge:
-//   StatsService   GetStats, QueryStats, GetSysStats
+//   StatsService   GetStats, QueryStats, GetSysStats; Xray's GetStatsOnline, GetStatsOnlineIpList,
+//                  GetAllOnlineUsers
 //   HandlerService AlterInbound (AddUserOperation, RemoveUserOperation), Xray's GetInboundUsers and
 //                  GetInboundUsersCount
 //   LoggerService  RestartLogger
-// Methods the reference has and vmessd does not (AddInbound, Xray's online-user statistics, …) are
-// not registered: clients get UNIMPLEMENTED.
+// Methods the reference has and vmessd does not (AddInbound, AlterOutbound, …) are not registered:
+// clients get UNIMPLEMENTED.
 
 import APIMessages
 import GRPCCore
@@ -58,6 +59,28 @@ struct APIServices: RegistrableRPCService {
             case .failure(.badPattern(let p))?: throw RPCError(code: .invalidArgument, message: "invalid pattern \(p)")
             case .success(let stats)?: return APIQueryStatsResponse.with { $0.stat = stats.map(Self.stat) }
             }
+        }
+        // Xray's online users (WorkerPool+Online); unknown names get Xray's own NotFound answer.
+        router.registerUnary(services: names, method: "GetStatsOnline") { (request: APIGetStatsRequest, _) -> APIGetStatsResponse in
+            let found = await bridge.perform { pool in pool.map { $0.onlineAddresses(name: request.name) } }
+            guard let found else { throw Self.stopping }
+            guard let addresses = found else { throw RPCError(code: .notFound, message: "\(request.name) not found.") }
+            return APIGetStatsResponse.with { $0.stat = Self.stat(.init(name: request.name, value: Int64(addresses.count))) }
+        }
+        router.registerUnary(services: names, method: "GetStatsOnlineIpList") {
+            (request: APIGetStatsRequest, _) -> APIGetStatsOnlineIpListResponse in
+            let found = await bridge.perform { pool in pool.map { $0.onlineAddresses(name: request.name) } }
+            guard let found else { throw Self.stopping }
+            guard let addresses = found else { throw RPCError(code: .notFound, message: "\(request.name) not found.") }
+            return APIGetStatsOnlineIpListResponse.with {
+                $0.name = request.name
+                $0.ips = Dictionary(addresses.map { ($0.address, $0.lastSeen) }, uniquingKeysWith: max)
+            }
+        }
+        router.registerUnary(services: names, method: "GetAllOnlineUsers") {
+            (_: APIGetAllOnlineUsersRequest, _) -> APIGetAllOnlineUsersResponse in
+            guard let users = await bridge.perform({ $0?.onlineUserNames() }) else { throw Self.stopping }
+            return APIGetAllOnlineUsersResponse.with { $0.users = users }
         }
         router.registerUnary(services: names, method: "GetSysStats") { (_: APISysStatsRequest, _) -> APISysStatsResponse in
             guard let s = await bridge.perform({ $0?.sysStats() }) else { throw Self.stopping }

@@ -8,6 +8,8 @@ final class UserLimiter {
     private let users: CounterTable
     private let slot: Int
     let policy: UserLimitPolicy
+    /// Levels whose users' addresses are kept for Xray's online statistics (StatSwitches.onlineLevels).
+    let onlineLevels: Set<Int>
     /// Users' rows in the users counter table, by the name they are counted under.
     private var rows: [String: Int] = [:]
     /// Addresses this worker holds open connections from: how many, and the table's slot for it.
@@ -18,7 +20,8 @@ final class UserLimiter {
         var source: SourceKey
     }
 
-    init(region: SharedRegion, slot: Int, policy: UserLimitPolicy) {
+    init(region: SharedRegion, slot: Int, policy: UserLimitPolicy, onlineLevels: Set<Int>) {
+        self.onlineLevels = onlineLevels
         table = UserLimitTable(region: region)
         users = CounterTable(region: region, kind: .users)
         self.slot = slot
@@ -35,15 +38,17 @@ final class UserLimiter {
     /// `key`: the name the user's traffic is counted under (email, else the id's short text).
     func admit(key: String, email: String?, level: Int, source: SourceKey?) -> Outcome {
         let limits = policy.limits(email: email, level: level)
-        guard !limits.isUnlimited else { return .unlimited }
+        let online = email != nil && onlineLevels.contains(level)
+        guard !limits.isUnlimited || online else { return .unlimited }
         guard let row = row(key) else { return .unlimited }  // the users table is full: counted as its overflow
-        switch table.admit(user: row, slot: slot, source: source, limits: limits, trackSource: false,
+        switch table.admit(user: row, slot: slot, source: source, limits: limits, trackSource: online,
                            nowMilliseconds: MonotonicClock.milliseconds()) {
         case .refused(let why):
             return .refused(why)
         case .admitted(let sourceSlot):
-            // Addresses are kept (and re-stamped) only where a sourceIPs limit counts them.
-            let source = limits.sourceIPs > 0 ? source : nil
+            // Addresses are kept (and re-stamped) only where a sourceIPs limit or the online
+            // statistics use them.
+            let source = limits.sourceIPs > 0 || online ? source : nil
             if let source {
                 let key = Held(user: row, source: source)
                 let count = held[key]?.count ?? 0

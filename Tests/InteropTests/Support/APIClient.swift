@@ -80,6 +80,17 @@ struct APIClient {
         (try handler(["count", inbound], dialect: "xray") as? Int) ?? -1
     }
 
+    /// Xray's GetStatsOnline: how many addresses the online entry `name` has.
+    func onlineCount(_ name: String) throws -> Int { (try handler(["online", name], dialect: "xray") as? Int) ?? -1 }
+
+    /// Xray's GetStatsOnlineIpList: address → last seen (unix seconds).
+    func onlineAddresses(_ name: String) throws -> [String: Int] {
+        (try handler(["iplist", name], dialect: "xray") as? [String: Int]) ?? [:]
+    }
+
+    /// Xray's GetAllOnlineUsers.
+    func onlineUsers() throws -> [String] { (try handler(["onlineusers"], dialect: "xray") as? [String]) ?? [] }
+
     /// Runs a command to its end: exit status and stdout+stderr.
     static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
         let p = Process()
@@ -153,6 +164,11 @@ def call(method, body):
                             request_serializer=lambda b: b, response_deserializer=lambda b: b)
     return f(body, timeout=10)
 
+def call_stats(method, body):
+    f = channel.unary_unary("/" + prefix + "app.stats.command.StatsService/" + method,
+                            request_serializer=lambda b: b, response_deserializer=lambda b: b)
+    return f(body, timeout=10)
+
 try:
     if command == "add":
         tag, email, uid, level = args
@@ -199,6 +215,21 @@ try:
     elif command == "count":
         reply = call("GetInboundUsersCount", field_bytes(1, args[0]))
         print(json.dumps(dict(fields(reply)).get(1, 0)))
+    elif command == "online":
+        reply = call_stats("GetStatsOnline", field_bytes(1, args[0]))
+        stat = dict(fields(reply)).get(1, b"")
+        print(json.dumps(dict(fields(stat)).get(2, 0)))
+    elif command == "iplist":
+        reply = call_stats("GetStatsOnlineIpList", field_bytes(1, args[0]))
+        ips = {}
+        for number, entry in fields(reply):
+            if number != 2: continue
+            kv = dict(fields(entry))
+            ips[kv.get(1, b"").decode()] = kv.get(2, 0)
+        print(json.dumps(ips))
+    elif command == "onlineusers":
+        reply = call_stats("GetAllOnlineUsers", b"")
+        print(json.dumps([v.decode() for n, v in fields(reply) if n == 1]))
     else:
         raise SystemExit("unknown command " + command)
 except grpc.RpcError as e:

@@ -279,6 +279,16 @@ class InteropTestCase: XCTestCase {
         try w.get()
     }
 
+    /// One short echo on `fd`, which stays open (a connection that is known to be carried).
+    func echoOnce(_ fd: Int32, label: String, timeout: TimeInterval = 10) throws {
+        Sock.setTimeouts(fd, seconds: 0.25)
+        let deadline = Date().addingTimeInterval(timeout)
+        let probe = Data("hello \(label)".utf8)
+        try Sock.writeAll(fd, probe, deadline: deadline, what: label)
+        let got = try Sock.read(fd, count: probe.count, deadline: deadline, what: label)
+        guard got.data == probe else { throw HarnessError("\(label): echo differs (\(got.data.count) bytes, eof \(got.eof))") }
+    }
+
     /// Echo without a half-close before the echo is complete, for clients that drop a connection's
     /// downstream as soon as its local side closes: V2Ray's mux client (the reference server behaves
     /// the same way) and sing-box's gRPC client. The socket closes only after everything came back.

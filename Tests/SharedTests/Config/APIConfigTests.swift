@@ -85,7 +85,21 @@ final class APIConfigTests: XCTestCase {
         assertError(#"{"api": {"tag": "direct", "listen": "127.0.0.1:1"}, "outbounds": [{"protocol": "freedom", "tag": "direct"}]}"#,
                     "the API's tag must be its own")
         assertError(#"{"stats": {"x": 1}}"#, "stats.x")
-        assertError(#"{"policy": {"levels": {"0": {"statsUserOnline": true}}}}"#, "statsUserOnline")
+        assertError(#"{"policy": {"levels": {"0": {"statsUserOnline": 1}}}}"#, "statsUserOnline")
+    }
+
+    /// Xray's online users: only with `"stats": {}`, only for the levels that ask.
+    func testOnlineLevels() throws {
+        let config = try parse(#"{"stats": {}, "policy": {"levels": {"0": {"statsUserOnline": true}, "1": {}}}}"#)
+        let switches = StatSwitches(config)
+        XCTAssertEqual(switches.onlineLevels, [0])
+        XCTAssertTrue(switches.online(email: "a@b", level: 0))
+        XCTAssertFalse(switches.online(email: nil, level: 0))
+        XCTAssertFalse(switches.online(email: "a@b", level: 1))
+        XCTAssertEqual(StatSwitches(try parse(#"{"policy": {"levels": {"0": {"statsUserOnline": true}}}}"#)).onlineLevels, [])
+        XCTAssertEqual(StatName.onlineEmail("user>>>a@b>>>online"), "a@b")
+        XCTAssertNil(StatName.onlineEmail("user>>>a@b>>>traffic>>>uplink"))
+        XCTAssertNil(StatName.onlineEmail("user>>>>>>online"))
     }
 
     func testStatNamesAreKeptWhole() {
