@@ -116,7 +116,13 @@ struct CtlCommand: ParsableCommand {
                 lines.append("rejected: " + stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             }
             lines.append("")
-            lines.append(table(["USER", "UP", "DOWN"], stats.users.map { [$0.user, bytes($0.up), bytes($0.down)] }))
+            if stats.users.contains(where: { $0.open != nil }) {
+                lines.append(table(["USER", "UP", "DOWN", "OPEN", "ADDRESSES"], stats.users.map {
+                    [$0.user, bytes($0.up), bytes($0.down), $0.open.map(String.init) ?? "-", ($0.addresses ?? []).joined(separator: " ")]
+                }))
+            } else {
+                lines.append(table(["USER", "UP", "DOWN"], stats.users.map { [$0.user, bytes($0.up), bytes($0.down)] }))
+            }
         } else if let users = response.users {
             lines.append(table(["EMAIL", "ID", "LEVEL", "ALTERID"], users.map { [$0.email ?? "-", $0.id, "\($0.level)", "\($0.alterId)"] }))
         } else {

@@ -102,8 +102,15 @@ extension WorkerPool {
         // Full replay-filter buckets that made room by forgetting their oldest AuthID (see Bounds
         // in the runbook): a sign of a flood of fresh handshakes.
         if region.replayBucketOverflows > 0 { rejected["dropped_replay_filter_evictions"] = region.replayBucketOverflows }
+        // Open connections and addresses where the workers keep them (per-user limits, online users).
+        let limits = config.daemon.userLimits.isEmpty && StatSwitches(config).onlineLevels.isEmpty ? nil : UserLimitTable(region: region)
+        let now = MonotonicClock.milliseconds()
         let users = userTable.entries()
-            .map { AdminStats.User(user: $0.name, up: $0.value0, down: $0.value1) }
+            .map { entry in
+                AdminStats.User(user: entry.name, up: entry.value0, down: entry.value1,
+                                open: limits?.openConnections(user: entry.index),
+                                addresses: limits?.sources(user: entry.index, nowMilliseconds: now).map(\.source.text).sorted())
+            }
             .sorted { $0.user < $1.user }
         return AdminStats(accepted: accepted, bytesUp: up, bytesDown: down, rejected: rejected, users: users,
                           workerRestarts: totalRestarts, reloads: reloads)

@@ -137,10 +137,16 @@ public struct AdminStats: Codable, Equatable, Sendable {
         public var user: String
         public var up: UInt64
         public var down: UInt64
-        public init(user: String, up: UInt64, down: UInt64) {
+        /// With per-user limits or online statistics configured: the user's open connections on
+        /// every worker, and the client addresses they come from (UserLimitTable).
+        public var open: Int?
+        public var addresses: [String]?
+        public init(user: String, up: UInt64, down: UInt64, open: Int? = nil, addresses: [String]? = nil) {
             self.user = user
             self.up = up
             self.down = down
+            self.open = open
+            self.addresses = addresses
         }
     }
 
