@@ -115,6 +115,50 @@ final class APIInteropTests: InteropTestCase {
         assertRunning(s.server.process, client.process)
     }
 
+    /// The same API from a v5 config (services stats, policy and commander, the API inbound routed in
+    /// v5's router), read with v2ctl.
+    func testV5ConfigServesTheAPI() throws {
+        let user = VMessTestUser(security: "aes-128-gcm")
+        let port = try FreePort.tcp()
+        var apiPort = try FreePort.tcp()
+        while apiPort == port { apiPort = try FreePort.tcp() }
+        let config = TestConfigs.json([
+            "services": [
+                "stats": [String: Any](),
+                "policy": ["system": ["stats": ["inboundUplink": true, "inboundDownlink": true,
+                                                 "outboundUplink": true, "outboundDownlink": true]]],
+                "commander": ["tag": "api", "name": ["stats", "proxyman"]],
+            ],
+            "inbounds": [
+                ["listen": "127.0.0.1", "port": Int(apiPort), "protocol": "dokodemo-door", "tag": "api",
+                 "settings": ["address": "127.0.0.1", "networks": ["tcp"]]],
+                ["listen": "127.0.0.1", "port": Int(port), "protocol": "vmess", "tag": "vmess-in",
+                 "settings": ["users": [user.id]]],
+            ],
+            "outbounds": [["protocol": "freedom", "tag": "direct"]],
+            "router": ["rule": [["inboundTag": ["api"], "tag": "api"]]],
+        ])
+        let server = try startServer(.vmessd, port: port, config: config)
+        try waitForTCPPort(apiPort, timeout: Self.startupTimeout, stillAlive: { server.process.isRunning })
+        let api = APIClient(server: "127.0.0.1:\(apiPort)", workDir: workDir)
+        let echo = try makeEchoServer()
+        let client = try startClient(server: server, user: user, targetPort: echo.port)
+        try echoRoundTrip(port: client.dokodemoPort, payload: randomData(50_000), label: "v5 config transfer")
+        var stats: [String: Int64] = [:]
+        do {
+            try eventually("the v5 config's counters count") {
+                stats = try api.queryStats()
+                return stats["outbound>>>direct>>>traffic>>>uplink"] == 50_000 && stats["outbound>>>direct>>>traffic>>>downlink"] == 50_000
+                    && (stats["inbound>>>vmess-in>>>traffic>>>downlink"] ?? 0) > 50_000
+            }
+        } catch {
+            XCTFail("\(error): QueryStats returned \(stats)")
+        }
+        // HandlerService ("proxyman") is served; LoggerService has no v5 name, so it is not.
+        XCTAssertEqual(try api.userCount(inbound: "vmess-in"), 1)
+        assertRunning(server.process, client.process)
+    }
+
     /// Xray's online users (`statsUserOnline`): the addresses of a user's open connections, on
     /// whichever worker they are, gone a few seconds after the last one ends.
     func testXrayOnlineUsers() throws {

@@ -11,7 +11,9 @@
 //    balancingRule: [{tag, outboundSelector: [], strategy: "random", fallbackTag}]}
 
 extension ConfigParser {
-    static func readRouterV5(_ node: ConfigNode, outbounds: [OutboundConfig], geodata: GeoDataCache) throws -> RoutingConfig {
+    /// `apiTag`: the commander's tag (ConfigParser+ServicesV5), a valid rule target though no outbound has it.
+    static func readRouterV5(_ node: ConfigNode, outbounds: [OutboundConfig], apiTag: String? = nil,
+                             geodata: GeoDataCache) throws -> RoutingConfig {
         var r = try node.object(protoNames: true)
         var routing = RoutingConfig()
         if let strategy = r.take("domainStrategy") {
@@ -22,6 +24,8 @@ extension ConfigParser {
         if let balancers = r.take("balancingRule") {
             routing.balancers = try balancers.array().map { try readBalancingRuleV5($0, &targets) }
         }
+        // After the balancers: a balancer selecting the API would send traffic into it.
+        if let apiTag { targets.outboundTags.insert(apiTag) }
         var errors = ConfigErrorCollector()
         if let rules = r.take("rule") {
             routing.rules = try rules.array().compactMap { rule in try errors.attempt { try readRuleV5(rule, targets, geodata: geodata) } }

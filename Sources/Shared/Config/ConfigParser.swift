@@ -108,6 +108,8 @@ public enum ConfigParser {
         let dns = r.take("dns")
         let api = r.take("api")
         let stats = r.take("stats")
+        // v5 only: stats, policy and the API are services there (v4 has no such key).
+        let servicesV5 = format == .v5 ? r.take("services") : nil
         // Every error that can be found in one run: each section (and each item of the lists in
         // them) is read even when an earlier one failed; what depends on a failed part is skipped.
         var errors = ConfigErrorCollector()
@@ -138,6 +140,18 @@ public enum ConfigParser {
             config.api = value
         }
         if let stats, try errors.attempt({ try readStats(stats) }) != nil { config.statsEnabled = true }
+        var policyV5: PolicyConfig?
+        if let servicesV5, let services = try errors.attempt({ try readServicesV5(servicesV5) }) {
+            if services.stats { config.statsEnabled = true }
+            if let api = services.api {
+                if config.api != nil {
+                    _ = try errors.attempt { throw servicesV5.error("\"api\" and the v5 service \"commander\" both present; keep one") }
+                } else {
+                    config.api = api
+                }
+            }
+            policyV5 = services.policy
+        }
         if config.outbounds.isEmpty {
             // V2Ray refuses to start without an outbound; vmessd is lenient and uses the one outbound
             // such a config would almost certainly have meant: direct connections.
@@ -151,7 +165,7 @@ public enum ConfigParser {
         } else if outboundsRead, let routing = routingV4 ?? routerV5 {
             if let value = try errors.attempt({
                 try routingV4 != nil ? readRoutingV4(routing, outbounds: config.outbounds, apiTag: config.api?.tag, geodata: geodataCache)
-                    : readRouterV5(routing, outbounds: config.outbounds, geodata: geodataCache)
+                    : readRouterV5(routing, outbounds: config.outbounds, apiTag: config.api?.tag, geodata: geodataCache)
             }) {
                 config.routing = value
             } else {
@@ -170,6 +184,11 @@ public enum ConfigParser {
         }
         if let policy, let value = try errors.attempt({ try readPolicy(policy) }) {
             config.policy = value
+            if policyV5 != nil {
+                _ = try errors.attempt { throw policy.error("\"policy\" and the v5 service \"policy\" both present; keep one") }
+            }
+        } else if let policyV5 {
+            config.policy = policyV5
         }
         _ = try errors.attempt { try checkStatNames(config, file: root.file) }
         if let daemon, let value = try errors.attempt({ try readDaemonSettings(daemon) }) {

@@ -88,6 +88,55 @@ final class APIConfigTests: XCTestCase {
         assertError(#"{"policy": {"levels": {"0": {"statsUserOnline": 1}}}}"#, "statsUserOnline")
     }
 
+    /// v5: stats, policy and the API as services; the API inbound and its rule in v5's router.
+    static let v5Operator = """
+        {"services": {"stats": {},
+                      "policy": {"level": {"0": {"timeout": {"handshake": {"value": 4}, "connectionIdle": {"value": 120}},
+                                                 "stats": {"userUplink": true, "user_downlink": true},
+                                                 "buffer": {"connection": 4096}}},
+                                 "system": {"stats": {"inboundUplink": true, "outbound_downlink": true}}},
+                      "commander": {"tag": "api", "name": ["stats", "proxyman"]}},
+         "inbounds": [
+           {"listen": "127.0.0.1", "port": 10085, "protocol": "dokodemo-door", "settings": {"address": "127.0.0.1", "networks": ["tcp"]}, "tag": "api"},
+           {"port": 443, "protocol": "vmess", "tag": "vmess-in",
+            "settings": {"users": ["\(uuid)"]}}],
+         "outbounds": [{"protocol": "freedom", "tag": "direct"}],
+         "router": {"rule": [{"inboundTag": ["api"], "tag": "api"}]}}
+        """
+
+    func testV5ServicesStatsPolicyAndCommander() throws {
+        let config = try parse(Self.v5Operator)
+        XCTAssertEqual(config.format, .v5)
+        XCTAssertTrue(config.statsEnabled)
+        let api = try XCTUnwrap(config.api)
+        XCTAssertEqual(api.tag, "api")
+        XCTAssertEqual(api.services, [.stats, .handler])
+        XCTAssertEqual(api.listeners.map { "\($0.host):\($0.port)" }, ["127.0.0.1:10085"])
+        XCTAssertEqual(config.inbounds.map(\.tag), ["vmess-in"], "the API inbound became the gRPC listener")
+        XCTAssertTrue(config.routing?.rules.isEmpty ?? true)
+        let level = config.policy.level(0)
+        XCTAssertEqual(level.handshake, 4)
+        XCTAssertEqual(level.connIdle, 120)
+        XCTAssertEqual(level.uplinkOnly, LevelPolicy().uplinkOnly)
+        XCTAssertEqual(level.bufferSize, 4)
+        XCTAssertTrue(level.statsUserUplink && level.statsUserDownlink)
+        XCTAssertTrue(config.policy.system.statsInboundUplink && config.policy.system.statsOutboundDownlink)
+        XCTAssertFalse(config.policy.system.statsInboundDownlink)
+    }
+
+    func testV5ServiceErrors() {
+        func v5(_ services: String) -> String {
+            #"{"services": \#(services), "inbounds": [{"port": 1, "protocol": "vmess", "settings": {"users": ["\#(Self.uuid)"]}}]}"#
+        }
+        assertError(v5(#"{"observatory": {}}"#), #"v5 service "observatory" is not supported"#)
+        assertError(v5(#"{"commander": {"tag": "api", "name": ["router"]}}"#), #"gRPC service "router" is not supported"#)
+        assertError(v5(#"{"commander": {"tag": "api", "name": ["LoggerService"]}}"#), "proxyman")
+        assertError(v5(#"{"commander": {"name": ["stats"]}}"#), "tag")
+        assertError(v5(#"{"policy": {"level": {"0": {"timeout": {"handshake": 4}}}}}"#), "handshake")
+        assertError(v5(#"{"policy": {"level": {"0": {"buffer": {"connection": -1}}}}}"#), "connection")
+        assertError(v5(#"{"stats": {"x": 1}}"#), "x")
+    }
+
     /// Xray's online users: only with `"stats": {}`, only for the levels that ask.
     func testOnlineLevels() throws {
         let config = try parse(#"{"stats": {}, "policy": {"levels": {"0": {"statsUserOnline": true}, "1": {}}}}"#)
