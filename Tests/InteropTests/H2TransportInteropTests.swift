@@ -135,6 +135,45 @@ final class H2TransportInteropTests: InteropTestCase {
                        binary: nil, label: "vmessd → vmessd grpc multiMode tls", serverIsVMessd: true, parallel: 4)
     }
 
+    /// Xray's gRPC keep-alive on vmessd's client: an idle connection whose server answers its PINGs
+    /// stays; once the path goes silent (a relay that stops moving bytes, closing nothing) the
+    /// client closes the connection after idle_timeout + health_check_timeout — well before the
+    /// pool's own 30 s idle close — and the next VMess connection gets a fresh HTTP/2 connection.
+    func testVMessdGRPCKeepAliveClosesADeadConnection() throws {
+        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let port = try FreePort.tcp()
+        let serverProcess = try launch("server-v2ray", binary, ["-config", try writeFile("server-v2ray.json",
+            TransportConfigs.serverV4(port: port, user: user, streamSettings: grpc("ka", tls: nil, server: true)))])
+        try waitUntilListening(serverProcess, port: port)
+        let relay = try FreezableTCPRelay(serverPort: port)
+        onTearDown { relay.stop() }
+        let echo = try makeEchoServer()
+        var setup = VMessdClientSetup(serverPort: relay.port, user: user)
+        setup.streamSettings = ["network": "grpc", "grpcSettings": [
+            "serviceName": "ka", "idle_timeout": 10, "health_check_timeout": 1, "permit_without_stream": true,
+            "user_agent": "vmessd-test"]]
+        let vmessd = try startVMessdClient(setup)
+        try echoRoundTrip(fd: try SOCKS5Client.connect(proxyPort: vmessd.socksPort, targetPort: echo.port),
+                          payload: randomData(64 * 1024), label: "grpc keep-alive first echo")
+        XCTAssertEqual(relay.connections, 1)
+        // Idle with no stream (permit_without_stream): the PING at 10 s is answered, the connection stays.
+        Thread.sleep(forTimeInterval: 12)
+        XCTAssertEqual(relay.closedByClient.count, 0, "a connection whose server answers was closed")
+        relay.freeze()
+        let frozenAt = Date()
+        while relay.closedByClient.isEmpty, Date().timeIntervalSince(frozenAt) < 25 { usleep(200_000) }
+        let closed = try XCTUnwrap(relay.closedByClient.first, "the client kept a connection that answers nothing")
+        let after = closed.timeIntervalSince(frozenAt)
+        // The next PING goes out 20 s after the echo (8 s after the freeze) and gets no answer within
+        // 1 s; the pool's own idle close would come 30 s after the echo (18 s after the freeze).
+        XCTAssertLessThan(after, 15, "closed \(after) s after the path went silent: not by the keep-alive")
+        relay.thaw()
+        try echoRoundTrip(fd: try SOCKS5Client.connect(proxyPort: vmessd.socksPort, targetPort: echo.port),
+                          payload: randomData(64 * 1024), label: "grpc keep-alive after the dead connection")
+        XCTAssertEqual(relay.connections, 2, "a new HTTP/2 connection after the dead one (from either client worker)")
+        assertRunning(serverProcess, vmessd.process)
+    }
+
     /// `vmessd ctl stats`' accepted connections of the server started as "server-vmessd", once the
     /// workers have published at least `atLeast` (they publish every second or so).
     private func acceptedConnections(atLeast: Int) throws -> Int {

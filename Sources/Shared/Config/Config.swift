@@ -295,10 +295,33 @@ public struct GRPCSettings: Codable, Equatable, Sendable {
     /// Xray's `initial_windows_size`: the HTTP/2 flow-control window we announce for each stream
     /// (and the connection); nil: vmessd's default. Bounds what one stream may have in flight to us.
     public var initialWindowSize: Int?
+    /// Xray's client keep-alive (grpc-go's keepalive.ClientParameters): after `idleTimeout` seconds
+    /// without a byte from the server a PING goes out (at least every 10 s; nil: never), and the
+    /// connection is closed when nothing comes back within `healthCheckTimeout` (default 20 s).
+    /// `permitWithoutStream`: also while the connection carries no stream.
+    public var keepAlive: H2KeepAliveSettings?
+    /// Xray's `user_agent`: the user-agent header of the client's requests (default grpc-go's).
+    public var userAgent: String?
     public init() {}
 
     /// The path of the gun method: `/<serviceName>/Tun` or `/<serviceName>/TunMulti`.
     public func path(multi: Bool) -> String { "/\(serviceName)/\(multi ? "TunMulti" : "Tun")" }
+}
+
+/// Client PINGs on an HTTP/2 connection (gRPC and h2 transports), client side only: on an inbound
+/// these keys have no effect, as in the reference (the same streamSettings serve both sides).
+public struct H2KeepAliveSettings: Codable, Equatable, Sendable {
+    /// Seconds without a byte from the server before a PING goes out.
+    public var idle: Int
+    /// Seconds to wait for any byte (the PING's answer) before closing the connection.
+    public var timeout: Int
+    /// PING also while no stream is open.
+    public var withoutStream: Bool
+    public init(idle: Int, timeout: Int, withoutStream: Bool) {
+        self.idle = idle
+        self.timeout = timeout
+        self.withoutStream = withoutStream
+    }
 }
 
 /// The HTTP/2 transport (`httpSettings`): one HTTP/2 stream per connection whose request and
@@ -313,6 +336,9 @@ public struct HTTPSettings: Codable, Equatable, Sendable {
     public var method: String = "PUT"
     /// Extra request headers a client sends (name, value), in config order.
     public var headers: [HeaderField] = []
+    /// `read_idle_timeout` / `health_check_timeout` (Go's http2.Transport ReadIdleTimeout and
+    /// PingTimeout, default 15 s): the client's PINGs on an idle connection.
+    public var keepAlive: H2KeepAliveSettings?
     public init() {}
 
     public struct HeaderField: Codable, Equatable, Sendable {

@@ -1,19 +1,17 @@
 // The two transports on HTTP/2, in both formats:
 //
 //   gRPC  v4: network "grpc" (or "gun"), grpcSettings (or gunSettings) {serviceName, multiMode,
-//             initial_windows_size; Xray's client keep-alive keys are refused, see below}
+//             initial_windows_size, Xray's idle_timeout, health_check_timeout, permit_without_stream,
+//             user_agent}
 //         v5: transport "grpc" (or "gun"), transportSettings {serviceName}
-//   h2    v4: network "h2" (or "http"), httpSettings {host[], path, method, headers{name: value | [values]}}
+//   h2    v4: network "h2" (or "http"), httpSettings {host[], path, method, headers{name: value | [values]},
+//             read_idle_timeout, health_check_timeout}
 //         v5: transport "http" (or "h2"), transportSettings {host[], path, method, header[{name, value[]}]}
 //
-// Xray's `idle_timeout`, `health_check_timeout`, `permit_without_stream`, `user_agent` (gRPC) and
-// `read_idle_timeout`, `health_check_timeout` (h2) configure client-side HTTP/2 PINGs that vmessd's
-// client does not send: they are errors naming the key rather than silently ignored.
+// The keep-alive keys configure the client's HTTP/2 PINGs (H2KeepAliveSettings); as in the
+// reference they do nothing on an inbound.
 
 extension ConfigParser {
-    static let unsupportedGRPCKeys: Set<String> = ["idle_timeout", "health_check_timeout", "permit_without_stream", "user_agent",
-                                                   "idleTimeout", "healthCheckTimeout", "permitWithoutStream", "userAgent"]
-    static let unsupportedHTTPKeys: Set<String> = ["read_idle_timeout", "health_check_timeout", "readIdleTimeout", "healthCheckTimeout"]
 
     /// v4 `grpcSettings`.
     static func readGRPCV4(_ node: ConfigNode) throws -> GRPCSettings {
@@ -22,7 +20,22 @@ extension ConfigParser {
         grpc.serviceName = try r.take("serviceName").map(readServiceName) ?? ""
         grpc.multiMode = try r.take("multiMode")?.bool() ?? false
         grpc.initialWindowSize = try readWindowSize(&r)
-        try r.finish(unsupported: unsupportedGRPCKeys)
+        // grpc-go: a keep-alive time under 10 s is raised to 10 s, a zero time means no PINGs, a
+        // zero timeout means 20 s.
+        let idle = try (r.take("idle_timeout") ?? r.take("idleTimeout"))?.int(0...Int(Int32.max)) ?? 0
+        let timeout = try (r.take("health_check_timeout") ?? r.take("healthCheckTimeout"))?.int(0...Int(Int32.max)) ?? 0
+        let withoutStream = try (r.take("permit_without_stream") ?? r.take("permitWithoutStream"))?.bool() ?? false
+        if idle > 0 {
+            grpc.keepAlive = H2KeepAliveSettings(idle: max(idle, 10), timeout: timeout > 0 ? timeout : 20, withoutStream: withoutStream)
+        }
+        if let agent = r.take("user_agent") ?? r.take("userAgent") {
+            let text = try agent.string()
+            guard !text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw agent.error("user_agent must not contain control characters")
+            }
+            grpc.userAgent = text.isEmpty ? nil : text
+        }
+        try r.finish()
         return grpc
     }
 
@@ -73,7 +86,11 @@ extension ConfigParser {
             }
             try h.finish()
         }
-        try r.finish(unsupported: unsupportedHTTPKeys)
+        // Go's http2.Transport: no PINGs without a read idle timeout; the ping timeout defaults to 15 s.
+        let idle = try (r.take("read_idle_timeout") ?? r.take("readIdleTimeout"))?.int(0...Int(Int32.max)) ?? 0
+        let timeout = try (r.take("health_check_timeout") ?? r.take("healthCheckTimeout"))?.int(0...Int(Int32.max)) ?? 0
+        if idle > 0 { http.keepAlive = H2KeepAliveSettings(idle: idle, timeout: timeout > 0 ? timeout : 15, withoutStream: true) }
+        try r.finish()
         return http
     }
 

@@ -50,6 +50,7 @@ extension StreamDialer {
         let tls = self.tls
         let tlsSettings = stream.tls ?? TLSSettings()
         let settings = H2ConnectionSettings(windowSize: stream.grpc?.initialWindowSize)
+        let keepAlive = (stream.grpc?.keepAlive ?? stream.http?.keepAlive).map(H2KeepAlive.init)
         let secured = loop.makePromise(of: Void.self)
         let connection: @Sendable (Channel) -> EventLoopFuture<Void> = { channel in
             channel.eventLoop.makeCompletedFuture {
@@ -61,18 +62,22 @@ extension StreamDialer {
                 } else {
                     secured.succeed(())
                 }
+                if let keepAlive { try pipeline.addHandler(H2KeepAliveReads(keepAlive)) }
                 // The server may not open streams towards a client (no push): refuse any it tries.
                 _ = try pipeline.configureHTTP2Pipeline(
                     mode: .client, connectionConfiguration: settings.connection(server: false),
                     streamConfiguration: settings.stream
                 ) { $0.close() }
                 try pipeline.addHandler(H2ConnectionWatcher(drain: nil, idleTimeout: nil))
+                if let keepAlive { try pipeline.addHandler(H2KeepAlivePings(keepAlive)) }
             }
         }
         return open(host: host, port: port, on: loop, timeout: timeout, initializer: connection).flatMap { parent in
             secured.futureResult.flatMapThrowing {
                 let multiplexer = try parent.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self).syncMultiplexer()
-                return H2ConnectionPool.Connection(parent: parent, multiplexer: multiplexer)
+                let connection = H2ConnectionPool.Connection(parent: parent, multiplexer: multiplexer)
+                keepAlive?.streams = { [weak connection] in connection?.streams ?? 0 }
+                return connection
             }.flatMapErrorThrowing { error in
                 parent.close(promise: nil)
                 throw error
@@ -90,7 +95,7 @@ extension StreamDialer {
             return HPACKHeaders([
                 (":method", "POST"), (":scheme", scheme), (":path", grpc.path(multi: grpc.multiMode)),
                 (":authority", authority), ("content-type", "application/grpc"), ("te", "trailers"),
-                ("user-agent", "grpc-go/1.48.0"),
+                ("user-agent", grpc.userAgent ?? "grpc-go/1.48.0"),
             ])
         }
         let http = stream.http ?? HTTPSettings()

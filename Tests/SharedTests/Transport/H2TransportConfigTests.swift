@@ -34,9 +34,23 @@ extension TransportConfigTests {
         XCTAssertEqual(v5.grpc?.serviceName, "five")
     }
 
+    /// Xray's keep-alive keys with grpc-go's rules (10 s at least, 20 s default timeout), Go http2's
+    /// for h2 (15 s default timeout); none without an idle time.
+    func testKeepAliveKeys() throws {
+        let grpc = try stream(#"{"network": "grpc", "grpcSettings": {"idle_timeout": 3, "permit_without_stream": true, "user_agent": "ua/1"}}"#)
+        XCTAssertEqual(grpc.grpc?.keepAlive, H2KeepAliveSettings(idle: 10, timeout: 20, withoutStream: true))
+        XCTAssertEqual(grpc.grpc?.userAgent, "ua/1")
+        XCTAssertEqual(try stream(#"{"network": "grpc", "grpcSettings": {"idleTimeout": 60, "healthCheckTimeout": 5}}"#).grpc?.keepAlive,
+                       H2KeepAliveSettings(idle: 60, timeout: 5, withoutStream: false))
+        XCTAssertNil(try stream(#"{"network": "grpc", "grpcSettings": {"health_check_timeout": 5}}"#).grpc?.keepAlive)
+        XCTAssertEqual(try stream(#"{"network": "h2", "httpSettings": {"read_idle_timeout": 7}}"#).http?.keepAlive,
+                       H2KeepAliveSettings(idle: 7, timeout: 15, withoutStream: true))
+        XCTAssertNil(try stream(#"{"network": "h2", "httpSettings": {"health_check_timeout": 7}}"#).http?.keepAlive)
+    }
+
     func testH2GRPCKeysVMessdDoesNotImplementAreErrors() {
-        XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {"idle_timeout": 60}}"#).contains("\"idle_timeout\" is not supported by vmessd yet"))
-        XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {"health_check_timeout": 20}}"#).contains("not supported"))
+        XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {"idle_timeout": -1}}"#).contains("idle_timeout"))
+        XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {"user_agent": "a\nb"}}"#).contains("control characters"))
         XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {"serviceName": "/a/b|c"}}"#).contains("custom path form"))
         XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {"serviceName": "a b"}}"#).contains("printable ASCII"))
         XCTAssertTrue(error(#"{"network": "grpc", "grpcSettings": {"initial_windows_size": 100}}"#).contains("at least 65535"))
@@ -64,7 +78,7 @@ extension TransportConfigTests {
     }
 
     func testH2HTTPSettingsErrors() {
-        XCTAssertTrue(error(#"{"network": "h2", "httpSettings": {"read_idle_timeout": 10}}"#).contains("\"read_idle_timeout\" is not supported by vmessd yet"))
+        XCTAssertTrue(error(#"{"network": "h2", "httpSettings": {"read_idle_timeout": "10"}}"#).contains("read_idle_timeout"))
         XCTAssertTrue(error(#"{"network": "h2", "httpSettings": {"headers": {"Host": "x"}}}"#).contains("cannot be set on an HTTP/2 request"))
         XCTAssertTrue(error(#"{"network": "h2", "httpSettings": {"method": "GE T"}}"#).contains("invalid HTTP method"))
         XCTAssertTrue(error(#"{"network": "h2", "httpSettings": {"host": [""]}}"#).contains("not a valid authority"))
