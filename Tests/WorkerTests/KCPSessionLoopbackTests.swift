@@ -41,12 +41,8 @@ final class KCPSessionLoopbackTests: XCTestCase {
 
     private func carry(settings: KCPSettings, size: Int) throws {
         let loop = group.next()
-        let serverHandler = DeferredKCPHandler()
-        let serverUDP = try DatagramBootstrap(group: loop)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(serverHandler) }
-            }
-            .bind(host: "127.0.0.1", port: 0).wait()
+        // The server end: the dialer's own handler, told the client's address once it is known.
+        let serverUDP = try DatagramBootstrap(group: loop).bind(host: "127.0.0.1", port: 0).wait()
         defer { serverUDP.close(promise: nil) }
         let serverPort = serverUDP.localAddress!.port!
 
@@ -60,7 +56,9 @@ final class KCPSessionLoopbackTests: XCTestCase {
         let serverSession = try loop.submit {
             let session = KCPSession(conv: dialed.session.connection.conv, settings: settings, codec: codec,
                                      remote: clientAddress, udp: serverUDP)
-            serverHandler.start(session: session, codec: codec, remote: clientAddress, tti: settings.tti)
+            let handler = KCPClientHandler(remote: clientAddress)
+            try serverUDP.pipeline.syncOperations.addHandler(handler)
+            handler.start(session: session, codec: codec, tti: settings.tti, channel: serverUDP)
             return session
         }.wait()
         try serverSession.attach(outerFD: serverOuter, on: loop).wait()
@@ -121,45 +119,5 @@ final class KCPSessionLoopbackTests: XCTestCase {
         func set(up bytes: [UInt8]) { lock.withLock { up = bytes } }
         func set(down bytes: [UInt8]) { lock.withLock { down = bytes } }
         func get() -> ([UInt8], [UInt8]) { lock.withLock { (up, down) } }
-    }
-}
-
-/// The server end's UDP socket for one known client: its datagrams into the session and the TTI
-/// clock (what KCPListener does per session, without the listener's table).
-final class DeferredKCPHandler: ChannelInboundHandler, @unchecked Sendable {
-    typealias InboundIn = AddressedEnvelope<ByteBuffer>
-    private var session: KCPSession?
-    private var codec: KCPPacketCodec?
-    private var remote: NIOCore.SocketAddress?
-    private var timer: RepeatedTask?
-
-    func start(session: KCPSession, codec: KCPPacketCodec, remote: NIOCore.SocketAddress, tti: Int) {
-        self.session = session
-        self.codec = codec
-        self.remote = remote
-        let interval = TimeAmount.milliseconds(Int64(tti))
-        timer = session.udp.eventLoop.scheduleRepeatedTask(initialDelay: interval, delay: interval) { [weak self] _ in
-            self?.session?.flush(force: true)
-        }
-        session.onTerminated = { [weak self] _ in
-            self?.timer?.cancel()
-            self?.session = nil
-        }
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        let envelope = unwrapInboundIn(data)
-        guard let session, let codec, envelope.remoteAddress == remote else { return }
-        var packet = envelope.data
-        guard codec.open(&packet) else { return }
-        session.input(&packet)
-    }
-
-    func channelReadComplete(context: ChannelHandlerContext) {
-        session?.flush()
-    }
-
-    func handlerRemoved(context: ChannelHandlerContext) {
-        timer?.cancel()
     }
 }

@@ -9,10 +9,7 @@ extension ConfigParser {
         if let levels = r.take("levels") {
             var l = try levels.object()
             for (key, member) in l.takeAll() {
-                guard !key.isEmpty, key.allSatisfy({ $0.isASCII && $0.isNumber }), let level = Int(key),
-                      levelRange.contains(level) else {
-                    throw member.error("a policy level key must be a decimal number 0-\(UInt32.max), got \(JSONC.quote(key))")
-                }
+                let level = try readLevelKey(key, member)
                 guard policy.levels[level] == nil else {
                     throw member.error("level \(level) appears twice")
                 }
@@ -34,6 +31,14 @@ extension ConfigParser {
         }
         try r.finish()
         return policy
+    }
+
+    /// A user level as an object key ("0"): a decimal uint32, as V2Ray's policy and vmessd's userLimits take it.
+    static func readLevelKey(_ key: String, _ member: ConfigNode) throws -> Int {
+        guard !key.isEmpty, key.allSatisfy({ $0.isASCII && $0.isNumber }), let level = Int(key), levelRange.contains(level) else {
+            throw member.error("a level key must be a decimal number 0-\(UInt32.max), got \(JSONC.quote(key))")
+        }
+        return level
     }
 
     /// Seconds as uint32, bufferSize in KiB. V2Ray reads a negative bufferSize as "unbounded"; vmessd

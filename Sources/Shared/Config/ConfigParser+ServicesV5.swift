@@ -64,11 +64,7 @@ extension ConfigParser {
         if let levels = r.take("level") {
             var l = try levels.object()
             for (key, member) in l.takeAll() {
-                guard !key.isEmpty, key.allSatisfy({ $0.isASCII && $0.isNumber }), let level = Int(key),
-                      levelRange.contains(level) else {
-                    throw member.error("a policy level key must be a decimal number 0-\(UInt32.max), got \(JSONC.quote(key))")
-                }
-                policy.levels[level] = try readLevelPolicyV5(member)
+                policy.levels[try readLevelKey(key, member)] = try readLevelPolicyV5(member)
             }
             try l.finish()
         }

@@ -7,10 +7,7 @@ extension ConfigParser {
         if let levels = r.take("levels") {
             var l = try levels.object()
             for (key, member) in l.takeAll() {
-                guard !key.isEmpty, key.allSatisfy({ $0.isASCII && $0.isNumber }), let level = Int(key),
-                      levelRange.contains(level) else {
-                    throw member.error("a level key must be a decimal number 0-\(UInt32.max), got \(JSONC.quote(key))")
-                }
+                let level = try readLevelKey(key, member)
                 guard policy.levels[level] == nil else { throw member.error("level \(level) appears twice") }
                 policy.levels[level] = try readUserLimits(member)
             }

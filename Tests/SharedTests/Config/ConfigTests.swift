@@ -618,7 +618,7 @@ final class ConfigTests: XCTestCase {
                     "config.json: log.loglevel: expected one of debug, info, warning, error, none, got \"verbose\"")
         assertError(#"{"vmessd": {"workers": 0}}"#, "config.json: vmessd.workers: expected an integer >= 1, got 0")
         assertError(#"{"policy": {"levels": {"x": {}}}}"#,
-                    "config.json: policy.levels.x: a policy level key must be a decimal number 0-4294967295, got \"x\"")
+                    "config.json: policy.levels.x: a level key must be a decimal number 0-4294967295, got \"x\"")
         assertError(#"{"policy": {"levels": {"0": {"handshake": "4"}}}}"#,
                     "config.json: policy.levels[\"0\"].handshake: expected an integer 0-4294967295, got \"4\"")
     }
