@@ -11,7 +11,17 @@ import NIOHTTP2
 /// half-closed connection, and the accepted sockets allow remote half-closure (for the relays), so
 /// without this a client that left would hold its slot until the idle timeout.
 /// Sits behind the NIOHTTP2Handler and passes everything through. Clients (H2ConnectionPool) use it
-/// for that last duty only (`idleTimeout` nil, no drain signal, not the stream delegate).
+/// for that duty and the next only (`idleTimeout` nil, no drain signal, not the stream delegate).
+///
+/// A frame the peer should not have sent that NIO takes as a connection error (V2Ray 4.45's client
+/// (Go's http2) sends an END_STREAM DATA frame on a stream right after resetting it — RFC 9113 §5.1
+/// calls that a stream error; NIO answers GOAWAY) makes NIO stop parsing the bytes it has, "the
+/// connection is going away anyway". The frames behind the bad one, other streams' data among them,
+/// then wait for the peer's next bytes, which may not come: those streams stall until the client
+/// gives up. After such an error the watcher lets NIO go on with what it holds, as Go's server goes
+/// on with the connection; the GOAWAY already sent moves new streams to a new connection, and this
+/// one closes once its streams are done. A peer that keeps doing it (`maximumConnectionErrors`), and
+/// any frame that could not be parsed at all, get the connection closed instead.
 final class H2ConnectionWatcher: ChannelInboundHandler, NIOHTTP2StreamDelegate, @unchecked Sendable {
     typealias InboundIn = HTTP2Frame
 
@@ -25,6 +35,8 @@ final class H2ConnectionWatcher: ChannelInboundHandler, NIOHTTP2StreamDelegate, 
     private var context: ChannelHandlerContext?
     private var idleTimer: Scheduled<Void>?
     private var goingAway = false
+    private var connectionErrors = 0
+    static let maximumConnectionErrors = 16
 
     init(drain: DrainSignal?, idleTimeout: TimeAmount? = H2ConnectionWatcher.idleTimeout) {
         self.drain = drain
@@ -49,6 +61,33 @@ final class H2ConnectionWatcher: ChannelInboundHandler, NIOHTTP2StreamDelegate, 
             return
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.fireErrorCaught(error)
+        guard context.channel.isActive else { return }
+        connectionErrors += 1
+        // The framing itself is broken: nothing after it can be trusted.
+        let unparsable = error is NIOHTTP2Errors.UnableToParseFrame || error is NIOHTTP2Errors.BadClientMagic
+            || error is NIOHTTP2Errors.ExcessivelyLargeHeaderBlock || error is NIOHTTP2Errors.ExcessiveContinuationFrames
+        if unparsable || connectionErrors > Self.maximumConnectionErrors {
+            context.close(promise: nil)
+            return
+        }
+        // NIO has sent its GOAWAY: new streams go elsewhere, this connection ends with its last stream.
+        goingAway = true
+        // Out of NIO's decode loop (this runs inside it), then on with the bytes it holds; streams
+        // those bytes open keep the connection until they end.
+        let channel = context.channel
+        context.eventLoop.execute { [weak self] in
+            guard channel.isActive,
+                  let http2 = try? channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self),
+                  let http2Context = try? channel.pipeline.syncOperations.context(handlerType: NIOHTTP2Handler.self)
+            else { return }
+            http2.channelRead(context: http2Context, data: NIOAny(channel.allocator.buffer(capacity: 0)))
+            http2.channelReadComplete(context: http2Context)
+            if let self, self.open == 0, self.idleTimeout != nil { channel.close(promise: nil) }
+        }
     }
 
     // Called on the event loop by NIOHTTP2Handler.
