@@ -308,7 +308,14 @@ final class APIInteropTests: InteropTestCase {
         for round in 0..<3 {
             let s = try start(alice: alice, daemon: ["stateDirectory": state])
             let adder = BackgroundTask<Any>("adder-\(round)") { try s.api.handler(["bulk", "vmess-in", "r\(round)", "400"]) }
-            usleep(useconds_t(300_000 + 200_000 * round))
+            // Once this round's additions are being written (the Python client takes a while to start
+            // on a busy machine), a moment more, then the kill lands somewhere among the writes.
+            let file = state + "/users.json"
+            try eventually("round \(round): additions reach the file") {
+                let text = (try? String(contentsOfFile: file, encoding: .utf8)) ?? ""
+                return text.contains("r\(round)-")
+            }
+            usleep(useconds_t(50_000 + 100_000 * round))
             kill(s.server.process.pid, SIGKILL)
             _ = adder.join(timeout: 30)
             let bytes = try Data(contentsOf: URL(fileURLWithPath: state + "/users.json"))

@@ -79,7 +79,7 @@ final class UDPSizeInteropTests: InteropTestCase {
         XCTAssertEqual(try exchange(association, to: targetPort, small, expect: Self.respond(small)), .whole,
                        "\(label): the session carries on after the drop")
         if let control = server.control {
-            let out = try runTool(try VMessdBinaries.vmessd(), ["ctl", "--control", control, "--json", "stats"])
+            let out = try runTool(try VMessdBinaries.vmessd(), ["ctl", "--control", control, "--json", "stats"]).stdout
             XCTAssertTrue(out.contains("\"dropped_udp_too_large\""), "\(label): counted: \(out)")
         }
     }

@@ -90,7 +90,7 @@ final class UserLimitInteropTests: InteropTestCase {
     }
 
     private func stats(_ control: String) throws -> [String: Any] {
-        let out = try runTool(try VMessdBinaries.vmessd(), ["ctl", "--control", control, "--json", "stats"])
+        let out = try runTool(try VMessdBinaries.vmessd(), ["ctl", "--control", control, "--json", "stats"]).stdout
         let object = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
         return (object?["stats"] as? [String: Any]) ?? object ?? [:]
     }

@@ -227,28 +227,10 @@ class EndToEndTestCase: XCTestCase {
 
     // MARK: vmessd ctl
 
-    struct ToolResult {
-        var status: Int32
-        var stdout: String
-        var stderr: String
-    }
-
     /// Runs a program to completion (bounded), capturing its output.
     func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
              timeout: TimeInterval = 60) throws -> ToolResult {
-        let process = try ManagedProcess(name: "run-\(UUID().uuidString.prefix(8))", executable: executable,
-                                         arguments: arguments, environment: environment, logDirectory: workDir)
-        defer {
-            try? FileManager.default.removeItem(at: process.stdoutURL)
-            try? FileManager.default.removeItem(at: process.stderrURL)
-        }
-        guard process.waitForExit(timeout: timeout) else {
-            process.terminate(grace: 1)
-            throw HarnessError("\(executable) \(arguments.joined(separator: " ")) did not finish within \(Int(timeout)) s")
-        }
-        return ToolResult(status: process.exitStatus ?? -1,
-                          stdout: (try? String(contentsOf: process.stdoutURL, encoding: .utf8)) ?? "",
-                          stderr: (try? String(contentsOf: process.stderrURL, encoding: .utf8)) ?? "")
+        try runTool(executable, arguments, environment: environment, timeout: timeout)
     }
 
     /// `vmessd ctl --control PATH --json ACTION`, decoded.

@@ -91,18 +91,10 @@ struct APIClient {
     /// Xray's GetAllOnlineUsers.
     func onlineUsers() throws -> [String] { (try handler(["onlineusers"], dialect: "xray") as? [String]) ?? [] }
 
-    /// Runs a command to its end: exit status and stdout+stderr.
+    /// Runs a command to its end: exit status and what it printed.
     static func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = out
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return (p.terminationStatus, String(decoding: data, as: UTF8.self))
+        let result = try runTool(executable, arguments)
+        return (result.status, result.output)
     }
 
     static let python = #"""

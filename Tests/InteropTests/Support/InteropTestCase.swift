@@ -129,20 +129,6 @@ class InteropTestCase: XCTestCase {
         return server
     }
 
-    /// Runs a command to completion (bounded by its own short work) and returns its stdout.
-    func runTool(_ executable: String, _ arguments: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: executable)
-        p.arguments = arguments
-        let out = Pipe()
-        p.standardOutput = out
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        let data = out.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
-    }
-
     func writeFile(_ name: String, _ text: String) throws -> String {
         let url = workDir.appendingPathComponent(name)
         try text.write(to: url, atomically: true, encoding: .utf8)
