@@ -238,8 +238,10 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
             // Like the reference: the header goes out, then the connection closes (§6.3 Sec 6, §11.2 last row).
             logger.debug("body setup failed: \(error)")
             inbound.counters.rejected["body_setup", default: 0] += 1
-            inbound.meter.countDown(header.readableBytes)
-            context.writeAndFlush(wrapOutboundOut(header)).whenComplete { [weak self] _ in self?.closeClient() }
+            let sent = context.eventLoop.makePromise(of: Void.self)
+            send(header, context: context, promise: sent)
+            context.flush()
+            sent.futureResult.whenComplete { [weak self] _ in self?.closeClient() }
             phase = .closed
             return
         }
@@ -387,13 +389,19 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         writeResponseHeaderIfNeeded(context)
         do {
             let out = try encoder.encode(&payload, allocator: context.channel.allocator)
-            inbound.meter.countDown(out.readableBytes)
-            context.write(wrapOutboundOut(out), promise: nil)
+            send(out, context: context)
             sentDownstream = true
         } catch {
             logger.error("response body: \(error)")
             closeClient()
         }
+    }
+
+    /// Every byte toward the client leaves through here: the inbound's counters see the
+    /// connection's bytes, VMess framing included (as the reference's do).
+    private func send(_ bytes: ByteBuffer, context: ChannelHandlerContext, promise: EventLoopPromise<Void>? = nil) {
+        inbound.meter.countDown(bytes.readableBytes)
+        context.write(wrapOutboundOut(bytes), promise: promise)
     }
 
     func downstreamDatagram(_ datagram: ByteBuffer, source: Destination) {
@@ -415,8 +423,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
             let fits = try datagram.withUnsafeReadableBytes { try encoder.encodeDatagram($0, into: &out) }
             // Too large for one chunk: dropped whole and counted, never cut.
             if fits {
-                inbound.meter.countDown(out.readableBytes)
-                context.write(wrapOutboundOut(out), promise: nil)
+                send(out, context: context)
             } else {
                 inbound.counters.drop(.udpTooLarge)
             }
@@ -429,8 +436,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     private func writeResponseHeaderIfNeeded(_ context: ChannelHandlerContext) {
         if let h = responseHeader {
             responseHeader = nil
-            inbound.meter.countDown(h.readableBytes)
-            context.write(wrapOutboundOut(h), promise: nil)
+            send(h, context: context)
         }
     }
 
@@ -443,14 +449,12 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         if let h = responseHeader {
             // Nothing was ever sent: the header goes out alone, without an end marker (§4).
             responseHeader = nil
-            inbound.meter.countDown(h.readableBytes)
-            context.write(wrapOutboundOut(h), promise: nil)
+            send(h, context: context)
         } else if sentDownstream {
             var end = context.channel.allocator.buffer(capacity: 100)
             try? encoder.encodeEnd(into: &end)
             if end.readableBytes > 0 {
-                inbound.meter.countDown(end.readableBytes)
-                context.write(wrapOutboundOut(end), promise: nil)
+                send(end, context: context)
             }
         }
         context.flush()
