@@ -180,7 +180,8 @@ public enum ConfigParser {
     }
 
     /// Top-level `"vmessd"`: {workers: int >= 1, drainTimeout: seconds >= 0, control: socket path,
-    /// limits: {connectionsPerWorker, connectionsPerSource: int >= 1, udpDatagramToClient: 1-65507}}.
+    /// limits: {connectionsPerWorker, connectionsPerSource: int >= 1, udpDatagramToClient: 1-65507},
+    /// metrics: {listen, userLabels} (ConfigParser+Metrics)}.
     static func readDaemonSettings(_ node: ConfigNode) throws -> DaemonSettings {
         var r = try node.object()
         var settings = DaemonSettings()
@@ -206,6 +207,7 @@ public enum ConfigParser {
             guard path.hasPrefix("/"), !path.utf8.contains(0) else { throw directory.mismatch("an absolute directory path") }
             settings.stateDirectory = path
         }
+        if let metrics = r.take("metrics") { settings.metrics = try readMetrics(metrics) }
         if let removed = r.take("removedUsers") {
             switch try removed.string() {
             case "disconnect": settings.disconnectRemovedUsers = true

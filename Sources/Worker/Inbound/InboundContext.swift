@@ -36,7 +36,7 @@ final class InboundContext {
          accessLog: AccessLog? = nil, udpToClient: Int = ClientLimits.defaultUDPToClient,
          statSwitches: StatSwitches = .off) throws {
         self.statSwitches = statSwitches
-        meter = counters.stats.inboundMeter(statSwitches, tag: config.tag)
+        meter = counters.stats.inboundMeter(statSwitches, tag: config.tag, name: config.tag ?? config.jsonPath)
         self.accessLog = accessLog
         self.udpToClient = udpToClient
         sniffing = try SniffingPolicy.make(config.sniffing)
