@@ -88,15 +88,22 @@ extension WorkerPool {
                            lastReload: lastReload, workers: workerRows, slots: slotRows, listeners: listenerRows)
     }
 
-    func stats() -> AdminStats {
-        let retired = slots.retired
-        var accepted = retired.accepted, up = retired.bytesUp, down = retired.bytesDown
+    /// Every worker's totals since the region was created: the retired workers' and the live ones'.
+    func workerTotals() -> WorkerSlotCounters {
+        var total = slots.retired
         for slot in workers.values.compactMap(\.sharedSlot) {
             let s = slots.read(slot)
-            accepted += s.accepted
-            up += s.bytesUp
-            down += s.bytesDown
+            total.accepted &+= s.accepted
+            total.bytesUp &+= s.bytesUp
+            total.bytesDown &+= s.bytesDown
+            total.acceptErrors &+= s.acceptErrors
         }
+        return total
+    }
+
+    func stats() -> AdminStats {
+        let totals = workerTotals()
+        let accepted = totals.accepted, up = totals.bytesUp, down = totals.bytesDown
         var rejected: [String: UInt64] = [:]
         for entry in reasonTable.entries() { rejected[entry.name, default: 0] += entry.value0 }
         // Full replay-filter buckets that made room by forgetting their oldest AuthID (see Bounds
