@@ -9,13 +9,15 @@ import TestSupport
 import XCTest
 
 final class MetricsInteropTests: InteropTestCase {
+    /// A running vmessd with its endpoint, and what the tests move bytes with.
     struct Setup {
-        var server: RunningServer
-        var metrics: MetricsScraper
-        var metricsPort: UInt16
-        var alice: VMessTestUser
-        var echo: EchoServer
-        var configPath: String
+        /// The endpoint's port, and a scraper of it.
+        let metricsPort: UInt16
+        let workDir: URL
+        var metrics: MetricsScraper { MetricsScraper(port: metricsPort, workDir: workDir) }
+        let server: RunningServer
+        let alice: VMessTestUser
+        let echo: EchoServer
     }
 
     /// vmess inbound "vmess-in" (alice@example.com), freedom "direct", no `stats`: the metrics count
@@ -41,8 +43,7 @@ final class MetricsInteropTests: InteropTestCase {
         let server = try startServer(.vmessd, port: port,
                                      config: config(port: port, metricsPort: metricsPort, alice: alice, userLabels: userLabels))
         try waitForTCPPort(metricsPort, timeout: Self.startupTimeout, stillAlive: { server.process.isRunning })
-        return Setup(server: server, metrics: MetricsScraper(port: metricsPort, workDir: workDir), metricsPort: metricsPort,
-                     alice: alice, echo: try makeEchoServer(), configPath: workDir.appendingPathComponent("server-vmessd.json").path)
+        return Setup(metricsPort: metricsPort, workDir: workDir, server: server, alice: alice, echo: try makeEchoServer())
     }
 
     /// Polls until `condition` holds on a fresh scrape (workers publish once a second); the last
