@@ -192,7 +192,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         }
         trackedUser = a.user.id
         if let skew = a.skew { inbound.counters.skew[SkewHistogram.Outcome.accepted.rawValue].record(skew) }
-        let connections = inbound.counters.stats.connectionMeter(.user, userKey)
+        let connections = inbound.counters.stats.userConnectionMeter(userKey)
         connections.open()
         userConnections = connections
         logger[metadataKey: "user"] = "\(userKey)"

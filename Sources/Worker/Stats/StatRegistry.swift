@@ -42,6 +42,9 @@ final class StatRegistry {
     private(set) var counters: [StatCounter] = []
     private var byName: [String: StatCounter] = [:]
     private var byMetric: [MetricTarget: StatCounter] = [:]
+    /// Users' connection meters by user key: a handshake finds its user's with one look-up, without
+    /// building the entry names again.
+    private var userConnections: [String: ConnectionMeter] = [:]
 
     /// The counter called `name`, created on first use; nil for nil (a counter the config does not ask for).
     func counter(_ name: String?) -> StatCounter? { counter(name, metric: nil) }
@@ -88,6 +91,14 @@ extension StatRegistry {
         let metric = tag.flatMap { $0.isEmpty ? nil : $0 }
         return TrafficMeter(up: counter(switches.outbound(tag: tag, .uplink), metric: metric.map { MetricTarget(.outbound, $0, .bytesUp) }),
                             down: counter(switches.outbound(tag: tag, .downlink), metric: metric.map { MetricTarget(.outbound, $0, .bytesDown) }))
+    }
+
+    /// A user's connections (metrics only), once per accepted handshake.
+    func userConnectionMeter(_ user: String) -> ConnectionMeter {
+        if let known = userConnections[user] { return known }
+        let meter = connectionMeter(.user, user)
+        userConnections[user] = meter
+        return meter
     }
 
     /// Connections opened and closed through an inbound, an outbound or by a user (metrics only).
