@@ -112,8 +112,19 @@ extension WorkerPool {
         let users = userTable.entries()
             .map { AdminStats.User(user: $0.name, up: $0.value0, down: $0.value1) }
             .sorted { $0.user < $1.user }
-        return AdminStats(accepted: accepted, bytesUp: up, bytesDown: down, rejected: rejected, users: users,
-                          workerRestarts: totalRestarts, reloads: reloads)
+        var stats = AdminStats(accepted: accepted, bytesUp: up, bytesDown: down, rejected: rejected, users: users,
+                               workerRestarts: totalRestarts, reloads: reloads)
+        var inbounds: [String: AdminStats.Traffic] = [:]
+        for entry in metricTable.entries() {
+            guard let (kind, name) = MetricName.parse(entry.name), kind == .inbound else { continue }
+            // Names cut to the entry's bytes can collide: theirs add up.
+            var traffic = inbounds[name] ?? AdminStats.Traffic(name: name, up: 0, down: 0)
+            traffic.up &+= entry.value0
+            traffic.down &+= entry.value1
+            inbounds[name] = traffic
+        }
+        stats.inbounds = inbounds.values.sorted { $0.name < $1.name }
+        return stats
     }
 }
 
