@@ -119,9 +119,9 @@ struct CtlCommand: ParsableCommand {
             if !stats.rejected.isEmpty {
                 lines.append("rejected: " + stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             }
-            if let inbounds = stats.inbounds, !inbounds.isEmpty {
+            if let up = stats.inboundsUp, !up.isEmpty {
                 lines.append("")
-                lines.append(table(["INBOUND", "UP", "DOWN"], inbounds.map { [$0.name, bytes($0.up), bytes($0.down)] }))
+                lines.append(table(["INBOUND", "UP", "DOWN"], up.keys.sorted().map { [$0, bytes(up[$0]!), bytes(stats.inboundsDown?[$0] ?? 0)] }))
             }
             lines.append("")
             lines.append(table(["USER", "UP", "DOWN"], stats.users.map { [$0.user, bytes($0.up), bytes($0.down)] }))

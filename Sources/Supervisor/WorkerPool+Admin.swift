@@ -114,16 +114,15 @@ extension WorkerPool {
             .sorted { $0.user < $1.user }
         var stats = AdminStats(accepted: accepted, bytesUp: up, bytesDown: down, rejected: rejected, users: users,
                                workerRestarts: totalRestarts, reloads: reloads)
-        var inbounds: [String: AdminStats.Traffic] = [:]
+        var inboundsUp: [String: UInt64] = [:], inboundsDown: [String: UInt64] = [:]
         for entry in metricTable.entries() {
             guard let (kind, name) = MetricName.parse(entry.name), kind == .inbound else { continue }
             // Names cut to the entry's bytes can collide: theirs add up.
-            var traffic = inbounds[name] ?? AdminStats.Traffic(name: name, up: 0, down: 0)
-            traffic.up &+= entry.value0
-            traffic.down &+= entry.value1
-            inbounds[name] = traffic
+            inboundsUp[name, default: 0] &+= entry.value0
+            inboundsDown[name, default: 0] &+= entry.value1
         }
-        stats.inbounds = inbounds.values.sorted { $0.name < $1.name }
+        stats.inboundsUp = inboundsUp
+        stats.inboundsDown = inboundsDown
         return stats
     }
 }

@@ -18,7 +18,8 @@ final class TopViewTests: XCTestCase {
         var stats = AdminStats(accepted: 20, bytesUp: up, bytesDown: up, rejected: rejected,
                                users: [.init(user: "alice@example.com", up: alice, down: 0), .init(user: "bob@example.com", up: bob, down: 0)],
                                workerRestarts: 0, reloads: 0)
-        stats.inbounds = [.init(name: "vmess-in", up: inbound, down: inbound / 2)]
+        stats.inboundsUp = ["vmess-in": inbound]
+        stats.inboundsDown = ["vmess-in": inbound / 2]
         return TopView.Sample(status: status, stats: stats, at: at)
     }
 

@@ -53,9 +53,9 @@ struct TopView {
         let workers = [["WORKER", "PID", "GEN", "STATE", "CONNS", "ACCEPTED", "REJECTED"]] + s.workers.map { w in
             ["\(w.index)", "\(w.pid)", "\(w.generation)", w.state, "\(w.connections)", "\(w.accepted)", "\(w.rejected)"]
         }
-        let before = Dictionary((p?.inbounds ?? []).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-        let inbounds = [["INBOUND", "UP/s", "DOWN/s", "UP", "DOWN"]] + (t.inbounds ?? []).map { i in
-            [i.name, rate(i.up, before[i.name]?.up), rate(i.down, before[i.name]?.down), CtlCommand.bytes(i.up), CtlCommand.bytes(i.down)]
+        let inbounds = [["INBOUND", "UP/s", "DOWN/s", "UP", "DOWN"]] + (t.inboundsUp ?? [:]).keys.sorted().map { name in
+            let up = t.inboundsUp?[name] ?? 0, down = t.inboundsDown?[name] ?? 0
+            return [name, rate(up, p?.inboundsUp?[name]), rate(down, p?.inboundsDown?[name]), CtlCommand.bytes(up), CtlCommand.bytes(down)]
         }
         let usersBefore = Dictionary((p?.users ?? []).map { ($0.user, $0) }, uniquingKeysWith: { a, _ in a })
         // Top users by bytes per second since the last refresh (by total before the first one).
