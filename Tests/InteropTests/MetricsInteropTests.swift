@@ -166,6 +166,42 @@ final class MetricsInteropTests: InteropTestCase {
         XCTAssertEqual(scrape["vmessd_outbound_traffic_bytes_total", ["outbound": "direct", "direction": "up"]], 5000)
     }
 
+    /// A client that dribbles its request is cut off at the request deadline, a body over the bound
+    /// gets 413, and meanwhile scrapes are answered.
+    func testSlowAndOversizedRequestsAreBounded() throws {
+        let s = try start()
+        let slow = try Sock.connect(port: s.metricsPort)
+        defer { close(slow) }
+        let started = Date()
+        try Sock.writeAll(slow, Data("GET /metrics HTTP/1.1\r\nHost: x\r\n".utf8), deadline: started.addingTimeInterval(5))
+        var closedAfter: TimeInterval?
+        for i in 0..<20 {
+            // A header line every second keeps the idle timeout away; only the deadline ends it.
+            if (try? Sock.writeAll(slow, Data("X-\(i): y\r\n".utf8), deadline: Date().addingTimeInterval(2))) == nil {
+                closedAfter = Date().timeIntervalSince(started)
+                break
+            }
+            XCTAssertEqual(try s.metrics.scrape().status, 200, "scrapes are answered beside a slow client")
+            var byte: UInt8 = 0
+            var pfd = pollfd(fd: slow, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 1000) > 0, recv(slow, &byte, 1, 0) <= 0 {
+                closedAfter = Date().timeIntervalSince(started)
+                break
+            }
+        }
+        let after = try XCTUnwrap(closedAfter, "the dribbling client was never cut off")
+        XCTAssertGreaterThan(after, 9, "not before the 10 s request deadline")
+        XCTAssertLessThan(after, 16, "at the request deadline, not at the idle timeout")
+
+        let big = try Sock.connect(port: s.metricsPort)
+        defer { close(big) }
+        try Sock.writeAll(big, Data("POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n".utf8) + randomData(8192),
+                          deadline: Date().addingTimeInterval(5))
+        let answer = try Sock.read(big, count: 64, deadline: Date().addingTimeInterval(5))
+        XCTAssertTrue(String(decoding: answer.data, as: UTF8.self).hasPrefix("HTTP/1.1 413"), String(decoding: answer.data, as: UTF8.self))
+        assertRunning(s.server.process)
+    }
+
     /// Debian's Prometheus server scrapes the endpoint like a deployment would and answers a query.
     func testARealPrometheusScrapesIt() throws {
         let binary = try Tool.require("/usr/bin/prometheus", install: "apt-get install prometheus; scripts/install-deps.sh does")

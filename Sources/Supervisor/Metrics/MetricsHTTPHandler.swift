@@ -14,12 +14,16 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
     static let maximumBody = 4096
 
     private let render: @Sendable () async -> [UInt8]?
+    private let deadline: RequestDeadline?
     private var head: HTTPRequestHead?
     private var bodyBytes = 0
     /// Answered "too large" and closing: the rest of the request is ignored.
     private var closing = false
 
-    init(render: @escaping @Sendable () async -> [UInt8]?) { self.render = render }
+    init(render: @escaping @Sendable () async -> [UInt8]?, deadline: RequestDeadline? = nil) {
+        self.render = render
+        self.deadline = deadline
+    }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !closing else { return }
@@ -35,6 +39,7 @@ final class MetricsHTTPHandler: ChannelInboundHandler {
                 respond(context, status: .payloadTooLarge, keepAlive: false, body: Array("request body too large\n".utf8))
             }
         case .end:
+            deadline?.requestComplete()
             guard let h = head else { return }
             head = nil
             route(h, context: context)

@@ -4,8 +4,9 @@
 // MainLoopBridge, for the short read of shared memory that MetricsSample is.
 //
 // Bounds: at most `maximumConnections` clients at once (more are closed at accept), a connection
-// idle for `idleTimeout` is closed, request heads are bounded by NIOHTTP1's parser (80 KiB) and
-// bodies by MetricsHTTPHandler. No authentication: loopback by default.
+// idle for `idleTimeout` is closed, a request must arrive whole within 10 s of its first byte
+// (RequestDeadline), request heads are bounded by NIOHTTP1's parser (80 KiB) and bodies by
+// MetricsHTTPHandler. No authentication: loopback by default.
 
 import Logging
 import NIOCore
@@ -45,9 +46,11 @@ final class MetricsServer {
                     channel.closeFuture.whenComplete { _ in open.count -= 1 }
                     return channel.eventLoop.makeCompletedFuture {
                         let pipeline = channel.pipeline.syncOperations
+                        let deadline = RequestDeadline()
                         try pipeline.addHandler(IdleStateHandler(allTimeout: Self.idleTimeout))
+                        try pipeline.addHandler(deadline)
                         try pipeline.configureHTTPServerPipeline(withErrorHandling: true)
-                        try pipeline.addHandler(MetricsHTTPHandler(render: render))
+                        try pipeline.addHandler(MetricsHTTPHandler(render: render, deadline: deadline))
                     }
                 }
                 .withBoundSocket(fd)
