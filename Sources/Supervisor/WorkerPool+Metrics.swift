@@ -20,7 +20,8 @@ extension WorkerPool {
 
     /// A reload: the endpoint rebinds only when its address changed (a new `userLabels` is read
     /// from the served config at each scrape). The new address is bound before the old one is let
-    /// go; if it cannot be, the old endpoint stays.
+    /// go, so scrapes never find nobody; when the two overlap (the same port on the wildcard
+    /// address) the old one goes first; if the new one cannot be bound at all, the old one stays.
     func reloadMetrics(_ next: MetricsSettings?) {
         let current = metricsServer?.settings
         guard current?.host != next?.host || current?.port != next?.port else { return }
@@ -33,15 +34,27 @@ extension WorkerPool {
         let old = metricsServer
         metricsServer = nil
         do {
-            // The same port on another address binds beside the old one; the same address with a new
-            // port too. Only an identical address would clash, and that is not a change.
             try startMetrics(next)
             old?.stop()
+            return
         } catch {
-            metricsServer = old
-            logger.error("cannot start the metrics endpoint on the new address; the old one stays", metadata: [
+            guard let old else {
+                return logger.error("cannot start the metrics endpoint", metadata: ["address": "\(next.address)", "error": "\(error)"])
+            }
+            // Maybe the old socket holds the port (127.0.0.1:9550 → 0.0.0.0:9550): free it, try again.
+            old.stop(wait: true)
+        }
+        do {
+            try startMetrics(next)
+        } catch {
+            logger.error("cannot start the metrics endpoint on the new address; keeping the old one", metadata: [
                 "address": "\(next.address)", "error": "\(error)",
             ])
+            do {
+                try startMetrics(current)
+            } catch {
+                logger.error("cannot bind the old metrics address again; the endpoint is off", metadata: ["error": "\(error)"])
+            }
         }
     }
 

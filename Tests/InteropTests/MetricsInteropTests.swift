@@ -22,7 +22,7 @@ final class MetricsInteropTests: InteropTestCase {
 
     /// vmess inbound "vmess-in" (alice@example.com), freedom "direct", no `stats`: the metrics count
     /// whatever the API's switches say.
-    func config(port: UInt16, metricsPort: UInt16, alice: VMessTestUser, userLabels: Bool) -> String {
+    func config(port: UInt16, metricsPort: UInt16, alice: VMessTestUser, userLabels: Bool, host: String = "127.0.0.1") -> String {
         var user = alice.json
         user["email"] = "alice@example.com"
         return TestConfigs.json([
@@ -30,7 +30,7 @@ final class MetricsInteropTests: InteropTestCase {
             "inbounds": [["listen": "127.0.0.1", "port": Int(port), "protocol": "vmess", "tag": "vmess-in",
                           "settings": ["clients": [user]]]],
             "outbounds": [["protocol": "freedom", "tag": "direct"]],
-            "vmessd": ["metrics": ["listen": "127.0.0.1:\(metricsPort)", "userLabels": userLabels]],
+            "vmessd": ["metrics": ["listen": "\(host):\(metricsPort)", "userLabels": userLabels]],
         ])
     }
 
@@ -199,6 +199,29 @@ final class MetricsInteropTests: InteropTestCase {
                           deadline: Date().addingTimeInterval(5))
         let answer = try Sock.read(big, count: 64, deadline: Date().addingTimeInterval(5))
         XCTAssertTrue(String(decoding: answer.data, as: UTF8.self).hasPrefix("HTTP/1.1 413"), String(decoding: answer.data, as: UTF8.self))
+        assertRunning(s.server.process)
+    }
+
+    /// A reload that changes `listen` moves the endpoint: onto the wildcard address with the same port
+    /// (the old socket must go first), then to another port (the old one stops answering).
+    func testReloadMovesTheEndpoint() throws {
+        let s = try start()
+        let path = workDir.appendingPathComponent("server-vmessd.json")
+        func reload(host: String, metricsPort: UInt16, generation: Double) throws {
+            try config(port: s.server.port, metricsPort: metricsPort, alice: s.alice, userLabels: true, host: host)
+                .write(to: path, atomically: true, encoding: .utf8)
+            kill(s.server.process.pid, SIGHUP)
+            let moved = Setup(metricsPort: metricsPort, workDir: workDir, server: s.server, alice: s.alice, echo: s.echo)
+            try eventually(moved, "generation \(Int(generation)) serves metrics on \(host):\(metricsPort)", timeout: 20) { m in
+                m["vmessd_generation"] == generation && m["vmessd_reloads_total", ["result": "ok"]] == generation - 1
+            }
+        }
+        try reload(host: "0.0.0.0", metricsPort: s.metricsPort, generation: 2)
+        XCTAssertTrue(s.server.process.output().contains("address=0.0.0.0:\(s.metricsPort)"), "the wildcard socket is the one answering")
+        var other = try FreePort.tcp()
+        while other == s.metricsPort || other == s.server.port { other = try FreePort.tcp() }
+        try reload(host: "127.0.0.1", metricsPort: other, generation: 3)
+        XCTAssertThrowsError(try Sock.connect(port: s.metricsPort), "the old address no longer answers")
         assertRunning(s.server.process)
     }
 

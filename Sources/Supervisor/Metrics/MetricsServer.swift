@@ -67,8 +67,11 @@ final class MetricsServer {
     }
 
     /// Stops listening and closes open scrapes (their answers are figures, nothing to finish).
-    func stop() {
-        channel.close(promise: nil)
+    /// `wait`: until the listening socket is closed (bounded), so that its address can be bound
+    /// again at once.
+    func stop(wait: Bool = false) {
+        let closed = channel.close()
+        if wait { _ = try? closed.wait() }
         group.shutdownGracefully { _ in }
     }
 
