@@ -73,21 +73,36 @@ final class CtlTopInteropTests: InteropTestCase {
         XCTAssertLessThanOrEqual(lines.filter { !$0.isEmpty }.count, 24)
         XCTAssertTrue(lines.allSatisfy { $0.count <= 80 }, "a line wider than the terminal:\n\(lines.joined(separator: "\n"))")
 
-        XCTAssertEqual(try tmux(socket, ["send-keys", "-t", "top", "q"]).status, 0)
-        let quitBy = Date().addingTimeInterval(5)
-        var after: [String] = []
-        while Date() < quitBy {
-            after = try screen(socket)
-            if after.contains(where: { $0.contains("top-exited-") && !$0.contains("echo") }) { break }
-            usleep(100_000)
-        }
-        XCTAssertTrue(after.contains("top-exited-0"), "q did not end it with status 0:\n\(after.joined(separator: "\n"))")
+        let after = try quit(socket, key: "q", exits: 1)
         // The alternate screen is gone: the shell's own screen is back, without the view.
         XCTAssertFalse(after.contains { $0.hasPrefix("WORKER") }, after.joined(separator: "\n"))
         // The terminal is back in cooked mode: typed text echoes again.
         XCTAssertEqual(try tmux(socket, ["send-keys", "-t", "top", "echo cooked-$((40+2))", "Enter"]).status, 0)
         usleep(500_000)
         XCTAssertTrue(try screen(socket).contains("cooked-42"))
+
+        // Ctrl-C ends it the same way (raw mode takes it as a key, so the restore still runs).
+        XCTAssertEqual(try tmux(socket, ["send-keys", "-t", "top", "clear; " + command, "Enter"]).status, 0)
+        let shownBy = Date().addingTimeInterval(10)
+        while Date() < shownBy, !(try screen(socket)).contains(where: { $0.hasPrefix("WORKER") }) { usleep(100_000) }
+        let afterInterrupt = try quit(socket, key: "C-c", exits: 1)
+        XCTAssertFalse(afterInterrupt.contains { $0.hasPrefix("WORKER") }, afterInterrupt.joined(separator: "\n"))
         assertRunning(server.process, client.process)
+    }
+
+    /// Sends `key` and waits for the shell's `top-exited-0` line (the `exits`-th since the screen was
+    /// last cleared); the screen after.
+    func quit(_ socket: String, key: String, exits: Int) throws -> [String] {
+        XCTAssertEqual(try tmux(socket, ["send-keys", "-t", "top", key]).status, 0)
+        let quitBy = Date().addingTimeInterval(5)
+        var after: [String] = []
+        while Date() < quitBy {
+            after = try screen(socket)
+            if after.filter({ $0 == "top-exited-0" }).count >= exits { break }
+            usleep(100_000)
+        }
+        XCTAssertEqual(after.filter { $0 == "top-exited-0" }.count, exits,
+                       "\(key) did not end it with status 0:\n\(after.joined(separator: "\n"))")
+        return after
     }
 }
