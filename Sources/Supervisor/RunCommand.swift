@@ -178,6 +178,13 @@ struct RunCommand: ParsableCommand {
             logger.critical("cannot start the gRPC API", metadata: ["error": "\(error)"])
             throw ExitStatus.runtimeFailure
         }
+        do {
+            try pool.startMetrics(config.daemon.metrics)
+        } catch {
+            plan.abandon()
+            logger.critical("cannot start the metrics endpoint", metadata: ["error": "\(error)"])
+            throw ExitStatus.runtimeFailure
+        }
         let adminPath = AdminSocketPath.resolve(flag: control, config: config.daemon.control)
         do {
             pool.admin = try handover?.admin.map { try AdminServer(adopting: $0, path: adminPath, logger: logger) }

@@ -88,15 +88,22 @@ extension WorkerPool {
                            lastReload: lastReload, workers: workerRows, slots: slotRows, listeners: listenerRows)
     }
 
-    func stats() -> AdminStats {
-        let retired = slots.retired
-        var accepted = retired.accepted, up = retired.bytesUp, down = retired.bytesDown
+    /// Every worker's totals since the region was created: the retired workers' and the live ones'.
+    func workerTotals() -> WorkerSlotCounters {
+        var total = slots.retired
         for slot in workers.values.compactMap(\.sharedSlot) {
             let s = slots.read(slot)
-            accepted += s.accepted
-            up += s.bytesUp
-            down += s.bytesDown
+            total.accepted &+= s.accepted
+            total.bytesUp &+= s.bytesUp
+            total.bytesDown &+= s.bytesDown
+            total.acceptErrors &+= s.acceptErrors
         }
+        return total
+    }
+
+    func stats() -> AdminStats {
+        let totals = workerTotals()
+        let accepted = totals.accepted, up = totals.bytesUp, down = totals.bytesDown
         var rejected: [String: UInt64] = [:]
         for entry in reasonTable.entries() { rejected[entry.name, default: 0] += entry.value0 }
         // Full replay-filter buckets that made room by forgetting their oldest AuthID (see Bounds
@@ -112,8 +119,18 @@ extension WorkerPool {
                                 addresses: limits?.sources(user: entry.index, nowMilliseconds: now).map(\.source.text).sorted())
             }
             .sorted { $0.user < $1.user }
-        return AdminStats(accepted: accepted, bytesUp: up, bytesDown: down, rejected: rejected, users: users,
-                          workerRestarts: totalRestarts, reloads: reloads)
+        var stats = AdminStats(accepted: accepted, bytesUp: up, bytesDown: down, rejected: rejected, users: users,
+                               workerRestarts: totalRestarts, reloads: reloads)
+        var inboundsUp: [String: UInt64] = [:], inboundsDown: [String: UInt64] = [:]
+        for entry in metricTable.entries() {
+            guard let (kind, name) = MetricName.parse(entry.name), kind == .inbound else { continue }
+            // Names cut to the entry's bytes can collide: theirs add up.
+            inboundsUp[name, default: 0] &+= entry.value0
+            inboundsDown[name, default: 0] &+= entry.value1
+        }
+        stats.inboundsUp = inboundsUp
+        stats.inboundsDown = inboundsDown
+        return stats
     }
 }
 

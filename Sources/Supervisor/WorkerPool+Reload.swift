@@ -67,6 +67,7 @@ extension WorkerPool {
                 logger.error("cannot start the gRPC API with the new config; it is off", metadata: ["error": "\(error)"])
             }
         }
+        reloadMetrics(p.config.daemon.metrics)
         config = p.config
         settings = p.settings
         generation = p.generation
@@ -82,6 +83,7 @@ extension WorkerPool {
             ])
         } else {
             reloads += 1
+            supervisorMetrics.reloaded(result: "ok", seconds: now - p.startedAt)
             reloadProblem = nil
             lastReload = "generation \(generation) at \(Self.wallClock()): ok"
             logger.notice("reloaded", metadata: [
@@ -139,6 +141,7 @@ extension WorkerPool {
             return
         }
         reloadProblem = "reload failed: \(reason)"
+        supervisorMetrics.reloaded(result: "failed", seconds: monotonicNow() - p.startedAt)
         lastReload = "generation \(p.generation) at \(Self.wallClock()): failed: \(reason)"
         logger.error("reload failed; the previous generation keeps serving", metadata: [
             "reason": "\(reason)", "generation": "\(generation)",
@@ -235,6 +238,7 @@ extension WorkerPool {
     /// An invalid config (or sockets that cannot be opened): nothing changes but the status.
     private func rejectReload(_ reason: String) {
         reloadProblem = "reload failed: \(reason)"
+        supervisorMetrics.reloaded(result: "invalid", seconds: 0)
         lastReload = "at \(Self.wallClock()): failed: \(reason)"
         logger.error("reload failed: invalid configuration; still serving the previous one", metadata: [
             "reason": "\(reason)", "generation": "\(generation)",

@@ -50,7 +50,7 @@ extension WorkerPool {
         guard configPath != nil else { return refuseUpgrade("not upgrading: the embedded demo config cannot be handed over") }
         guard let memory = region.descriptor else { return refuseUpgrade("not upgrading: no shared-memory descriptor") }
         logger.notice("upgrade requested", metadata: ["trigger": "\(reason)", "executable": "\(executable)"])
-        releaseAPI()
+        releaseControlListeners()
 
         var ends: [Int32] = [-1, -1]
         // pipe2 is a GNU extension Glibc does not import; the supervisor is single-threaded and
@@ -149,22 +149,38 @@ extension WorkerPool {
                 logger.error("cannot restart the gRPC API after the failed upgrade; it is off", metadata: ["error": "\(error)"])
             }
         }
+        if metricsServer == nil, config.daemon.metrics != nil {
+            do {
+                try startMetrics(config.daemon.metrics)
+            } catch {
+                logger.error("cannot restart the metrics endpoint after the failed upgrade; it is off", metadata: ["error": "\(error)"])
+            }
+        }
         reloadProblem = "upgrade failed: \(reason)"
         logger.error("upgrade failed; this binary keeps serving", metadata: ["reason": "\(reason)"])
         refreshStatus()
         answerUpgrade(ok: false, "upgrade failed: \(reason); still serving (pid \(getpid()))")
     }
 
-    /// The gRPC API's ports must be free for the new binary to bind them (its listeners are not
-    /// shared: two processes accepting on one socket is what the workers' SO_REUSEPORT groups avoid).
-    /// So the API stops here first, for the moment of the upgrade, and comes back if it fails.
-    private func releaseAPI() {
-        guard let running = api else { return }
-        running.stop()
-        api = nil
-        // The listeners close on the API's own event loop: wait (bounded) until each address binds.
+    /// The gRPC API's and the metrics endpoint's ports must be free for the new binary to bind them
+    /// (their listeners are not shared: two processes accepting on one socket is what the workers'
+    /// SO_REUSEPORT groups avoid). So they stop here first, for the moment of the upgrade, and come
+    /// back if it fails.
+    private func releaseControlListeners() {
+        var addresses: [(host: String, port: Int)] = []
+        if let running = api {
+            running.stop()
+            api = nil
+            addresses += running.config.listeners.map { ($0.host, $0.port) }
+        }
+        if let running = metricsServer {
+            running.stop()
+            metricsServer = nil
+            addresses.append((running.settings.host, running.settings.port))
+        }
+        // The listeners close on their own event loops: wait (bounded) until each address binds.
         let deadline = monotonicNow() + 3
-        for listener in running.config.listeners {
+        for listener in addresses {
             while monotonicNow() < deadline {
                 if let probe = try? Posix.makeBoundSocket(host: listener.host, port: listener.port, reusePort: false) {
                     try? Posix.close(probe)

@@ -52,6 +52,8 @@ final class WorkerPool {
         var failure: String?
         /// Killed by us for not answering heartbeats.
         var killedUnresponsive = false
+        /// Killed by us for not reporting ready in time (killedUnresponsive is set too).
+        var killedNotReady = false
         /// A draining worker past this is killed.
         var drainDeadline: Double?
 
@@ -133,6 +135,11 @@ final class WorkerPool {
     /// The gRPC API (nil: the config has none) and how its handlers reach this loop.
     var api: APIServer?
     var bridge: MainLoopBridge?
+    /// The Prometheus endpoint (nil: `vmessd.metrics` is absent) and what it renders.
+    var metricsServer: MetricsServer?
+    let metricTable: CounterTable
+    let supervisorMetrics = SupervisorMetrics()
+    lazy var metricsExporter = MetricsExporter(registry: supervisorMetrics.registry)
     let signalFD: Int32
     /// The file reloads re-read (nil: the embedded demo config, reloaded as it is).
     let configPath: String?
@@ -201,6 +208,7 @@ final class WorkerPool {
         userTable = CounterTable(region: region, kind: .users)
         reasonTable = CounterTable(region: region, kind: .reasons)
         statTable = CounterTable(region: region, kind: .stats)
+        metricTable = CounterTable(region: region, kind: .metrics)
         self.signalFD = signalFD
         self.configPath = configPath
         self.overrides = overrides
@@ -245,6 +253,7 @@ final class WorkerPool {
         }
         admin?.close()
         api?.stop()
+        metricsServer?.stop()
         bridge?.close()
         return exitStatus
     }
@@ -555,6 +564,7 @@ final class WorkerPool {
         }
         // A crash (or an exit nobody asked for) of a current worker: respawn on the same sockets.
         totalRestarts += 1
+        supervisorMetrics.workerRestarted(Self.restartCause(worker, status))
         let delay = positions[worker.index].backoff.workerDied(uptime: uptime)
         positions[worker.index].lastExit = cause
         positions[worker.index].respawnAt = now + delay
@@ -598,6 +608,7 @@ final class WorkerPool {
             logger.error("worker did not report ready; killing it", metadata: ["worker": "\(worker.index)", "pid": "\(worker.pid)"])
             worker.readyDeadline = .infinity
             worker.killedUnresponsive = true
+            worker.killedNotReady = true
             kill(worker.pid, SIGKILL)
         }
     }

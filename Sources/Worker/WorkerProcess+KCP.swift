@@ -15,12 +15,14 @@ extension WorkerProcess {
         let tracker = self.tracker
         let logger = self.logger
         let name = inbound.tag ?? inbound.jsonPath
+        let connections = counters.stats.connectionMeter(.inbound, name)
         let settings = inbound.stream.kcp ?? KCPSettings()
         let listener = try KCPListener(settings: settings, logger: logger) { streamFD, source in
             ClientBootstrap(group: loop)
                 .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                 .channelInitializer { channel in
-                    Self.initializeConnection(channel, tracker: tracker, logger: logger, bySource: false) { counter in
+                    Self.initializeConnection(channel, tracker: tracker, logger: logger, bySource: false,
+                                              connections: connections) { counter in
                         guard counter.claim(source) else {
                             return channel.eventLoop.makeFailedFuture(ConnectionTracker.LimitReached(reason: .sourceLimit))
                         }

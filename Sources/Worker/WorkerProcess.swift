@@ -171,6 +171,7 @@ public final class WorkerProcess {
                 publisher.publish()
                 userLimiter?.refresh()
             }
+            LagProbe.start(on: loop, counters: counters)
         }
         installSignals(loop: loop)
         control?.startReceiving(on: .main) { [self] message in handle(message, loop: loop) }
@@ -188,13 +189,15 @@ public final class WorkerProcess {
         let tracker = self.tracker
         let logger = self.logger
         let name = inbound.tag ?? inbound.jsonPath
+        let connections = counters.stats.connectionMeter(.inbound, name)
         let sockopt = inbound.stream.sockopt
         // A Unix socket (the config's "/path" or "@name", or one systemd passed) has no TCP level
         // (TCP_NODELAY or Fast Open would fail every accepted connection), and is shared by every
         // worker (SharedSocketAcceptor).
         let isTCP = (try? Posix.socketFamily(fd)) != AF_UNIX
         let initialize: (Channel) -> EventLoopFuture<Void> = { channel in
-            Self.initializeConnection(channel, tracker: tracker, logger: logger, bySource: !proxyProtocol) { counter in
+            Self.initializeConnection(channel, tracker: tracker, logger: logger, bySource: !proxyProtocol,
+                                      connections: connections) { counter in
                 // `sockopt`: set on each accepted socket (nothing when the inbound has none).
                 sockopt.apply(to: channel, tcp: isTCP).flatMap {
                     transport.configure(channel, claimSource: { counter.claim($0) }, installProtocol: factory.install)
@@ -265,8 +268,9 @@ public final class WorkerProcess {
     /// Admission (the tracker's limits) and the pipeline of one client connection, for every
     /// inbound kind: `rest` adds the transport and protocol handlers once admitted.
     static func initializeConnection(_ channel: Channel, tracker: ConnectionTracker, logger: Logger, bySource: Bool,
+                                     connections: ConnectionMeter? = nil,
                                      rest: (ConnectionTracker.Handler) -> EventLoopFuture<Void>) -> EventLoopFuture<Void> {
-        guard let counter = tracker.admit(channel, bySource: bySource) else {
+        guard let counter = tracker.admit(channel, bySource: bySource, connections: connections) else {
             logger.debug("connection refused: limit reached", metadata: ["peer": "\(channel.remoteAddress?.description ?? "?")"])
             return channel.eventLoop.makeFailedFuture(ConnectionTracker.LimitReached(reason: .connectionLimit))
         }

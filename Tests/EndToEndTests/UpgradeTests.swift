@@ -57,7 +57,10 @@ final class UpgradeTests: EndToEndTestCase {
         // A TCP inbound and a Unix-socket one: both are handed over.
         let socket = "/tmp/vmessd-up-\(UUID().uuidString.prefix(8).lowercased()).sock"
         onTearDown { unlink(socket) }
-        let config = Self.serverConfig(port: port, users: [user], extra: ["inbounds": [
+        // The metrics endpoint too: the old supervisor lets go of its port for the new one.
+        var metricsPort = try FreePort.tcp()
+        while metricsPort == port { metricsPort = try FreePort.tcp() }
+        let config = Self.serverConfig(port: port, users: [user], daemon: ["metrics": ["listen": "127.0.0.1:\(metricsPort)"]], extra: ["inbounds": [
             ["port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "vmess-in", "settings": ["clients": [user.serverJSON]]],
             ["listen": socket, "protocol": "vmess", "tag": "unix-in", "settings": ["clients": [user.serverJSON]]],
         ]])
@@ -116,6 +119,9 @@ final class UpgradeTests: EndToEndTestCase {
         for pid in oldWorkers { XCTAssertFalse(Self.exists(pid), "old worker \(pid)") }
         // The totals carry on through the upgrade (the retired workers' counts live in shared memory).
         XCTAssertGreaterThan(try stats(server).accepted, acceptedBefore, "ctl stats after the upgrade")
+        // The new supervisor serves the metrics, with the same totals.
+        let accepted = try XCTUnwrap(Self.scrapeAccepted(port: metricsPort), "metrics after the upgrade")
+        XCTAssertGreaterThanOrEqual(accepted, acceptedBefore, "the metrics' totals carry on through the upgrade")
         // The old supervisor left the Unix socket file to the new one, which still serves it.
         var info = stat()
         XCTAssertEqual(lstat(socket, &info), 0)
@@ -131,16 +137,29 @@ final class UpgradeTests: EndToEndTestCase {
         XCTAssertNotEqual(lstat(socket, &info), 0, "the new supervisor removes the socket file at stop")
     }
 
+    /// `vmessd_connections_accepted_total` from one plain HTTP/1.0 GET of the metrics endpoint.
+    static func scrapeAccepted(port: UInt16) throws -> UInt64? {
+        let fd = try Sock.connect(port: port)
+        defer { close(fd) }
+        try Sock.writeAll(fd, Data("GET /metrics HTTP/1.0\r\n\r\n".utf8), deadline: Date().addingTimeInterval(5))
+        let answer = String(decoding: try Sock.read(fd, count: 1 << 20, deadline: Date().addingTimeInterval(5)).data, as: UTF8.self)
+        let line = answer.split(separator: "\n").first { $0.hasPrefix("vmessd_connections_accepted_total ") }
+        return line.flatMap { UInt64($0.split(separator: " ").last ?? "") }
+    }
+
     func testFailingNewBinariesLeaveTheOldOneServing() throws {
         let echo = try makeEchoServer()
         let user = VMessTestUser("stay@example.com")
         let port = try FreePort.tcp()
         let executable = try installCopy()
         let real = try VMessdBinaries.vmessd()
-        // With the gRPC API on (a listener of the supervisor's own): it must come back after each
-        // failed upgrade, and the new binary must be able to bind it at the successful one.
+        // With the gRPC API and the metrics endpoint on (listeners of the supervisor's own): they
+        // must come back after each failed upgrade, and the new binary must be able to bind them at
+        // the successful one.
         let apiPort = try FreePort.tcp()
-        let config = Self.serverConfig(port: port, users: [user], extra: [
+        var metricsPort = try FreePort.tcp()
+        while metricsPort == apiPort || metricsPort == port { metricsPort = try FreePort.tcp() }
+        let config = Self.serverConfig(port: port, users: [user], daemon: ["metrics": ["listen": "127.0.0.1:\(metricsPort)"]], extra: [
             "api": ["tag": "api", "services": ["StatsService"]],
             "inbounds": [
                 ["listen": "127.0.0.1", "port": Int(apiPort), "protocol": "dokodemo-door", "settings": ["address": "127.0.0.1"], "tag": "api"],
@@ -189,6 +208,7 @@ final class UpgradeTests: EndToEndTestCase {
         XCTAssertTrue(after.statusText.contains("upgrade failed"), after.statusText)
         for i in 0..<3 { try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after failures \(i)") }
         try waitForTCPPort(apiPort, timeout: 10)
+        XCTAssertNotNil(try Self.scrapeAccepted(port: metricsPort), "metrics after the failed upgrades")
 
         // 4. A good binary again: the upgrade goes through.
         try install(source: real, at: executable)
@@ -200,5 +220,6 @@ final class UpgradeTests: EndToEndTestCase {
         try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after the upgrade")
         XCTAssertTrue(server.process.waitForExit(timeout: 30))
         try waitForTCPPort(apiPort, timeout: 10)
+        XCTAssertNotNil(try Self.scrapeAccepted(port: metricsPort), "metrics from the new binary")
     }
 }

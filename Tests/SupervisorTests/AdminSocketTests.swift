@@ -84,10 +84,15 @@ final class AdminSocketTests: XCTestCase {
         XCTAssertTrue(text.contains("0       11   2    ready  30s     3      9         1         2"), text)
         XCTAssertTrue(text.contains("worker 0: CRASH LOOP, 2 restarts, last exit killed by SIGKILL, restart in 1.5s"), text)
         XCTAssertTrue(text.contains("vmess-in  0.0.0.0:443  2        systemd"), text)
-        let stats = AdminStats(accepted: 5, bytesUp: 2048, bytesDown: 3 << 20, rejected: ["replay": 12],
+        var stats = AdminStats(accepted: 5, bytesUp: 2048, bytesDown: 3 << 20, rejected: ["replay": 12],
                                users: [.init(user: "alice@example.com", up: 2048, down: 3 << 20)], workerRestarts: 1, reloads: 3)
+        XCTAssertFalse(CtlCommand.render(AdminResponse(ok: true, message: "", stats: stats)).contains("INBOUND"),
+                       "an older supervisor's answer has no inbound table")
+        stats.inboundsUp = ["vmess-in": 4096]
+        stats.inboundsDown = ["vmess-in": 10]
         let statsText = CtlCommand.render(AdminResponse(ok: true, message: "", stats: stats))
         XCTAssertTrue(statsText.contains("rejected: replay 12"), statsText)
         XCTAssertTrue(statsText.contains("alice@example.com  2.0 KiB  3.0 MiB"), statsText)
+        XCTAssertTrue(statsText.contains("vmess-in  4.0 KiB  10 B"), statsText)
     }
 }

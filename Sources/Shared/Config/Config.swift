@@ -390,6 +390,8 @@ public struct DaemonSettings: Codable, Equatable, Sendable {
     /// `removedUsers`: "disconnect" (default) ends a removed user's open connections at once;
     /// "finish" lets them run to their end.
     public var disconnectRemovedUsers = true
+    /// `metrics`: the Prometheus endpoint (nil: off).
+    public var metrics: MetricsSettings?
     public init() {}
 }
 

@@ -200,7 +200,8 @@ public enum ConfigParser {
 
     /// Top-level `"vmessd"`: {workers: int >= 1, drainTimeout: seconds >= 0, control: socket path,
     /// limits: {connectionsPerWorker, connectionsPerSource: int >= 1, udpDatagramToClient: 1-65507},
-    /// userLimits (UserLimitPolicy), stateDirectory, removedUsers}.
+    /// userLimits (UserLimitPolicy), stateDirectory, removedUsers,
+    /// metrics: {listen, userLabels} (ConfigParser+Metrics)}.
     static func readDaemonSettings(_ node: ConfigNode) throws -> DaemonSettings {
         var r = try node.object()
         var settings = DaemonSettings()
@@ -229,6 +230,7 @@ public enum ConfigParser {
             guard path.hasPrefix("/"), !path.utf8.contains(0) else { throw directory.mismatch("an absolute directory path") }
             settings.stateDirectory = path
         }
+        if let metrics = r.take("metrics") { settings.metrics = try readMetrics(metrics) }
         if let removed = r.take("removedUsers") {
             switch try removed.string() {
             case "disconnect": settings.disconnectRemovedUsers = true

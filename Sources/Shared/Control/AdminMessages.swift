@@ -159,6 +159,10 @@ public struct AdminStats: Codable, Equatable, Sendable {
     public var workerRestarts: Int
     public var reloads: Int
     public var replayEntries: Int?
+    /// Bytes through each inbound (its tag, else its JSON path), framing included, by direction:
+    /// the metrics table's (absent from a supervisor older than it).
+    public var inboundsUp: [String: UInt64]?
+    public var inboundsDown: [String: UInt64]?
 
     public init(accepted: UInt64, bytesUp: UInt64, bytesDown: UInt64, rejected: [String: UInt64], users: [User],
                 workerRestarts: Int, reloads: Int, replayEntries: Int? = nil) {

@@ -1,5 +1,6 @@
 // Named counters shared by all workers: per-user traffic (two values: up, down), per-reason
-// handshake rejections (one value), and the gRPC API's named statistics (one value, names whole).
+// handshake rejections (one value), the gRPC API's named statistics (one value, names whole), and
+// the Prometheus metrics' per-tag and per-user counters (four values: MetricName).
 // Workers add with atomics; the supervisor reads them for `vmessd ctl stats` and the API. Entries
 // are never removed, so the totals survive reloads and restarts.
 //
@@ -8,6 +9,7 @@
 //   0 state (0 empty, 1 in use)   8 key hi   16 key lo   24 name length   32… name (UTF-8, 80 or 208
 //   bytes; users and reasons keep a cut name, stat names are never longer: StatName.maximumBytes)
 //   then value 0 and value 1 (112/120, or 240/248)
+// Metrics entries, 128 bytes: the same with a 64-byte name and four values at 96/104/112/120.
 //
 // Open addressing with linear probing. Lookups take no lock (an entry is published by storing its
 // state last, after key and name); inserts take the table's process-shared lock, probe again and
@@ -16,7 +18,7 @@
 // counter in the header.
 
 public struct CounterTable {
-    public enum Kind { case users, reasons, stats }
+    public enum Kind { case users, reasons, stats, metrics }
 
     public struct Entry: Equatable, Sendable {
         /// Position in the table (for `takeValue0`).
@@ -24,11 +26,16 @@ public struct CounterTable {
         public var name: String
         public var value0: UInt64
         public var value1: UInt64
-        public init(index: Int = 0, name: String, value0: UInt64, value1: UInt64) {
+        /// Only .metrics entries have these (zero elsewhere).
+        public var value2: UInt64 = 0
+        public var value3: UInt64 = 0
+        public init(index: Int = 0, name: String, value0: UInt64, value1: UInt64, value2: UInt64 = 0, value3: UInt64 = 0) {
             self.index = index
             self.name = name
             self.value0 = value0
             self.value1 = value1
+            self.value2 = value2
+            self.value3 = value3
         }
     }
 
@@ -39,6 +46,8 @@ public struct CounterTable {
     let stride: Int
     /// Name bytes an entry holds (a multiple of 8).
     let nameCapacity: Int
+    /// Values per entry: 2, or 4 for .metrics.
+    let valueCount: Int
     var valueOffset: Int { 32 + nameCapacity }
 
     public init(region: SharedRegion, kind: Kind) {
@@ -56,9 +65,14 @@ public struct CounterTable {
             offset = region.layout.statsOffset
             capacity = region.layout.parameters.statCapacity
             lockOffset = SharedLayout.statLockOffset
+        case .metrics:
+            offset = region.layout.metricsOffset
+            capacity = region.layout.parameters.metricCapacity
+            lockOffset = SharedLayout.metricLockOffset
         }
         stride = kind == .stats ? SharedLayout.statStride : SharedLayout.counterStride
-        nameCapacity = stride - 48
+        valueCount = kind == .metrics ? 4 : 2
+        nameCapacity = stride - 32 - valueCount * 8
     }
 
     /// FNV-1a over the UTF-8 bytes, twice with different offset bases (128 bits in all).
@@ -123,6 +137,12 @@ public struct CounterTable {
         if value1 != 0 { region.add(base + valueOffset + 8, value1) }
     }
 
+    /// Adds `amount` to value `value` (0..<valueCount) of entry `index`.
+    public func add(_ index: Int, value: Int, _ amount: UInt64) {
+        precondition(value >= 0 && value < valueCount, "counter table value \(value) out of range")
+        if amount != 0 { region.add(entryOffset(index) + valueOffset + value * 8, amount) }
+    }
+
     /// Reads value 0 and sets it to zero in one atomic step (the API's `reset`): counts workers add
     /// at the same moment land either in the returned value or after the reset, never nowhere.
     public func takeValue0(_ index: Int) -> UInt64 { region.exchange(entryOffset(index) + valueOffset, 0) }
@@ -150,6 +170,11 @@ public struct CounterTable {
         var words: [UInt64] = []
         for w in 0..<(nameCapacity / 8) { words.append(region.load(base + 32 + w * 8)) }
         let name = words.withUnsafeBytes { String(decoding: $0.prefix(length), as: UTF8.self) }
-        return Entry(index: i, name: name, value0: region.load(base + valueOffset), value1: region.load(base + valueOffset + 8))
+        var entry = Entry(index: i, name: name, value0: region.load(base + valueOffset), value1: region.load(base + valueOffset + 8))
+        if valueCount == 4 {
+            entry.value2 = region.load(base + valueOffset + 16)
+            entry.value3 = region.load(base + valueOffset + 24)
+        }
+        return entry
     }
 }

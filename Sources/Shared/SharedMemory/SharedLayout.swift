@@ -3,7 +3,7 @@
 // the header, a worker reads them back and derives the same offsets, so both sides always agree.
 //
 //   0      header (4096 bytes): magic, version, parameters, two global counters,
-//          and at 1024/1088/1152 the locks of the three counter tables, at 1216 the user limits' lock
+//          and at 1024/1088/1152 the locks of the three counter tables, at 1280 the user limits' lock
 //   4096   worker slots          slotCount × 128 bytes      (WorkerSlots)
 //   …      user counters          userCapacity × 128 bytes   (CounterTable: per-user traffic)
 //   …      rejection counters     reasonCapacity × 128 bytes (CounterTable: per-reason rejections)
@@ -11,6 +11,11 @@
 //   …      per-user limit state   userCapacity × 576 bytes   (UserLimitTable: rate clocks, source addresses)
 //   …      connections by worker  slotCount × userCapacity × 8 bytes (UserLimitTable: row per worker slot)
 //   …      replay filter          stripes × (64-byte lock + buckets × bucketSlots × 24 bytes)
+//   ── metrics block (Prometheus, version 3; see MetricsBlock.swift) ──
+//   …      clock-skew histogram   512 bytes                  (SkewHistogram)
+//   …      event-loop lag         slotCount × 64 bytes       (WorkerSlots+Lag: per worker slot)
+//   …      metric counters        metricCapacity × 128 bytes (CounterTable .metrics: per tag and user)
+//          header: metricCapacity at 104, the table's lock at 1216
 //
 // Every offset is a multiple of 64 (a cache line): no two processes' hot words share a line by
 // accident, and the 64-bit words are naturally aligned for the atomics.
@@ -29,12 +34,18 @@ public struct SharedLayout: Equatable, Sendable {
         public var replayStripes: Int = 64
         public var replayBucketsPerStripe: Int = 1024
         public var replayBucketSlots: Int = 16
+        // Metrics block.
+        /// Per-inbound, per-outbound and per-user connection and traffic counters of the Prometheus
+        /// metrics (CounterTable .metrics): one per user plus one per tag.
+        public var metricCapacity: Int = 20_480
 
         public init() {}
 
         public init(slotCount: Int, userCapacity: Int, reasonCapacity: Int,
-                    replayStripes: Int, replayBucketsPerStripe: Int, replayBucketSlots: Int, statCapacity: Int = 1024) {
+                    replayStripes: Int, replayBucketsPerStripe: Int, replayBucketSlots: Int, statCapacity: Int = 1024,
+                    metricCapacity: Int = 1024) {
             self.slotCount = slotCount
+            self.metricCapacity = metricCapacity
             self.statCapacity = statCapacity
             self.userCapacity = userCapacity
             self.reasonCapacity = reasonCapacity
@@ -46,12 +57,14 @@ public struct SharedLayout: Equatable, Sendable {
         public var replayCapacity: Int { replayStripes * replayBucketsPerStripe * replayBucketSlots }
 
         func validate() throws {
-            let all = [slotCount, userCapacity, reasonCapacity, statCapacity, replayStripes, replayBucketsPerStripe, replayBucketSlots]
+            let all = [slotCount, userCapacity, reasonCapacity, statCapacity, replayStripes, replayBucketsPerStripe, replayBucketSlots,
+                       metricCapacity]
             guard all.allSatisfy({ $0 > 0 && $0 <= 1 << 24 }) else { throw SharedMemoryError.badParameters("\(self)") }
         }
     }
 
     public static let magic: UInt64 = 0x564D_5348_4D00_0001 // "VMSHM" … 1
+    /// 3: per-user limit state, and the metrics block (skew histogram, lag cells, metric counters).
     public static let version: UInt64 = 3
     public static let headerSize = 4096
     public static let slotStride = 128
@@ -62,6 +75,7 @@ public struct SharedLayout: Equatable, Sendable {
     public static let limitStride = 64 + limitSourceSlots * 32
     public static let replayEntrySize = 24
     public static let lockCell = 64
+    public static let lagStride = 64
 
     // Header word offsets.
     static let magicOffset = 0
@@ -79,7 +93,10 @@ public struct SharedLayout: Equatable, Sendable {
     static let userLockOffset = 1024
     static let reasonLockOffset = 1088
     static let statLockOffset = 1152
-    static let limitLockOffset = 1216
+    // Metrics block: its table's capacity and lock live in the header like the others'.
+    static let metricCapacityOffset = 104
+    static let metricLockOffset = 1216
+    static let limitLockOffset = 1280
 
     public let parameters: Parameters
     public let slotsOffset: Int
@@ -90,6 +107,10 @@ public struct SharedLayout: Equatable, Sendable {
     public let connectionGridOffset: Int
     public let replayOffset: Int
     public let replayStripeStride: Int
+    // Metrics block.
+    public let skewOffset: Int
+    public let lagOffset: Int
+    public let metricsOffset: Int
     public let totalSize: Int
 
     public init(_ parameters: Parameters) throws {
@@ -104,7 +125,11 @@ public struct SharedLayout: Equatable, Sendable {
         replayOffset = connectionGridOffset + parameters.slotCount * parameters.userCapacity * 8
         let entries = parameters.replayBucketsPerStripe * parameters.replayBucketSlots * Self.replayEntrySize
         replayStripeStride = Self.roundUp(Self.lockCell + entries, to: 64)
-        let end = replayOffset + parameters.replayStripes * replayStripeStride
+        // Metrics block, after everything else so that the offsets before it stay as they were.
+        skewOffset = replayOffset + parameters.replayStripes * replayStripeStride
+        lagOffset = skewOffset + SkewHistogram.blockSize
+        metricsOffset = lagOffset + parameters.slotCount * Self.lagStride
+        let end = metricsOffset + parameters.metricCapacity * Self.counterStride
         totalSize = Self.roundUp(end, to: 4096)
     }
 

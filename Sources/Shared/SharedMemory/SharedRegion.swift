@@ -70,7 +70,8 @@ public final class SharedRegion {
             let parameters = SharedLayout.Parameters(
                 slotCount: Int(word(o.slots)), userCapacity: Int(word(o.users)), reasonCapacity: Int(word(o.reasons)),
                 replayStripes: Int(word(o.stripes)), replayBucketsPerStripe: Int(word(o.buckets)),
-                replayBucketSlots: Int(word(o.bucketSlots)), statCapacity: Int(word(o.stats)))
+                replayBucketSlots: Int(word(o.bucketSlots)), statCapacity: Int(word(o.stats)),
+                metricCapacity: Int(word(SharedLayout.metricCapacityOffset)))
             let layout = try SharedLayout(parameters)
             guard layout.totalSize == size, Int(word(SharedLayout.totalSizeOffset)) == size else {
                 throw SharedMemoryError.sizeMismatch(expected: layout.totalSize, actual: size)
@@ -102,6 +103,7 @@ public final class SharedRegion {
         store(o.buckets, UInt64(p.replayBucketsPerStripe))
         store(o.bucketSlots, UInt64(p.replayBucketSlots))
         store(o.stats, UInt64(p.statCapacity))
+        store(SharedLayout.metricCapacityOffset, UInt64(p.metricCapacity))
         var seed: UInt64 = 0
         withUnsafeMutableBytes(of: &seed) { SecureRandom.fill($0) }
         store(SharedLayout.replaySeedOffset, seed)
@@ -109,6 +111,7 @@ public final class SharedRegion {
         try initializeLock(at: SharedLayout.reasonLockOffset)
         try initializeLock(at: SharedLayout.statLockOffset)
         try initializeLock(at: SharedLayout.limitLockOffset)
+        try initializeLock(at: SharedLayout.metricLockOffset)
         for stripe in 0..<p.replayStripes { try initializeLock(at: layout.stripeOffset(stripe)) }
         // The magic last: a region is valid only once everything above is in place.
         store(SharedLayout.magicOffset, SharedLayout.magic)

@@ -57,6 +57,7 @@ public struct WorkerSlots {
             for field in [Field.accepted, .open, .bytesUp, .bytesDown, .rejected, .updated, .acceptErrors] {
                 region.store(offset(slot, field), 0)
             }
+            clearLag(slot)
             region.store(offset(slot, .pid), UInt64(UInt32(bitPattern: pid)))
             region.store(offset(slot, .generation), UInt64(generation))
             region.store(offset(slot, .index), UInt64(index))

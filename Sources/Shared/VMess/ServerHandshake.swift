@@ -11,6 +11,8 @@ public struct ServerHandshake {
         public let legacy: Bool
         /// Bytes of the connection consumed by the header.
         public let consumed: Int
+        /// AEAD: the AuthID's time minus the server's (seconds, within ±120); nil for legacy headers.
+        public let skew: Int64?
     }
 
     public enum Outcome {
@@ -35,6 +37,8 @@ public struct ServerHandshake {
     private var state: State = .authID
     private var consumed = 0
     private var drainTotal: Int
+    /// The matched AuthID's skew, reported with the acceptance (the skew histogram).
+    private var matchedSkew: Int64?
 
     /// Largest command section a client can send: 38 fixed + port/addr (2+1+1+255) + 15 padding + 4.
     static let maxCommandLength = 38 + 2 + 1 + 1 + 255 + 15 + 4
@@ -66,6 +70,7 @@ public struct ServerHandshake {
                 consumed += 16
                 var skew: Int64? = nil
                 var matched: Int? = nil
+                var accepted: Int64? = nil
                 a.withUnsafeBytes { p in
                     users.authMatcher.forEachCandidate(p.baseAddress!, now: now, source: source) { i in
                         let e = users.entries[i]
@@ -81,10 +86,12 @@ public struct ServerHandshake {
                             return false
                         }
                         matched = e.index
+                        accepted = d
                         return true
                     }
                 }
                 if let m = matched {
+                    matchedSkew = accepted
                     users.authMatcher.remember(source, user: m)
                     // Replays are never retried as legacy (§5.4 step 4).
                     guard replay.insert(AuthIDKey(a), now: now) else { return reject(.replay, drain: true) }
@@ -188,7 +195,8 @@ public struct ServerHandshake {
             return reject(.insecureSecurityDisallowed(sec), drain: false)
         }
         state = .done
-        return .accepted(Accepted(header: header, user: e, legacy: legacy != nil, consumed: consumed))
+        return .accepted(Accepted(header: header, user: e, legacy: legacy != nil, consumed: consumed,
+                                  skew: legacy == nil ? matchedSkew : nil))
     }
 
     /// Bytes consumed so far (for drain accounting).

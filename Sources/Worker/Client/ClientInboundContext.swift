@@ -25,7 +25,7 @@ final class ClientInboundContext {
         self.outbounds = outbounds
         self.level = policy.level(userLevel)
         self.counters = counters
-        meter = counters.stats.inboundMeter(statSwitches, tag: config.tag)
+        meter = counters.stats.inboundMeter(statSwitches, tag: config.tag, name: config.tag ?? config.jsonPath)
         var l = logger
         l[metadataKey: "inbound"] = "\(config.tag ?? config.jsonPath)"
         self.logger = l

@@ -28,7 +28,8 @@ final class ConnectionTracker {
     /// `bySource` false: the peer is a balancer speaking the PROXY protocol, whose address says
     /// nothing about the client; the source is claimed later with `Handler.claim` once the header
     /// has told who the client is.
-    func admit(_ channel: Channel, bySource: Bool = true) -> Handler? {
+    /// `connections`: the inbound's metric counters (opened at admission, closed at teardown).
+    func admit(_ channel: Channel, bySource: Bool = true, connections: ConnectionMeter? = nil) -> Handler? {
         let source = bySource ? channel.remoteAddress.flatMap(SourceKey.init) : nil
         if open >= limits.connectionsPerWorker {
             refused(.connectionLimit)
@@ -38,7 +39,7 @@ final class ConnectionTracker {
             refused(.sourceLimit)
             return nil
         }
-        return Handler(tracker: self, source: source)
+        return Handler(tracker: self, source: source, connections: connections)
     }
 
     func openConnections(from address: NIOCore.SocketAddress) -> Int {
@@ -71,6 +72,7 @@ final class ConnectionTracker {
         let tracker: ConnectionTracker
         private(set) var source: SourceKey?
         private var counted = false
+        private let connections: ConnectionMeter?
 
         /// Counts this connection against `address`'s limit (the client a PROXY header named), or
         /// returns false when that address already holds its limit. Once per connection, after
@@ -86,9 +88,10 @@ final class ConnectionTracker {
             return true
         }
 
-        init(tracker: ConnectionTracker, source: SourceKey?) {
+        init(tracker: ConnectionTracker, source: SourceKey?, connections: ConnectionMeter? = nil) {
             self.tracker = tracker
             self.source = source
+            self.connections = connections
         }
 
         func handlerAdded(context: ChannelHandlerContext) {
@@ -96,6 +99,7 @@ final class ConnectionTracker {
             counted = true
             tracker.open += 1
             tracker.accepted += 1
+            connections?.open()
             if let source { tracker.perSource[source, default: 0] += 1 }
         }
 
@@ -105,6 +109,7 @@ final class ConnectionTracker {
             guard counted else { return }
             counted = false
             tracker.open -= 1
+            connections?.close()
             if let source {
                 let n = tracker.perSource[source, default: 1] - 1
                 tracker.perSource[source] = n > 0 ? n : nil

@@ -5,7 +5,9 @@
 // shared cache lines per chunk); this publisher turns them into
 //   - the worker's slot: running totals, one writer, atomic stores;
 //   - the shared per-user and per-reason tables: deltas since the last publish, atomic adds (several
-//     workers count the same user).
+//     workers count the same user);
+//   - the metrics block: per-tag and per-user counters, the clock-skew histogram (deltas, atomic
+//     adds) and this worker's event-loop lag (its own cell, stores).
 // Cost: one pass over the users this worker has seen, per second. At most a second of counts is lost
 // when a worker is killed.
 
@@ -20,6 +22,8 @@ final class CounterPublisher {
     private let users: CounterTable
     private let reasons: CounterTable
     private let stats: CounterTable
+    private let metrics: CounterTable
+    private let region: SharedRegion
     private var userIndex: [String: Int?] = [:]
     private var reasonIndex: [String: Int?] = [:]
     private var publishedUp: [String: Int] = [:]
@@ -35,6 +39,8 @@ final class CounterPublisher {
         users = CounterTable(region: region, kind: .users)
         reasons = CounterTable(region: region, kind: .reasons)
         stats = CounterTable(region: region, kind: .stats)
+        metrics = CounterTable(region: region, kind: .metrics)
+        self.region = region
     }
 
     /// Call on the event loop.
@@ -64,12 +70,22 @@ final class CounterPublisher {
         // Bounds hit share the reasons table, told apart by their prefix.
         publishReasons(counters.dropped, published: &publishedDropped, prefix: "dropped_")
         for counter in counters.stats.counters {
-            let delta = counter.value - counter.published
+            let delta = counter.value &- counter.published
             guard delta > 0 else { continue }
-            if counter.tableIndex == nil { counter.tableIndex = .some(stats.index(of: counter.name)) }
-            if case .some(.some(let index)) = counter.tableIndex { stats.add(index, value0: UInt64(delta)) }
+            if let name = counter.name {
+                if counter.tableIndex == nil { counter.tableIndex = .some(stats.index(of: name)) }
+                if case .some(.some(let index)) = counter.tableIndex { stats.add(index, value0: UInt64(delta)) }
+            }
+            if let metric = counter.metric {
+                if counter.metricIndex == nil { counter.metricIndex = .some(metrics.index(of: metric.entry)) }
+                if case .some(.some(let index)) = counter.metricIndex { metrics.add(index, value: metric.value.rawValue, UInt64(delta)) }
+            }
             counter.published = counter.value
         }
+        for outcome in SkewHistogram.Outcome.allCases {
+            if let delta = counters.skew[outcome.rawValue].takeDelta() { SkewHistogram.add(delta, outcome: outcome, to: region) }
+        }
+        slots.publishLag(slot, counters.lag)
     }
 
     private func publishReasons(_ totals: [String: Int], published: inout [String: Int], prefix: String) {

@@ -39,7 +39,7 @@ final class InboundContext {
          statSwitches: StatSwitches = .off, userLimiter: UserLimiter? = nil) throws {
         self.statSwitches = statSwitches
         self.userLimiter = userLimiter
-        meter = counters.stats.inboundMeter(statSwitches, tag: config.tag)
+        meter = counters.stats.inboundMeter(statSwitches, tag: config.tag, name: config.tag ?? config.jsonPath)
         self.accessLog = accessLog
         self.udpToClient = udpToClient
         sniffing = try SniffingPolicy.make(config.sniffing)

@@ -36,6 +36,8 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     /// Reads held back by the user's rate (uplink: from the client; downlink: from the target).
     private var uplinkRateHold: Scheduled<Void>?
     private var downlinkRateHold: Scheduled<Void>?
+    /// The user's connection counters (metrics), opened at the handshake and closed at teardown.
+    private var userConnections: ConnectionMeter?
 
     private var decoder: BodyDecoder?
     private var encoder: BodyEncoder?
@@ -103,6 +105,10 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
             trackedUser = nil
             inbound.untrack(id, connection: ObjectIdentifier(self))
         }
+        if let meter = userConnections {
+            userConnections = nil
+            meter.close()
+        }
         phase = .closed
         handshakeTimeout?.cancel()
         timer?.cancel()
@@ -160,6 +166,9 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
             if buffer.readableBytes > 0 { cumulation = buffer }
         case .rejected(let failure, let action):
             inbound.counters.rejected[failure.counterName, default: 0] += 1
+            if case .clockSkew(let seconds) = failure {
+                inbound.counters.skew[SkewHistogram.Outcome.rejected.rawValue].record(seconds)
+            }
             logger.debug("rejected handshake", metadata: ["reason": "\(failure)", "peer": "\(context.channel.clientAddress?.description ?? "?")"])
             inbound.accessLog?.rejected(from: context.channel.clientAddress.map(Self.peerText) ?? "?", reason: failure.description)
             switch action {
@@ -200,6 +209,10 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
             return closeClient()
         }
         trackedUser = a.user.id
+        if let skew = a.skew { inbound.counters.skew[SkewHistogram.Outcome.accepted.rawValue].record(skew) }
+        let connections = inbound.counters.stats.userConnectionMeter(userKey)
+        connections.open()
+        userConnections = connections
         logger[metadataKey: "user"] = "\(userKey)"
 
         let keys = ResponseHeader.bodyKeys(request: h, legacy: a.legacy)

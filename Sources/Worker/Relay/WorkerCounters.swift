@@ -1,3 +1,5 @@
+import Shared
+
 /// Per-worker counters, event-loop confined (CounterPublisher copies them to shared memory).
 final class WorkerCounters {
     var accepted = 0
@@ -10,8 +12,13 @@ final class WorkerCounters {
     /// Bounds that were hit and what was dropped for them (datagrams too large or for a slow
     /// client, connections over a limit, ...), by a stable name; see deploy/RUNBOOK.md "Bounds".
     var dropped: [String: Int] = [:]
-    /// The gRPC API's named counters (only those the config's stats switches ask for).
+    /// The gRPC API's named counters (only those the config's stats switches ask for) and the
+    /// metrics' per-tag and per-user counters.
     let stats = StatRegistry()
+    /// Clock skew of AEAD handshakes, by SkewHistogram.Outcome (accepted, rejected).
+    var skew = [SkewCounts(), SkewCounts()]
+    /// The event loop's lateness (LagProbe).
+    var lag = WorkerLag()
 
     func drop(_ reason: DropReason) { dropped[reason.rawValue, default: 0] &+= 1 }
 }

@@ -87,7 +87,8 @@ final class ServerHandshakeTests: XCTestCase {
         let t = try table()
         for skew: Int64 in [-119, 119, 0] {
             let wire = try AEADHeader.seal(request(), cmdKey: alice.cmdKey, time: now + skew)
-            XCTAssertNotNil(accepted(run(wire, table: t).0), "skew \(skew)")
+            let a = try XCTUnwrap(accepted(run(wire, table: t).0), "skew \(skew)")
+            XCTAssertEqual(a.skew, skew, "the accepted skew feeds the metrics' histogram")
         }
         for skew: Int64 in [-125, 125] {
             let wire = try AEADHeader.seal(request(), cmdKey: alice.cmdKey, time: now + skew)
@@ -162,6 +163,7 @@ final class ServerHandshakeTests: XCTestCase {
                 let (o, _) = run(wire, table: t, dripFeed: drip)
                 let a = try XCTUnwrap(accepted(o), "alter \(i) drip \(drip)")
                 XCTAssertTrue(a.legacy)
+                XCTAssertNil(a.skew, "legacy headers carry no AEAD timestamp")
                 XCTAssertEqual(a.header, h)
                 XCTAssertEqual(a.user.index, 1)
             }
