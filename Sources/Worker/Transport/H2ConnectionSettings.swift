@@ -14,6 +14,17 @@ struct H2ConnectionSettings {
     /// stops reading the other side): a few VMess chunks.
     static let writeHighWatermark = 64 * 1024
     static let writeLowWatermark = 32 * 1024
+    /// PING (and SETTINGS, PRIORITY) frames a peer may send per second. NIO's default, 200 per 30 s,
+    /// is far below what grpc-go's flow-control estimator sends on a busy download (a PING with
+    /// nearly every burst of data it receives, about one per MiB here): V2Ray 4.45's client got
+    /// GOAWAY ENHANCE_YOUR_CALM some 300 MB into a benchmark, and every stream on the connection
+    /// died with it. 2,000 a second still stops a flood; the limiter keeps a timestamp per frame in
+    /// the window, so the window stays short (16 KiB at most per connection).
+    static let controlFramesPerSecond = 2_000
+    /// RST_STREAM frames a peer may send per 10 s (Rapid Reset, CVE-2023-44487). Go clients reset a
+    /// stream whenever a proxied connection closes first; NIO's 200 per 30 s would end a busy
+    /// client's connection, and every stream on it.
+    static let resetFramesPerTenSeconds = 1_000
 
     let windowSize: Int
 
@@ -37,6 +48,8 @@ struct H2ConnectionSettings {
         // The connection window is refilled as frames arrive (the streams' windows do the bounding);
         // larger than one stream's so several streams can run at full speed.
         c.targetWindowSize = max(windowSize * 4, 1 << 20)
+        c.controlFrameRateLimit.maximumCount = Self.controlFramesPerSecond
+        c.controlFrameRateLimit.windowLength = .seconds(1)
         return c
     }
 
@@ -45,6 +58,8 @@ struct H2ConnectionSettings {
         s.targetWindowSize = windowSize
         s.outboundBufferSizeHighWatermark = Self.writeHighWatermark
         s.outboundBufferSizeLowWatermark = Self.writeLowWatermark
+        s.streamResetFrameRateLimit.maximumCount = Self.resetFramesPerTenSeconds
+        s.streamResetFrameRateLimit.windowLength = .seconds(10)
         return s
     }
 }

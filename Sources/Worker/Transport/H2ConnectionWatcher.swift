@@ -20,8 +20,8 @@ import NIOHTTP2
 /// then wait for the peer's next bytes, which may not come: those streams stall until the client
 /// gives up. After such an error the watcher lets NIO go on with what it holds, as Go's server goes
 /// on with the connection; the GOAWAY already sent moves new streams to a new connection, and this
-/// one closes once its streams are done. A peer that keeps doing it (`maximumConnectionErrors`), and
-/// any frame that could not be parsed at all, get the connection closed instead.
+/// one ends like any other. A peer that keeps doing it (`maximumConnectionErrors`), and any frame
+/// that could not be parsed at all, get the connection closed instead.
 final class H2ConnectionWatcher: ChannelInboundHandler, NIOHTTP2StreamDelegate, @unchecked Sendable {
     typealias InboundIn = HTTP2Frame
 
@@ -74,19 +74,18 @@ final class H2ConnectionWatcher: ChannelInboundHandler, NIOHTTP2StreamDelegate, 
             context.close(promise: nil)
             return
         }
-        // NIO has sent its GOAWAY: new streams go elsewhere, this connection ends with its last stream.
-        goingAway = true
-        // Out of NIO's decode loop (this runs inside it), then on with the bytes it holds; streams
-        // those bytes open keep the connection until they end.
+        // NIO has sent its GOAWAY: the peer opens new streams elsewhere. The connection is left to
+        // end as any other (idle timeout, drain): closing it when its streams are done would race a
+        // stream the peer opened before it read the GOAWAY (grpc-go then fails it mid-transfer).
+        // Out of NIO's decode loop (this runs inside it), then on with the bytes it holds.
         let channel = context.channel
-        context.eventLoop.execute { [weak self] in
+        context.eventLoop.execute {
             guard channel.isActive,
                   let http2 = try? channel.pipeline.syncOperations.handler(type: NIOHTTP2Handler.self),
                   let http2Context = try? channel.pipeline.syncOperations.context(handlerType: NIOHTTP2Handler.self)
             else { return }
             http2.channelRead(context: http2Context, data: NIOAny(channel.allocator.buffer(capacity: 0)))
             http2.channelReadComplete(context: http2Context)
-            if let self, self.open == 0, self.idleTimeout != nil { channel.close(promise: nil) }
         }
     }
 

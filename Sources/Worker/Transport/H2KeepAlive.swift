@@ -11,7 +11,7 @@ import Shared
 /// Two handlers share one H2KeepAlive: H2KeepAliveReads sits below the NIOHTTP2Handler and notes
 /// every byte that arrives (stream data never reaches the connection pipeline above it);
 /// H2KeepAlivePings sits above it, where it can write a PING frame. Event-loop confined.
-final class H2KeepAlive {
+final class H2KeepAlive: @unchecked Sendable {
     let settings: H2KeepAliveSettings
     fileprivate var lastRead = NIODeadline.now()
     /// Open streams on the connection (the pool's count), for `withoutStream`.
