@@ -78,6 +78,16 @@ final class H2ConnectionErrorTests: XCTestCase {
         XCTAssertFalse(channel.isActive, "the connection outlived its idle timeout")
     }
 
+    /// grpc-go sends a flow-control PING with nearly every burst of data it receives: a thousand in
+    /// a moment must not look like a flood (NIO's default allowed 200 per 30 s).
+    func testAClientsFlowControlPingsAreNoFlood() throws {
+        let (channel, _) = try serverConnection()
+        var bytes = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + frame(0x4, flags: 0, stream: 0, [])
+        for i in 0..<1000 { bytes += frame(0x6, flags: 0, stream: 0, (0..<8).map { UInt8(truncatingIfNeeded: i >> $0) }) }
+        try feed(channel, ArraySlice(bytes))
+        XCTAssertTrue(channel.isActive)
+    }
+
     func testUnparsableFramingClosesTheConnection() throws {
         let (channel, _) = try serverConnection()
         let preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8) + frame(0x4, flags: 0, stream: 0, [])
