@@ -34,7 +34,6 @@ public struct ServerHandshake {
     private let source: SourceKey?
     private var state: State = .authID
     private var consumed = 0
-    private var drainTotal: Int
 
     /// Largest command section a client can send: 38 fixed + port/addr (2+1+1+255) + 15 padding + 4.
     static let maxCommandLength = 38 + 2 + 1 + 1 + 255 + 15 + 4
@@ -47,12 +46,13 @@ public struct ServerHandshake {
         self.replay = replay
         self.sessions = sessions
         self.disableInsecure = disableInsecure
-        self.drainTotal = users.drainSize()
     }
 
     private mutating func reject(_ f: HandshakeFailure, drain: Bool) -> Outcome {
         state = .done
-        return .rejected(f, drain ? .drain(total: drainTotal) : .close)
+        // Drawn here, once, rather than at init: a handshake rejects at most once, and an accepted
+        // one (and the handler's second init once the client's address is known) then draws nothing.
+        return .rejected(f, drain ? .drain(total: users.drainSize()) : .close)
     }
 
     /// Consumes header bytes from `buffer` (never body bytes) and reports progress.
