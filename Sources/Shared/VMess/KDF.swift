@@ -10,6 +10,10 @@ import COpenSSL
 /// is fixed, so its inner and outer pad blocks are absorbed once per process and each H0 is two
 /// SHA-256 continuations from those states (no HMAC set-up, no algorithm lookup per call; the
 /// one-shot HMAC() of OpenSSL 3 fetches the algorithms by name every time).
+///
+/// The recursion builds each level's messages (`key⊕pad ‖ m`) in one stack buffer laid out per
+/// level, so a derivation allocates only its result: building them as arrays cost about 14 mallocs
+/// per H0, some 560 per connection (Benchmarks/README.md, "Connection set-up profile").
 public enum KDF {
     static let root: [UInt8] = Array("VMess AEAD KDF".utf8)
 
@@ -31,26 +35,49 @@ public enum KDF {
         let ctx = EVP_MD_CTX_new()!
         deinit { EVP_MD_CTX_free(ctx) }
 
-        func h0(_ message: [UInt8]) -> [UInt8] {
-            var inner = [UInt8](repeating: 0, count: 32)
-            var out = [UInt8](repeating: 0, count: 32)
+        /// H0(message) into `out` (32 bytes).
+        func h0(_ message: UnsafeRawBufferPointer, into out: UnsafeMutableRawPointer) {
+            var inner = (UInt64(0), UInt64(0), UInt64(0), UInt64(0))
             var n: UInt32 = 0
             let states = KDF.padStates
             // Calls stay outside precondition(): its condition is not evaluated under -Ounchecked.
-            var ok = EVP_MD_CTX_copy_ex(ctx, states.inner) == 1
-            ok = ok && EVP_DigestUpdate(ctx, message, message.count) == 1
-            ok = ok && EVP_DigestFinal_ex(ctx, &inner, &n) == 1
-            ok = ok && EVP_MD_CTX_copy_ex(ctx, states.outer) == 1
-            ok = ok && EVP_DigestUpdate(ctx, inner, 32) == 1
-            ok = ok && EVP_DigestFinal_ex(ctx, &out, &n) == 1
+            let ok = withUnsafeMutableBytes(of: &inner) { innerBytes -> Bool in
+                let i = innerBytes.baseAddress!.assumingMemoryBound(to: UInt8.self)
+                var ok = EVP_MD_CTX_copy_ex(ctx, states.inner) == 1
+                ok = ok && EVP_DigestUpdate(ctx, message.baseAddress, message.count) == 1
+                ok = ok && EVP_DigestFinal_ex(ctx, i, &n) == 1
+                ok = ok && EVP_MD_CTX_copy_ex(ctx, states.outer) == 1
+                ok = ok && EVP_DigestUpdate(ctx, i, 32) == 1
+                ok = ok && EVP_DigestFinal_ex(ctx, out.assumingMemoryBound(to: UInt8.self), &n) == 1
+                return ok
+            }
             precondition(ok, "KDF digest failed")
-            return out
         }
     }
 
     public static func derive(_ secret: [UInt8], _ path: [[UInt8]]) -> [UInt8] {
         let scratch = Scratch()
-        return hash(level: path.count, path, secret, scratch)
+        // Each level's frame: a buffer of 64 + max(|message|, 32) bytes for the inner call's
+        // `key⊕ipad ‖ message`, reused for the outer call's `key⊕opad ‖ inner digest`; then 32
+        // bytes for the inner digest and 32 for a hashed over-long key. A level's message is at
+        // most its parent's buffer, or a label longer than a block (hashed as HMAC's key).
+        var arena = 0
+        var message = secret.count
+        let longestLabel = path.reduce(0) { max($0, $1.count) }
+        for _ in 0..<path.count {
+            let length = 64 + max(message, 32)
+            arena += length + 64
+            message = max(length, longestLabel)
+        }
+        return [UInt8](unsafeUninitializedCapacity: 32) { out, count in
+            withUnsafeTemporaryAllocation(byteCount: max(arena, 1), alignment: 16) { frames in
+                secret.withUnsafeBytes { s in
+                    hash(level: path.count, path, s, into: UnsafeMutableRawPointer(out.baseAddress!),
+                         frames: frames.baseAddress!, scratch)
+                }
+            }
+            count = 32
+        }
     }
 
     public static func derive(_ secret: [UInt8], _ path: [UInt8]...) -> [UInt8] { derive(secret, path) }
@@ -61,13 +88,34 @@ public enum KDF {
     /// First 12 bytes: GCM nonces.
     public static func nonce12(_ secret: [UInt8], _ path: [UInt8]...) -> [UInt8] { Array(derive(secret, path)[0..<12]) }
 
-    private static func hash(level: Int, _ path: [[UInt8]], _ message: [UInt8], _ s: Scratch) -> [UInt8] {
-        if level == 0 { return s.h0(message) }
-        var key = path[level - 1]
-        if key.count > 64 { key = hash(level: level - 1, path, key, s) }
-        key += [UInt8](repeating: 0, count: 64 - key.count)
-        let inner = hash(level: level - 1, path, key.map { $0 ^ 0x36 } + message, s)
-        return hash(level: level - 1, path, key.map { $0 ^ 0x5C } + inner, s)
+    /// H_level(message) into `out`; `frames` holds this level's frame and those of the levels below.
+    private static func hash(level: Int, _ path: [[UInt8]], _ message: UnsafeRawBufferPointer,
+                             into out: UnsafeMutableRawPointer, frames: UnsafeMutableRawPointer, _ s: Scratch) {
+        if level == 0 { return s.h0(message, into: out) }
+        let length = 64 + max(message.count, 32)
+        let buffer = frames, innerDigest = frames + length, longKey = innerDigest + 32
+        let below = longKey + 32
+        path[level - 1].withUnsafeBytes { label in
+            var key = label
+            if key.count > 64 {
+                // HMAC: a key longer than the block is replaced by its hash (under H(level-1)).
+                hash(level: level - 1, path, label, into: longKey, frames: below, s)
+                key = UnsafeRawBufferPointer(start: longKey, count: 32)
+            }
+            pad(buffer, key, 0x36)
+            if message.count > 0 { (buffer + 64).copyMemory(from: message.baseAddress!, byteCount: message.count) }
+            hash(level: level - 1, path, UnsafeRawBufferPointer(start: buffer, count: 64 + message.count),
+                 into: innerDigest, frames: below, s)
+            pad(buffer, key, 0x5C)
+            (buffer + 64).copyMemory(from: innerDigest, byteCount: 32)
+            hash(level: level - 1, path, UnsafeRawBufferPointer(start: buffer, count: 96), into: out, frames: below, s)
+        }
+    }
+
+    /// The HMAC key block: `key` zero-padded to 64 bytes, each byte XORed with `byte`.
+    private static func pad(_ block: UnsafeMutableRawPointer, _ key: UnsafeRawBufferPointer, _ byte: UInt8) {
+        let b = block.assumingMemoryBound(to: UInt8.self)
+        for i in 0..<64 { b[i] = (i < key.count ? key[i] : 0) ^ byte }
     }
 }
 

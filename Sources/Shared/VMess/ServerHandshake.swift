@@ -36,7 +36,6 @@ public struct ServerHandshake {
     private let source: SourceKey?
     private var state: State = .authID
     private var consumed = 0
-    private var drainTotal: Int
     /// The matched AuthID's skew, reported with the acceptance (the skew histogram).
     private var matchedSkew: Int64?
 
@@ -51,12 +50,13 @@ public struct ServerHandshake {
         self.replay = replay
         self.sessions = sessions
         self.disableInsecure = disableInsecure
-        self.drainTotal = users.drainSize()
     }
 
     private mutating func reject(_ f: HandshakeFailure, drain: Bool) -> Outcome {
         state = .done
-        return .rejected(f, drain ? .drain(total: drainTotal) : .close)
+        // Drawn here, once, rather than at init: a handshake rejects at most once, and an accepted
+        // one (and the handler's second init once the client's address is known) then draws nothing.
+        return .rejected(f, drain ? .drain(total: users.drainSize()) : .close)
     }
 
     /// Consumes header bytes from `buffer` (never body bytes) and reports progress.

@@ -17,6 +17,14 @@ final class PrimitiveVectorTests: XCTestCase {
         XCTAssertEqual(hexString(out), "53e9d7e1bd7bd25022b71ead07d8a596efc8a845c7888652fd684b4903dc8892")
     }
 
+    /// Labels longer than the 64-byte block (hashed first, as HMAC does) at two levels, and one of
+    /// exactly 65 bytes. Vector from an independent Python rendering of §3 over hmac/hashlib
+    /// (which reproduces the anchor vector above); no client sends such labels, but derive() accepts them.
+    func testKDFLabelsLongerThanABlock() {
+        let out = KDF.derive(Array(0..<16), Array(0..<100), Array("short".utf8), [UInt8](repeating: 7, count: 65))
+        XCTAssertEqual(hexString(out), "818ea717d4a2f0bc81b9529829b51ec3b0aa90cb27c2d7392584097e7610ee8a")
+    }
+
     func testIdentity() throws {
         let id = try XCTUnwrap(UserID(text: "b831381d-6324-4d53-ad4f-8cda48b30811"))
         XCTAssertEqual(hexString(id.bytes), "b831381d63244d53ad4f8cda48b30811")
