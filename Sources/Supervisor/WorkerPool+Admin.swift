@@ -112,10 +112,11 @@ extension WorkerPool {
         // Open connections and addresses where the workers keep them (per-user limits, online users).
         let limits = config.daemon.userLimits.isEmpty && StatSwitches(config).onlineLevels.isEmpty ? nil : UserLimitTable(region: region)
         let now = MonotonicClock.milliseconds()
+        let live = limits?.liveSlots
         let users = userTable.entries()
             .map { entry in
                 AdminStats.User(user: entry.name, up: entry.value0, down: entry.value1,
-                                open: limits?.openConnections(user: entry.index),
+                                open: limits?.openConnections(user: entry.index, live: live),
                                 addresses: limits?.sources(user: entry.index, nowMilliseconds: now).map(\.source.text).sorted())
             }
             .sorted { $0.user < $1.user }

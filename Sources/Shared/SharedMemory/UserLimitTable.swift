@@ -127,12 +127,18 @@ public struct UserLimitTable {
         }
     }
 
-    /// Open connections of `user` on every live worker.
-    public func openConnections(user: Int) -> Int {
+    /// The worker slots in use now (whose rows count).
+    public var liveSlots: [Int] { (0..<slots.count).filter { slots.isInUse($0) } }
+
+    /// Open connections of `user` on every live worker; `live`: `liveSlots`, when the caller asks
+    /// for many users at once.
+    public func openConnections(user: Int, live: [Int]? = nil) -> Int {
         var total = 0
-        for slot in 0..<slots.count where slots.isInUse(slot) {
+        func add(_ slot: Int) {
             total &+= Int(truncatingIfNeeded: region.load(region.layout.connectionCountOffset(slot: slot, user: user)))
         }
+        // One user (admission): no list built.
+        if let live { live.forEach(add) } else { for slot in 0..<slots.count where slots.isInUse(slot) { add(slot) } }
         return total
     }
 

@@ -165,22 +165,11 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         case .needMore:
             if buffer.readableBytes > 0 { cumulation = buffer }
         case .rejected(let failure, let action):
-            inbound.counters.rejected[failure.counterName, default: 0] += 1
             if case .clockSkew(let seconds) = failure {
                 inbound.counters.skew[SkewHistogram.Outcome.rejected.rawValue].record(seconds)
             }
             logger.debug("rejected handshake", metadata: ["reason": "\(failure)", "peer": "\(context.channel.clientAddress?.description ?? "?")"])
-            inbound.accessLog?.rejected(from: context.channel.clientAddress.map(Self.peerText) ?? "?", reason: failure.description)
-            switch action {
-            case .close:
-                closeClient()
-            case .drain(let total):
-                if bytesReceived >= total {
-                    closeClient()
-                } else {
-                    phase = .draining(total: total)
-                }
-            }
+            reject(counted: failure.counterName, reason: failure.description, action, context: context)
         case .accepted(let accepted):
             accept(accepted, remaining: &buffer, context: context)
         }
@@ -294,39 +283,49 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     /// Over a user limit: treated like an unknown id (drain, then close, as the handshake's own
     /// rejections do), so a prober learns nothing about which ids exist or how they are limited.
     private func refuseOverLimit(_ why: UserLimitTable.Refusal, context: ChannelHandlerContext) {
-        inbound.counters.rejected[why.rawValue, default: 0] += 1
         logger.debug("over a user limit", metadata: ["reason": "\(why.rawValue)", "user": "\(userKey)",
                                                      "peer": "\(context.channel.clientAddress?.description ?? "?")"])
-        inbound.accessLog?.rejected(from: context.channel.clientAddress.map(Self.peerText) ?? "?", reason: why.rawValue)
-        let total = inbound.users.drainSize()
-        if bytesReceived >= total { closeClient() } else { phase = .draining(total: total) }
+        reject(counted: why.rawValue, reason: why.rawValue, .drain(total: inbound.users.drainSize()), context: context)
+    }
+
+    /// Every refused handshake: counted by `counted`, access-logged, then closed or drained as `action` says.
+    private func reject(counted: String, reason: String, _ action: HandshakeAction, context: ChannelHandlerContext) {
+        inbound.counters.rejected[counted, default: 0] += 1
+        inbound.accessLog?.rejected(from: context.channel.clientAddress.map(Self.peerText) ?? "?", reason: reason)
+        switch action {
+        case .close:
+            closeClient()
+        case .drain(let total):
+            if bytesReceived >= total { closeClient() } else { phase = .draining(total: total) }
+        }
     }
 
     /// The user's uplink rate: after `bytes` from the client, hold its reads as long as the limit says.
+    /// Counted even while held: what one read brings past the hold still pays.
     private func meterUplink(_ bytes: Int) {
-        guard let ticket = limitTicket, ticket.limitsUplinkRate, let context else { return }
-        // Counted even while held: what one read brings past the hold still pays.
-        let wait = ticket.afterUplink(bytes)
-        guard wait > 0, uplinkRateHold == nil else { return }
-        glue.holdForRate = true
-        uplinkRateHold = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(min(wait, 60_000_000_000)))) { [weak self] in
-            guard let self else { return }
-            self.uplinkRateHold = nil
-            self.glue.holdForRate = false
-            self.glue.upstreamWritabilityChanged(context: self.context)
+        guard let wait = limitTicket?.afterUplink(bytes), wait > 0, uplinkRateHold == nil else { return }
+        uplinkRateHold = rateHold(wait) { handler in
+            handler.uplinkRateHold = nil
+            handler.glue.holdForRate = false
+            handler.glue.upstreamWritabilityChanged(context: handler.context)
         }
+        glue.holdForRate = uplinkRateHold != nil
     }
 
     /// The user's downlink rate: after `bytes` toward the client, the target is not read for a while
     /// (downstreamWritable says no; datagrams meanwhile are dropped, as for a slow client).
     private func meterDownlink(_ bytes: Int) {
-        guard let ticket = limitTicket, ticket.limitsDownlinkRate, let context else { return }
-        let wait = ticket.afterDownlink(bytes)
-        guard wait > 0, downlinkRateHold == nil else { return }
-        downlinkRateHold = context.eventLoop.scheduleTask(in: .nanoseconds(Int64(min(wait, 60_000_000_000)))) { [weak self] in
-            guard let self else { return }
-            self.downlinkRateHold = nil
-            if self.downstreamWritable { self.link?.downstreamWritabilityChanged() }
+        guard let wait = limitTicket?.afterDownlink(bytes), wait > 0, downlinkRateHold == nil else { return }
+        downlinkRateHold = rateHold(wait) { handler in
+            handler.downlinkRateHold = nil
+            if handler.downstreamWritable { handler.link?.downstreamWritabilityChanged() }
+        }
+    }
+
+    /// `resume` after `wait` ns (at most a minute), unless the connection is gone by then.
+    private func rateHold(_ wait: UInt64, resume: @escaping (VMessServerHandler) -> Void) -> Scheduled<Void>? {
+        context?.eventLoop.scheduleTask(in: .nanoseconds(Int64(min(wait, 60_000_000_000)))) { [weak self] in
+            if let self { resume(self) }
         }
     }
 

@@ -104,9 +104,6 @@ final class UserLimitTicket {
         self.limits = limits
     }
 
-    var limitsUplinkRate: Bool { limits.uplinkRate > 0 }
-    var limitsDownlinkRate: Bool { limits.downlinkRate > 0 }
-
     /// ns to hold the next read from the client after `bytes` of payload from it.
     func afterUplink(_ bytes: Int) -> UInt64 {
         guard limits.uplinkRate > 0 else { return 0 }
