@@ -99,11 +99,12 @@ public final class WorkerProcess {
                     self.region = region
                     replay = SharedReplayFilter(region: region)
                     if let slot = bootstrap.sharedMemorySlot {
-                        publisher = CounterPublisher(region: region, slot: slot, counters: counters, tracker: tracker)
+                        let publisher = CounterPublisher(region: region, slot: slot, counters: counters, tracker: tracker)
+                        self.publisher = publisher
                         let onlineLevels = StatSwitches(config).onlineLevels
                         if !config.daemon.userLimits.isEmpty || !onlineLevels.isEmpty {
-                            userLimiter = UserLimiter(region: region, slot: slot, policy: config.daemon.userLimits,
-                                                      onlineLevels: onlineLevels)
+                            userLimiter = UserLimiter(region: region, slot: slot, users: publisher.users,
+                                                      policy: config.daemon.userLimits, onlineLevels: onlineLevels)
                         }
                     }
                 } catch {

@@ -23,14 +23,19 @@ extension ConfigParser {
             policy.system.statsInboundDownlink = try s.take("statsInboundDownlink")?.bool() ?? false
             policy.system.statsOutboundUplink = try s.take("statsOutboundUplink")?.bool() ?? false
             policy.system.statsOutboundDownlink = try s.take("statsOutboundDownlink")?.bool() ?? false
-            // Xray: the access log shows the destination after sniffing; vmessd logs the requested one.
-            if let flag = s.take("overrideAccessLogDest"), try flag.bool() {
-                throw flag.error("\"overrideAccessLogDest\": true is not supported by vmessd yet")
-            }
+            try refuseOverrideAccessLogDest(&s)
             try s.finish()
         }
         try r.finish()
         return policy
+    }
+
+    /// Xray's `overrideAccessLogDest` (v4 policy.system, v5 policy service): the access log would show
+    /// the destination after sniffing; vmessd logs the requested one, so `true` is refused.
+    static func refuseOverrideAccessLogDest(_ s: inout ObjectReader) throws {
+        if let flag = s.take("overrideAccessLogDest"), try flag.bool() {
+            throw flag.error("\"overrideAccessLogDest\": true is not supported by vmessd yet")
+        }
     }
 
     /// A user level as an object key ("0"): a decimal uint32, as V2Ray's policy and vmessd's userLimits take it.

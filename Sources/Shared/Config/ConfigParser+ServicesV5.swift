@@ -78,9 +78,7 @@ extension ConfigParser {
                 policy.system.statsOutboundDownlink = try t.take("outboundDownlink")?.bool() ?? false
                 try t.finish()
             }
-            if let flag = s.take("overrideAccessLogDest"), try flag.bool() {
-                throw flag.error("\"overrideAccessLogDest\": true is not supported by vmessd yet")
-            }
+            try refuseOverrideAccessLogDest(&s)
             try s.finish()
         }
         try r.finish()

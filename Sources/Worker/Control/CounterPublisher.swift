@@ -19,13 +19,12 @@ final class CounterPublisher {
     private let tracker: ConnectionTracker
     private let slots: WorkerSlots
     private let slot: Int
-    private let users: CounterTable
-    private let reasons: CounterTable
+    /// Users' rows, shared with the user limiter (the same names).
+    let users: CounterRows
+    private let reasons: CounterRows
     private let stats: CounterTable
     private let metrics: CounterTable
     private let region: SharedRegion
-    private var userIndex: [String: Int?] = [:]
-    private var reasonIndex: [String: Int?] = [:]
     private var publishedUp: [String: Int] = [:]
     private var publishedDown: [String: Int] = [:]
     private var publishedRejected: [String: Int] = [:]
@@ -36,8 +35,8 @@ final class CounterPublisher {
         self.tracker = tracker
         slots = WorkerSlots(region: region)
         self.slot = slot
-        users = CounterTable(region: region, kind: .users)
-        reasons = CounterTable(region: region, kind: .reasons)
+        users = CounterRows(CounterTable(region: region, kind: .users))
+        reasons = CounterRows(CounterTable(region: region, kind: .reasons))
         stats = CounterTable(region: region, kind: .stats)
         metrics = CounterTable(region: region, kind: .metrics)
         self.region = region
@@ -57,13 +56,13 @@ final class CounterPublisher {
         for (user, total) in counters.perUserUp {
             let delta = total - publishedUp[user, default: 0]
             guard delta > 0 else { continue }
-            if let index = index(user, in: users, cache: &userIndex) { users.add(index, value0: UInt64(delta)) }
+            if let index = users.row(user) { users.table.add(index, value0: UInt64(delta)) }
             publishedUp[user] = total
         }
         for (user, total) in counters.perUserDown {
             let delta = total - publishedDown[user, default: 0]
             guard delta > 0 else { continue }
-            if let index = index(user, in: users, cache: &userIndex) { users.add(index, value0: 0, value1: UInt64(delta)) }
+            if let index = users.row(user) { users.table.add(index, value0: 0, value1: UInt64(delta)) }
             publishedDown[user] = total
         }
         publishReasons(counters.rejected, published: &publishedRejected, prefix: "")
@@ -92,15 +91,8 @@ final class CounterPublisher {
         for (reason, total) in totals {
             let delta = total - published[reason, default: 0]
             guard delta > 0 else { continue }
-            if let index = index(prefix + reason, in: reasons, cache: &reasonIndex) { reasons.add(index, value0: UInt64(delta)) }
+            if let index = reasons.row(prefix + reason) { reasons.table.add(index, value0: UInt64(delta)) }
             published[reason] = total
         }
-    }
-
-    private func index(_ name: String, in table: CounterTable, cache: inout [String: Int?]) -> Int? {
-        if let cached = cache[name] { return cached }
-        let found = table.index(of: name)
-        cache.updateValue(found, forKey: name)
-        return found
     }
 }

@@ -5,13 +5,12 @@ import Shared
 /// and meters the rates. Event-loop confined. Users without limits cost one dictionary-free check.
 final class UserLimiter {
     private let table: UserLimitTable
-    private let users: CounterTable
+    /// Users' rows in the users counter table (shared with the counter publisher).
+    private let users: CounterRows
     private let slot: Int
     let policy: UserLimitPolicy
     /// Levels whose users' addresses are kept for Xray's online statistics (StatSwitches.onlineLevels).
     let onlineLevels: Set<Int>
-    /// Users' rows in the users counter table, by the name they are counted under.
-    private var rows: [String: Int] = [:]
     /// Addresses this worker holds open connections from: how many, and the table's slot for it.
     private var held: [Held: (count: Int, slot: Int?)] = [:]
 
@@ -20,10 +19,10 @@ final class UserLimiter {
         var source: SourceKey
     }
 
-    init(region: SharedRegion, slot: Int, policy: UserLimitPolicy, onlineLevels: Set<Int>) {
+    init(region: SharedRegion, slot: Int, users: CounterRows, policy: UserLimitPolicy, onlineLevels: Set<Int>) {
         self.onlineLevels = onlineLevels
         table = UserLimitTable(region: region)
-        users = CounterTable(region: region, kind: .users)
+        self.users = users
         self.slot = slot
         self.policy = policy
     }
@@ -40,7 +39,7 @@ final class UserLimiter {
         let limits = policy.limits(email: email, level: level)
         let online = email != nil && onlineLevels.contains(level)
         guard !limits.isUnlimited || online else { return .unlimited }
-        guard let row = row(key) else { return .unlimited }  // the users table is full: counted as its overflow
+        guard let row = users.row(key) else { return .unlimited }  // the users table is full: counted as its overflow
         switch table.admit(user: row, slot: slot, source: source, limits: limits, trackSource: online,
                            nowMilliseconds: MonotonicClock.milliseconds()) {
         case .refused(let why):
@@ -79,13 +78,6 @@ final class UserLimiter {
     fileprivate func take(user: Int, uplink: Bool, bytes: Int, rate: Int, burst: Int) -> UInt64 {
         table.take(user: user, uplink: uplink, bytes: bytes, rate: rate, burst: burst,
                    nowNanoseconds: MonotonicClock.nanoseconds())
-    }
-
-    private func row(_ key: String) -> Int? {
-        if let row = rows[key] { return row }
-        guard let row = users.index(of: key) else { return nil }
-        rows[key] = row
-        return row
     }
 }
 
