@@ -48,7 +48,25 @@ struct FreedomDialer {
         } else if resolverFamily != .any {
             bootstrap = bootstrap.resolver(FamilyResolver(loop: loop, family: resolverFamily))
         }
+        if let literal = literalTarget(host: host, address: address, port: p) { return bootstrap.connect(to: literal) }
         return bootstrap.connect(host: host, port: p)
+    }
+
+    /// The target as a socket address when it is an IP literal that the resolver would only have
+    /// handed back: the system resolver (no built-in DNS) with any family, or the literal's own.
+    /// NIO's connect(host:) resolves even a literal, with getaddrinfo on another thread for A and AAAA
+    /// and a Happy Eyeballs race: per connection, the largest item of set-up after the handshake
+    /// (Benchmarks/README.md, "Connection set-up profile").
+    func literalTarget(host: String, address: VMessAddress, port: Int) -> NIOCore.SocketAddress? {
+        guard builtinDNS == nil else { return nil }
+        let target: VMessAddress?
+        if let h = settings.redirectHost, !h.isEmpty { target = IPLiteral.parse(h) } else { target = address }
+        switch target {
+        case .ipv4? where resolverFamily != .ipv6, .ipv6? where resolverFamily != .ipv4:
+            return try? NIOCore.SocketAddress(ipAddress: host, port: port)
+        default:
+            return nil
+        }
     }
 
     /// Resolves the destination to one socket address (UDP needs a concrete address up front).
