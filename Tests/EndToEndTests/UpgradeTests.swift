@@ -137,6 +137,20 @@ final class UpgradeTests: EndToEndTestCase {
         XCTAssertNotEqual(lstat(socket, &info), 0, "the new supervisor removes the socket file at stop")
     }
 
+    /// The inodes of the unconnected IPv4 UDP sockets bound to `port` (the kernel's /proc/net/udp: local
+    /// address, remote address 0, inode); a session's connected socket has a remote address.
+    static func unconnectedUDPSockets(port: UInt16) throws -> Set<String> {
+        let table = try String(contentsOfFile: "/proc/net/udp", encoding: .utf8)
+        let local = String(format: ":%04X", port)
+        var inodes: Set<String> = []
+        for line in table.split(separator: "\n").dropFirst() {
+            let fields = line.split(separator: " ")
+            guard fields.count > 9, fields[1].hasSuffix(local), fields[2] == "00000000:0000" else { continue }
+            inodes.insert(String(fields[9]))
+        }
+        return inodes
+    }
+
     /// `vmessd_connections_accepted_total` from one plain HTTP/1.0 GET of the metrics endpoint.
     static func scrapeAccepted(port: UInt16) throws -> UInt64? {
         let fd = try Sock.connect(port: port)
@@ -222,4 +236,55 @@ final class UpgradeTests: EndToEndTestCase {
         try waitForTCPPort(apiPort, timeout: 10)
         XCTAssertNotNil(try Self.scrapeAccepted(port: metricsPort), "metrics from the new binary")
     }
+
+    /// mKCP's UDP sockets are handed over too: sessions opened before the upgrade keep flowing on the
+    /// old workers (each session has its own connected UDP socket), new sessions are served by the new
+    /// supervisor's workers on the same port, and the old supervisor exits once its sessions end.
+    func testUpgradeHandsOverKCPAndKeepsItsSessions() throws {
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("kcp-upgrade@example.com")
+        let port = try FreePort.udp()
+        let executable = try installCopy()
+        let config = Self.serverConfig(port: port, users: [user], extra: ["inbounds": [
+            ["port": Int(port), "listen": "127.0.0.1", "protocol": "vmess", "tag": "kcp-in",
+             "settings": ["clients": [user.serverJSON]], "streamSettings": KCPReloadTests.kcp],
+        ]])
+        let server = try startVMessd(config: config, port: port, workers: 2, drainTimeout: 90, executable: executable)
+        let oldWorkers = try status(server).workers.map(\.pid)
+        let listening = try Self.unconnectedUDPSockets(port: port)
+        XCTAssertFalse(listening.isEmpty)
+        let client = try startClient(serverPort: port, user: user, targetPort: echo.port, stream: KCPReloadTests.kcp)
+        let streams = try (0..<3).map { try LongStream(port: client.port, label: "kcp stream \($0)") }
+        for stream in streams { XCTAssertTrue(stream.waitForRounds(3), "\(stream.label): \(stream.state)") }
+
+        try install(source: try VMessdBinaries.vmessd(), at: executable)
+        XCTAssertEqual(kill(server.pid, SIGUSR2), 0)
+        var after = try status(server)
+        try eventually("the new supervisor answers the admin socket", timeout: 60) {
+            after = try status(server)
+            return after.pid != server.pid
+        }
+        stopAtTearDown(after.pid)
+        XCTAssertTrue(after.workers.allSatisfy { !oldWorkers.contains($0.pid) }, "\(after.workers)")
+        XCTAssertEqual(after.listeners.count, 1, "\(after.listeners)")
+        // New sessions reach the new workers over the handed-over UDP socket.
+        for i in 0..<3 {
+            try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "kcp after upgrade \(i)")
+        }
+        // The sessions from before go on, undisturbed, on the old workers.
+        for stream in streams { XCTAssertTrue(stream.waitForRounds(5, timeout: 30), "\(stream.label): \(stream.state)") }
+        XCTAssertTrue(Self.exists(server.pid), "the old supervisor waits for its workers' sessions")
+        for stream in streams {
+            let end = stream.stop()
+            XCTAssertNil(end.failure, "\(stream.label) after \(end.rounds) rounds")
+        }
+        // With their sessions closed by the client, the old generation exits.
+        XCTAssertTrue(server.process.waitForExit(timeout: 60), "the old supervisor exits once its sessions ended")
+        XCTAssertEqual(server.process.exitStatus, 0)
+        for pid in oldWorkers { XCTAssertFalse(Self.exists(pid), "old worker \(pid)") }
+        // The very sockets of before serve on (handed over, not bound anew beside the old ones).
+        XCTAssertEqual(try Self.unconnectedUDPSockets(port: port), listening)
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "kcp after the old one exited")
+    }
+
 }
