@@ -77,6 +77,14 @@ def relay(listen_port, server_port, loss, delay_ms):
             s.sendto(data, addr)
 
 
+def udp_receive_drops():
+    """Datagrams the kernel dropped machine-wide because a UDP socket's receive buffer was full
+    (/proc/net/snmp Udp RcvbufErrors): the drops nobody asked for, as against the relay's own."""
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    return int(rows[1][rows[0].index("RcvbufErrors")])
+
+
 def kcp_stream(header, seed):
     kcp = {"mtu": 1350, "tti": 20, "uplinkCapacity": 100, "downlinkCapacity": 100, "congestion": False,
            "readBufferSize": 4, "writeBufferSize": 4, "header": {"type": header}}
@@ -157,18 +165,20 @@ def main():
                     nbytes = args.mib << 20
                     for direction, fn in (("upload", bulk_upload), ("download", bulk_download)):
                         settle(srv.pid)
-                        c0 = tree_cpu_seconds(srv.pid)
+                        c0, d0 = tree_cpu_seconds(srv.pid), udp_receive_drops()
                         dt = fn(dport, nbytes)
                         cpu = tree_cpu_seconds(srv.pid) - c0
-                        row[direction] = {"MBps": nbytes / dt / 1e6, "cpu_s_per_GB": cpu / (nbytes / 1e9)}
+                        row[direction] = {"MBps": nbytes / dt / 1e6, "cpu_s_per_GB": cpu / (nbytes / 1e9),
+                                          "socket_drops": udp_receive_drops() - d0}
                 except Exception as e:  # noqa: BLE001
                     row["error"] = repr(e)
                     row["server_log"] = tail(srv.log_path)
                 results[key] = row
                 up, down = row.get("upload"), row.get("download")
                 if up and down:
-                    print(f"| {key:22} | up {up['MBps']:7.2f} MB/s, {up['cpu_s_per_GB']:6.1f} CPU-s/GB "
-                          f"| down {down['MBps']:7.2f} MB/s, {down['cpu_s_per_GB']:6.1f} CPU-s/GB |", flush=True)
+                    print(f"| {key:22} | up {up['MBps']:7.2f} MB/s, {up['cpu_s_per_GB']:6.1f} CPU-s/GB, "
+                          f"{up['socket_drops']:6} drops | down {down['MBps']:7.2f} MB/s, "
+                          f"{down['cpu_s_per_GB']:6.1f} CPU-s/GB, {down['socket_drops']:6} drops |", flush=True)
                 else:
                     print(f"| {key:22} | failed: {row.get('error')} |", flush=True)
                 for m in (cli, rel, srv):

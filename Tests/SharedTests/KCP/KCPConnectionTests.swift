@@ -18,6 +18,8 @@ final class KCPConnectionTests: XCTestCase {
         var lossPercent: UInt64
         let delay: UInt64 = 10
         var sent = 0, dropped = 0
+        /// The highest data segment number a sent toward b (dropped ones included).
+        var highestToB: UInt32?
         var received: [UInt8] = []
         /// Bytes b's reader takes per step; nil: everything.
         var readerBudget: Int?
@@ -34,6 +36,12 @@ final class KCPConnectionTests: XCTestCase {
         func send(_ segment: ByteBuffer, toB: Bool) {
             sent += 1
             XCTAssertLessThanOrEqual(segment.readableBytes + codec.overhead, 1350, "datagram over the MTU")
+            if toB {
+                var copy = segment
+                while let s = KCPSegment.read(from: &copy) {
+                    if case .data(let d) = s { highestToB = max(highestToB ?? 0, d.number) }
+                }
+            }
             if rng.next() % 100 < lossPercent { dropped += 1; return }
             var packet = ByteBufferAllocator().buffer(capacity: 1400)
             codec.seal(segment, into: &packet)
@@ -157,6 +165,33 @@ final class KCPConnectionTests: XCTestCase {
         XCTAssertLessThan(size - pending.readableBytes, window + 64 * 1024 + 2 * link.a.mss,
                           "accepted more than the peer's window and the local buffer")
         XCTAssertEqual(link.received.count, 0)
+        link.readerBudget = nil
+        for _ in 0..<300 where link.received.count < size {
+            link.a.write(&pending)
+            link.run(ms: 100)
+        }
+        XCTAssertTrue(link.received == data)
+    }
+
+    /// A send buffer twice the peer's receive window (V2Ray's defaults): with the reader stopped,
+    /// nothing numbered past the window b announced goes out (V2Ray sends the whole buffer, and b
+    /// would drop the second half unacknowledged), and everything still arrives once it reads.
+    func testNothingIsSentPastThePeersWindow() throws {
+        let settings = KCPSettings()
+        XCTAssertGreaterThan(settings.sendingBufferSize, settings.receivingInFlightSize)
+        let link = try Link(settings: settings, loss: 0)
+        link.readerBudget = 0
+        let size = settings.sendingBufferSize * link.a.mss
+        let data = payload(size)
+        var pending = ByteBufferAllocator().buffer(bytes: data)
+        for _ in 0..<20 {
+            link.a.write(&pending)
+            link.run(ms: 100)
+        }
+        // b acknowledges what it holds without reading it, so a's first unacknowledged number
+        // reaches the window's end; past it only the one-segment probe (the window's size as a
+        // number) goes out, again and again.
+        XCTAssertEqual(link.highestToB, UInt32(settings.receivingInFlightSize))
         link.readerBudget = nil
         for _ in 0..<300 where link.received.count < size {
             link.a.write(&pending)
