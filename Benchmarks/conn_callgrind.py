@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Instructions per new proxied connection in one vmessd worker, counted by callgrind.
+"""Where one vmessd worker's time goes per new proxied connection: callgrind or perf.
 
     python client ──> v2ray client ──VMess AEAD, aes-128-gcm──> vmessd (1 worker under callgrind) ──> echo target
 
@@ -14,6 +14,14 @@ so before/after figures are comparable on a busy machine where CPU seconds are n
 Prints Ir per connection and writes the dump and `callgrind_annotate` output (inclusive, top
 functions) to the work directory. Needs valgrind (callgrind_control, callgrind_annotate) and
 /usr/bin/v2ray. Loopback only; every wait is bounded.
+
+On these machines Debian 12's valgrind 3.19 dies inside itself (SIGSEGV in its own code, even with
+--tool=none) as soon as the worker's main thread is parked in libdispatch's sigsuspend, so the
+callgrind mode does not run here. `--perf` profiles the same connections with `perf record -e
+cpu-clock -g` on the worker (the cpu-clock software event works where hardware counters do not):
+samples are time, not instructions, so read its shares, not its totals, on a busy machine.
+
+    python3 Benchmarks/conn_callgrind.py --perf --vmessd-bin-dir .build-bench/release --conns 3000
 """
 import argparse
 import glob
@@ -72,6 +80,7 @@ def main():
     ap.add_argument("--conns", type=int, default=200, help="measured short connections (200)")
     ap.add_argument("--warm", type=int, default=30, help="warm-up connections, not measured (30)")
     ap.add_argument("--workdir", help="default: a new /tmp/vmessd-callgrind-*")
+    ap.add_argument("--perf", action="store_true", help="profile with perf's cpu-clock event instead")
     ap.add_argument("--_targets", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._targets:
@@ -80,6 +89,8 @@ def main():
     workdir = args.workdir or tempfile.mkdtemp(prefix="vmessd-callgrind-")
     os.makedirs(workdir, exist_ok=True)
     bindir = os.path.abspath(args.vmessd_bin_dir)
+    if args.perf:
+        return perf_profile(args, workdir, bindir)
     # Debian 12's valgrind (3.19) gives up on the DWARF 5 that Swift 6 writes ("unhandled dwarf2
     # abbrev form", then exits): profile a copy without the debug sections. The symbol table stays,
     # so the profile is by function, not by line.
@@ -137,6 +148,58 @@ def main():
         print(f"instructions: {ir:,} total, {ir / args.conns:,.0f} per connection")
         print(f"dump: {dump}")
         print(f"annotated: {annotated} and annotate-self.txt")
+    finally:
+        stop_all(managed)
+
+
+def perf_profile(args, workdir, bindir):
+    """The same connections with the worker running natively under `perf record`."""
+    managed = []
+    try:
+        targets = start_targets(__file__, workdir, managed)
+        sport, dport = free_port(), free_port()
+        cfg = os.path.join(workdir, "server.json")
+        write_json(cfg, server_config(sport))
+        srv = start_vmessd(bindir, cfg, 1, os.path.join(workdir, "vmessd.log"))
+        managed.append(srv)
+        wait_listening(sport, srv.proc, 30)
+        ccfg = os.path.join(workdir, "client.json")
+        write_json(ccfg, client_config(dport, targets["echo"], sport))
+        cli = Managed("client", ["/usr/bin/v2ray", "-config", ccfg], os.path.join(workdir, "client.log"))
+        managed.append(cli)
+        wait_listening(dport, cli.proc, 30)
+        echo_check(dport, time.monotonic() + 30)
+        short_connections(dport, args.warm)
+        pid = worker_pid(srv.pid, time.monotonic() + 10)
+        data = os.path.join(workdir, "perf.data")
+        rec = subprocess.Popen(["perf", "record", "-e", "cpu-clock", "-F", "4000", "-g", "-p", str(pid),
+                                "-o", data], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(1)
+        t0 = time.monotonic()
+        short_connections(dport, args.conns)
+        time.sleep(0.5)
+        wall = time.monotonic() - t0
+        rec.send_signal(2)
+        rec.wait(timeout=SLOW_TIMEOUT)
+        reports = {}
+        for name, extra in (("self", ["--no-children"]), ("inclusive", ["--children"])):
+            out = os.path.join(workdir, f"perf-{name}.txt")
+            rep = subprocess.run(["perf", "report", "-i", data, "--stdio", "--sort", "symbol", "-g", "none",
+                                  "--percent-limit", "0.3"] + extra,
+                                 capture_output=True, text=True, timeout=SLOW_TIMEOUT)
+            dem = subprocess.run(["swift-demangle", "--simplified", "--compact"], input=rep.stdout,
+                                 capture_output=True, text=True, timeout=SLOW_TIMEOUT)
+            text = dem.stdout if dem.returncode == 0 else rep.stdout
+            with open(out, "w") as f:
+                # perf pads the symbol column to its widest entry.
+                f.write("\n".join(re.sub(r"\s{2,}", "  ", line).rstrip() for line in text.splitlines()) + "\n")
+            reports[name] = out
+        # cpu-clock counts nanoseconds.
+        count = re.search(r"# Event count \(approx.\): (\d+)", open(reports["self"]).read())
+        ns = int(count.group(1)) if count else 0
+        print(f"connections: {args.conns} (after {args.warm} warm-up), {wall:.1f} s")
+        print(f"worker CPU sampled: {ns / 1e9:.2f} s, {ns / 1e6 / args.conns:.3f} ms per connection")
+        print(f"reports: {reports['self']} and {reports['inclusive']}")
     finally:
         stop_all(managed)
 
