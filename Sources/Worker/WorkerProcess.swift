@@ -47,8 +47,6 @@ public final class WorkerProcess {
     /// not to spin, short enough that service resumes quickly once connections close (see
     /// ConnectionTracker.makeAcceptPauseHandler).
     static let acceptBackoff = TimeAmount.milliseconds(250)
-    /// Every accepted connection's read sizes: small for handshakes, growing for bulk transfer.
-    static let receiveAllocator = AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 4096, maximum: 65536)
 
     public init(bootstrap: WorkerBootstrap, logger: Logger) {
         self.bootstrap = bootstrap
@@ -207,7 +205,7 @@ public final class WorkerProcess {
         }
         let childOptions = { (b: ClientBootstrap) in
             b.channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-                .channelOption(ChannelOptions.recvAllocator, value: Self.receiveAllocator)
+                .channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
         }
         if !isTCP {
             let acceptor = try SharedSocketAcceptor(fd: fd, name: name, loop: loop, pause: Self.acceptBackoff, childOptions: childOptions,
@@ -245,7 +243,7 @@ public final class WorkerProcess {
                 }
             }
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .childChannelOption(ChannelOptions.recvAllocator, value: Self.receiveAllocator)
+            .childChannelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
             // tcpOption, not socketOption: at SOL_SOCKET level option 1 is SO_DEBUG (which needs
             // CAP_NET_ADMIN and fails under the hardened unit), not TCP_NODELAY.
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)

@@ -42,6 +42,7 @@ struct FreedomDialer {
         var bootstrap = dial.prepare(ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
             .connectTimeout(timeout), initializer: initializer)
         if let dns = builtinDNS {
             bootstrap = bootstrap.resolver(DNSResolver.Adapter(dns, family: resolverFamily, caller: loop))
@@ -55,8 +56,8 @@ struct FreedomDialer {
     /// The target as a socket address when it is an IP literal that the resolver would only have
     /// handed back: the system resolver (no built-in DNS) with any family, or the literal's own.
     /// NIO's connect(host:) resolves even a literal, with getaddrinfo on another thread for A and AAAA
-    /// and a Happy Eyeballs race: per connection, the largest item of set-up after the handshake
-    /// (Benchmarks/README.md, "Connection set-up profile").
+    /// and a Happy Eyeballs race, per connection, for an answer that is the literal itself (measured:
+    /// no visible change in CPU per connection, Benchmarks/README.md; it is work for nothing all the same).
     func literalTarget(host: String, address: VMessAddress, port: Int) -> NIOCore.SocketAddress? {
         guard builtinDNS == nil else { return nil }
         let target: VMessAddress?
