@@ -66,6 +66,25 @@ def short_connections(port, count):
                 raise RuntimeError("echo mismatch")
 
 
+def start_tunnel(script, workdir, bindir, managed, timeout, env_extra=None):
+    """One vmessd worker behind the real v2ray client, in front of the echo target, checked with an
+    echo: the set-up every profile here shares. Returns (client port, vmessd's Managed)."""
+    targets = start_targets(script, workdir, managed)
+    sport, dport = free_port(), free_port()
+    cfg = os.path.join(workdir, "server.json")
+    write_json(cfg, server_config(sport))
+    srv = start_vmessd(bindir, cfg, 1, os.path.join(workdir, "vmessd.log"), env_extra=env_extra)
+    managed.append(srv)
+    wait_listening(sport, srv.proc, timeout)
+    ccfg = os.path.join(workdir, "client.json")
+    write_json(ccfg, client_config(dport, targets["echo"], sport))
+    cli = Managed("client", ["/usr/bin/v2ray", "-config", ccfg], os.path.join(workdir, "client.log"))
+    managed.append(cli)
+    wait_listening(dport, cli.proc, 30)
+    echo_check(dport, time.monotonic() + timeout)
+    return dport, srv
+
+
 def total_ir(path):
     with open(path) as f:
         for line in f:
@@ -106,20 +125,8 @@ def main():
 
     managed = []
     try:
-        targets = start_targets(__file__, workdir, managed)
-        sport, dport = free_port(), free_port()
-        cfg = os.path.join(workdir, "server.json")
-        write_json(cfg, server_config(sport))
-        srv = start_vmessd(bindir, cfg, 1, os.path.join(workdir, "vmessd.log"),
-                           env_extra={"VMESSD_WORKER": wrapper})
-        managed.append(srv)
-        wait_listening(sport, srv.proc, SLOW_TIMEOUT)
-        ccfg = os.path.join(workdir, "client.json")
-        write_json(ccfg, client_config(dport, targets["echo"], sport))
-        cli = Managed("client", ["/usr/bin/v2ray", "-config", ccfg], os.path.join(workdir, "client.log"))
-        managed.append(cli)
-        wait_listening(dport, cli.proc, 30)
-        echo_check(dport, time.monotonic() + SLOW_TIMEOUT)
+        dport, srv = start_tunnel(__file__, workdir, bindir, managed, SLOW_TIMEOUT,
+                                  env_extra={"VMESSD_WORKER": wrapper})
         short_connections(dport, args.warm)
         pid = worker_pid(srv.pid, time.monotonic() + 10)
         subprocess.run(["callgrind_control", "-z", str(pid)], check=True, timeout=SLOW_TIMEOUT,
@@ -156,19 +163,7 @@ def perf_profile(args, workdir, bindir):
     """The same connections with the worker running natively under `perf record`."""
     managed = []
     try:
-        targets = start_targets(__file__, workdir, managed)
-        sport, dport = free_port(), free_port()
-        cfg = os.path.join(workdir, "server.json")
-        write_json(cfg, server_config(sport))
-        srv = start_vmessd(bindir, cfg, 1, os.path.join(workdir, "vmessd.log"))
-        managed.append(srv)
-        wait_listening(sport, srv.proc, 30)
-        ccfg = os.path.join(workdir, "client.json")
-        write_json(ccfg, client_config(dport, targets["echo"], sport))
-        cli = Managed("client", ["/usr/bin/v2ray", "-config", ccfg], os.path.join(workdir, "client.log"))
-        managed.append(cli)
-        wait_listening(dport, cli.proc, 30)
-        echo_check(dport, time.monotonic() + 30)
+        dport, srv = start_tunnel(__file__, workdir, bindir, managed, 30)
         short_connections(dport, args.warm)
         pid = worker_pid(srv.pid, time.monotonic() + 10)
         data = os.path.join(workdir, "perf.data")

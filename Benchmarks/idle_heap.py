@@ -23,11 +23,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (  # noqa: E402
-    Managed, client_config, connect, echo_check, free_port, recv_exact, run_targets, server_config,
-    start_targets, start_vmessd, stop_all, wait_listening, write_json,
-)
-from conn_callgrind import short_connections, worker_pid  # noqa: E402
+from benchlib import connect, recv_exact, run_targets, stop_all  # noqa: E402
+from conn_callgrind import short_connections, start_tunnel, worker_pid  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
@@ -91,19 +88,7 @@ def main():
     add_probes()
     managed, socks = [], []
     try:
-        targets = start_targets(__file__, workdir, managed)
-        sport, dport = free_port(), free_port()
-        cfg = os.path.join(workdir, "server.json")
-        write_json(cfg, server_config(sport))
-        srv = start_vmessd(bindir, cfg, 1, os.path.join(workdir, "vmessd.log"))
-        managed.append(srv)
-        wait_listening(sport, srv.proc, 30)
-        ccfg = os.path.join(workdir, "client.json")
-        write_json(ccfg, client_config(dport, targets["echo"], sport))
-        cli = Managed("client", ["/usr/bin/v2ray", "-config", ccfg], os.path.join(workdir, "client.log"))
-        managed.append(cli)
-        wait_listening(dport, cli.proc, 30)
-        echo_check(dport, time.monotonic() + 30)
+        dport, srv = start_tunnel(__file__, workdir, bindir, managed, 30)
         short_connections(dport, 50)
         pid = worker_pid(srv.pid, time.monotonic() + 10)
         time.sleep(1)
