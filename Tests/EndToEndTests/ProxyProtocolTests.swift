@@ -24,19 +24,52 @@ final class ProxyProtocolTests: EndToEndTestCase {
     /// haproxy passes TLS through (mode tcp): the PROXY header comes before the ClientHello, then
     /// WebSocket inside TLS; the v5-style place of the flag (sockopt) this time.
     func testHAProxyInFrontOfWebSocketOverTLS() throws {
-        let dir = workDir.path
-        let check = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                                                 "-keyout", "\(dir)/k.pem", "-out", "\(dir)/c.pem", "-days", "2",
-                                                 "-subj", "/CN=vmessd.test", "-addext", "subjectAltName=DNS:vmessd.test"])
-        guard check.status == 0 else { throw XCTSkip("openssl req failed: \(check.stderr)") }
+        let (cert, key) = try makeCertificate()
         try throughHAProxy(server: ["network": "ws", "wsSettings": ["path": "/pp"], "security": "tls",
-                                    "tlsSettings": ["certificates": [["certificateFile": "\(dir)/c.pem", "keyFile": "\(dir)/k.pem"]]],
+                                    "tlsSettings": ["certificates": [["certificateFile": cert, "keyFile": key]]],
                                     "sockopt": ["acceptProxyProtocol": true]],
                            client: ["network": "ws", "wsSettings": ["path": "/pp"], "security": "tls",
                                     "tlsSettings": ["serverName": "vmessd.test", "allowInsecure": true]])
     }
 
-    func throughHAProxy(server serverStream: [String: Any], client clientStream: [String: Any]) throws {
+    /// gRPC over h2c: the PROXY header comes before HTTP/2's connection preface. The flag sits in
+    /// sockopt, where V2Ray and Xray put it for transports whose own settings have no such key. The
+    /// client is V2Ray 4.45.2 (Debian's 4.34 has no gRPC).
+    func testHAProxyInFrontOfGRPC() throws {
+        let client = try V2RayWithEarlyData.require(copyInto: workDir)
+        try throughHAProxy(server: ["network": "grpc", "grpcSettings": ["serviceName": "pp"],
+                                    "sockopt": ["acceptProxyProtocol": true]],
+                           client: ["network": "grpc", "grpcSettings": ["serviceName": "pp"]], clientBinary: client)
+    }
+
+    /// The h2 transport, over TLS (ALPN h2) as the reference requires: header, ClientHello, then
+    /// HTTP/2. V2Ray 4.45.2 as the client: 4.34's h2 dialer ignores `sendThrough` (its connections
+    /// leave from 127.0.0.1, which the header then faithfully carries).
+    func testHAProxyInFrontOfH2OverTLS() throws {
+        let client = try V2RayWithEarlyData.require(copyInto: workDir)
+        let (cert, key) = try makeCertificate()
+        try throughHAProxy(server: ["network": "h2", "httpSettings": ["path": "/pp", "host": ["vmessd.test"]],
+                                    "security": "tls",
+                                    "tlsSettings": ["certificates": [["certificateFile": cert, "keyFile": key]]],
+                                    "sockopt": ["acceptProxyProtocol": true]],
+                           client: ["network": "h2", "httpSettings": ["path": "/pp", "host": ["vmessd.test"]],
+                                    "security": "tls",
+                                    "tlsSettings": ["serverName": "vmessd.test", "allowInsecure": true]],
+                           clientBinary: client)
+    }
+
+    /// A self-signed certificate for vmessd.test in the work directory: (certificate, key) paths.
+    func makeCertificate() throws -> (String, String) {
+        let dir = workDir.path
+        let check = try run("/usr/bin/openssl", ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                                                 "-keyout", "\(dir)/k.pem", "-out", "\(dir)/c.pem", "-days", "2",
+                                                 "-subj", "/CN=vmessd.test", "-addext", "subjectAltName=DNS:vmessd.test"])
+        guard check.status == 0 else { throw XCTSkip("openssl req failed: \(check.stderr)") }
+        return ("\(dir)/c.pem", "\(dir)/k.pem")
+    }
+
+    func throughHAProxy(server serverStream: [String: Any], client clientStream: [String: Any],
+                        clientBinary: String? = nil) throws {
         let carried = try makeEchoServer()
         let other = try makeEchoServer()
         let user = VMessTestUser("pp@example.com")
@@ -59,7 +92,7 @@ final class ProxyProtocolTests: EndToEndTestCase {
         let haproxyPort = try startHAProxy(server: "127.0.0.1:\(port) send-proxy-v2 source 127.0.0.3")
 
         // The reference client, leaving from 127.0.0.5, through haproxy.
-        let v2ray = try Tool.v2ray()
+        let v2ray = try clientBinary ?? Tool.v2ray()
         let clientPort = try FreePort.tcp()
         let name = nextName("v2ray")
         let clientConfig = Self.json([
