@@ -1,6 +1,7 @@
 import NIOCore
 
-/// Receive-buffer sizing for every proxied TCP connection, accepted or dialed.
+/// Receive-buffer sizing for every proxied TCP connection: accepted (WorkerProcess) and dialed
+/// (DialOptions.prepare, the path of freedom and of the VMess client's transports).
 ///
 /// NIO keeps each stream channel's last receive buffer for its next read (NIOPooledRecvBufferAllocator)
 /// and never shrinks it, so the first size is what an idle connection holds per socket for as long as

@@ -42,7 +42,6 @@ struct FreedomDialer {
         var bootstrap = dial.prepare(ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
             .connectTimeout(timeout), initializer: initializer)
         if let dns = builtinDNS {
             bootstrap = bootstrap.resolver(DNSResolver.Adapter(dns, family: resolverFamily, caller: loop))

@@ -77,12 +77,15 @@ struct DialOptions {
     }
 
     /// `bootstrap` binding to the local address, with `initializer` run after the options are set.
+    /// Every outbound TCP dial comes through here, so it also sets the receive-buffer sizing of
+    /// proxied connections (StreamReceiveAllocator).
     func prepare(_ bootstrap: ClientBootstrap,
                  initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> ClientBootstrap {
         let sockopt = self.sockopt
-        var b = bootstrap.channelInitializer { channel in
-            sockopt.apply(to: channel).flatMap { sockopt.applyFastOpenConnect(to: channel) }.flatMap { initializer(channel) }
-        }
+        var b = bootstrap.channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
+            .channelInitializer { channel in
+                sockopt.apply(to: channel).flatMap { sockopt.applyFastOpenConnect(to: channel) }.flatMap { initializer(channel) }
+            }
         if let local { b = b.bind(to: local) }
         return b
     }

@@ -141,7 +141,6 @@ struct StreamDialer {
         let bootstrap = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-            .channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
             .connectTimeout(timeout)
         return dial.prepare(bootstrap, initializer: initializer).connect(host: host, port: port)
     }
