@@ -266,8 +266,7 @@ public final class KCPConnection {
         if !sending.isEmpty {
             let option = closeOption
             let una = firstUnacknowledged
-            let loss = sending.flush(now: current, rto: roundTrip.rto, limit: limit,
-                                     end: firstUnacknowledged &+ cwnd) { e in
+            let loss = sending.flush(now: current, rto: roundTrip.rto, limit: limit, window: cwnd) { e in
                 scratch.clear()
                 scratch.writeMultipleIntegers(conv, KCPCommand.data.rawValue, option, e.timestamp, e.number, una,
                                               UInt16(e.payload.readableBytes))

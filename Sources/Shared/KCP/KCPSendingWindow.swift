@@ -81,23 +81,24 @@ struct KCPSendingWindow {
         }
     }
 
-    /// Sends every due segment numbered below `end`, up to `limit` of them, through `send`; returns
+    /// Sends every due segment among the first `window` slots, up to `limit` of them, through `send`; returns
     /// the loss rate in percent (retransmissions against segments in flight) when anything was sent.
     /// Like V2Ray it checks the limit after a send, so the front segment goes out when due even with
     /// a closed window: that is the probe that learns when the peer's window opens again.
     ///
-    /// `end` is where V2Ray differs: its flush counts segments, not numbers, so it sends the whole
+    /// `window` is where V2Ray differs: its flush counts segments, not numbers, so it sends the whole
     /// buffer (writeBufferSize, twice a default receive window) in one burst, and the receiver drops
     /// every number past its window unacknowledged, to be resent at the next RTO on top of the next
     /// burst. Only numbers the peer said it has room for go out here; on a link with a bottleneck
     /// (a slow relay, a shallow router queue) that halves the burst and takes the pointless copies
     /// out of every retransmission round. Nothing changes on the wire but timing.
-    mutating func flush(now: UInt32, rto: UInt32, limit: Int, end: UInt32, send: (Entry) -> Void) -> UInt32? {
+    ///
+    /// The front slot is the first unacknowledged number, so the first `window` slots are exactly
+    /// the numbers the peer has room for; a closed window (0) still leaves the front slot, the probe.
+    mutating func flush(now: UInt32, rto: UInt32, limit: Int, window: UInt32, send: (Entry) -> Void) -> UInt32? {
         var lost: UInt32 = 0
         var sent = 0
-        // Slots are numbered consecutively from `first`; an `end` at or behind it leaves the probe.
-        let open = end &- first <= 0x7FFF_FFFF ? Int(min(end &- first, UInt32(slots.count))) : 0
-        let stop = slots.index(slots.startIndex, offsetBy: max(open, min(1, slots.count)))
+        let stop = slots.index(slots.startIndex, offsetBy: Int(min(max(window, 1), UInt32(slots.count))))
         var i = slots.startIndex
         while i != stop, sent == 0 || sent < limit {
             if var e = slots[i], now &- e.timeout < 0x7FFF_FFFF {
