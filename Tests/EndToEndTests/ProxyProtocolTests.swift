@@ -36,7 +36,7 @@ final class ProxyProtocolTests: EndToEndTestCase {
     /// sockopt, where V2Ray and Xray put it for transports whose own settings have no such key. The
     /// client is V2Ray 4.45.2 (Debian's 4.34 has no gRPC).
     func testHAProxyInFrontOfGRPC() throws {
-        let client = try V2RayWithEarlyData.require(copyInto: workDir)
+        let client = try V2RayRuntime.require(copyInto: workDir)
         try throughHAProxy(server: ["network": "grpc", "grpcSettings": ["serviceName": "pp"],
                                     "sockopt": ["acceptProxyProtocol": true]],
                            client: ["network": "grpc", "grpcSettings": ["serviceName": "pp"]], clientBinary: client)
@@ -46,7 +46,7 @@ final class ProxyProtocolTests: EndToEndTestCase {
     /// HTTP/2. V2Ray 4.45.2 as the client: 4.34's h2 dialer ignores `sendThrough` (its connections
     /// leave from 127.0.0.1, which the header then faithfully carries).
     func testHAProxyInFrontOfH2OverTLS() throws {
-        let client = try V2RayWithEarlyData.require(copyInto: workDir)
+        let client = try V2RayRuntime.require(copyInto: workDir)
         let (cert, key) = try makeCertificate()
         try throughHAProxy(server: ["network": "h2", "httpSettings": ["path": "/pp", "host": ["vmessd.test"]],
                                     "security": "tls",

@@ -51,13 +51,13 @@ final class H2TransportInteropTests: InteropTestCase {
     // MARK: - real gRPC clients in front of vmessd
 
     func testV2Ray445GRPCClientWithoutTLS() throws {
-        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let binary = try V2RayRuntime.require(copyInto: workDir)
         try clientEcho(server: grpc("vmessd.Gun", tls: nil, server: true), client: grpc("vmessd.Gun", tls: nil, server: false),
                        binary: binary, label: "v2ray 4.45.2 grpc h2c")
     }
 
     func testV2Ray445GRPCClientTLSWithConcurrentStreams() throws {
-        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let binary = try V2RayRuntime.require(copyInto: workDir)
         let cert = try certificate()
         try clientEcho(server: grpc("tunnel", tls: cert, server: true), client: grpc("tunnel", tls: cert, server: false),
                        binary: binary, label: "v2ray 4.45.2 grpc tls", concurrent: 4)
@@ -65,7 +65,7 @@ final class H2TransportInteropTests: InteropTestCase {
 
     /// The same service configured in the v5 format (`transport: "grpc"`, `transportSettings`).
     func testV2Ray445GRPCClientAgainstAV5Config() throws {
-        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let binary = try V2RayRuntime.require(copyInto: workDir)
         let echo = try makeEchoServer()
         let port = try FreePort.tcp()
         let config = TestConfigs.json([
@@ -114,13 +114,13 @@ final class H2TransportInteropTests: InteropTestCase {
     // MARK: - vmessd's gRPC client in front of real servers
 
     func testVMessdGRPCToV2Ray445ServerWithoutTLS() throws {
-        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let binary = try V2RayRuntime.require(copyInto: workDir)
         try serverEcho(server: grpc("svc", tls: nil, server: true), client: grpc("svc", tls: nil, server: false),
                        binary: binary, label: "vmessd → v2ray 4.45.2 grpc h2c")
     }
 
     func testVMessdGRPCToV2Ray445ServerTLS() throws {
-        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let binary = try V2RayRuntime.require(copyInto: workDir)
         let cert = try certificate()
         try serverEcho(server: grpc("svc", tls: cert, server: true), client: grpc("svc", tls: cert, server: false),
                        binary: binary, label: "vmessd → v2ray 4.45.2 grpc tls")
@@ -140,7 +140,7 @@ final class H2TransportInteropTests: InteropTestCase {
     /// client closes the connection after idle_timeout + health_check_timeout — well before the
     /// pool's own 30 s idle close — and the next VMess connection gets a fresh HTTP/2 connection.
     func testVMessdGRPCKeepAliveClosesADeadConnection() throws {
-        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let binary = try V2RayRuntime.require(copyInto: workDir)
         let port = try FreePort.tcp()
         let serverProcess = try launch("server-v2ray", binary, ["-config", try writeFile("server-v2ray.json",
             TransportConfigs.serverV4(port: port, user: user, streamSettings: grpc("ka", tls: nil, server: true)))])
@@ -221,7 +221,7 @@ final class H2TransportInteropTests: InteropTestCase {
     /// stream busy: that stream keeps working, and once it ends vmessd exits at once (GOAWAY closed
     /// the client's connection) instead of waiting out the timeout for an idle HTTP/2 connection.
     func testStopDrainsGRPCConnections() throws {
-        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let binary = try V2RayRuntime.require(copyInto: workDir)
         let echo = try makeEchoServer()
         let port = try FreePort.tcp()
         var object = try JSONSerialization.jsonObject(with: Data(TransportConfigs.serverV4(
@@ -295,7 +295,7 @@ final class H2TransportInteropTests: InteropTestCase {
 
         // The servers still serve real clients.
         let echo = try makeEchoServer()
-        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let binary = try V2RayRuntime.require(copyInto: workDir)
         let client = try startV2RayClient(serverPort: grpcPort, user: user, targetPort: echo.port,
                                           streamSettings: grpc("svc", tls: nil, server: false), binary: binary)
         try echoRoundTrip(port: client.dokodemoPort, payload: randomData(64 * 1024), label: "grpc after refusals")

