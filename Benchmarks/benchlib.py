@@ -343,6 +343,27 @@ def echo_check(port, tries_until):
     raise RuntimeError(f"tunnel not working: {last!r}")
 
 
+def echo_through(s, payload):
+    """Echoes `payload` through socket `s`: a thread writes while this one reads it all back, so a
+    payload larger than the socket buffers along the path cannot deadlock."""
+    err = []
+
+    def writer():
+        try:
+            s.sendall(payload)
+        except OSError as e:
+            err.append(e)
+
+    t = threading.Thread(target=writer, daemon=True)
+    t.start()
+    got = recv_exact(s, len(payload))
+    t.join(IO_TIMEOUT)
+    if err:
+        raise err[0]
+    if got != payload:
+        raise RuntimeError("echo mismatch")
+
+
 def bulk_upload(port, nbytes):
     with connect(port) as s:
         block = memoryview(os.urandom(CHUNK))

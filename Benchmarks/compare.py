@@ -7,7 +7,8 @@ the same v2ray client (dokodemo-door -> VMess AEAD, aes-128-gcm), then measures:
   1. single-stream throughput up and down through the tunnel (MB/s),
   2. server CPU seconds per GB moved by those bulk transfers,
   3. server CPU milliseconds per new short proxied connection,
-  4. server memory (PSS) per idle proxied connection,
+  4. server memory (PSS) per idle proxied connection, and per idle connection that first echoed
+     1 MiB each way (what a server keeps after traffic),
   5. keep-alive request/response latency (p50, p99) on one connection;
 
 then starts the same server again with `--users N` users in its VMess inbound (the client's user
@@ -38,7 +39,7 @@ import time
 import traceback
 
 from benchlib import (CONN_TIMEOUT, HERE, IO_TIMEOUT, REPO, START_TIMEOUT, Interrupted, Managed, bench_users,
-                      bulk_download, bulk_upload, client_config, connect, echo_check, free_port, machine_info,
+                      bulk_download, bulk_upload, client_config, connect, echo_check, echo_through, free_port, machine_info,
                       process_tree, raise_nofile, recv_exact, run_targets, server_config, settle, start_targets,
                       singbox_binary, singbox_server_config, tail, tree_cpu_seconds, tree_pss_kb, v2ray_version,
                       wait_listening, write_json)
@@ -101,8 +102,12 @@ def measure_connections(srv, dport, count):
     return out
 
 
-def measure_memory(srv, dport, count, idle_wait):
+def measure_memory(srv, dport, count, idle_wait, bulk_bytes=0):
+    """PSS per held connection. bulk_bytes > 0: each connection first echoes that many bytes (so
+    they went both ways through the server in bulk) before it is held idle; what a server keeps per
+    connection after traffic, not only after a handshake."""
     pid = srv.pid
+    bulk = os.urandom(bulk_bytes) if bulk_bytes else b""
     settle(pid)
     base = tree_pss_kb(pid)
     socks = []
@@ -116,10 +121,7 @@ def measure_memory(srv, dport, count, idle_wait):
             try:
                 if s is None:
                     raise ConnectionError("connect to the dokodemo port failed")
-                msg = b"hello%06d" % i
-                s.sendall(msg)
-                if recv_exact(s, len(msg)) != msg:
-                    raise RuntimeError("echo mismatch")
+                echo_through(s, bulk or b"hello%06d" % i)
                 socks.append(s)
             except Exception as e:  # noqa: BLE001
                 if s is not None:
@@ -149,7 +151,8 @@ def measure_memory(srv, dport, count, idle_wait):
     settle(pid, 3.0)
     held = len(socks)
     out = {"count": count, "held": held, "failed_to_open": failures, "baseline_pss_kb": base,
-           "loaded_pss_kb": loaded, "kb_per_conn": (loaded - base) / held, "alive_after_idle": alive}
+           "loaded_pss_kb": loaded, "kb_per_conn": (loaded - base) / held, "alive_after_idle": alive,
+           "bulk_bytes_each_way": bulk_bytes}
     warn = []
     if failures:
         warn.append(f"{failures}/{count} connections failed to open (first: {first_error})")
@@ -267,6 +270,8 @@ def run_one(kind, args, targets, workdir, register, users=None, steps=None, labe
 
     all_steps = [
         ("memory", lambda: measure_memory(srv, ports["echo"], args.idle_conns, args.idle_wait)),
+        ("memory_after_bulk", lambda: measure_memory(srv, ports["echo"], args.bulk_conns, args.idle_wait,
+                                                     bulk_bytes=1 << 20)),
         ("latency", lambda: measure_latency(srv, ports["echo"], args.rounds)),
         ("connections", lambda: measure_connections(srv, ports["echo"], args.conns)),
         ("throughput", lambda: measure_throughput(srv, ports["bulk"], args.bulk_mib << 20, args.repeat)),
@@ -334,6 +339,8 @@ def rows(n_users):
          lambda m: m["connections"]["conn_per_s"], "{:.0f}", "higher", None, False),
         ("mem_conn", "Server PSS per idle proxied connection (kB)", lambda m: m["memory"]["kb_per_conn"], "{:.1f}",
          "lower", ("<=", 0.2), False),
+        ("mem_bulk", "Server PSS per idle connection after 1 MiB each way (kB)",
+         lambda m: m["memory_after_bulk"]["kb_per_conn"], "{:.1f}", "lower", None, False),
         ("mem_idle", "Server PSS before the idle connections (MB)", lambda m: m["memory"]["baseline_pss_kb"] / 1024,
          "{:.1f}", "lower", None, False),
         ("lat50", "Keep-alive 64 B round trip p50 (ms)", lambda m: m["latency"]["p50_ms"], "{:.3f}", "lower", None,
@@ -448,6 +455,8 @@ def main():
     ap.add_argument("--repeat", type=int, help="bulk transfers per direction, median reported (3; quick 1)")
     ap.add_argument("--conns", type=int, help="short connections for CPU/connection (2000; quick 500)")
     ap.add_argument("--idle-conns", type=int, help="idle connections for memory (1000; quick 300)")
+    ap.add_argument("--bulk-conns", type=int,
+                    help="connections that echo 1 MiB each way, then idle, for memory after bulk (200; quick 100)")
     ap.add_argument("--idle-wait", type=float, default=2.0, help="seconds to hold them idle before measuring")
     ap.add_argument("--rounds", type=int, help="keep-alive round trips (5000; quick 1000)")
     ap.add_argument("--vmessd-label", default="",
@@ -467,6 +476,7 @@ def main():
     args.repeat = args.repeat or (1 if q else 3)
     args.conns = args.conns or (500 if q else 2000)
     args.idle_conns = args.idle_conns or (300 if q else 1000)
+    args.bulk_conns = args.bulk_conns or (100 if q else 200)
     args.rounds = args.rounds or (1000 if q else 5000)
     args.users = args.users or (1000 if q else 10000)
 
@@ -478,7 +488,7 @@ def main():
     info["v2ray"] = v2ray_version(args.v2ray)
     info["sing_box"] = v2ray_version(args.sing_box, "version") if args.sing_box else "not found"
     info["sing_box_bin"] = args.sing_box
-    info["params"] = {k: getattr(args, k) for k in ("workers", "bulk_mib", "repeat", "conns", "idle_conns",
+    info["params"] = {k: getattr(args, k) for k in ("workers", "bulk_mib", "repeat", "conns", "idle_conns", "bulk_conns",
                                                       "idle_wait", "rounds", "users", "quick")}
     info["vmessd_bin_dir"] = os.path.abspath(args.vmessd_bin_dir)
     info["vmessd_label"] = args.vmessd_label

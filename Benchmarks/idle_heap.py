@@ -4,7 +4,7 @@
     python client ──> v2ray client ──VMess AEAD, aes-128-gcm──> vmessd (1 worker) ──> echo target
 
 glibc's malloc and free are traced with perf uprobes on the worker while N connections are opened
-(one short echo each) and then held; allocations are paired with their frees, and what survives is
+(one short echo each, or --bulk-bytes echoed each way) and then held; allocations are paired with their frees, and what survives is
 grouped by size and call site and printed per connection. It also reads the worker's PSS before and
 after (the figure compare.py reports). Needs root, perf with uprobes, swift-demangle (on the PATH
 with the Swift toolchain) and /usr/bin/v2ray. Loopback only; every wait is bounded.
@@ -23,7 +23,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import connect, recv_exact, run_targets, stop_all  # noqa: E402
+from benchlib import connect, echo_through, run_targets, stop_all  # noqa: E402
 from conn_callgrind import short_connections, start_tunnel, worker_pid  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,6 +77,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vmessd-bin-dir", default=os.path.join(REPO, ".build-bench", "release"))
     ap.add_argument("--conns", type=int, default=200)
+    ap.add_argument("--bulk-bytes", type=int, default=0,
+                    help="bytes each connection echoes before it is held (default 0: one short echo)")
     ap.add_argument("--top", type=int, default=20, help="call sites to print")
     ap.add_argument("--workdir", help="default: a new /tmp/vmessd-idle-heap-*")
     ap.add_argument("--_targets", action="store_true", help=argparse.SUPPRESS)
@@ -87,6 +89,7 @@ def main():
     bindir = os.path.abspath(args.vmessd_bin_dir)
     add_probes()
     managed, socks = [], []
+    bulk = os.urandom(args.bulk_bytes) if args.bulk_bytes else b""
     try:
         dport, srv = start_tunnel(__file__, workdir, bindir, managed, 30)
         short_connections(dport, 50)
@@ -102,10 +105,7 @@ def main():
         for i in range(args.conns):
             s = connect(dport, timeout=10)
             socks.append(s)
-            msg = b"hello%06d" % i
-            s.sendall(msg)
-            if recv_exact(s, len(msg)) != msg:
-                raise RuntimeError("echo mismatch")
+            echo_through(s, bulk or b"hello%06d" % i)
         time.sleep(2)
         after = pss_kb(pid)
         rec.send_signal(2)
