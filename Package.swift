@@ -67,6 +67,7 @@ let package = Package(
                 "Shared", "CShims",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 // Transports (Sources/Worker/Transport).
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -129,6 +130,7 @@ let package = Package(
                 "Worker", "Shared", "TestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 // Transport tests (Tests/WorkerTests/Transport*.swift).
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

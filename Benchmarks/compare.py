@@ -270,7 +270,7 @@ def run_one(kind, args, targets, workdir, register, users=None, steps=None, labe
 
     all_steps = [
         ("memory", lambda: measure_memory(srv, ports["echo"], args.idle_conns, args.idle_wait)),
-        ("memory_after_bulk", lambda: measure_memory(srv, ports["echo"], args.bulk_conns, args.idle_wait,
+        ("memory_after_bulk", lambda: measure_memory(srv, ports["echo"], args.bulk_conns, args.bulk_idle_wait,
                                                      bulk_bytes=1 << 20)),
         ("latency", lambda: measure_latency(srv, ports["echo"], args.rounds)),
         ("connections", lambda: measure_connections(srv, ports["echo"], args.conns)),
@@ -457,6 +457,9 @@ def main():
     ap.add_argument("--idle-conns", type=int, help="idle connections for memory (1000; quick 300)")
     ap.add_argument("--bulk-conns", type=int,
                     help="connections that echo 1 MiB each way, then idle, for memory after bulk (200; quick 100)")
+    ap.add_argument("--bulk-idle-wait", type=float, default=10.0,
+                    help="seconds those connections idle before memory is read (default 10: after each server's "
+                         "idle-time housekeeping, Go's GC and vmessd's 5 s receive-buffer release)")
     ap.add_argument("--idle-wait", type=float, default=2.0, help="seconds to hold them idle before measuring")
     ap.add_argument("--rounds", type=int, help="keep-alive round trips (5000; quick 1000)")
     ap.add_argument("--vmessd-label", default="",
@@ -488,7 +491,7 @@ def main():
     info["v2ray"] = v2ray_version(args.v2ray)
     info["sing_box"] = v2ray_version(args.sing_box, "version") if args.sing_box else "not found"
     info["sing_box_bin"] = args.sing_box
-    info["params"] = {k: getattr(args, k) for k in ("workers", "bulk_mib", "repeat", "conns", "idle_conns", "bulk_conns",
+    info["params"] = {k: getattr(args, k) for k in ("workers", "bulk_mib", "repeat", "conns", "idle_conns", "bulk_conns", "bulk_idle_wait",
                                                       "idle_wait", "rounds", "users", "quick")}
     info["vmessd_bin_dir"] = os.path.abspath(args.vmessd_bin_dir)
     info["vmessd_label"] = args.vmessd_label

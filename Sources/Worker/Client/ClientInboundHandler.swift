@@ -30,6 +30,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
     private var context: ChannelHandlerContext?
     private var handshakeTimeout: Scheduled<Void>?
     private var timer: ConnectionTimer?
+    private let socketChannel: Bool
     /// Backpressure and half-close with the outbound link (shared with the VMess server inbound).
     private let glue = RelayGlue()
     private var link: UpstreamLink? { glue.link }
@@ -37,8 +38,11 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
     private var association: SOCKSUDPAssociation?
     private var sentDownstream = false
 
-    init(inbound: ClientInboundContext, handshake: Handshake, fixedDestination: Destination? = nil) {
+    /// `socketChannel`: as VMessServerHandler's (a quiet connection may trim its receive buffers).
+    init(inbound: ClientInboundContext, handshake: Handshake, fixedDestination: Destination? = nil,
+         socketChannel: Bool = false) {
         self.inbound = inbound
+        self.socketChannel = socketChannel
         self.handshake = handshake
         self.fixedDestination = fixedDestination
         self.logger = inbound.logger
@@ -165,7 +169,12 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         phase = .relaying
         failureReply = request.failureReply
         let level = inbound.level
-        timer = ConnectionTimer(loop: context.eventLoop, timeout: .seconds(Int64(level.connIdle))) { [weak self] in
+        timer = ConnectionTimer(loop: context.eventLoop, timeout: .seconds(Int64(level.connIdle)),
+                                quiet: StreamReceiveAllocator.quietBeforeRelease,
+                                onQuiet: { [weak self] in
+            guard let self else { return }
+            StreamReceiveAllocator.releaseIdle(client: self.socketChannel ? self.context?.channel : nil, link: self.link)
+        }) { [weak self] in
             self?.logger.debug("idle timeout")
             self?.closeClient()
         }

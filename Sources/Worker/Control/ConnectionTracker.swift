@@ -110,6 +110,8 @@ final class ConnectionTracker {
             counted = false
             tracker.open -= 1
             connections?.close()
+            // What the connection's buffers held goes back to the kernel (shared, rate-bounded trim).
+            HeapTrim.request(on: context.eventLoop)
             if let source {
                 let n = tracker.perSource[source, default: 1] - 1
                 tracker.perSource[source] = n > 0 ? n : nil

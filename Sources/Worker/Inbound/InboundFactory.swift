@@ -24,7 +24,9 @@ struct InboundFactory {
         var userLimiter: UserLimiter? = nil
     }
 
-    let install: (Channel) throws -> Void
+    /// Installs the protocol handler on `channel`; the flag says whether that is a socket channel
+    /// of its own (false for HTTP/2 streams; see InboundTransport.configure).
+    let install: (Channel, Bool) throws -> Void
     /// A vmess inbound's shared state (runtime user changes reach it by tag).
     private(set) var vmess: InboundContext?
 
@@ -35,19 +37,21 @@ struct InboundFactory {
                                          outbounds: s.outbounds, replay: s.replay, counters: s.counters,
                                          logger: s.logger, accessLog: s.accessLog, udpToClient: s.limits.udpDatagramToClient,
                                          statSwitches: s.statSwitches, userLimiter: s.userLimiter)
-            install = { channel in try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx)) }
+            install = { channel, socket in
+                try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx, socketChannel: socket))
+            }
             vmess = ctx
         case .socks(let settings):
             let ctx = try Self.clientContext(inbound, userLevel: settings.userLevel, s)
-            install = { channel in
+            install = { channel, socket in
                 try channel.pipeline.syncOperations.addHandler(
-                    ClientInboundHandler(inbound: ctx, handshake: SOCKSHandshake(settings: settings)))
+                    ClientInboundHandler(inbound: ctx, handshake: SOCKSHandshake(settings: settings), socketChannel: socket))
             }
         case .http(let settings):
             let ctx = try Self.clientContext(inbound, userLevel: settings.userLevel, s)
-            install = { channel in
+            install = { channel, socket in
                 try channel.pipeline.syncOperations.addHandler(
-                    ClientInboundHandler(inbound: ctx, handshake: HTTPProxyHandshake(settings: settings)))
+                    ClientInboundHandler(inbound: ctx, handshake: HTTPProxyHandshake(settings: settings), socketChannel: socket))
             }
         case .dokodemo(let settings):
             let ctx = try Self.clientContext(inbound, userLevel: settings.userLevel, s)
@@ -58,13 +62,14 @@ struct InboundFactory {
             }
             if settings.tcp {
                 let target = Destination(network: .tcp, address: address, port: port)
-                install = { channel in
+                install = { channel, socket in
                     try channel.pipeline.syncOperations.addHandler(
-                        ClientInboundHandler(inbound: ctx, handshake: NoHandshake(), fixedDestination: target))
+                        ClientInboundHandler(inbound: ctx, handshake: NoHandshake(), fixedDestination: target,
+                                             socketChannel: socket))
                 }
             } else {
                 // UDP only: the supervisor still hands over a TCP listener for the port; nobody is served there.
-                install = { channel in channel.close(promise: nil) }
+                install = { channel, _ in channel.close(promise: nil) }
             }
         }
     }

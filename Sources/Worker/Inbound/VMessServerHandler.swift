@@ -25,6 +25,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     private var context: ChannelHandlerContext?
     private var handshakeTimeout: Scheduled<Void>?
     private var timer: ConnectionTimer?
+    private let socketChannel: Bool
     private var level = LevelPolicy()
     private var userKey = ""
     /// The user's API counters (`user>>>EMAIL>>>traffic>>>…`), resolved at the handshake.
@@ -50,8 +51,11 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
     private var destination: Destination?
     private var sentDownstream = false
 
-    init(inbound: InboundContext) {
+    /// `socketChannel`: the handler sits on a NIOPosix socket channel (not an HTTP/2 stream), so a
+    /// quiet connection may trim that channel's receive buffers.
+    init(inbound: InboundContext, socketChannel: Bool = false) {
         self.inbound = inbound
+        self.socketChannel = socketChannel
         self.logger = inbound.logger
         self.handshake = ServerHandshake(users: inbound.users, replay: inbound.replay, sessions: inbound.sessions,
                                          disableInsecure: inbound.disableInsecure)
@@ -249,7 +253,12 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         }
         responseHeader = header
         phase = .relaying
-        timer = ConnectionTimer(loop: context.eventLoop, timeout: .seconds(Int64(level.connIdle))) { [weak self] in
+        timer = ConnectionTimer(loop: context.eventLoop, timeout: .seconds(Int64(level.connIdle)),
+                                quiet: StreamReceiveAllocator.quietBeforeRelease,
+                                onQuiet: { [weak self] in
+            guard let self else { return }
+            StreamReceiveAllocator.releaseIdle(client: self.socketChannel ? self.context?.channel : nil, link: self.link)
+        }) { [weak self] in
             self?.logger.debug("idle timeout")
             self?.closeClient()
         }

@@ -105,6 +105,11 @@ final class MuxServer: UpstreamLink {
         control = nil
     }
 
+    /// The client's connection has been quiet, so every session on it has.
+    func releaseIdleBuffers() {
+        for s in sessions.values { s.link?.releaseIdleBuffers() }
+    }
+
     var isWritable: Bool {
         if heldForDownstream || connectingCount >= Self.maxConnecting { return false }
         return sessions.values.allSatisfy { $0.link?.isWritable ?? true }

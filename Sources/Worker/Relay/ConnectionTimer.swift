@@ -4,30 +4,49 @@ import NIOCore
 /// current timeout. The timeout starts as `connIdle` and shrinks to `downlinkOnly`/`uplinkOnly` once
 /// one direction has finished. One scheduled task at a time; activity only stamps a time, so the hot
 /// path costs a clock read, not a reschedule.
+///
+/// With `quiet`, `onQuiet` also runs once each time the connection has been quiet that long (it
+/// gives back receive buffers); the first activity after it re-arms the timer for the next quiet
+/// period, once per quiet-to-busy change, not per read.
 final class ConnectionTimer {
     private let loop: EventLoop
     private var timeout: TimeAmount
     private var lastActivity: NIODeadline
     private var task: Scheduled<Void>?
     private let onExpire: () -> Void
+    private let quiet: TimeAmount?
+    private let onQuiet: (() -> Void)?
+    /// `onQuiet` ran for the current quiet period; the timer then only waits for expiry.
+    private var quietHandled = false
 
-    init(loop: EventLoop, timeout: TimeAmount, onExpire: @escaping () -> Void) {
+    init(loop: EventLoop, timeout: TimeAmount, quiet: TimeAmount? = nil, onQuiet: (() -> Void)? = nil,
+         onExpire: @escaping () -> Void) {
         self.loop = loop
         self.timeout = timeout
         self.lastActivity = .now()
         self.onExpire = onExpire
-        arm(at: lastActivity + timeout)
+        self.quiet = onQuiet == nil ? nil : quiet
+        self.onQuiet = onQuiet
+        arm(at: nextDeadline())
     }
 
     @inline(__always)
-    func touch() { lastActivity = .now() }
+    func touch() {
+        lastActivity = .now()
+        if quietHandled, task != nil {
+            quietHandled = false
+            task?.cancel()
+            arm(at: nextDeadline())
+        }
+    }
 
     /// Changes the timeout (e.g. after one direction finished); counts as activity.
     func reset(to t: TimeAmount) {
         timeout = t
         lastActivity = .now()
+        quietHandled = false
         task?.cancel()
-        arm(at: lastActivity + t)
+        arm(at: nextDeadline())
     }
 
     func cancel() {
@@ -35,16 +54,26 @@ final class ConnectionTimer {
         task = nil
     }
 
+    private func nextDeadline() -> NIODeadline {
+        let due = lastActivity + timeout
+        guard let quiet, !quietHandled else { return due }
+        return min(due, lastActivity + quiet)
+    }
+
     private func arm(at deadline: NIODeadline) {
         task = loop.scheduleTask(deadline: deadline) { [weak self] in
             guard let self else { return }
-            let due = self.lastActivity + self.timeout
-            if due <= .now() {
+            let now = NIODeadline.now()
+            if self.lastActivity + self.timeout <= now {
                 self.task = nil
                 self.onExpire()
-            } else {
-                self.arm(at: due)
+                return
             }
+            if let quiet = self.quiet, !self.quietHandled, self.lastActivity + quiet <= now {
+                self.quietHandled = true
+                self.onQuiet?()
+            }
+            self.arm(at: self.nextDeadline())
         }
     }
 }

@@ -41,10 +41,15 @@ protocol UpstreamLink: AnyObject {
     func downstreamWritabilityChanged()
     /// True while the link is still connecting to its target (Mux bounds connects in flight).
     var isConnecting: Bool { get }
+    /// The connection has been quiet for a while: give back receive buffers kept for the next
+    /// reads (StreamReceiveAllocator.releaseSpareBuffers). Links without a socket of their own
+    /// (Mux sessions, UDP, blackhole) have none to give.
+    func releaseIdleBuffers()
 }
 
 extension UpstreamLink {
     var isConnecting: Bool { false }
+    func releaseIdleBuffers() {}
 }
 
 /// An outbound handler (freedom, blackhole, vmess, ...): opens links for requests.

@@ -1,0 +1,95 @@
+// Connections that moved bulk data and then go quiet give their spare receive buffers back
+// (StreamReceiveAllocator.releaseSpareBuffers, HeapTrim), and keep working afterwards:
+//
+//   test ──tcp──▶ v2ray 4.34 client (dokodemo-door) ──vmess──▶ vmessd (2 workers) ──freedom──▶ echo
+//
+// Before this, a worker kept up to four 64 KiB receive buffers per socket for as long as a
+// connection lived: ~300 kB per idle keep-alive connection after one download (Benchmarks/README.md,
+// "Memory per idle connection").
+
+import Foundation
+import TestSupport
+import XCTest
+#if canImport(Glibc)
+import Glibc
+#endif
+
+final class QuietConnectionMemoryInteropTests: InteropTestCase {
+    static let connections = 16
+    static let bulk = 2 * 1024 * 1024
+
+    func testQuietConnectionsGiveBuffersBackAndKeepWorking() throws {
+        let user = VMessTestUser(security: "aes-128-gcm")
+        let echo = try makeEchoServer()
+        let server = try startServer(users: [user])
+        let client = try startClient(server: server, user: user, targetPort: echo.port)
+
+        var fds: [Int32] = []
+        defer { fds.forEach { close($0) } }
+        let payload = randomData(Self.bulk)
+        for i in 0..<Self.connections {
+            let fd = try Sock.connect(port: client.dokodemoPort)
+            fds.append(fd)
+            try echoKeepingOpen(fd: fd, payload, label: "connection \(i), bulk")
+        }
+        guard server.kind == .vmessd else { return }  // the harness check (INTEROP_SERVER=v2ray) ends here
+
+        // Right after the transfers every connection still holds its buffers; once they have been
+        // quiet for 5 s (and the 2 s trim delay passed) the workers give them back.
+        let busy = try workersPSSKiB(supervisor: server.process.pid)
+        var quiet = busy
+        let deadline = Date().addingTimeInterval(20)
+        while Date() < deadline {
+            Thread.sleep(forTimeInterval: 1)
+            quiet = try workersPSSKiB(supervisor: server.process.pid)
+            if busy - quiet >= 1536 { break }
+        }
+        // 16 connections each kept ~190 kB more than they do after the release (two sockets, up to
+        // three spare buffers of up to 64 KiB each); ask for well under half of that.
+        XCTAssertGreaterThanOrEqual(busy - quiet, 1536,
+                                    "workers' PSS \(busy) kB with the connections just used, \(quiet) kB after they were quiet")
+
+        // Trimmed connections carry on with bulk data as before, byte for byte.
+        for (i, fd) in fds.enumerated() {
+            try echoKeepingOpen(fd: fd, randomData(256 * 1024), label: "connection \(i), after the quiet period")
+        }
+        assertRunning(server.process, client.process)
+    }
+
+    /// Echoes `payload` on `fd` (a writer thread, this one reads it back) without closing or
+    /// half-closing the connection.
+    private func echoKeepingOpen(fd: Int32, _ payload: Data, label: String) throws {
+        Sock.setTimeouts(fd, seconds: 0.25)
+        let deadline = Date().addingTimeInterval(Self.transferTimeout)
+        let writer = BackgroundTask<Void>("writer-\(label)") {
+            try Sock.writeAll(fd, payload, deadline: deadline, what: "\(label): upload")
+        }
+        let got = try Sock.read(fd, count: payload.count, deadline: deadline, what: "\(label): echo")
+        try writer.value(timeout: max(1, deadline.timeIntervalSinceNow), what: "\(label): writer did not finish")
+        XCTAssertFalse(got.eof, "\(label): connection closed")
+        if let mismatch = describeMismatch(expected: payload, actual: got.data) {
+            throw HarnessError("\(label): echoed data differs: \(mismatch)")
+        }
+    }
+
+    /// Sum of `Pss` over the supervisor's child processes (its workers), in KiB.
+    private func workersPSSKiB(supervisor: Int32) throws -> Int {
+        var total = 0
+        var found = 0
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") {
+            guard let pid = Int32(entry),
+                  let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { continue }
+            // Fields after "comm)": state, ppid, ...
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 1, Int32(fields[1]) == supervisor,
+                  let rollup = try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8) else { continue }
+            for line in rollup.split(separator: "\n") where line.hasPrefix("Pss:") {
+                total += Int(line.split(separator: " ", omittingEmptySubsequences: true)[1]) ?? 0
+            }
+            found += 1
+        }
+        guard found > 0 else { throw HarnessError("no worker processes under pid \(supervisor)") }
+        return total
+    }
+}
