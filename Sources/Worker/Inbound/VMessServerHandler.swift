@@ -206,7 +206,10 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         let connections = inbound.counters.stats.userConnectionMeter(userKey)
         connections.open()
         userConnections = connections
-        logger[metadataKey: "user"] = "\(userKey)"
+        // Only debug messages use it: setting metadata copies the logger's whole metadata
+        // dictionary (584 B per connection, kept for its life), which at the usual warning level
+        // would be memory for nothing. The few error messages name the user themselves.
+        if logger.logLevel <= .debug { logger[metadataKey: "user"] = "\(userKey)" }
 
         let keys = ResponseHeader.bodyKeys(request: h, legacy: a.legacy)
         let plainHeader = ResponseHeader.plain(responseAuth: h.responseAuth, command: inbound.detour.flatMap { detour in
@@ -230,7 +233,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
                 headerBytes = try ResponseHeader.sealAEAD(plainHeader, keys: keys)
             }
         } catch {
-            logger.error("response header: \(error)")
+            logger.error("response header: \(error)", metadata: ["user": "\(userKey)"])
             return closeClient()
         }
         let header = context.channel.allocator.buffer(bytes: headerBytes)
@@ -413,7 +416,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
             send(out, context: context)
             sentDownstream = true
         } catch {
-            logger.error("response body: \(error)")
+            logger.error("response body: \(error)", metadata: ["user": "\(userKey)"])
             closeClient()
         }
     }
@@ -449,7 +452,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
                 inbound.counters.drop(.udpTooLarge)
             }
         } catch {
-            logger.error("response body: \(error)")
+            logger.error("response body: \(error)", metadata: ["user": "\(userKey)"])
             closeClient()
         }
     }
