@@ -56,6 +56,32 @@ final class QuietConnectionMemoryInteropTests: InteropTestCase {
         assertRunning(server.process, client.process)
     }
 
+    /// The client side: vmessd's dokodemo-door inbound and VMess outbound (over tcp) trim their
+    /// sockets after the quiet period too, and the tunnel to the real V2Ray server carries on.
+    func testVMessOutboundConnectionsKeepWorkingAfterTheQuietPeriod() throws {
+        let user = VMessTestUser(security: "aes-128-gcm")
+        let echo = try makeEchoServer()
+        let server = try startServer(.v2ray, users: [user])
+        var setup = VMessdClientSetup(serverPort: server.port, user: user)
+        setup.dokodemoTarget = (echo.port, "tcp")
+        let client = try startVMessdClient(setup)
+
+        var fds: [Int32] = []
+        defer { fds.forEach { close($0) } }
+        for i in 0..<4 {
+            let fd = try Sock.connect(port: client.dokodemoPort)
+            fds.append(fd)
+            try echoKeepingOpen(fd: fd, randomData(Self.bulk), label: "connection \(i), bulk")
+        }
+        // Quiet for the 5 s release period and the 2 s trim delay, with a margin.
+        Thread.sleep(forTimeInterval: 8)
+        for (i, fd) in fds.enumerated() {
+            try echoKeepingOpen(fd: fd, randomData(256 * 1024), label: "connection \(i), after the quiet period")
+        }
+        XCTAssertEqual(echo.connectionCount, 4)
+        assertRunning(server.process, client.process)
+    }
+
     /// Echoes `payload` on `fd` (a writer thread, this one reads it back) without closing or
     /// half-closing the connection.
     private func echoKeepingOpen(fd: Int32, _ payload: Data, label: String) throws {

@@ -268,4 +268,10 @@ final class VMessClientLink: UpstreamLink {
     var isConnecting: Bool { channel == nil && !closed }
 
     func downstreamWritabilityChanged() { handler?.resumeReads() }
+
+    /// The connection's own socket: tcp, ws, httpupgrade, mKCP's local end, or a proxySettings
+    /// socketpair. An HTTP/2 stream (grpc, h2) is not one, and its options trap.
+    func releaseIdleBuffers() {
+        if let channel, !outbound.dialer.usesHTTP2 { StreamReceiveAllocator.releaseSpareBuffers(of: channel) }
+    }
 }

@@ -43,7 +43,7 @@ protocol UpstreamLink: AnyObject {
     var isConnecting: Bool { get }
     /// The connection has been quiet for a while: give back receive buffers kept for the next
     /// reads (StreamReceiveAllocator.releaseSpareBuffers). Links without a socket of their own
-    /// (Mux sessions, UDP, blackhole) have none to give.
+    /// (Mux client sessions, UDP, blackhole, a VMess outbound over HTTP/2) have none to give.
     func releaseIdleBuffers()
 }
 
