@@ -41,7 +41,7 @@ import traceback
 from benchlib import (CONN_TIMEOUT, HERE, IO_TIMEOUT, REPO, START_TIMEOUT, Interrupted, Managed, bench_users,
                       bulk_download, bulk_upload, client_config, connect, echo_check, echo_through, free_port, machine_info,
                       process_tree, raise_nofile, recv_exact, run_targets, server_config, settle, start_targets,
-                      singbox_binary, singbox_server_config, tail, tree_cpu_seconds, tree_pss_kb, v2ray_version,
+                      singbox_binary, singbox_server_config, stop_all, tail, tree_cpu_seconds, tree_pss_kb, v2ray_version,
                       wait_listening, write_json)
 
 PEERS = ("v2ray", "sing-box")
@@ -445,6 +445,16 @@ def run_server(kind, args, targets, workdir, managed, **kw):
     return res
 
 
+def merge_subrun(res, sub, key, measurement, as_name, error_prefix, note_label):
+    """Folds a separate server run (`sub`, one measurement) into the main result `res`."""
+    res[key] = sub
+    if measurement in sub["measurements"]:
+        res["measurements"][as_name] = sub["measurements"][measurement]
+    for name, err in sub["errors"].items():
+        res["errors"][f"{error_prefix}_{name}"] = err
+    res["notes"].extend(f"{note_label}: {n}" for n in sub["notes"])
+
+
 def main():
     ap = argparse.ArgumentParser(description="Benchmark vmessd against the v2ray and sing-box reference servers.")
     ap.add_argument("--vmessd-bin-dir", default=os.path.join(REPO, ".build-bench", "release"),
@@ -546,34 +556,20 @@ def main():
             print(f"== {kind}, memory after bulk ==", flush=True)
             bres = run_server(kind, args, targets, workdir, managed, steps=("memory_after_bulk",),
                               label=f"{kind}-bulkmem")
-            res["bulk_memory_run"] = bres
-            if "memory_after_bulk" in bres["measurements"]:
-                res["measurements"]["memory_after_bulk"] = bres["measurements"]["memory_after_bulk"]
-            for name, err in bres["errors"].items():
-                res["errors"][f"bulkmem_{name}"] = err
-            res["notes"].extend(f"memory-after-bulk run: {n}" for n in bres["notes"])
+            merge_subrun(res, bres, "bulk_memory_run", "memory_after_bulk", "memory_after_bulk", "bulkmem",
+                         "memory-after-bulk run")
             if users is None:
                 continue
             print(f"== {kind}, {len(users)} users ==", flush=True)
             ures = run_server(kind, args, targets, workdir, managed, users=users, steps=("connections",),
                               label=f"{kind}-users{len(users)}", warm_conns=200)
-            res["users_run"] = ures
-            if "connections" in ures["measurements"]:
-                res["measurements"]["connections_users"] = ures["measurements"]["connections"]
-            for name, err in ures["errors"].items():
-                res["errors"][f"users_{name}"] = err
-            res["notes"].extend(f"{len(users)}-user run: {n}" for n in ures["notes"])
+            merge_subrun(res, ures, "users_run", "connections", "connections_users", "users",
+                         f"{len(users)}-user run")
     except (KeyboardInterrupt, Interrupted) as e:
         interrupted = repr(e) or "KeyboardInterrupt"
         print(f"\ninterrupted: {interrupted}; cleaning up", flush=True)
     finally:
-        for m in reversed(managed):
-            try:
-                if m.proc.stdin:
-                    m.proc.stdin.close()
-            except Exception:
-                pass
-            m.stop()
+        stop_all(managed)
 
     info["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     table, summary = build_table(results, args.workers, args.users)

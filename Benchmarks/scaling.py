@@ -41,7 +41,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (CONN_TIMEOUT, HERE, START_TIMEOUT, CLK_TCK, Interrupted, Managed, _stat_fields,  # noqa: E402
                       bulk_download, client_config, connect, echo_check, machine_info, raise_nofile,
-                      recv_exact, run_targets, server_config, settle, start_targets, start_vmessd,
+                      recv_exact, run_targets, server_config, settle, start_targets, start_vmessd, stop_all,
                       free_port, wait_listening, worker_pids, write_json)
 
 
@@ -257,13 +257,7 @@ def main():
                 subprocess.run(["taskset", "-p", "-a", "-c", f"0-{os.cpu_count() - 1}", str(targets["pid"])],
                                capture_output=True, timeout=10)
     finally:
-        for m in reversed(managed):
-            try:
-                if m.proc.stdin:
-                    m.proc.stdin.close()
-            except Exception:
-                pass
-            m.stop()
+        stop_all(managed)
     table = report(results["one"], results["many"], results.get("pinned"))
     header = (f"# vmessd worker scaling, {info['date']}, {info['nproc']} CPUs ({info['cpu_model']}), "
               f"repo {info['repo_commit']}; {args.threads} client threads, {args.conns} short connections, "

@@ -84,12 +84,7 @@ final class ClientInteropTests: InteropTestCase {
     }
 
     func testDokodemoDoorEcho() throws {
-        let user = VMessTestUser(security: "aes-128-gcm")
-        let echo = try makeEchoServer()
-        let server = try startServer(.v2ray, users: [user])
-        var setup = VMessdClientSetup(serverPort: server.port, user: user)
-        setup.dokodemoTarget = (echo.port, "tcp")
-        let client = try startVMessdClient(setup)
+        let (echo, server, client) = try startDokodemoThroughVMessdClient()
         try echoRoundTrip(port: client.dokodemoPort, payload: randomData(Self.bulkSize), label: "dokodemo-door 4 MiB echo")
         XCTAssertEqual(echo.connectionCount, 1)
         assertRunning(server.process, client.process)

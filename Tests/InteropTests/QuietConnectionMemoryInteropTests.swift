@@ -59,12 +59,7 @@ final class QuietConnectionMemoryInteropTests: InteropTestCase {
     /// The client side: vmessd's dokodemo-door inbound and VMess outbound (over tcp) trim their
     /// sockets after the quiet period too, and the tunnel to the real V2Ray server carries on.
     func testVMessOutboundConnectionsKeepWorkingAfterTheQuietPeriod() throws {
-        let user = VMessTestUser(security: "aes-128-gcm")
-        let echo = try makeEchoServer()
-        let server = try startServer(.v2ray, users: [user])
-        var setup = VMessdClientSetup(serverPort: server.port, user: user)
-        setup.dokodemoTarget = (echo.port, "tcp")
-        let client = try startVMessdClient(setup)
+        let (echo, server, client) = try startDokodemoThroughVMessdClient()
 
         var fds: [Int32] = []
         defer { fds.forEach { close($0) } }

@@ -10,7 +10,7 @@ import Shared
 ///
 ///   local client ──▶ [ClientInboundHandler] ──▶ outbound link (vmess, freedom, …)
 ///                ◀──                         ◀── (DownstreamSink)
-final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandler, DownstreamSink {
+final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandler, DownstreamSink, RelayTimerOwner {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -46,6 +46,17 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         self.handshake = handshake
         self.fixedDestination = fixedDestination
         self.logger = inbound.logger
+    }
+
+    // MARK: RelayTimerOwner
+
+    func connectionWentQuiet() {
+        StreamReceiveAllocator.releaseIdle(client: socketChannel ? context?.channel : nil, link: link)
+    }
+
+    func connectionIdleTimedOut() {
+        logger.debug("idle timeout")
+        closeClient()
     }
 
     // MARK: lifecycle
@@ -169,15 +180,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
         phase = .relaying
         failureReply = request.failureReply
         let level = inbound.level
-        timer = ConnectionTimer(loop: context.eventLoop, timeout: .seconds(Int64(level.connIdle)),
-                                quiet: StreamReceiveAllocator.quietBeforeRelease,
-                                onQuiet: { [weak self] in
-            guard let self else { return }
-            StreamReceiveAllocator.releaseIdle(client: self.socketChannel ? self.context?.channel : nil, link: self.link)
-        }) { [weak self] in
-            self?.logger.debug("idle timeout")
-            self?.closeClient()
-        }
+        timer = .relaying(self, loop: context.eventLoop, connIdle: level.connIdle)
         let destination = request.destination
         logger.debug("\(handshake.name): relay", metadata: ["dest": "\(destination)"])
         inbound.accessLog?.accepted(from: context.channel.clientAddress.map(VMessServerHandler.peerText) ?? "?",

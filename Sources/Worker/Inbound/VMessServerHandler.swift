@@ -9,7 +9,7 @@ import Shared
 ///
 ///   client ──VMess──▶ [VMessServerHandler] ──plain──▶ target (TargetRelayHandler / UDPRelay)
 ///          ◀─VMess───                       ◀─plain───
-final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
+final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimerOwner {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -59,6 +59,17 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         self.logger = inbound.logger
         self.handshake = ServerHandshake(users: inbound.users, replay: inbound.replay, sessions: inbound.sessions,
                                          disableInsecure: inbound.disableInsecure)
+    }
+
+    // MARK: RelayTimerOwner
+
+    func connectionWentQuiet() {
+        StreamReceiveAllocator.releaseIdle(client: socketChannel ? context?.channel : nil, link: link)
+    }
+
+    func connectionIdleTimedOut() {
+        logger.debug("idle timeout")
+        closeClient()
     }
 
     static func peerText(_ a: NIOCore.SocketAddress) -> String {
@@ -256,15 +267,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink {
         }
         responseHeader = header
         phase = .relaying
-        timer = ConnectionTimer(loop: context.eventLoop, timeout: .seconds(Int64(level.connIdle)),
-                                quiet: StreamReceiveAllocator.quietBeforeRelease,
-                                onQuiet: { [weak self] in
-            guard let self else { return }
-            StreamReceiveAllocator.releaseIdle(client: self.socketChannel ? self.context?.channel : nil, link: self.link)
-        }) { [weak self] in
-            self?.logger.debug("idle timeout")
-            self?.closeClient()
-        }
+        timer = .relaying(self, loop: context.eventLoop, connIdle: level.connIdle)
         let destination = h.address ?? .domain("")
         logger.debug("accepted", metadata: ["cmd": "\(h.command)", "dest": "\(destination):\(h.port)"])
         inbound.accessLog?.accepted(from: context.channel.clientAddress.map(Self.peerText) ?? "?",

@@ -77,3 +77,21 @@ final class ConnectionTimer {
         }
     }
 }
+
+/// An inbound handler relaying a connection, as its activity timer sees it.
+protocol RelayTimerOwner: AnyObject {
+    /// Quiet for `StreamReceiveAllocator.quietBeforeRelease`: give back receive buffers.
+    func connectionWentQuiet()
+    /// Nothing moved for the policy's timeout: close.
+    func connectionIdleTimedOut()
+}
+
+extension ConnectionTimer {
+    /// A relaying connection's timer: closes at `connIdle` seconds of inactivity and gives back
+    /// receive buffers once per quiet period. Holds `owner` weakly.
+    static func relaying(_ owner: RelayTimerOwner, loop: EventLoop, connIdle: Int) -> ConnectionTimer {
+        ConnectionTimer(loop: loop, timeout: .seconds(Int64(connIdle)), quiet: StreamReceiveAllocator.quietBeforeRelease,
+                        onQuiet: { [weak owner] in owner?.connectionWentQuiet() },
+                        onExpire: { [weak owner] in owner?.connectionIdleTimedOut() })
+    }
+}

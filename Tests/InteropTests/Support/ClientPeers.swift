@@ -87,6 +87,17 @@ enum ClientConfigs {
 }
 
 extension InteropTestCase {
+    /// An echo target behind the real V2Ray server (aes-128-gcm), and vmessd as the client in front
+    /// of it with a dokodemo-door to the echo target.
+    func startDokodemoThroughVMessdClient() throws -> (EchoServer, RunningServer, RunningVMessdClient) {
+        let user = VMessTestUser(security: "aes-128-gcm")
+        let echo = try makeEchoServer()
+        let server = try startServer(.v2ray, users: [user])
+        var setup = VMessdClientSetup(serverPort: server.port, user: user)
+        setup.dokodemoTarget = (echo.port, "tcp")
+        return (echo, server, try startVMessdClient(setup))
+    }
+
     /// `vmessd run` as a client; ready once READY=1 arrived and the socks port accepts (the
     /// dokodemo-door port is never probed: a probe would be relayed to the target).
     func startVMessdClient(_ setup: VMessdClientSetup, name: String = "client-vmessd") throws -> RunningVMessdClient {
