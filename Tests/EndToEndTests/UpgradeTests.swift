@@ -260,10 +260,14 @@ final class UpgradeTests: EndToEndTestCase {
         try install(source: try VMessdBinaries.vmessd(), at: executable)
         XCTAssertEqual(kill(server.pid, SIGUSR2), 0)
         var after = try status(server)
-        try eventually("the new supervisor answers the admin socket", timeout: 60) {
+        // Ready is READY=1 with the new MAINPID: the new supervisor answers the admin socket a little
+        // earlier, while it still takes the sockets over (its status then lists no listeners yet).
+        try eventually("the new supervisor took over and is ready", timeout: 60) {
             after = try status(server)
             return after.pid != server.pid
+                && server.notify.messages.contains { $0.contains("READY=1") && $0.contains("MAINPID=\(after.pid)") }
         }
+        after = try status(server)
         stopAtTearDown(after.pid)
         XCTAssertTrue(after.workers.allSatisfy { !oldWorkers.contains($0.pid) }, "\(after.workers)")
         XCTAssertEqual(after.listeners.count, 1, "\(after.listeners)")
