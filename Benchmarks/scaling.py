@@ -39,25 +39,14 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (CONN_TIMEOUT, HERE, START_TIMEOUT, CLK_TCK, Interrupted, Managed, _stat_fields,  # noqa: E402
-                      bulk_download, client_config, connect, echo_check, machine_info, raise_nofile,
-                      recv_exact, run_targets, server_config, settle, start_targets, start_vmessd, stop_all,
-                      free_port, wait_listening, worker_pids, write_json)
-
-
-def cpu_seconds(pid):
-    f = _stat_fields(pid)
-    return (int(f[11]) + int(f[12])) / CLK_TCK
+from benchlib import (CONN_TIMEOUT, HERE, START_TIMEOUT, Interrupted, Managed, bulk_download,  # noqa: E402
+                      client_config, connect, echo_check, machine_info, raise_nofile, recv_exact, run_targets,
+                      server_config, settle, start_targets, start_vmessd, stop_all, free_port, tree_cpu_seconds,
+                      wait_listening, worker_pids, write_json)
 
 
 def cpu_of(pids):
-    out = {}
-    for p in pids:
-        try:
-            out[p] = cpu_seconds(p)
-        except OSError:
-            out[p] = None
-    return out
+    return {p: tree_cpu_seconds(p) for p in pids}
 
 
 def pin(pids, cpus):
@@ -252,10 +241,7 @@ def main():
             print(f"== {workers} worker(s){' pinned' if pinned else ''} ==", flush=True)
             results[label] = measure(workers, args, targets, workdir, managed, pinned)
             if pinned:  # unpin this script for the unpinned runs
-                subprocess.run(["taskset", "-p", "-a", "-c", f"0-{os.cpu_count() - 1}", str(os.getpid())],
-                               capture_output=True, timeout=10)
-                subprocess.run(["taskset", "-p", "-a", "-c", f"0-{os.cpu_count() - 1}", str(targets["pid"])],
-                               capture_output=True, timeout=10)
+                pin([os.getpid(), targets["pid"]], f"0-{os.cpu_count() - 1}")
     finally:
         stop_all(managed)
     table = report(results["one"], results["many"], results.get("pinned"))

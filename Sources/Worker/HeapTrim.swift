@@ -8,9 +8,10 @@ import NIOCore
 /// reallocated at a high rate, and trimming would page-fault them back in on every burst). So the
 /// receive buffers a quiet connection drops (StreamReceiveAllocator.releaseSpareBuffers) stay
 /// resident as free heap unless something trims, and so do the buffers of closed connections: a
-/// worker's memory would stay at its busiest moment's mark for good. One `malloc_trim` runs `delay` after the first
-/// request, and requests made while it is pending share it: at most one trim per `delay` per
-/// worker, whatever the number of connections going quiet, and none while nothing goes quiet.
+/// worker's memory would stay at its busiest moment's mark for good. One `malloc_trim` runs
+/// `delay` after the first request, and requests made while it is pending share it: at most one
+/// trim per `delay` per worker, whatever the number of connections going quiet or closing, and none
+/// while nothing does.
 enum HeapTrim {
     static let delay: TimeAmount = .seconds(2)
     private static let pending = NIOLockedValueBox(false)

@@ -21,6 +21,13 @@ enum StreamReceiveAllocator {
     /// that a connection pausing between requests does not reallocate them every time.
     static let quietBeforeRelease: TimeAmount = .seconds(5)
 
+    /// A quiet proxied connection: its client socket (nil when the inbound handler is not on a
+    /// socket channel of its own) and whatever its outbound link holds.
+    static func releaseIdle(client: Channel?, link: UpstreamLink?) {
+        if let client { releaseSpareBuffers(of: client) }
+        link?.releaseIdleBuffers()
+    }
+
     /// Drops all but one of the receive buffers `channel` keeps for its next reads.
     ///
     /// While a read's buffer is still referenced (a write towards the other side holds it until the
@@ -33,13 +40,6 @@ enum StreamReceiveAllocator {
     ///
     /// `channel` must be a NIOPosix socket channel (accepted, dialed, or an mKCP session's local
     /// end): HTTP/2 stream channels trap on this option.
-    /// A quiet proxied connection: its client socket (nil when the inbound handler is not on a
-    /// socket channel of its own) and whatever its outbound link holds.
-    static func releaseIdle(client: Channel?, link: UpstreamLink?) {
-        if let client { releaseSpareBuffers(of: client) }
-        link?.releaseIdleBuffers()
-    }
-
     static func releaseSpareBuffers(of channel: Channel) {
         guard let options = channel.syncOptions,
               let reads = try? options.getOption(ChannelOptions.maxMessagesPerRead), reads > 1 else { return }

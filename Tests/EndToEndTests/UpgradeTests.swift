@@ -267,7 +267,7 @@ final class UpgradeTests: EndToEndTestCase {
             return after.pid != server.pid
                 && server.notify.messages.contains { $0.contains("READY=1") && $0.contains("MAINPID=\(after.pid)") }
         }
-        after = try status(server)
+        after = try status(server)  // read again: READY=1 may have come after the status above
         stopAtTearDown(after.pid)
         XCTAssertTrue(after.workers.allSatisfy { !oldWorkers.contains($0.pid) }, "\(after.workers)")
         XCTAssertEqual(after.listeners.count, 1, "\(after.listeners)")

@@ -14,8 +14,7 @@ final class ConnectionTimer {
     private var lastActivity: NIODeadline
     private var task: Scheduled<Void>?
     private let onExpire: () -> Void
-    private let quiet: TimeAmount?
-    private let onQuiet: (() -> Void)?
+    private let quiet: (after: TimeAmount, action: () -> Void)?
     /// `onQuiet` ran for the current quiet period; the timer then only waits for expiry.
     private var quietHandled = false
 
@@ -25,8 +24,7 @@ final class ConnectionTimer {
         self.timeout = timeout
         self.lastActivity = .now()
         self.onExpire = onExpire
-        self.quiet = onQuiet == nil ? nil : quiet
-        self.onQuiet = onQuiet
+        self.quiet = quiet.flatMap { after in onQuiet.map { (after, $0) } }
         arm(at: nextDeadline())
     }
 
@@ -57,7 +55,7 @@ final class ConnectionTimer {
     private func nextDeadline() -> NIODeadline {
         let due = lastActivity + timeout
         guard let quiet, !quietHandled else { return due }
-        return min(due, lastActivity + quiet)
+        return min(due, lastActivity + quiet.after)
     }
 
     private func arm(at deadline: NIODeadline) {
@@ -69,9 +67,9 @@ final class ConnectionTimer {
                 self.onExpire()
                 return
             }
-            if let quiet = self.quiet, !self.quietHandled, self.lastActivity + quiet <= now {
+            if let quiet = self.quiet, !self.quietHandled, self.lastActivity + quiet.after <= now {
                 self.quietHandled = true
-                self.onQuiet?()
+                quiet.action()
             }
             self.arm(at: self.nextDeadline())
         }
