@@ -44,6 +44,9 @@ public final class UserTable {
     }
 
     public let entries: [Entry]
+    /// Every entry's id, for `contains`: asked once per accepted connection, where a scan of
+    /// `entries` cost 8 % of a worker's time with 10,000 users.
+    private let ids: Set<UserID>
     private let accelerated: Bool
     /// Narrows the users an AEAD AuthID is checked against (batched AES-NI, last user per address).
     let authMatcher: AuthIDMatcher
@@ -65,6 +68,7 @@ public final class UserTable {
             entries.append(try Entry(index: i, id: u.id, alterId: u.alterId, level: u.level, email: u.email))
         }
         self.entries = entries
+        ids = Set(entries.map(\.id))
         accelerated = acceleratedAuthMatching
         authMatcher = AuthIDMatcher(authKeys: entries.map(\.authKey), accelerated: acceleratedAuthMatching)
         hasLegacyUsers = entries.contains { $0.alterId > 0 }
@@ -85,6 +89,7 @@ public final class UserTable {
     /// users must not change how the server answers probes.
     private init(entries: [Entry], keepingDrainOf previous: UserTable) {
         self.entries = entries.enumerated().map { $1.at($0) }
+        ids = Set(self.entries.map(\.id))
         accelerated = previous.accelerated
         authMatcher = AuthIDMatcher(authKeys: self.entries.map(\.authKey), accelerated: accelerated)
         hasLegacyUsers = self.entries.contains { $0.alterId > 0 }
@@ -110,6 +115,9 @@ public final class UserTable {
             return (id, u.alterId, u.level, u.email)
         })
     }
+
+    /// Whether some entry has `id`.
+    public func contains(_ id: UserID) -> Bool { ids.contains(id) }
 
     /// Total bytes to consume before closing a rejected connection: 16 + 38 + base + rand(max).
     public func drainSize() -> Int { 16 + 38 + drainBase + Int.random(in: 0..<drainRandomMax) }

@@ -91,7 +91,7 @@ extension InboundContext {
     /// A connection of `id` starts relaying. False when the user was removed while its handshake was
     /// in flight (against the table before the removal): the caller ends the connection.
     func track(_ id: UserID, connection: ObjectIdentifier, close: @escaping () -> Void) -> Bool {
-        guard users.entries.contains(where: { $0.id == id }) else { return false }
+        guard users.contains(id) else { return false }
         live[id, default: [:]][connection] = close
         return true
     }

@@ -85,4 +85,20 @@ final class AuthIDMatcherTests: XCTestCase {
         guard case .rejected(.clockSkew(let skew), _) = try handshake(7, offset: 600) else { return XCTFail("skew not reported") }
         XCTAssertEqual(skew, 600)
     }
+
+    /// `contains` (asked once per accepted connection) answers from a set kept with the entries,
+    /// through runtime additions and removals.
+    func testContainsFollowsAddedAndRemovedUsers() throws {
+        let table = try UserTable(users: ids.enumerated().map { ($1, 0, 0, "u\($0)@x") })
+        XCTAssertTrue(ids.allSatisfy(table.contains))
+        let newcomer = UserID(bytes: SecureRandom.bytes(16))
+        XCTAssertFalse(table.contains(newcomer))
+        let added = try table.adding(id: newcomer, alterId: 0, level: 0, email: "new@x")
+        XCTAssertTrue(added.contains(newcomer))
+        XCTAssertFalse(table.contains(newcomer), "the old table is unchanged")
+        let removed = added.removing(email: "u5@x")
+        XCTAssertFalse(removed.contains(ids[5]))
+        XCTAssertTrue(removed.contains(newcomer))
+        XCTAssertTrue(removed.contains(ids[6]))
+    }
 }
