@@ -11,8 +11,10 @@ the same v2ray client (dokodemo-door -> VMess AEAD, aes-128-gcm), then measures:
      1 MiB each way (what a server keeps after traffic),
   5. keep-alive request/response latency (p50, p99) on one connection;
 
-then starts the same server again with `--users N` users in its VMess inbound (the client's user
-last, the others seeded random UUIDs, the same list for every server) and measures 3 once more.
+then starts the same server twice more, once with `--users N` users in its VMess inbound (the
+client's user last, the others seeded random UUIDs, the same list for every server) and once with
+the client's user alone, and measures 3 on both in alternating blocks (so that drift over the run,
+such as where the scheduler puts the processes, falls on both alike).
 The report gives vmessd / v2ray, vmessd / sing-box and vmessd / the better of the two per figure.
 
 The targets (bulk sink/source and echo) run in a separate Python process started from this file
@@ -264,6 +266,7 @@ def run_one(kind, args, targets, workdir, register, users=None, steps=None, labe
             echo_check(ports["echo"], time.monotonic() + 5)
         time.sleep(0.5)
         srv.remember_tree()
+        out["ports"] = ports
         procs0 = sorted(process_tree(srv.pid))
         out["server_processes_at_start"] = procs0
         out["idle_pss_kb"] = tree_pss_kb(srv.pid)
@@ -337,8 +340,9 @@ def rows(n_users):
          "{:.3f}", "lower", ("<=", 0.3), False),
         ("cpu_conn_users", f"Server CPU per new connection, {n_users:,} users, ours last (ms)",
          lambda m: m["connections_users"]["cpu_ms_per_conn"], "{:.3f}", "lower", None, False),
-        ("users_over_one", f"  {n_users:,} users / 1 user (each server's own)",
-         lambda m: m["connections_users"]["cpu_ms_per_conn"] / m["connections"]["cpu_ms_per_conn"], "{:.2f}x",
+        ("users_over_one", f"  {n_users:,} users / 1 user (each server's own, alternating blocks)",
+         lambda m: m["connections_users"]["cpu_ms_per_conn"] / m["connections_users_base"]["cpu_ms_per_conn"],
+         "{:.2f}x",
          "lower", ("<=", 1.2), True),
         ("conn_rate", "Sequential connections/s, 1 user (client-observed)",
          lambda m: m["connections"]["conn_per_s"], "{:.0f}", "higher", None, False),
@@ -443,6 +447,62 @@ def run_server(kind, args, targets, workdir, managed, **kw):
             if path:
                 print(f"  [{kind}] {which} log tail ({path}):\n" + res.get(f"{which}_log_tail", tail(path)), flush=True)
     return res
+
+
+def run_users_pair(kind, args, targets, workdir, managed, users, blocks=4):
+    """CPU per connection with `users` against a 1-user server of the same kind, both up at once and
+    measured in alternating blocks (ABBA...) of args.conns / blocks connections. Measured one after
+    the other instead, the ratio moved between 1.08x and 1.63x from run to run (the CPU per
+    connection of a whole run shifts with process placement); interleaved, the drift cancels.
+    Returns the N-user run's result with measurements `connections` (N users) and
+    `connections_base` (1 user), each summed over its blocks."""
+    def register(m):
+        managed.append(m)
+        return m
+
+    started = []
+    try:
+        base, srv_b, cli_b = run_one(kind, args, targets, workdir, register, steps=(),
+                                     label=f"{kind}-users1-pair", warm_conns=200)
+        started += [cli_b, srv_b]
+        res, srv_n, cli_n = run_one(kind, args, targets, workdir, register, users=users, steps=(),
+                                    label=f"{kind}-users{len(users)}", warm_conns=200)
+        started += [cli_n, srv_n]
+        for name, err in base["errors"].items():
+            res["errors"][f"base_{name}"] = err
+        if res["errors"]:
+            return res
+        per = max(1, args.conns // blocks)
+        parts = {"connections": [], "connections_base": []}
+        sides = {"connections": (srv_n, res["ports"]["echo"]), "connections_base": (srv_b, base["ports"]["echo"])}
+        for b in range(blocks):
+            order = ("connections_base", "connections") if b % 2 == 0 else ("connections", "connections_base")
+            for name in order:
+                srv, port = sides[name]
+                print(f"  [{kind}] {name} block {b + 1}/{blocks} ...", flush=True)
+                try:
+                    if not srv.alive():
+                        raise RuntimeError(f"server process exited with status {srv.proc.returncode}")
+                    parts[name].append(measure_connections(srv, port, per))
+                except Exception as e:  # noqa: BLE001
+                    res["errors"][name] = f"{type(e).__name__}: {e}"
+                    return res
+        for name, ms in parts.items():
+            count = sum(m["count"] for m in ms)
+            cpu = sum(m["cpu_s"] for m in ms)
+            res["measurements"][name] = {
+                "count": count, "failed": sum(m["failed"] for m in ms), "cpu_s": cpu,
+                "cpu_ms_per_conn": cpu * 1000 / count, "blocks_cpu_ms_per_conn": [m["cpu_ms_per_conn"] for m in ms]}
+            warnings = [m["warning"] for m in ms if m.get("warning")]
+            if warnings:
+                res["measurements"][name]["warning"] = "; ".join(warnings)
+        return res
+    finally:
+        for m in started:
+            if m is not None:
+                m.stop()
+                if m in managed:
+                    managed.remove(m)
 
 
 def merge_subrun(res, sub, key, measurement, as_name, error_prefix, note_label):
@@ -561,10 +621,13 @@ def main():
             if users is None:
                 continue
             print(f"== {kind}, {len(users)} users ==", flush=True)
-            ures = run_server(kind, args, targets, workdir, managed, users=users, steps=("connections",),
-                              label=f"{kind}-users{len(users)}", warm_conns=200)
+            ures = run_users_pair(kind, args, targets, workdir, managed, users)
             merge_subrun(res, ures, "users_run", "connections", "connections_users", "users",
                          f"{len(users)}-user run")
+            if "connections_base" in ures["measurements"]:
+                res["measurements"]["connections_users_base"] = ures["measurements"]["connections_base"]
+            if ures["errors"]:
+                print(f"  [{kind}] users run errors: {json.dumps(ures['errors'])}", flush=True)
     except (KeyboardInterrupt, Interrupted) as e:
         interrupted = repr(e) or "KeyboardInterrupt"
         print(f"\ninterrupted: {interrupted}; cleaning up", flush=True)
