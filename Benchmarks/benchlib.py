@@ -175,6 +175,25 @@ def tree_pss_kb(root):
     return total
 
 
+def tree_mapping_pss_kb(root, name_part):
+    """PSS of the mappings whose path contains `name_part` (e.g. vmessd's shared-memory region,
+    `/memfd:vmessd-shared`), over the process tree of `root`."""
+    total = 0
+    for pid in process_tree(root):
+        try:
+            with open(f"/proc/{pid}/smaps") as f:
+                counting = False
+                for line in f:
+                    head = line.split(maxsplit=1)[0]
+                    if not head.endswith(":"):  # a mapping's first line: address range ... path
+                        counting = name_part in line
+                    elif counting and head == "Pss:":
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
 # ----------------------------------------------------------------------------------------------
 # Targets (run in their own process: `compare.py --_targets`)
 # ----------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ import traceback
 from benchlib import (CONN_TIMEOUT, HERE, IO_TIMEOUT, REPO, START_TIMEOUT, Interrupted, Managed, bench_users,
                       bulk_download, bulk_upload, client_config, connect, echo_check, echo_through, free_port, machine_info,
                       process_tree, raise_nofile, recv_exact, run_targets, server_config, settle, start_targets,
-                      singbox_binary, singbox_server_config, stop_all, tail, tree_cpu_seconds, tree_pss_kb, v2ray_version,
+                      singbox_binary, singbox_server_config, stop_all, tail, tree_cpu_seconds, tree_mapping_pss_kb, tree_pss_kb, v2ray_version,
                       wait_listening, write_json)
 
 PEERS = ("v2ray", "sing-box")
@@ -104,6 +104,14 @@ def measure_connections(srv, dport, count):
     return out
 
 
+# vmessd's shared-memory region (supervisor and workers): the replay table, counters and limits.
+# Its pages become resident as they are first written: the replay table (24 MB, 1M entries)
+# takes each new AuthID at a random place, so until some 25,000 handshakes have touched most of
+# its pages, every new connection touches about one new page of it. Reported apart in the memory
+# rows, since a server that has been up a while has those pages already.
+SHARED_REGION = "/memfd:vmessd-shared"
+
+
 def measure_memory(srv, dport, count, idle_wait, bulk_bytes=0):
     """PSS per held connection. bulk_bytes > 0: each connection first echoes that many bytes (so
     they went both ways through the server in bulk) before it is held idle; what a server keeps per
@@ -117,6 +125,7 @@ def measure_memory(srv, dport, count, idle_wait, bulk_bytes=0):
         # is not credited to these connections.
         time.sleep(idle_wait)
     base = tree_pss_kb(pid)
+    base_shared = tree_mapping_pss_kb(pid, SHARED_REGION)
     socks = []
     try:
         failures, first_error = 0, None
@@ -139,6 +148,7 @@ def measure_memory(srv, dport, count, idle_wait, bulk_bytes=0):
                     raise RuntimeError(f"{failures} of {i + 1} connections failed; first: {first_error}")
         time.sleep(idle_wait)
         loaded = tree_pss_kb(pid)
+        loaded_shared = tree_mapping_pss_kb(pid, SHARED_REGION)
         # Check they are all still proxied after the idle period.
         alive = 0
         for i, s in enumerate(socks):
@@ -159,6 +169,7 @@ def measure_memory(srv, dport, count, idle_wait, bulk_bytes=0):
     held = len(socks)
     out = {"count": count, "held": held, "failed_to_open": failures, "baseline_pss_kb": base,
            "loaded_pss_kb": loaded, "kb_per_conn": (loaded - base) / held, "alive_after_idle": alive,
+           "shared_region_kb_per_conn": (loaded_shared - base_shared) / held,
            "bulk_bytes_each_way": bulk_bytes}
     warn = []
     if failures:
@@ -348,6 +359,8 @@ def rows(n_users):
          lambda m: m["connections"]["conn_per_s"], "{:.0f}", "higher", None, False),
         ("mem_conn", "Server PSS per idle proxied connection (kB)", lambda m: m["memory"]["kb_per_conn"], "{:.1f}",
          "lower", ("<=", 0.2), False),
+        ("mem_conn_shared", "  of which first touches of vmessd's shared replay table (kB)",
+         lambda m: m["memory"]["shared_region_kb_per_conn"], "{:.1f}", "lower", None, False),
         ("mem_bulk", "Server PSS per idle connection after 1 MiB each way (kB)",
          lambda m: m["memory_after_bulk"]["kb_per_conn"], "{:.1f}", "lower", None, False),
         ("mem_idle", "Server PSS before the idle connections (MB)", lambda m: m["memory"]["baseline_pss_kb"] / 1024,

@@ -5,16 +5,17 @@ import NIOCore
 ///
 /// NIO keeps each stream channel's last receive buffer for its next read (NIOPooledRecvBufferAllocator)
 /// and never shrinks it, so the first size is what an idle connection holds per socket for as long as
-/// it lives, and a connection that once moved bulk data keeps the size it grew to. 1 KiB covers a
-/// VMess request header with its first chunk header and most interactive reads; the adaptive
-/// allocator jumps to 16 KiB after the first read that fills it, so bulk transfers lose one short
-/// read. With the earlier 4 KiB (accepted) and NIO's 2 KiB default (dialed), the two buffers were 6
-/// of the ~17 KiB of heap an idle proxied connection cost (Benchmarks/README.md, "Memory per idle
-/// connection").
+/// it lives, and a connection that once moved bulk data keeps the size it grew to. 512 bytes cover a
+/// VMess request header with a short first chunk and most interactive reads; the adaptive
+/// allocator jumps to 8 KiB after the first read that fills it (and reads again in the same event),
+/// so a larger first request costs one more read, and bulk transfers one short read. With the
+/// earlier 4 KiB (accepted) and NIO's 2 KiB default (dialed), the two buffers were 6 of the ~17 KiB
+/// of heap an idle proxied connection cost; 1 KiB each, then 512 bytes, took that to 2 and then 1
+/// (Benchmarks/README.md, "Memory per idle connection").
 enum StreamReceiveAllocator {
     /// The 64 KiB ceiling stays: 16 or 32 KiB reads cost 15-45 % more CPU per GB on downloads
     /// (measured with compare.py), and `releaseSpareBuffers` gives most of the memory back anyway.
-    static let adaptive = AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 1024, maximum: 65536)
+    static let adaptive = AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 512, maximum: 65536)
 
     /// How long a proxied connection has to be quiet before its sockets give back spare receive
     /// buffers. Short enough that a burst's buffers do not sit out a keep-alive period, long enough
