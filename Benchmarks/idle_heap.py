@@ -79,6 +79,9 @@ def main():
     ap.add_argument("--conns", type=int, default=200)
     ap.add_argument("--bulk-bytes", type=int, default=0,
                     help="bytes each connection echoes before it is held (default 0: one short echo)")
+    ap.add_argument("--hold", type=float, default=2.0,
+                    help="seconds the connections are held before the heap is read (default 2; 8 or more "
+                         "includes what a connection gives back after 5 s quiet)")
     ap.add_argument("--top", type=int, default=20, help="call sites to print")
     ap.add_argument("--workdir", help="default: a new /tmp/vmessd-idle-heap-*")
     ap.add_argument("--_targets", action="store_true", help=argparse.SUPPRESS)
@@ -106,7 +109,7 @@ def main():
             s = connect(dport, timeout=10)
             socks.append(s)
             echo_through(s, bulk or b"hello%06d" % i)
-        time.sleep(2)
+        time.sleep(args.hold)
         after = pss_kb(pid)
         rec.send_signal(2)
         rec.wait(timeout=120)

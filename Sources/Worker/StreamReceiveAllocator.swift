@@ -26,7 +26,7 @@ enum StreamReceiveAllocator {
     /// socket channel of its own) and whatever its outbound link holds.
     static func releaseIdle(client: Channel?, link: UpstreamLink?) {
         if let client { releaseSpareBuffers(of: client) }
-        link?.releaseIdleBuffers()
+        link?.releaseIdleMemory()
     }
 
     /// Drops all but one of the receive buffers `channel` keeps for its next reads.

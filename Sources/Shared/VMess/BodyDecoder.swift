@@ -47,6 +47,13 @@ public final class BodyDecoder {
         // 64 up front cost every connection 1 KiB, idle ones included.
     }
 
+    /// Frees the AEAD ciphers' keyed contexts while the connection is quiet (AEADCipher.releaseContext);
+    /// the next chunk keys them again. A legacy CFB stream keeps its position in its context and stays.
+    public func releaseCipherContexts() {
+        aead?.releaseContext()
+        lengthAEAD?.releaseContext()
+    }
+
     /// Bytes held back waiting for the rest of a chunk.
     public var bufferedBytes: Int { leftover?.readableBytes ?? 0 }
 

@@ -57,6 +57,13 @@ public final class BodyEncoder {
         paddingBytes = SplitMix64(seed: seed)
     }
 
+    /// Frees the AEAD ciphers' keyed contexts while the connection is quiet (AEADCipher.releaseContext);
+    /// the next chunk keys them again. A legacy CFB stream keeps its position in its context and stays.
+    public func releaseCipherContexts() {
+        aead?.releaseContext()
+        lengthAEAD?.releaseContext()
+    }
+
     private var lengthFieldSize: Int { lengthAEAD != nil ? 18 : 2 }
 
     /// Payload bytes per stream chunk so that each chunk stays within 2048 bytes (§9.7).

@@ -64,6 +64,8 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimer
     // MARK: RelayTimerOwner
 
     func connectionWentQuiet() {
+        decoder?.releaseCipherContexts()
+        encoder?.releaseCipherContexts()
         StreamReceiveAllocator.releaseIdle(client: socketChannel ? context?.channel : nil, link: link)
     }
 

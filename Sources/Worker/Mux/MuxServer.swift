@@ -106,8 +106,8 @@ final class MuxServer: UpstreamLink {
     }
 
     /// The client's connection has been quiet, so every session on it has.
-    func releaseIdleBuffers() {
-        for s in sessions.values { s.link?.releaseIdleBuffers() }
+    func releaseIdleMemory() {
+        for s in sessions.values { s.link?.releaseIdleMemory() }
     }
 
     var isWritable: Bool {

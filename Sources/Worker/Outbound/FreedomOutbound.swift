@@ -130,7 +130,7 @@ final class TCPLink: UpstreamLink {
 
     func downstreamWritabilityChanged() { relay?.resumeReads() }
 
-    func releaseIdleBuffers() {
+    func releaseIdleMemory() {
         if let channel { StreamReceiveAllocator.releaseSpareBuffers(of: channel) }
     }
 }

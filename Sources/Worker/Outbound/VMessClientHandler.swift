@@ -42,6 +42,9 @@ final class VMessClientHandler: ChannelDuplexHandler {
         reader = try VMessResponseReader(request: request)
     }
 
+    /// The response body's cipher contexts, while the connection is quiet.
+    func releaseCipherContexts() { decoder?.releaseCipherContexts() }
+
     // MARK: response
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {

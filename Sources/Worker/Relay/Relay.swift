@@ -42,14 +42,15 @@ protocol UpstreamLink: AnyObject {
     /// True while the link is still connecting to its target (Mux bounds connects in flight).
     var isConnecting: Bool { get }
     /// The connection has been quiet for a while: give back receive buffers kept for the next
-    /// reads (StreamReceiveAllocator.releaseSpareBuffers). Links without a socket of their own
-    /// (Mux client sessions, UDP, blackhole, a VMess outbound over HTTP/2) have none to give.
-    func releaseIdleBuffers()
+    /// reads (StreamReceiveAllocator.releaseSpareBuffers) and a VMess outbound's cipher contexts.
+    /// Links without a socket or ciphers of their own (Mux client sessions, UDP, blackhole) have
+    /// nothing to give.
+    func releaseIdleMemory()
 }
 
 extension UpstreamLink {
     var isConnecting: Bool { false }
-    func releaseIdleBuffers() {}
+    func releaseIdleMemory() {}
 }
 
 /// An outbound handler (freedom, blackhole, vmess, ...): opens links for requests.
