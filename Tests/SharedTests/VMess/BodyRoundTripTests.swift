@@ -98,10 +98,14 @@ final class BodyRoundTripTests: XCTestCase {
         for m in Self.modes where m.security == .aes128GCM || m.security == .chacha20Poly1305 {
             let h = header(m)
             let messages: [[UInt8]] = [Array("first".utf8), SecureRandom.bytes(1500), SecureRandom.bytes(3)]
-            let reference = try wire(m, h, messages)
-            // The same nonce sequence through an encoder whose contexts are freed before every
-            // message must give the same bytes.
-            XCTAssertEqual(try wire(m, h, messages, releasingContexts: true), reference, "\(m)")
+            // An encoder whose contexts are freed before every message: what it sends decodes to
+            // the messages, and without padding (whose bytes are random) it is the same bytes as
+            // an encoder that kept them.
+            let reference = try wire(m, h, messages, releasingContexts: true)
+            XCTAssertEqual(try decode(h, [reference[...]]).messages.flatMap { $0 }, messages.flatMap { $0 }, "\(m)")
+            if m.options & 0x08 == 0 {
+                XCTAssertEqual(try wire(m, h, messages), reference, "\(m)")
+            }
             // A decoder freed between pieces (mid-chunk included) reads it all.
             let dec = try BodyDecoder(.request(h))
             var got: [UInt8] = []
