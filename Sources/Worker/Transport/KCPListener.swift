@@ -19,11 +19,16 @@ import Shared
 /// reading the listening socket at once (`stopAccepting`) while its sessions go on. Without a
 /// socket of its own (descriptors exhausted) a session stays on the listening socket.
 ///
-/// A new session starts only from a datagram whose first segment is data with sendingNext 0 — what a
-/// client sends first (V2Ray creates one from anything but a terminate). Mid-stream datagrams of a
-/// session this worker does not hold (one that ended here, or queued on the listening socket before
-/// another worker's session got its own socket) are dropped instead of growing a session that could
-/// never deliver anything.
+/// A new session starts only from a datagram whose first segment is data number 0 with sendingNext 0 —
+/// the first thing a client sends (V2Ray creates one from anything but a terminate). Mid-stream
+/// datagrams of a session this worker does not hold (one that ended here, or one steered to this
+/// worker before another worker's session got its own socket) are dropped instead of growing a
+/// session that could never deliver anything. Number 0 matters, not only sendingNext 0: until its
+/// first acknowledgement a client sends every segment with sendingNext 0, and the group's steering
+/// of not-yet-pinned clients shifts whenever a session socket joins it. A later segment reaching the
+/// other worker then started a second session there, whose own connected socket (for the same
+/// address pair) can take the client's datagrams from the real one. A stall that fits this was seen
+/// once in CI: a v2ray client's 2 MiB echo stopped at ~94 kB, with a session on each worker.
 final class KCPListener: ChannelInboundHandler {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
 
@@ -97,7 +102,9 @@ final class KCPListener: ChannelInboundHandler {
         if let existing = sessions[key] {
             session = existing
         } else {
+            // Data segment: conv 2 | command 1 | option 1 | timestamp 4 | number 4 | sendingNext 4.
             guard command == KCPCommand.data.rawValue,
+                  packet.getInteger(at: packet.readerIndex + 8, as: UInt32.self) == 0,
                   packet.getInteger(at: packet.readerIndex + 12, as: UInt32.self) == 0,
                   let created = open(key) else { return }
             session = created
