@@ -58,16 +58,6 @@ final class APIInteropTests: InteropTestCase {
                      echo: try makeEchoServer())
     }
 
-    /// Polls until `condition` holds (the workers publish their counts once a second).
-    func eventually(_ what: String, timeout: TimeInterval = 10, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if try condition() { return }
-            guard Date() < deadline else { throw HarnessError("\(what): not within \(Int(timeout)) s") }
-            usleep(100_000)
-        }
-    }
-
     // MARK: StatsService
 
     func testStatsCountTheBytesCarriedExactly() throws {

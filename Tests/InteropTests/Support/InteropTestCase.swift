@@ -143,6 +143,16 @@ class InteropTestCase: XCTestCase {
         return p
     }
 
+    /// Polls until `condition` holds (the workers publish their counts once a second).
+    func eventually(_ what: String, timeout: TimeInterval = 10, _ condition: () throws -> Bool) throws {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            if try condition() { return }
+            guard Date() < deadline else { throw HarnessError("\(what): not within \(Int(timeout)) s") }
+            usleep(100_000)
+        }
+    }
+
     func waitUntilListening(_ process: ManagedProcess, port: UInt16, timeout: TimeInterval = InteropTestCase.startupTimeout) throws {
         do {
             try waitForTCPPort(port, timeout: timeout, stillAlive: { process.isRunning })
