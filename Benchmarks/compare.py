@@ -433,21 +433,30 @@ def build_table(results, workers, n_users):
     return "\n".join(lines), summary
 
 
-def run_server(kind, args, targets, workdir, managed, **kw):
-    """run_one, then stop its server and client whatever happened; prints errors and log tails."""
+def registrar(managed):
+    """run_one's `register`: records a started process in `managed` (stopped on exit) and returns it."""
     def register(m):
         managed.append(m)
         return m
+    return register
 
+
+def stop_started(managed, started):
+    """Stops the processes in `started` (None entries skipped) and takes them off `managed`."""
+    for m in started:
+        if m is not None:
+            m.stop()
+            if m in managed:
+                managed.remove(m)
+
+
+def run_server(kind, args, targets, workdir, managed, **kw):
+    """run_one, then stop its server and client whatever happened; prints errors and log tails."""
     srv = cli = None
     try:
-        res, srv, cli = run_one(kind, args, targets, workdir, register, **kw)
+        res, srv, cli = run_one(kind, args, targets, workdir, registrar(managed), **kw)
     finally:
-        for m in (cli, srv):
-            if m is not None:
-                m.stop()
-                if m in managed:
-                    managed.remove(m)
+        stop_started(managed, (cli, srv))
     if srv is not None and srv.proc.returncode not in (0, None, -signal.SIGTERM):
         res["notes"].append(f"server exit status after stop: {srv.proc.returncode}")
     res["server_exit_status"] = srv.proc.returncode if srv is not None else None
@@ -469,10 +478,7 @@ def run_users_pair(kind, args, targets, workdir, managed, users, blocks=4):
     connection of a whole run shifts with process placement); interleaved, the drift cancels.
     Returns the N-user run's result with measurements `connections` (N users) and
     `connections_base` (1 user), each summed over its blocks."""
-    def register(m):
-        managed.append(m)
-        return m
-
+    register = registrar(managed)
     started = []
     try:
         base, srv_b, cli_b = run_one(kind, args, targets, workdir, register, steps=(),
@@ -511,11 +517,7 @@ def run_users_pair(kind, args, targets, workdir, managed, users, blocks=4):
                 res["measurements"][name]["warning"] = "; ".join(warnings)
         return res
     finally:
-        for m in started:
-            if m is not None:
-                m.stop()
-                if m in managed:
-                    managed.remove(m)
+        stop_started(managed, started)
 
 
 def merge_subrun(res, sub, key, measurement, as_name, error_prefix, note_label):
