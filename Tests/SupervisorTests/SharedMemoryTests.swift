@@ -4,7 +4,7 @@
 
 import Foundation
 import Glibc
-import Shared
+@testable import Shared
 import XCTest
 
 final class SharedMemoryTests: XCTestCase {
@@ -31,6 +31,8 @@ final class SharedMemoryTests: XCTestCase {
         XCTAssertGreaterThan(layout.totalSize, layout.stripeOffset(63) + layout.replayStripeStride - 1)
         XCTAssertThrowsError(try SharedLayout(.init(slotCount: 0, userCapacity: 1, reasonCapacity: 1, replayStripes: 1,
                                                     replayBucketsPerStripe: 1, replayBucketSlots: 1)))
+        XCTAssertThrowsError(try SharedLayout(.init(slotCount: 1, userCapacity: 1, reasonCapacity: 1, replayStripes: 1,
+                                                    replayBucketsPerStripe: 12, replayBucketSlots: 1)), "stripes double: a power of two")
     }
 
     func testAttachRefusesSomethingElse() throws {
@@ -99,6 +101,77 @@ final class SharedMemoryTests: XCTestCase {
         XCTAssertEqual(filter.liveCount(now: 60), 4)
         for n in 100..<104 as Range<UInt64> { XCTAssertTrue(filter.insert(key(n), now: 240), "stale entries are free again") }
         XCTAssertEqual(filter.liveCount(now: 240), 4)
+    }
+
+    /// A stripe starts with one bucket and doubles only when a bucket fills with live entries; every
+    /// AuthID recorded before, during and after the doublings is still caught, and nothing is evicted
+    /// while there is room to grow.
+    func testStripesGrowWithLoadAndForgetNothing() throws {
+        let region = try SharedRegion.create(.init(slotCount: 1, userCapacity: 1, reasonCapacity: 1,
+                                                   replayStripes: 2, replayBucketsPerStripe: 64, replayBucketSlots: 16))
+        let filter = SharedReplayFilter(region: region)
+        XCTAssertEqual(filter.level(ofStripe: 0), 0)
+        for n in 0..<20 as Range<UInt64> { XCTAssertTrue(filter.insert(key(n), now: 1000)) }
+        XCTAssertLessThanOrEqual(filter.level(ofStripe: 0) + filter.level(ofStripe: 1), 2, "20 entries need hardly any doubling")
+        for n in 20..<600 as Range<UInt64> {
+            XCTAssertTrue(filter.insert(key(n), now: 1000))
+            XCTAssertFalse(filter.insert(key(n / 2), now: 1001), "replay of \(n / 2) after the table grew")
+        }
+        for n in 0..<600 as Range<UInt64> { XCTAssertFalse(filter.insert(key(n), now: 1002), "replay of \(n)") }
+        XCTAssertEqual(filter.liveCount(now: 1002), 600)
+        XCTAssertEqual(region.replayBucketOverflows, 0, "room to grow: nothing evicted")
+        for stripe in 0..<2 {
+            XCTAssertGreaterThanOrEqual(filter.level(ofStripe: stripe), 3, "~300 live entries need at least 19 buckets")
+            XCTAssertLessThanOrEqual(filter.level(ofStripe: stripe), 6)
+        }
+    }
+
+    /// A doubling is a pure re-hash: entries whose epoch has passed move with the rest, so that if
+    /// the clock steps back they are caught exactly as they would have been in an undoubled table.
+    func testDoublingKeepsEntriesOfEveryEpoch() throws {
+        let region = try SharedRegion.create(.init(slotCount: 1, userCapacity: 1, reasonCapacity: 1,
+                                                   replayStripes: 1, replayBucketsPerStripe: 64, replayBucketSlots: 4))
+        let filter = SharedReplayFilter(region: region)
+        // Keys sorted by their bucket number's two low bits (the seed is random: pick by hashing).
+        var byBits: [[AuthIDKey]] = [[], [], [], []]
+        var n: UInt64 = 0
+        while byBits.contains(where: { $0.count < 6 }) {
+            let k = key(n)
+            byBits[Int(filter.position(hi: k.hi, lo: k.lo).bucketBits & 3)].append(k)
+            n += 1
+        }
+        let t0: Int64 = 1_000_000_080
+        // Level 0, one bucket: four keys of bucket 3-to-be fill it; a fifth doubles the stripe.
+        for k in byBits[3].prefix(4) { XCTAssertTrue(filter.insert(k, now: t0)) }
+        XCTAssertTrue(filter.insert(byBits[0][0], now: t0))
+        XCTAssertEqual(filter.level(ofStripe: 0), 1)
+        // Four epochs later those are dead. Bucket 0 fills with live keys (the first reuses the dead
+        // key's slot) and a fifth doubles the stripe again, moving the dead keys from bucket 1 to 3.
+        for k in [byBits[0][1], byBits[0][2], byBits[2][0], byBits[2][1], byBits[2][2]] {
+            XCTAssertTrue(filter.insert(k, now: t0 + 480))
+        }
+        XCTAssertEqual(filter.level(ofStripe: 0), 2)
+        XCTAssertEqual(region.replayBucketOverflows, 0)
+        // The clock steps back: the dead keys are live again, and found where the re-hash put them.
+        for k in byBits[3].prefix(4) { XCTAssertFalse(filter.insert(k, now: t0)) }
+    }
+
+    /// What a light load touches: with the default 24 MiB table, 2,000 AuthIDs leave at most a few
+    /// pages per stripe resident (random buckets across the whole table touched about 1,900).
+    func testResidentPagesFollowLiveEntries() throws {
+        let region = try SharedRegion.create()
+        let filter = SharedReplayFilter(region: region)
+        for n in 0..<2000 as Range<UInt64> { XCTAssertTrue(filter.insert(key(n), now: 1000)) }
+        let layout = region.layout
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = layout.replayOffset / page * page
+        let end = layout.stripeOffset(layout.parameters.replayStripes)
+        let pages = (end - start + page - 1) / page
+        var resident = [UInt8](repeating: 0, count: pages)
+        XCTAssertEqual(mincore(region.base + start, end - start, &resident), 0)
+        let touched = resident.filter { $0 & 1 != 0 }.count
+        XCTAssertLessThanOrEqual(touched, 2 * layout.parameters.replayStripes, "\(touched) of \(pages) pages resident")
+        XCTAssertEqual(filter.liveCount(now: 1000), 2000)
     }
 
     /// Threads hammering one set of AuthIDs through their own mappings: each AuthID is accepted

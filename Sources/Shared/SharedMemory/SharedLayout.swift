@@ -10,7 +10,8 @@
 //   …      named statistics       statCapacity × 256 bytes   (CounterTable: the API's counters, StatName)
 //   …      per-user limit state   userCapacity × 576 bytes   (UserLimitTable: rate clocks, source addresses)
 //   …      connections by worker  slotCount × userCapacity × 8 bytes (UserLimitTable: row per worker slot)
-//   …      replay filter          stripes × (64-byte lock + buckets × bucketSlots × 24 bytes)
+//   …      replay filter          stripes × (64-byte lock cell + buckets × bucketSlots × 24 bytes); the
+//                                  lock cell's last word holds the stripe's level (SharedReplayFilter)
 //   ── metrics block (Prometheus, version 3; see MetricsBlock.swift) ──
 //   …      clock-skew histogram   512 bytes                  (SkewHistogram)
 //   …      event-loop lag         slotCount × 64 bytes       (WorkerSlots+Lag: per worker slot)
@@ -29,8 +30,10 @@ public struct SharedLayout: Equatable, Sendable {
         /// Named counters of the gRPC API (`user>>>EMAIL>>>traffic>>>uplink`, ...): four per user
         /// with every switch on, plus two per tagged inbound and outbound.
         public var statCapacity: Int = 65_536
-        /// Replay filter: `stripes` independently locked parts of `bucketsPerStripe` buckets of
-        /// `bucketSlots` entries. The default holds 1 Mi AuthIDs (24 MiB, touched as it fills).
+        /// Replay filter: `stripes` independently locked parts of up to `bucketsPerStripe` buckets
+        /// (a power of two) of `bucketSlots` entries. The default holds 1 Mi AuthIDs (24 MiB); a
+        /// stripe uses only as many buckets as its peak of live entries needs (SharedReplayFilter),
+        /// so the pages a light load touches stay few.
         public var replayStripes: Int = 64
         public var replayBucketsPerStripe: Int = 1024
         public var replayBucketSlots: Int = 16
@@ -60,11 +63,15 @@ public struct SharedLayout: Equatable, Sendable {
             let all = [slotCount, userCapacity, reasonCapacity, statCapacity, replayStripes, replayBucketsPerStripe, replayBucketSlots,
                        metricCapacity]
             guard all.allSatisfy({ $0 > 0 && $0 <= 1 << 24 }) else { throw SharedMemoryError.badParameters("\(self)") }
+            // Stripes grow by doubling their bucket count (SharedReplayFilter).
+            guard replayBucketsPerStripe.nonzeroBitCount == 1 else { throw SharedMemoryError.badParameters("\(self)") }
         }
     }
 
     public static let magic: UInt64 = 0x564D_5348_4D00_0001 // "VMSHM" … 1
     /// 3: per-user limit state, and the metrics block (skew histogram, lag cells, metric counters).
+    /// (The replay stripes' level word, added later, sits in bytes a version-3 region already had and
+    /// left zero, which reads as level 0: see SharedReplayFilter on binary upgrades.)
     public static let version: UInt64 = 3
     public static let headerSize = 4096
     public static let slotStride = 128
@@ -75,6 +82,9 @@ public struct SharedLayout: Equatable, Sendable {
     public static let limitStride = 64 + limitSourceSlots * 32
     public static let replayEntrySize = 24
     public static let lockCell = 64
+    /// Where, in a replay stripe's lock cell, its level word sits: after the mutex (40 bytes on
+    /// x86-64 and arm64 glibc; checked at start-up).
+    public static let stripeLevelInLockCell = 56
     public static let lagStride = 64
 
     // Header word offsets.
@@ -85,7 +95,7 @@ public struct SharedLayout: Equatable, Sendable {
     static let replaySeedOffset = 72
     /// Counter-table entries that found no room (atomic).
     static let counterOverflowOffset = 80
-    /// AuthIDs refused because their bucket was full (atomic).
+    /// Live entries evicted from a full bucket of a stripe at its largest size (atomic).
     static let replayFullOffset = 88
     /// Totals of workers that have exited (WorkerSlots.retire): in the region rather than in a
     /// supervisor's memory, so that the supervisor a binary upgrade starts carries them on.
@@ -146,9 +156,11 @@ public struct SharedLayout: Equatable, Sendable {
         connectionGridOffset + (slot * parameters.userCapacity + user) * 8
     }
 
-    /// Offset of stripe `stripe`'s lock; its bucket `bucket` starts 64 bytes later plus
-    /// `bucket × bucketSlots × 24`.
+    /// Offset of stripe `stripe`'s lock; its level word is 56 bytes later, and its bucket `bucket`
+    /// starts 64 bytes later plus `bucket × bucketSlots × 24`.
     public func stripeOffset(_ stripe: Int) -> Int { replayOffset + stripe * replayStripeStride }
+
+    public func stripeLevelOffset(_ stripe: Int) -> Int { stripeOffset(stripe) + Self.stripeLevelInLockCell }
 
     public func bucketOffset(stripe: Int, bucket: Int) -> Int {
         stripeOffset(stripe) + Self.lockCell + bucket * parameters.replayBucketSlots * Self.replayEntrySize

@@ -29,6 +29,10 @@ public final class SharedRegion {
     /// the others and make them fault) and initializes a new region.
     public static func create(_ parameters: SharedLayout.Parameters = .init(), name: String = "vmessd-shared") throws -> SharedRegion {
         let layout = try SharedLayout(parameters)
+        // A replay stripe keeps its level word in its lock cell, after the mutex.
+        guard vmessd_shared_lock_size() <= SharedLayout.stripeLevelInLockCell else {
+            throw SharedMemoryError.badParameters("pthread_mutex_t is \(vmessd_shared_lock_size()) bytes")
+        }
         let fd = try Posix.retryingEINTR("memfd_create(\(name))") { vmessd_memfd_create(name) }
         do {
             try Posix.retryingEINTR("ftruncate(\(name))") { ftruncate(fd, off_t(layout.totalSize)) }
