@@ -121,7 +121,7 @@ final class SharedMemoryTests: XCTestCase {
         XCTAssertEqual(filter.liveCount(now: 1002), 600)
         XCTAssertEqual(region.replayBucketOverflows, 0, "room to grow: nothing evicted")
         for stripe in 0..<2 {
-            XCTAssertGreaterThanOrEqual(filter.level(ofStripe: stripe), 3, "~300 live entries need at least 19 buckets")
+            XCTAssertGreaterThanOrEqual(filter.level(ofStripe: stripe), 3, "~300 live entries do not fit in 8 buckets of 16")
             XCTAssertLessThanOrEqual(filter.level(ofStripe: stripe), 6)
         }
     }

@@ -43,6 +43,8 @@
 
 public final class SharedReplayFilter: AuthIDReplayFilter {
     public static let generation: Int64 = 120
+    /// 64-bit words per entry (key hi, key lo, stamp).
+    static let entryWords = SharedLayout.replayEntrySize / 8
 
     private let region: SharedRegion
     private let layout: SharedLayout
@@ -85,6 +87,12 @@ public final class SharedReplayFilter: AuthIDReplayFilter {
     @inline(__always)
     static func bucket(_ bits: UInt64, level: Int) -> Int { Int(truncatingIfNeeded: bits & ((1 << UInt64(level)) - 1)) }
 
+    /// The bucket a stored entry belongs in at `level`.
+    @inline(__always)
+    private func bucket(of entry: UnsafeMutablePointer<UInt64>, level: Int) -> Int {
+        Self.bucket(position(hi: entry[0], lo: entry[1]).bucketBits, level: level)
+    }
+
     /// The stripe's level, read under its lock; clamped, so that a damaged word cannot send a
     /// scan outside the stripe.
     @inline(__always)
@@ -109,7 +117,7 @@ public final class SharedReplayFilter: AuthIDReplayFilter {
                     } else if free == nil {
                         free = entry
                     }
-                    entry += 3
+                    entry += Self.entryWords
                 }
                 let slot: UnsafeMutablePointer<UInt64>
                 if let free {
@@ -135,7 +143,7 @@ public final class SharedReplayFilter: AuthIDReplayFilter {
     /// Doubles stripe `stripe` from 2^level buckets to 2^(level+1). Called under its lock.
     private func double(_ stripe: Int, from level: Int) {
         let half = 1 << level
-        let entryWords = SharedLayout.replayEntrySize / 8
+        let entryWords = Self.entryWords
         // 1. Clear the upper half (left-overs of a doubling a killed worker did not finish), then copy
         // into it every entry, live or not, whose bucket number has bit `level` set.
         for lower in 0..<half {
@@ -144,7 +152,7 @@ public final class SharedReplayFilter: AuthIDReplayFilter {
             var copied = 0
             var entry = region.word(layout.bucketOffset(stripe: stripe, bucket: lower))
             for _ in 0..<bucketSlots {
-                if entry[2] != 0 && Self.bucket(position(hi: entry[0], lo: entry[1]).bucketBits, level: level + 1) == lower + half {
+                if entry[2] != 0 && bucket(of: entry, level: level + 1) == lower + half {
                     let to = target + copied * entryWords
                     to[0] = entry[0]
                     to[1] = entry[1]
@@ -161,7 +169,7 @@ public final class SharedReplayFilter: AuthIDReplayFilter {
         for lower in 0..<half {
             var entry = region.word(layout.bucketOffset(stripe: stripe, bucket: lower))
             for _ in 0..<bucketSlots {
-                if entry[2] != 0 && Self.bucket(position(hi: entry[0], lo: entry[1]).bucketBits, level: level + 1) != lower {
+                if entry[2] != 0 && bucket(of: entry, level: level + 1) != lower {
                     entry[2] = 0
                 }
                 entry += entryWords
@@ -178,7 +186,7 @@ public final class SharedReplayFilter: AuthIDReplayFilter {
                 var entry = region.word(layout.bucketOffset(stripe: stripe, bucket: 0))
                 for _ in 0..<((1 << level(stripe)) * bucketSlots) {
                     if Self.isLive(entry[2], current: current) { count += 1 }
-                    entry += 3
+                    entry += Self.entryWords
                 }
             }
         }
