@@ -3,23 +3,57 @@ import NIOCore
 /// Receive-buffer sizing for every proxied TCP connection: accepted (WorkerProcess) and dialed
 /// (DialOptions.prepare, the path of freedom and of the VMess client's transports).
 ///
-/// NIO keeps each stream channel's last receive buffer for its next read (NIOPooledRecvBufferAllocator)
-/// and never shrinks it, so the first size is what an idle connection holds per socket for as long as
-/// it lives, and a connection that once moved bulk data keeps the size it grew to. 512 bytes cover a
-/// VMess request header with a short first chunk and most interactive reads; the adaptive
-/// allocator jumps to 8 KiB after the first read that fills it (and reads again in the same event),
-/// so a larger first request costs one more read, and bulk transfers one short read. With the
-/// earlier 4 KiB (accepted) and NIO's 2 KiB default (dialed), the two buffers were 6 of the ~17 KiB
-/// of heap an idle proxied connection cost; 1 KiB each, then 512 bytes, took that to 2 and then 1
-/// (Benchmarks/README.md, "Memory per idle connection").
-enum StreamReceiveAllocator {
-    /// The 64 KiB ceiling stays: 16 or 32 KiB reads cost 15-45 % more CPU per GB on downloads
-    /// (measured with compare.py), and `releaseSpareBuffers` gives most of the memory back anyway.
-    static let adaptive = AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 512, maximum: 65536)
+/// Two regimes, because NIO keeps each stream channel's receive buffer for its next read
+/// (NIOPooledRecvBufferAllocator) and never shrinks it:
+/// - **Pooled, up to `pooledLimit` (64 KiB).** Interactive traffic and the start of every transfer
+///   read into the channel's kept buffer, which grows with the adaptive size and never past the
+///   limit. The first size is what an idle connection holds per socket: 512 bytes cover a VMess
+///   request header with a short first chunk and most interactive reads (the adaptive size jumps
+///   to 8 KiB after a read that fills it). 512 bytes each on both sockets took an idle proxied
+///   connection from ~17 to ~10 kB (Benchmarks/README.md, "Memory per idle connection").
+/// - **Bulk, above it, up to `maximum` (256 KiB).** Once reads keep filling 64 KiB, each read gets
+///   a buffer of its own, freed as soon as the relay has encoded or forwarded it, so a connection
+///   keeps nothing of its bulk phase: the memory is per read in flight, reused through the worker's
+///   heap (WorkerMain tunes glibc to keep it there rather than mmap and unmap each one), and given
+///   back by HeapTrim once connections go quiet. Reads of 256 KiB instead of 64 KiB cut the
+///   worker's CPU per GB downloaded by ~14 % (fewer reads, and fewer window-update ACKs, each of
+///   which makes the kernel push the sender's next segments on the reader's time on loopback).
+///
+/// NIO's pool skips reuse when the allocator gives no size hint and says the next buffer may be
+/// larger (`nextBufferSize() == nil`, `record` returning true): that is how bulk reads bypass it.
+/// One read per readable event (`readsPerEvent`) keeps the pool at one buffer: with more, a busy
+/// pooled buffer (still referenced by a write towards the other side) makes the pool keep a second,
+/// third and fourth one for good; the channel's epoll registration is level-triggered, so data left
+/// in the socket is read on the next loop turn.
+struct StreamReceiveAllocator: RecvByteBufferAllocator {
+    static let pooledLimit = 8_192
+    static let maximum = 262_144
+    /// `maxMessagesPerRead` of every proxied TCP socket (see above).
+    static let readsPerEvent: UInt = 1
 
-    /// How long a proxied connection has to be quiet before its sockets give back spare receive
-    /// buffers. Short enough that a burst's buffers do not sit out a keep-alive period, long enough
-    /// that a connection pausing between requests does not reallocate them every time.
+    private var sizing = AdaptiveRecvByteBufferAllocator(minimum: 512, initial: 512, maximum: Self.maximum)
+
+    /// A fresh allocator for one channel (each channel keeps its own copy of the sizing state).
+    static var adaptive: StreamReceiveAllocator { StreamReceiveAllocator() }
+
+    /// Whether the next read is a bulk one, in a buffer of its own.
+    var nextReadIsBulk: Bool { sizing.nextBufferSize()! > Self.pooledLimit }
+
+    func buffer(allocator: ByteBufferAllocator) -> ByteBuffer { sizing.buffer(allocator: allocator) }
+
+    func nextBufferSize() -> Int? {
+        let size = sizing.nextBufferSize()!
+        return size > Self.pooledLimit ? nil : size
+    }
+
+    mutating func record(actualReadBytes: Int) -> Bool {
+        let mayGrow = sizing.record(actualReadBytes: actualReadBytes)
+        return mayGrow || nextReadIsBulk
+    }
+
+    /// How long a proxied connection has to be quiet before it gives back memory it no longer needs.
+    /// Short enough that a burst's buffers do not sit out a keep-alive period, long enough that a
+    /// connection pausing between requests does not reallocate them every time.
     static let quietBeforeRelease: TimeAmount = .seconds(5)
 
     /// A quiet proxied connection: its client socket (nil when the inbound handler is not on a
@@ -29,23 +63,19 @@ enum StreamReceiveAllocator {
         link?.releaseIdleMemory()
     }
 
-    /// Drops all but one of the receive buffers `channel` keeps for its next reads.
-    ///
-    /// While a read's buffer is still referenced (a write towards the other side holds it until the
-    /// kernel takes it) the pool takes another one, up to one per read of a readable event
-    /// (`maxMessagesPerRead`, 4); each can have grown to 64 KiB and none is ever freed, so a
-    /// connection that once moved bulk data kept ~300 kB while idle. NIO has no call to empty the
-    /// pool, but lowering `maxMessagesPerRead` trims it to that many buffers and raising it again
-    /// restores batched reads without reallocating anything. One buffer per socket stays. The
-    /// freed buffers go back to the kernel with the next HeapTrim.
+    /// Gives back what `channel`'s reads left behind: bulk reads' buffers are already back in the
+    /// heap, and HeapTrim returns free heap to the kernel. Channels set up before `readsPerEvent`
+    /// (none today; kept for sockets configured elsewhere) may hold spare pooled buffers: lowering
+    /// `maxMessagesPerRead` to one trims the pool to one buffer, and the old value is restored.
     ///
     /// `channel` must be a NIOPosix socket channel (accepted, dialed, or an mKCP session's local
     /// end): HTTP/2 stream channels trap on this option.
     static func releaseSpareBuffers(of channel: Channel) {
-        guard let options = channel.syncOptions,
-              let reads = try? options.getOption(ChannelOptions.maxMessagesPerRead), reads > 1 else { return }
-        try? options.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
-        try? options.setOption(ChannelOptions.maxMessagesPerRead, value: reads)
+        if let options = channel.syncOptions,
+           let reads = try? options.getOption(ChannelOptions.maxMessagesPerRead), reads > 1 {
+            try? options.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
+            try? options.setOption(ChannelOptions.maxMessagesPerRead, value: reads)
+        }
         HeapTrim.request(on: channel.eventLoop)
     }
 }

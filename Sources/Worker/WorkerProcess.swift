@@ -206,6 +206,7 @@ public final class WorkerProcess {
         let childOptions = { (b: ClientBootstrap) in
             b.channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
                 .channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
+                .channelOption(ChannelOptions.maxMessagesPerRead, value: StreamReceiveAllocator.readsPerEvent)
         }
         if !isTCP {
             let acceptor = try SharedSocketAcceptor(fd: fd, name: name, loop: loop, pause: Self.acceptBackoff, childOptions: childOptions,
@@ -244,6 +245,7 @@ public final class WorkerProcess {
             }
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: StreamReceiveAllocator.readsPerEvent)
             // tcpOption, not socketOption: at SOL_SOCKET level option 1 is SO_DEBUG (which needs
             // CAP_NET_ADMIN and fails under the hardened unit), not TCP_NODELAY.
             .childChannelOption(ChannelOptions.tcpOption(.tcp_nodelay), value: 1)

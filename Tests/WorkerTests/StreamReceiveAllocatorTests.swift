@@ -3,10 +3,42 @@ import NIOPosix
 @testable import Worker
 import XCTest
 
-/// releaseSpareBuffers on a real loopback TCP connection: batched reads come back as they were and
-/// bytes keep flowing unchanged afterwards (what it gives back is measured by
+/// The receive sizing in NIO's own buffer pool, and releaseSpareBuffers on a real loopback TCP
+/// connection (what a quiet connection gives back end to end is measured by
 /// QuietConnectionMemoryInteropTests and Benchmarks/compare.py).
 final class StreamReceiveAllocatorTests: XCTestCase {
+    /// One simulated read through `pool`: `fill` bytes of the buffer the pool hands out (all of it
+    /// when nil). Returns that buffer's capacity.
+    private func read(_ pool: inout NIOPooledRecvBufferAllocator, fill: Int? = nil) -> Int {
+        let (buffer, count) = pool.buffer(allocator: ByteBufferAllocator()) { b -> Int in
+            let n = fill ?? b.writableBytes
+            b.writeRepeatingByte(0x5A, count: n)
+            return n
+        }
+        pool.record(actualReadBytes: count)
+        return buffer.capacity
+    }
+
+    /// Reads grow to 256 KiB while they fill their buffers, but the one buffer a channel keeps never
+    /// grows past the pooled limit: once reads are small again, they land in an 8 KiB buffer, not in
+    /// a bulk one. (NIO's adaptive allocator alone keeps the largest buffer it ever read into.)
+    func testBulkReadsGetBuffersOfTheirOwnAndThePoolStaysSmall() {
+        var pool = NIOPooledRecvBufferAllocator(capacity: Int(StreamReceiveAllocator.readsPerEvent),
+                                                recvAllocator: StreamReceiveAllocator.adaptive)
+        XCTAssertEqual(read(&pool, fill: 100), 512, "the first read's buffer")
+        var largest = 0
+        for _ in 0..<12 { largest = max(largest, read(&pool)) }
+        XCTAssertEqual(largest, StreamReceiveAllocator.maximum, "full reads grow to the bulk size")
+        XCTAssertEqual(pool.count, 1, "one buffer kept")
+
+        var capacities: [Int] = []
+        for _ in 0..<64 { capacities.append(read(&pool, fill: 1)) }
+        XCTAssertGreaterThan(capacities.first!, StreamReceiveAllocator.pooledLimit, "still sized for bulk right after it")
+        XCTAssertLessThanOrEqual(capacities.last!, StreamReceiveAllocator.pooledLimit,
+                                 "small reads come back to the kept buffer, which never held a bulk read")
+        XCTAssertEqual(pool.count, 1)
+    }
+
     private final class Echo: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer

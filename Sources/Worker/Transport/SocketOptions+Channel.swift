@@ -83,6 +83,7 @@ struct DialOptions {
                  initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> ClientBootstrap {
         let sockopt = self.sockopt
         var b = bootstrap.channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
+            .channelOption(ChannelOptions.maxMessagesPerRead, value: StreamReceiveAllocator.readsPerEvent)
             .channelInitializer { channel in
                 sockopt.apply(to: channel).flatMap { sockopt.applyFastOpenConnect(to: channel) }.flatMap { initializer(channel) }
             }
