@@ -473,13 +473,15 @@ def singbox_binary():
     return path if os.access(path, os.X_OK) else None
 
 
-def client_config(dport, target, sport):
+def client_config(dport, target, sport, security="aes-128-gcm"):
+    """The v2ray client: a dokodemo-door inbound on `dport` to `target`, a VMess outbound (AEAD
+    header, alterId 0) to the server on `sport` with body `security`."""
     return {"log": {"loglevel": "warning"},
             "inbounds": [{"port": dport, "listen": "127.0.0.1", "protocol": "dokodemo-door",
                           "settings": {"address": "127.0.0.1", "port": target, "network": "tcp"}}],
             "outbounds": [{"protocol": "vmess", "settings": {"vnext": [
                 {"address": "127.0.0.1", "port": sport,
-                 "users": [{"id": UUID, "alterId": 0, "security": "aes-128-gcm"}]}]}}]}
+                 "users": [{"id": UUID, "alterId": 0, "security": security}]}]}}]}
 
 
 def write_json(path, obj):

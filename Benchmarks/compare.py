@@ -235,8 +235,9 @@ def run_one(kind, args, targets, workdir, register, users=None, steps=None, labe
     while ports["echo"] == ports["bulk"] or sport in ports.values():
         ports = {"bulk": free_port(), "echo": free_port()}
     scfg = os.path.join(d, "server.json")
-    ccfg = client_config(ports["bulk"], targets["bulk"], sport)
-    ccfg["inbounds"].append(client_config(ports["echo"], targets["echo"], sport)["inbounds"][0])
+    security = getattr(args, "security", "aes-128-gcm")
+    ccfg = client_config(ports["bulk"], targets["bulk"], sport, security)
+    ccfg["inbounds"].append(client_config(ports["echo"], targets["echo"], sport, security)["inbounds"][0])
     ccfg_path = os.path.join(d, "client.json")
     write_json(ccfg_path, ccfg)
 
