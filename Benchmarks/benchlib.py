@@ -3,6 +3,7 @@
 Python 3.8+ standard library only. Everything listens on 127.0.0.1. See Benchmarks/README.md.
 """
 
+import argparse
 import datetime
 import json
 import os
@@ -272,6 +273,17 @@ def run_targets():
         sys.stdin.read()
     except Exception:
         pass
+
+
+def parse_args_or_run_targets(ap):
+    """The script's arguments from `ap`. With `--_targets` (how start_targets starts the bulk and
+    echo targets, as a child running the same script) it runs the targets instead and exits."""
+    ap.add_argument("--_targets", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._targets:
+        run_targets()
+        sys.exit(0)
+    return args
 
 
 # ----------------------------------------------------------------------------------------------

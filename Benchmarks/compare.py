@@ -42,7 +42,7 @@ import traceback
 
 from benchlib import (CONN_TIMEOUT, HERE, IO_TIMEOUT, REPO, START_TIMEOUT, Interrupted, Managed, bench_users,
                       bulk_download, bulk_upload, client_config, connect, echo_check, echo_through, free_port, machine_info,
-                      process_tree, raise_nofile, recv_exact, run_targets, server_config, settle, start_targets,
+                      parse_args_or_run_targets, process_tree, raise_nofile, recv_exact, server_config, settle, start_targets,
                       singbox_binary, singbox_server_config, stop_all, tail, tree_cpu_seconds, tree_mapping_pss_kb, tree_pss_kb, v2ray_version,
                       wait_listening, write_json)
 
@@ -558,12 +558,7 @@ def main():
     ap.add_argument("--only", choices=list(SERVERS), help="run only one server (debugging)")
     ap.add_argument("--json", help="JSON output (default Benchmarks/results/compare-<time>.json)")
     ap.add_argument("--workdir", help="where configs and logs go (default: a new dir under /tmp)")
-    ap.add_argument("--_targets", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-
-    if args._targets:
-        run_targets()
-        return 0
+    args = parse_args_or_run_targets(ap)
 
     q = args.quick
     args.bulk_mib = args.bulk_mib or (128 if q else 512)

@@ -29,7 +29,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from benchlib import (REPO, Interrupted, Managed, echo_check, free_port, machine_info,  # noqa: E402
-                      raise_nofile, results_path, run_targets, singbox_binary, start_targets, wait_listening,
+                      parse_args_or_run_targets, raise_nofile, results_path, singbox_binary, start_targets, wait_listening,
                       write_json)
 import compare  # noqa: E402
 
@@ -103,11 +103,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="bulk transfers per direction (3)")
     ap.add_argument("--conns", type=int, default=2000, help="short connections for CPU per connection (2000)")
     ap.add_argument("--json", help="JSON output (default Benchmarks/results/floor-<time>.json)")
-    ap.add_argument("--_targets", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args._targets:
-        run_targets()
-        return 0
+    args = parse_args_or_run_targets(ap)
     raise_nofile()
     workdir = tempfile.mkdtemp(prefix="vmessd-floor-")
     info = machine_info()
