@@ -521,6 +521,58 @@ def run_users_pair(kind, args, targets, workdir, managed, users, blocks=4):
         stop_started(managed, started)
 
 
+def run_throughput_rounds(kinds, args, targets, workdir, managed):
+    """Throughput and CPU per GB of every server in `kinds`, all up at once (each with its own v2ray
+    client) and measured in rounds: each round moves one transfer per direction through each server,
+    in an order that rotates from round to round. Measured one server after the other instead, a
+    minute of a busy VM host landed on one server only: over one hour the same binary moved between
+    0.67 and 1.19 CPU-s/GB from one transfer to the next, more than the servers differ. Interleaved,
+    such a minute spreads over all of them.
+    Returns {kind: run_one's result with measurement `throughput`}, shaped like measure_throughput's."""
+    register = registrar(managed)
+    started, out, running = [], {}, {}
+    try:
+        for kind in kinds:
+            res, srv, cli = run_one(kind, args, targets, workdir, register, steps=(), label=f"{kind}-throughput")
+            started += [cli, srv]
+            out[kind] = res
+            if not res["errors"]:
+                running[kind] = (srv, res["ports"]["bulk"])
+        nbytes = args.bulk_mib << 20
+        acc = {k: {d: {"rates": [], "cpu_s": 0.0} for d in ("upload", "download")} for k in running}
+        names = list(running)
+        for r in range(args.repeat):
+            order = names[r % len(names):] + names[:r % len(names)] if names else []
+            for direction, fn in (("upload", bulk_upload), ("download", bulk_download)):
+                for kind in order:
+                    if kind not in running:
+                        continue  # failed in an earlier round
+                    srv, port = running[kind]
+                    print(f"  [{kind}] throughput round {r + 1}/{args.repeat}, {direction} ...", flush=True)
+                    try:
+                        if not srv.alive():
+                            raise RuntimeError(f"server process exited with status {srv.proc.returncode}")
+                        settle(srv.pid)
+                        c0 = tree_cpu_seconds(srv.pid)
+                        dt = fn(port, nbytes)
+                        settle(srv.pid, 1.5)
+                        acc[kind][direction]["cpu_s"] += tree_cpu_seconds(srv.pid) - c0
+                        acc[kind][direction]["rates"].append(nbytes / dt / 1e6)
+                    except Exception as e:  # noqa: BLE001
+                        out[kind]["errors"]["throughput"] = f"{type(e).__name__}: {e}"
+                        print(f"  [{kind}] throughput FAILED: {e!r}", flush=True)
+                        del running[kind]
+        for kind in running:
+            gb = nbytes * args.repeat / 1e9
+            out[kind]["measurements"]["throughput"] = {
+                d: {"mb_per_s": statistics.median(a["rates"]), "runs_mb_per_s": a["rates"], "cpu_s": a["cpu_s"], "gb": gb,
+                    "cpu_s_per_gb": a["cpu_s"] / gb, "interleaved_with": names}
+                for d, a in acc[kind].items()}
+        return out
+    finally:
+        stop_started(managed, started)
+
+
 def merge_subrun(res, sub, key, measurement, as_name, error_prefix, note_label):
     """Folds a separate server run (`sub`, one measurement) into the main result `res`."""
     res[key] = sub
@@ -616,10 +668,10 @@ def main():
         targets = start_targets(__file__, workdir, managed)
 
         users = bench_users(args.users) if args.users > 1 else None
-        for kind in ([args.only] if args.only else SERVERS):
+        kinds = [args.only] if args.only else list(SERVERS)
+        for kind in kinds:
             print(f"== {kind} ==", flush=True)
-            res = run_server(kind, args, targets, workdir, managed,
-                             steps=("memory", "latency", "connections", "throughput"))
+            res = run_server(kind, args, targets, workdir, managed, steps=("memory", "latency", "connections"))
             results[kind] = res
             # Memory after bulk on a fresh server of its own: the main run's earlier steps leave
             # garbage that each server returns on its own schedule (Go's scavenger over minutes,
@@ -639,6 +691,10 @@ def main():
                 res["measurements"]["connections_users_base"] = ures["measurements"]["connections_base"]
             if ures["errors"]:
                 print(f"  [{kind}] users run errors: {json.dumps(ures['errors'])}", flush=True)
+        print(f"== throughput, {' / '.join(kinds)} in rotating rounds ==", flush=True)
+        for kind, tres in run_throughput_rounds(kinds, args, targets, workdir, managed).items():
+            merge_subrun(results[kind], tres, "throughput_run", "throughput", "throughput", "rounds",
+                         "throughput run")
     except (KeyboardInterrupt, Interrupted) as e:
         interrupted = repr(e) or "KeyboardInterrupt"
         print(f"\ninterrupted: {interrupted}; cleaning up", flush=True)
