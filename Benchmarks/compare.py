@@ -64,11 +64,15 @@ def measure_throughput(srv, dport, nbytes, repeat):
             dt = fn(dport, nbytes)
             rates.append(nbytes / dt / 1e6)
         settle(pid, 1.5)
-        c1 = tree_cpu_seconds(pid)
-        gb = nbytes * repeat / 1e9
-        res[direction] = {"mb_per_s": statistics.median(rates), "runs_mb_per_s": rates,
-                          "cpu_s": c1 - c0, "gb": gb, "cpu_s_per_gb": (c1 - c0) / gb}
+        res[direction] = throughput_result(rates, tree_cpu_seconds(pid) - c0, nbytes * repeat / 1e9)
     return res
+
+
+def throughput_result(rates, cpu_s, gb):
+    """One direction's throughput measurement: MB/s of each transfer (the median is the figure) and
+    the server's CPU seconds over the `gb` moved."""
+    return {"mb_per_s": statistics.median(rates), "runs_mb_per_s": rates, "cpu_s": cpu_s, "gb": gb,
+            "cpu_s_per_gb": cpu_s / gb}
 
 
 def measure_connections(srv, dport, count):
@@ -564,11 +568,10 @@ def run_throughput_rounds(kinds, args, targets, workdir, managed):
                         out[kind]["errors"]["throughput"] = f"{type(e).__name__}: {e}"
                         print(f"  [{kind}] throughput FAILED: {e!r}", flush=True)
                         del running[kind]
+        gb = nbytes * args.repeat / 1e9
         for kind in running:
-            gb = nbytes * args.repeat / 1e9
             out[kind]["measurements"]["throughput"] = {
-                d: {"mb_per_s": statistics.median(a["rates"]), "runs_mb_per_s": a["rates"], "cpu_s": a["cpu_s"], "gb": gb,
-                    "cpu_s_per_gb": a["cpu_s"] / gb, "interleaved_with": names}
+                d: {**throughput_result(a["rates"], a["cpu_s"], gb), "interleaved_with": names}
                 for d, a in acc[kind].items()}
         return out
     finally:

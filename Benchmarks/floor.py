@@ -28,12 +28,10 @@ import time
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from benchlib import (REPO, Interrupted, Managed, echo_check, free_port, machine_info,  # noqa: E402
+from benchlib import (HERE, REPO, Interrupted, Managed, echo_check, free_port, machine_info,  # noqa: E402
                       parse_args_or_run_targets, raise_nofile, results_path, singbox_binary, start_targets, wait_listening,
                       write_json)
 import compare  # noqa: E402
-
-HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def aes_pass_cpu_s_per_gb():
@@ -126,7 +124,7 @@ def main():
                 run_args = types.SimpleNamespace(**vars(args), security=security)
                 res = compare.run_server(kind, run_args, targets, workdir, managed, steps=("connections", "throughput"),
                                          label=f"{kind}-{security}")
-                results["rows"][key] = res["measurements"] | ({"errors": res["errors"]} if res["errors"] else {})
+                results["rows"][key] = {**res["measurements"], **({"errors": res["errors"]} if res["errors"] else {})}
     except (Interrupted, KeyboardInterrupt) as e:
         print(f"interrupted: {e}", flush=True)
         return 130

@@ -5,19 +5,21 @@ import NIOCore
 ///
 /// Two regimes, because NIO keeps each stream channel's receive buffer for its next read
 /// (NIOPooledRecvBufferAllocator) and never shrinks it:
-/// - **Pooled, up to `pooledLimit` (64 KiB).** Interactive traffic and the start of every transfer
+/// - **Pooled, up to `pooledLimit` (8 KiB).** Interactive traffic and the start of every transfer
 ///   read into the channel's kept buffer, which grows with the adaptive size and never past the
 ///   limit. The first size is what an idle connection holds per socket: 512 bytes cover a VMess
 ///   request header with a short first chunk and most interactive reads (the adaptive size jumps
 ///   to 8 KiB after a read that fills it). 512 bytes each on both sockets took an idle proxied
 ///   connection from ~17 to ~10 kB (Benchmarks/README.md, "Memory per idle connection").
-/// - **Bulk, above it, up to `maximum` (256 KiB).** Once reads keep filling 64 KiB, each read gets
-///   a buffer of its own, freed as soon as the relay has encoded or forwarded it, so a connection
-///   keeps nothing of its bulk phase: the memory is per read in flight, reused through the worker's
-///   heap (WorkerMain tunes glibc to keep it there rather than mmap and unmap each one), and given
-///   back by HeapTrim once connections go quiet. Reads of 256 KiB instead of 64 KiB cut the
-///   worker's CPU per GB downloaded by ~14 % (fewer reads, and fewer window-update ACKs, each of
-///   which makes the kernel push the sender's next segments on the reader's time on loopback).
+/// - **Bulk, above it, up to `maximum` (256 KiB).** Once reads fill more than the pooled limit,
+///   each read gets a buffer of its own, freed as soon as the relay has encoded or forwarded it, so
+///   a connection keeps nothing of its bulk phase: the memory is per read in flight, reused through
+///   the worker's heap (WorkerMain tunes glibc to keep it there rather than mmap and unmap each
+///   one), and given back by HeapTrim once connections go quiet. Against the earlier 64 KiB pooled
+///   reads: a keep-alive connection holds ~25 instead of ~140 kB after moving data, downloads cost
+///   ~10 % less CPU per GB (a quarter of the reads, so fewer window-update ACKs, each of which makes
+///   the kernel push the sender's next segments on the reader's time on loopback), uploads the same
+///   (Benchmarks/README.md, "Receive buffers").
 ///
 /// NIO's pool skips reuse when the allocator gives no size hint and says the next buffer may be
 /// larger (`nextBufferSize() == nil`, `record` returning true): that is how bulk reads bypass it.
@@ -41,10 +43,7 @@ struct StreamReceiveAllocator: RecvByteBufferAllocator {
 
     func buffer(allocator: ByteBufferAllocator) -> ByteBuffer { sizing.buffer(allocator: allocator) }
 
-    func nextBufferSize() -> Int? {
-        let size = sizing.nextBufferSize()!
-        return size > Self.pooledLimit ? nil : size
-    }
+    func nextBufferSize() -> Int? { nextReadIsBulk ? nil : sizing.nextBufferSize() }
 
     mutating func record(actualReadBytes: Int) -> Bool {
         let mayGrow = sizing.record(actualReadBytes: actualReadBytes)
@@ -64,9 +63,10 @@ struct StreamReceiveAllocator: RecvByteBufferAllocator {
     }
 
     /// Gives back what `channel`'s reads left behind: bulk reads' buffers are already back in the
-    /// heap, and HeapTrim returns free heap to the kernel. Channels set up before `readsPerEvent`
-    /// (none today; kept for sockets configured elsewhere) may hold spare pooled buffers: lowering
-    /// `maxMessagesPerRead` to one trims the pool to one buffer, and the old value is restored.
+    /// heap, and HeapTrim returns free heap to the kernel. A channel that reads more than once per
+    /// event (not set up with `readsPerEvent`: an mKCP session's pipeline end keeps NIO's defaults)
+    /// may hold spare pooled buffers: lowering `maxMessagesPerRead` to one trims its pool to one
+    /// buffer, and the old value is restored.
     ///
     /// `channel` must be a NIOPosix socket channel (accepted, dialed, or an mKCP session's local
     /// end): HTTP/2 stream channels trap on this option.
