@@ -24,9 +24,14 @@ public struct SwitchAccountCommand: Equatable, Sendable {
         self.validMinutes = validMinutes
     }
 
-    /// The command data; the host is cut to what fits the one-byte command length (255 − 4 − 22).
+    /// The longest host the command can carry: its data has a one-byte length in the response
+    /// header, so checksum (4) + host length (1) + host + the fixed 22 bytes stay within 255.
+    public static let maxHostBytes = 255 - 4 - 1 - 22
+
+    /// The command data; the host is cut to `maxHostBytes` (longer, the header's one-byte command
+    /// length could not say the data's size).
     public func encode() -> [UInt8] {
-        let hostBytes = Array(host.utf8.prefix(255 - 4 - 22))
+        let hostBytes = Array(host.utf8.prefix(Self.maxHostBytes))
         var body: [UInt8] = [UInt8(hostBytes.count)] + hostBytes
         body += [UInt8(port >> 8), UInt8(port & 0xFF)] + id.bytes
         body += [UInt8(alterIds >> 8), UInt8(alterIds & 0xFF), level, validMinutes]
@@ -34,8 +39,9 @@ public struct SwitchAccountCommand: Equatable, Sendable {
         return [UInt8(sum >> 24), UInt8(sum >> 16 & 0xFF), UInt8(sum >> 8 & 0xFF), UInt8(sum & 0xFF)] + body
     }
 
-    /// The command from its data, or nil when the checksum or a length does not hold (a client then
-    /// ignores it, as V2Ray's does).
+    /// The command from its data, or nil when the checksum or a length does not hold, or the host
+    /// is not UTF-8 text (a client then ignores it, as V2Ray's does: a host that is not text is no
+    /// address to dial, and replacing its bytes would make up one the server never sent).
     public static func decode(_ data: some Collection<UInt8>) -> SwitchAccountCommand? {
         let d = Array(data)
         guard d.count >= 4 + 1 + 22 else { return nil }
@@ -43,9 +49,9 @@ public struct SwitchAccountCommand: Equatable, Sendable {
         let body = d[4...]
         guard Checksum.fnv1a32(body) == sum else { return nil }
         let hostLength = Int(body[4])
-        guard body.count == 1 + hostLength + 22 else { return nil }
+        guard hostLength <= maxHostBytes, body.count == 1 + hostLength + 22 else { return nil }
         var i = 5 + hostLength
-        let host = String(decoding: body[5..<i], as: UTF8.self)
+        guard let host = String(validating: body[5..<i], as: UTF8.self) else { return nil }
         let port = UInt16(body[i]) << 8 | UInt16(body[i + 1])
         i += 2
         let id = UserID(bytes: Array(body[i..<(i + 16)]))

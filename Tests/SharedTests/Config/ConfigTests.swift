@@ -443,6 +443,31 @@ final class ConfigTests: XCTestCase {
         XCTAssertEqual(ResponseHeader.plain(responseAuth: 7, command: command), [7, 0, 1, UInt8(data.count)] + data)
     }
 
+    /// A command's data must fit the header's one-byte length, and decoding gives back exactly the
+    /// bytes that came: a host that is not UTF-8 (FuzzSwitchAccount's find: its bytes came back as
+    /// U+FFFD) or longer than can be sent is no command.
+    func testSwitchAccountCommandHostBounds() {
+        let id = UserID(text: uuid)!
+        let long = SwitchAccountCommand(host: String(repeating: "h", count: 300), port: 1, id: id, alterIds: 0, level: 0,
+                                        validMinutes: 1)
+        let data = long.encode()
+        XCTAssertEqual(data.count, 255, "the longest host fills the one-byte length exactly")
+        XCTAssertEqual(SwitchAccountCommand.decode(data)?.host.utf8.count, SwitchAccountCommand.maxHostBytes)
+        XCTAssertEqual(ResponseHeader.plain(responseAuth: 0, command: long).count, 4 + 255)
+
+        func withChecksum(_ body: [UInt8]) -> [UInt8] {
+            let sum = Checksum.fnv1a32(body)
+            return [UInt8(sum >> 24), UInt8(sum >> 16 & 0xFF), UInt8(sum >> 8 & 0xFF), UInt8(sum & 0xFF)] + body
+        }
+        let tail = [UInt8](repeating: 0, count: 22)
+        let notUTF8: [UInt8] = [4, 0x68, 0xDC, 0xDC, 0x6F]
+        XCTAssertNil(SwitchAccountCommand.decode(withChecksum(notUTF8 + tail)), "a host that is not UTF-8")
+        let tooLong = [UInt8(SwitchAccountCommand.maxHostBytes + 1)]
+            + [UInt8](repeating: 0x68, count: SwitchAccountCommand.maxHostBytes + 1)
+        XCTAssertNil(SwitchAccountCommand.decode(withChecksum(tooLong + tail)), "a host longer than can be sent")
+        XCTAssertNotNil(SwitchAccountCommand.decode(withChecksum([2, 0x68, 0x69] + tail)))
+    }
+
     func testSniffing() throws {
         // Xray's server configs: enabled with routeOnly and exclusions.
         let xray = try parse(v4(inbound: vmessInbound("""
