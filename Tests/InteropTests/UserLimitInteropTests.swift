@@ -8,7 +8,9 @@
 //   connection (a second connection from the first address is fine), and carried once the first
 //   address's connections have ended and its place lapsed;
 // - rates: an echo of 4 MiB through a user limited to 1 MiB/s one way takes at least the time the
-//   limit allows (a lower bound only: a slow machine only makes it slower), bytes identical.
+//   limit allows (a lower bound only: a slow machine only makes it slower), bytes identical; also
+//   when the client half-closes (vmessd's own client, body security zero), so that what NIO reads
+//   unasked at the FIN is paced too.
 
 import Foundation
 import TestSupport
@@ -20,7 +22,7 @@ import Glibc
 final class UserLimitInteropTests: InteropTestCase {
     /// A user named by email, for the server's clients list (limits are by email).
     struct User {
-        let vmess = VMessTestUser(security: "aes-128-gcm")
+        var vmess = VMessTestUser(security: "aes-128-gcm")
         let email: String
         var serverJSON: [String: Any] { vmess.json.merging(["email": email]) { $1 } }
     }
@@ -160,10 +162,12 @@ final class UserLimitInteropTests: InteropTestCase {
             "up@example.com": ["uplinkRate": rate, "burst": 256 * 1024],
         ]])
         let size = 4 * 1024 * 1024
-        // (size − burst) / rate = 3.75 s, less what one read of the socket brings after the last
-        // hold (a read loop takes what is there, up to 16 × 64 KiB here, and pays for it after):
-        // at least 2.75 s; 2.6 leaves room for the clocks' edges.
-        let least = 2.6
+        // (size − burst) / rate = 3.75 s, less what the one read after the last hold brings (one
+        // read per readable event, at most StreamReceiveAllocator.maximum = 256 KiB, paid for
+        // after): at least 3.5 s; 3.3 leaves room for the clocks' edges. A read resumed while a hold
+        // still ran (the client socket's writability flipping under a 256 KiB write) let one extra
+        // read through per hold and moved the 4 MiB in about 2 s.
+        let least = 3.3
         for (user, name) in [(down, "downlink"), (up, "uplink")] {
             let client = try startClient(user, serverPort: server.port, target: echo.port, name: "client-\(name)")
             let started = Date()
@@ -173,5 +177,28 @@ final class UserLimitInteropTests: InteropTestCase {
             client.process.terminate()
         }
         assertRunning(server.process)
+    }
+
+    /// A client that half-closes once it has sent everything: NIO then reads the server's socket
+    /// to its end unasked (its EOF drain), which must not carry the tail of an upload past the
+    /// user's uplink rate. vmessd's own client with body security "zero" (no end marker) ends its
+    /// request that way: socks → vmessd client ──VMess, FIN──▶ vmessd server (1 MiB/s up) → echo.
+    func testUplinkRateHoldsAClientThatHalfCloses() throws {
+        var up = User(email: "up@example.com")
+        up.vmess = VMessTestUser(security: "zero")
+        let echo = try makeEchoServer()
+        let (server, _) = try startServer(users: [up], limits: ["users": [
+            "up@example.com": ["uplinkRate": 1024 * 1024, "burst": 256 * 1024],
+        ]])
+        let client = try startVMessdClient(VMessdClientSetup(serverPort: server.port, user: up.vmess))
+        let fd = try SOCKS5Client.connect(proxyPort: client.socksPort, targetPort: echo.port)
+        let started = Date()
+        try echoRoundTrip(fd: fd, payload: randomData(4 * 1024 * 1024), label: "uplink-limited 4 MiB echo, half-closed",
+                          timeout: 60)
+        let took = Date().timeIntervalSince(started)
+        // As above: at least 3.5 s; the FIN arrives behind what the server's receive buffer holds
+        // (MiBs on loopback), which NIO reads at once and the hold must still pace.
+        XCTAssertGreaterThanOrEqual(took, 3.3, "uplink limited to 1 MiB/s moved 4 MiB in \(took) s")
+        assertRunning(server.process, client.process)
     }
 }

@@ -145,7 +145,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
             }
             feedHandshake(&buffer, context: context)
         case .relaying:
-            upstream(buffer)
+            if glue.admit(buffer) { upstream(buffer) }
         case .associating, .closed:
             break  // the control connection of a UDP association carries nothing (RFC 1928 §7)
         }
@@ -242,7 +242,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
             switch phase {
-            case .relaying: uplinkFinished()
+            case .relaying: if glue.admitEnd() { uplinkFinished() }
             default: closeClient()  // EOF during the handshake, or the end of a UDP association
             }
         } else {
@@ -262,7 +262,9 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
 
     func read(context: ChannelHandlerContext) { glue.read(context: context) }
 
-    func upstreamWritabilityChanged() { glue.upstreamWritabilityChanged(context: context) }
+    func upstreamWritabilityChanged() {
+        glue.upstreamWritabilityChanged(context: context, deliver: { upstream($0) }, end: { uplinkFinished() })
+    }
 
     var downstreamWritable: Bool { context?.channel.isWritable ?? false }
 

@@ -163,7 +163,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimer
         case .draining(let total):
             if bytesReceived >= total { closeClient() }
         case .relaying:
-            upstream(&buffer)
+            if glue.admit(buffer) { upstream(&buffer) }
         case .closed:
             break
         }
@@ -324,7 +324,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimer
         uplinkRateHold = rateHold(wait) { handler in
             handler.uplinkRateHold = nil
             handler.glue.holdForRate = false
-            handler.glue.upstreamWritabilityChanged(context: handler.context)
+            handler.upstreamWritabilityChanged()
         }
         glue.holdForRate = uplinkRateHold != nil
     }
@@ -380,7 +380,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimer
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
             switch phase {
-            case .relaying: uplinkFinished()
+            case .relaying: if glue.admitEnd() { uplinkFinished() }
             default: closeClient()  // EOF during handshake or drain: close without answering
             }
         } else {
@@ -400,7 +400,9 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimer
 
     func read(context: ChannelHandlerContext) { glue.read(context: context) }
 
-    func upstreamWritabilityChanged() { glue.upstreamWritabilityChanged(context: context) }
+    func upstreamWritabilityChanged() {
+        glue.upstreamWritabilityChanged(context: context, deliver: { upstream(&$0) }, end: { uplinkFinished() })
+    }
 
     var downstreamWritable: Bool { downlinkRateHold == nil && (context?.channel.isWritable ?? false) }
 

@@ -24,7 +24,7 @@ final class VMessClientHandler: ChannelDuplexHandler {
     private var request: VMessClientRequest?
     /// Part of the response header that arrived without the rest (≤ 275 bytes).
     private var partialHeader: ByteBuffer?
-    private var heldRead = false
+    let hold = ReadHold()
     private var finished = false
 
     init(sink: DownstreamSink, destination: Destination, logger: Logger) {
@@ -47,9 +47,18 @@ final class VMessClientHandler: ChannelDuplexHandler {
 
     // MARK: response
 
+    private var sinkOpen: Bool { sink?.downstreamWritable ?? true }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !finished else { return }
         var buffer = unwrapInboundIn(data)
+        guard hold.admit(buffer, open: sinkOpen) else { return }
+        take(&buffer)
+    }
+
+    /// Response bytes from the server, in order.
+    private func take(_ buffer: inout ByteBuffer) {
+        guard !finished else { return }
         guard var reader, let request else {
             // Nothing was asked yet: a server that talks first is not a VMess server.
             return fail("server sent \(buffer.readableBytes) bytes before the request")
@@ -100,6 +109,7 @@ final class VMessClientHandler: ChannelDuplexHandler {
 
     private func fail(_ reason: String) {
         logger.debug("vmess outbound: \(reason)", metadata: ["dest": "\(destination)"])
+        hold.discard()
         finish(error: true)
         context?.close(promise: nil)
     }
@@ -125,14 +135,14 @@ final class VMessClientHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
-            finish(error: !endedNormally)
+            if hold.admitEnd() { finish(error: !endedNormally) }
         } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        finish(error: !endedNormally)
+        if hold.admitEnd() { finish(error: !endedNormally) }
         context.fireChannelInactive()
     }
 
@@ -149,16 +159,13 @@ final class VMessClientHandler: ChannelDuplexHandler {
 
     /// The server is read only while the local client can take more.
     func read(context: ChannelHandlerContext) {
-        if sink?.downstreamWritable ?? true {
-            context.read()
-        } else {
-            heldRead = true
-        }
+        hold.read(context: context, open: sinkOpen)
     }
 
+    /// The local client can take more: what NIO read unasked at the server's EOF first, then reads.
     func resumeReads() {
-        guard heldRead, let context else { return }
-        heldRead = false
-        context.read()
+        let delivered = hold.resume(context: context, open: { sinkOpen }, deliver: { take(&$0) },
+                                    end: { finish(error: !endedNormally) })
+        if delivered { sink?.flushDownstream() }
     }
 }

@@ -6,16 +6,18 @@ import NIOCore
 /// instead of a second channel).
 ///
 /// - Reads from the client are held while the outbound link cannot take more, and resumed when it
-///   says it can (`upstreamWritabilityChanged`).
+///   says it can (`upstreamWritabilityChanged`). What NIO reads unasked at the client's EOF waits
+///   the same way (ReadHold), and the end of input behind it: the handler's `channelRead` asks
+///   `admit`, its end of input `admitEnd`.
 /// - When the client becomes writable again, the link is told so it resumes reading its target.
 /// - Each direction finishes once; the handler learns whether the other one has finished too (then
 ///   it closes) or not (then V2Ray's uplinkOnly/downlinkOnly timer runs).
 ///
-/// Event-loop confined, owned by its handler; holds no buffers.
+/// Event-loop confined, owned by its handler; holds no buffers but what ReadHold keeps after an EOF.
 final class RelayGlue {
     /// The outbound half while relaying; nil before and after.
     var link: UpstreamLink?
-    private var heldRead = false
+    private let hold = ReadHold()
     private(set) var uplinkDone = false
     private(set) var downlinkDone = false
 
@@ -35,18 +37,22 @@ final class RelayGlue {
 
     /// The handler's `read(context:)`.
     func read(context: ChannelHandlerContext) {
-        if shouldHoldReads {
-            heldRead = true
-        } else {
-            context.read()
-        }
+        hold.read(context: context, open: !shouldHoldReads)
     }
 
-    /// The link can take more again: resume a held read.
-    func upstreamWritabilityChanged(context: ChannelHandlerContext?) {
-        guard heldRead, !shouldHoldReads, let context else { return }
-        heldRead = false
-        context.read()
+    /// The handler's `channelRead` while relaying: true to pass `buffer` on now, false when it waits.
+    func admit(_ buffer: ByteBuffer) -> Bool { hold.admit(buffer, open: !shouldHoldReads) }
+
+    /// The client's input ended while relaying: true to finish the uplink now, false when the end
+    /// waits behind kept bytes (`upstreamWritabilityChanged` then hands it to `end`).
+    func admitEnd() -> Bool { hold.admitEnd() }
+
+    /// The link can take more again (or a rate hold ended): kept bytes go to `deliver` while it
+    /// can, then a kept end to `end`, then a held read is resumed.
+    func upstreamWritabilityChanged(context: ChannelHandlerContext?, deliver: (inout ByteBuffer) -> Void,
+                                    end: () -> Void) {
+        let delivered = hold.resume(context: context, open: { !shouldHoldReads }, deliver: deliver, end: end)
+        if delivered { link?.flush() }
     }
 
     /// The handler's `channelWritabilityChanged(context:)`.
@@ -73,6 +79,7 @@ final class RelayGlue {
 
     /// Closes the link (teardown).
     func close() {
+        hold.discard()
         link?.close()
         link = nil
     }

@@ -2,7 +2,7 @@ import NIOCore
 
 /// The target side of a relayed TCP connection. Passes what the target sends to the inbound's
 /// sink, and holds the target's reads while the client cannot take more (backpressure: no queue
-/// grows without bound).
+/// grows without bound; what NIO reads unasked at the target's EOF waits in `hold`).
 final class TargetRelayHandler: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundIn = ByteBuffer
@@ -10,7 +10,7 @@ final class TargetRelayHandler: ChannelDuplexHandler {
 
     weak var sink: DownstreamSink?
     private var context: ChannelHandlerContext?
-    private var heldRead = false
+    let hold = ReadHold()
     private var finished = false
 
     init(sink: DownstreamSink) { self.sink = sink }
@@ -18,12 +18,25 @@ final class TargetRelayHandler: ChannelDuplexHandler {
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
 
+    private var sinkOpen: Bool { sink?.downstreamWritable ?? true }
+
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
+        guard hold.admit(buffer, open: sinkOpen) else { return }
         sink?.downstream(&buffer)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) { sink?.flushDownstream() }
+
+    /// The target's input is over: after whatever `hold` still keeps, when `error` is false.
+    private func ended(error: Bool) {
+        if error {
+            hold.discard()
+        } else if !hold.admitEnd() {
+            return
+        }
+        finish(error: error)
+    }
 
     private func finish(error: Bool) {
         guard !finished else { return }
@@ -33,16 +46,16 @@ final class TargetRelayHandler: ChannelDuplexHandler {
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case ChannelEvent.inputClosed = event {
-            finish(error: false)
+            ended(error: false)
         } else {
             context.fireUserInboundEventTriggered(event)
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) { finish(error: false) }
+    func channelInactive(context: ChannelHandlerContext) { ended(error: false) }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
-        finish(error: true)
+        ended(error: true)
         context.close(promise: nil)
     }
 
@@ -53,16 +66,14 @@ final class TargetRelayHandler: ChannelDuplexHandler {
 
     /// Reads are only passed on while the client side can take more.
     func read(context: ChannelHandlerContext) {
-        if sink?.downstreamWritable ?? true {
-            context.read()
-        } else {
-            heldRead = true
-        }
+        hold.read(context: context, open: sinkOpen)
     }
 
+    /// The client side can take more (its socket drained, or a rate hold ended).
     func resumeReads() {
-        guard heldRead, let context else { return }
-        heldRead = false
-        context.read()
+        let delivered = hold.resume(context: context, open: { sinkOpen }, deliver: { buffer in
+            sink?.downstream(&buffer)
+        }, end: { finish(error: false) })
+        if delivered { sink?.flushDownstream() }
     }
 }
