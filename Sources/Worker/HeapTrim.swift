@@ -6,7 +6,7 @@ import NIOCore
 ///
 /// The worker tunes glibc never to trim its heap on its own (WorkerMain: relay buffers are freed and
 /// reallocated at a high rate, and trimming would page-fault them back in on every burst). So the
-/// receive buffers a quiet connection drops (StreamReceiveAllocator.releaseSpareBuffers) stay
+/// receive buffers a quiet connection drops (StreamReceiveAllocator.releaseIdle) stay
 /// resident as free heap unless something trims, and so do the buffers of closed connections: a
 /// worker's memory would stay at its busiest moment's mark for good. One `malloc_trim` runs
 /// `delay` after the first request, and requests made while it is pending share it: at most one

@@ -1,7 +1,10 @@
 import NIOCore
+import NIOPosix
 
-/// Receive-buffer sizing for every proxied TCP connection: accepted (WorkerProcess) and dialed
-/// (DialOptions.prepare, the path of freedom and of the VMess client's transports).
+/// Receive-buffer sizing for every proxied stream socket (`ClientBootstrap.proxiedStreamReads()`):
+/// accepted (WorkerProcess, SharedSocketAcceptor), dialed (DialOptions.prepare, the path of
+/// freedom and of the VMess client's transports), an mKCP session's local end on either side, and
+/// both ends of a proxySettings socketpair.
 ///
 /// Two regimes, because NIO keeps each stream channel's receive buffer for its next read
 /// (NIOPooledRecvBufferAllocator) and never shrinks it:
@@ -55,27 +58,20 @@ struct StreamReceiveAllocator: RecvByteBufferAllocator {
     /// connection pausing between requests does not reallocate them every time.
     static let quietBeforeRelease: TimeAmount = .seconds(5)
 
-    /// A quiet proxied connection: its client socket (nil when the inbound handler is not on a
-    /// socket channel of its own) and whatever its outbound link holds.
-    static func releaseIdle(client: Channel?, link: UpstreamLink?) {
-        if let client { releaseSpareBuffers(of: client) }
+    /// A quiet proxied connection gives back what it no longer needs: whatever its outbound link
+    /// holds (cipher contexts), and, through HeapTrim on `loop`, free heap. Its sockets' reads need
+    /// nothing: bulk reads' buffers are back in the heap already, and each socket's pool holds one
+    /// buffer of at most `pooledLimit` (one read per event).
+    static func releaseIdle(on loop: EventLoop?, link: UpstreamLink?) {
         link?.releaseIdleMemory()
+        if let loop { HeapTrim.request(on: loop) }
     }
+}
 
-    /// Gives back what `channel`'s reads left behind: bulk reads' buffers are already back in the
-    /// heap, and HeapTrim returns free heap to the kernel. A channel that reads more than once per
-    /// event (not set up with `readsPerEvent`: an mKCP session's pipeline end keeps NIO's defaults)
-    /// may hold spare pooled buffers: lowering `maxMessagesPerRead` to one trims its pool to one
-    /// buffer, and the old value is restored.
-    ///
-    /// `channel` must be a NIOPosix socket channel (accepted, dialed, or an mKCP session's local
-    /// end): HTTP/2 stream channels trap on this option.
-    static func releaseSpareBuffers(of channel: Channel) {
-        if let options = channel.syncOptions,
-           let reads = try? options.getOption(ChannelOptions.maxMessagesPerRead), reads > 1 {
-            try? options.setOption(ChannelOptions.maxMessagesPerRead, value: 1)
-            try? options.setOption(ChannelOptions.maxMessagesPerRead, value: reads)
-        }
-        HeapTrim.request(on: channel.eventLoop)
+extension ClientBootstrap {
+    /// The receive sizing of a proxied stream socket (StreamReceiveAllocator).
+    func proxiedStreamReads() -> ClientBootstrap {
+        channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
+            .channelOption(ChannelOptions.maxMessagesPerRead, value: StreamReceiveAllocator.readsPerEvent)
     }
 }

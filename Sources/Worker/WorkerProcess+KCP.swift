@@ -20,6 +20,7 @@ extension WorkerProcess {
         let listener = try KCPListener(settings: settings, logger: logger) { streamFD, source in
             ClientBootstrap(group: loop)
                 .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                .proxiedStreamReads()
                 .channelInitializer { channel in
                     Self.initializeConnection(channel, tracker: tracker, logger: logger, bySource: false,
                                               connections: connections) { counter in

@@ -204,9 +204,7 @@ public final class WorkerProcess {
             }
         }
         let childOptions = { (b: ClientBootstrap) in
-            b.channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-                .channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
-                .channelOption(ChannelOptions.maxMessagesPerRead, value: StreamReceiveAllocator.readsPerEvent)
+            b.channelOption(ChannelOptions.allowRemoteHalfClosure, value: true).proxiedStreamReads()
         }
         if !isTCP {
             let acceptor = try SharedSocketAcceptor(fd: fd, name: name, loop: loop, pause: Self.acceptBackoff, childOptions: childOptions,

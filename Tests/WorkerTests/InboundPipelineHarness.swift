@@ -48,7 +48,7 @@ extension XCTestCase {
         let channel = EmbeddedChannel()
         addTeardownBlock { _ = try? channel.finish(acceptAlreadyClosed: true) }
         let recorder = StreamRecorder()
-        try transport.configure(channel, claimSource: claimSource) { channel, _ in try channel.pipeline.syncOperations.addHandler(recorder) }.wait()
+        try transport.configure(channel, claimSource: claimSource) { channel in try channel.pipeline.syncOperations.addHandler(recorder) }.wait()
         try channel.connect(to: peer ?? SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         return (channel, recorder)
     }

@@ -3,9 +3,9 @@ import NIOPosix
 @testable import Worker
 import XCTest
 
-/// The receive sizing in NIO's own buffer pool, and releaseSpareBuffers on a real loopback TCP
-/// connection (what a quiet connection gives back end to end is measured by
-/// QuietConnectionMemoryInteropTests and Benchmarks/compare.py).
+/// The receive sizing in NIO's own buffer pool, and on a real loopback TCP connection (what a
+/// quiet connection gives back end to end is measured by QuietConnectionMemoryInteropTests and
+/// Benchmarks/compare.py).
 final class StreamReceiveAllocatorTests: XCTestCase {
     /// One simulated read through `pool`: `fill` bytes of the buffer the pool hands out (all of it
     /// when nil). Returns that buffer's capacity.
@@ -62,12 +62,15 @@ final class StreamReceiveAllocatorTests: XCTestCase {
         }
     }
 
-    func testReleaseKeepsBatchedReadsAndTheStreamIntact() throws {
+    /// A proxied stream socket (`proxiedStreamReads`) reads once per event with this sizing, and
+    /// bulk round trips through it come back intact.
+    func testProxiedStreamSocketsReadOncePerEventAndStayIntact() throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { try? group.syncShutdownGracefully() }
         let accepted = group.next().makePromise(of: Channel.self)
         let server = try ServerBootstrap(group: group)
             .childChannelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
+            .childChannelOption(ChannelOptions.maxMessagesPerRead, value: StreamReceiveAllocator.readsPerEvent)
             .childChannelInitializer { channel in
                 accepted.succeed(channel)
                 return channel.pipeline.addHandler(Echo())
@@ -76,7 +79,7 @@ final class StreamReceiveAllocatorTests: XCTestCase {
         defer { try? server.close().wait() }
         let collect = Collect()
         let client = try ClientBootstrap(group: group)
-            .channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
+            .proxiedStreamReads()
             .channelInitializer { $0.pipeline.addHandler(collect) }
             .connect(to: server.localAddress!).wait()
         defer { try? client.close().wait() }
@@ -95,14 +98,11 @@ final class StreamReceiveAllocatorTests: XCTestCase {
             XCTAssertEqual(try done.wait(), payload)
         }
 
-        try roundTrip(1 << 20)  // grows both sides' receive buffers
-        for channel in [serverSide, client] {
-            let reads = try channel.eventLoop.submit { () -> UInt in
-                StreamReceiveAllocator.releaseSpareBuffers(of: channel)
-                return try channel.syncOptions!.getOption(ChannelOptions.maxMessagesPerRead)
-            }.wait()
-            XCTAssertEqual(reads, 4, "reads per event restored after the trim")
-        }
+        try roundTrip(1 << 20)  // grows both sides' reads into the bulk regime
+        let reads = try client.eventLoop.submit { try client.syncOptions!.getOption(ChannelOptions.maxMessagesPerRead) }.wait()
+        XCTAssertEqual(reads, 1)
+        let sizing = try client.eventLoop.submit { try client.syncOptions!.getOption(ChannelOptions.recvAllocator) }.wait()
+        XCTAssertTrue(sizing is StreamReceiveAllocator)
         try roundTrip(1 << 20)
     }
 }

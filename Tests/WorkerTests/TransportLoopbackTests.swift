@@ -150,7 +150,7 @@ final class TransportLoopbackTests: XCTestCase {
         let listener = try ServerBootstrap(group: loop)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
-                transport.configure(channel) { channel, _ in try channel.pipeline.syncOperations.addHandler(Echo()) }
+                transport.configure(channel) { channel in try channel.pipeline.syncOperations.addHandler(Echo()) }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
         defer { try? listener.close().wait() }

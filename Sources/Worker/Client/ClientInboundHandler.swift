@@ -30,7 +30,6 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
     private var context: ChannelHandlerContext?
     private var handshakeTimeout: Scheduled<Void>?
     private var timer: ConnectionTimer?
-    private let socketChannel: Bool
     /// Backpressure and half-close with the outbound link (shared with the VMess server inbound).
     private let glue = RelayGlue()
     private var link: UpstreamLink? { glue.link }
@@ -38,11 +37,8 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
     private var association: SOCKSUDPAssociation?
     private var sentDownstream = false
 
-    /// `socketChannel`: as VMessServerHandler's (a quiet connection may trim its receive buffers).
-    init(inbound: ClientInboundContext, handshake: Handshake, fixedDestination: Destination? = nil,
-         socketChannel: Bool = false) {
+    init(inbound: ClientInboundContext, handshake: Handshake, fixedDestination: Destination? = nil) {
         self.inbound = inbound
-        self.socketChannel = socketChannel
         self.handshake = handshake
         self.fixedDestination = fixedDestination
         self.logger = inbound.logger
@@ -51,7 +47,7 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
     // MARK: RelayTimerOwner
 
     func connectionWentQuiet() {
-        StreamReceiveAllocator.releaseIdle(client: socketChannel ? context?.channel : nil, link: link)
+        StreamReceiveAllocator.releaseIdle(on: context?.eventLoop, link: link)
     }
 
     func connectionIdleTimedOut() {

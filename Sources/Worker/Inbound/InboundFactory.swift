@@ -24,9 +24,8 @@ struct InboundFactory {
         var userLimiter: UserLimiter? = nil
     }
 
-    /// Installs the protocol handler on `channel`; the flag says whether that is a socket channel
-    /// of its own (false for HTTP/2 streams; see InboundTransport.configure).
-    let install: (Channel, Bool) throws -> Void
+    /// Installs the protocol handler on `channel` (a connection's socket channel, or an HTTP/2 stream).
+    let install: (Channel) throws -> Void
     /// A vmess inbound's shared state (runtime user changes reach it by tag).
     private(set) var vmess: InboundContext?
 
@@ -37,21 +36,21 @@ struct InboundFactory {
                                          outbounds: s.outbounds, replay: s.replay, counters: s.counters,
                                          logger: s.logger, accessLog: s.accessLog, udpToClient: s.limits.udpDatagramToClient,
                                          statSwitches: s.statSwitches, userLimiter: s.userLimiter)
-            install = { channel, socket in
-                try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx, socketChannel: socket))
+            install = { channel in
+                try channel.pipeline.syncOperations.addHandler(VMessServerHandler(inbound: ctx))
             }
             vmess = ctx
         case .socks(let settings):
             let ctx = try Self.clientContext(inbound, userLevel: settings.userLevel, s)
-            install = { channel, socket in
+            install = { channel in
                 try channel.pipeline.syncOperations.addHandler(
-                    ClientInboundHandler(inbound: ctx, handshake: SOCKSHandshake(settings: settings), socketChannel: socket))
+                    ClientInboundHandler(inbound: ctx, handshake: SOCKSHandshake(settings: settings)))
             }
         case .http(let settings):
             let ctx = try Self.clientContext(inbound, userLevel: settings.userLevel, s)
-            install = { channel, socket in
+            install = { channel in
                 try channel.pipeline.syncOperations.addHandler(
-                    ClientInboundHandler(inbound: ctx, handshake: HTTPProxyHandshake(settings: settings), socketChannel: socket))
+                    ClientInboundHandler(inbound: ctx, handshake: HTTPProxyHandshake(settings: settings)))
             }
         case .dokodemo(let settings):
             let ctx = try Self.clientContext(inbound, userLevel: settings.userLevel, s)
@@ -62,14 +61,13 @@ struct InboundFactory {
             }
             if settings.tcp {
                 let target = Destination(network: .tcp, address: address, port: port)
-                install = { channel, socket in
+                install = { channel in
                     try channel.pipeline.syncOperations.addHandler(
-                        ClientInboundHandler(inbound: ctx, handshake: NoHandshake(), fixedDestination: target,
-                                             socketChannel: socket))
+                        ClientInboundHandler(inbound: ctx, handshake: NoHandshake(), fixedDestination: target))
                 }
             } else {
                 // UDP only: the supervisor still hands over a TCP listener for the port; nobody is served there.
-                install = { channel, _ in channel.close(promise: nil) }
+                install = { channel in channel.close(promise: nil) }
             }
         }
     }

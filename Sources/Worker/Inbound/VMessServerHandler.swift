@@ -25,7 +25,6 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimer
     private var context: ChannelHandlerContext?
     private var handshakeTimeout: Scheduled<Void>?
     private var timer: ConnectionTimer?
-    private let socketChannel: Bool
     private var level = LevelPolicy()
     private var userKey = ""
     /// The user's API counters (`user>>>EMAIL>>>traffic>>>…`), resolved at the handshake.
@@ -51,11 +50,8 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimer
     private var destination: Destination?
     private var sentDownstream = false
 
-    /// `socketChannel`: the handler sits on a NIOPosix socket channel (not an HTTP/2 stream), so a
-    /// quiet connection may trim that channel's receive buffers.
-    init(inbound: InboundContext, socketChannel: Bool = false) {
+    init(inbound: InboundContext) {
         self.inbound = inbound
-        self.socketChannel = socketChannel
         self.logger = inbound.logger
         self.handshake = ServerHandshake(users: inbound.users, replay: inbound.replay, sessions: inbound.sessions,
                                          disableInsecure: inbound.disableInsecure)
@@ -66,7 +62,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimer
     func connectionWentQuiet() {
         decoder?.releaseCipherContexts()
         encoder?.releaseCipherContexts()
-        StreamReceiveAllocator.releaseIdle(client: socketChannel ? context?.channel : nil, link: link)
+        StreamReceiveAllocator.releaseIdle(on: context?.eventLoop, link: link)
     }
 
     func connectionIdleTimedOut() {

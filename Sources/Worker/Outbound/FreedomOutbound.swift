@@ -129,10 +129,6 @@ final class TCPLink: UpstreamLink {
     var isConnecting: Bool { channel == nil && !closed }
 
     func downstreamWritabilityChanged() { relay?.resumeReads() }
-
-    func releaseIdleMemory() {
-        if let channel { StreamReceiveAllocator.releaseSpareBuffers(of: channel) }
-    }
 }
 
 /// UDP through one unconnected datagram socket per session: each datagram goes to its own

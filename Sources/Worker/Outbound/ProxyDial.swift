@@ -41,6 +41,7 @@ final class ProxyDial {
         let destination = Destination(network: .tcp, address: address, port: p)
         let relayed = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .proxiedStreamReads()
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(
@@ -50,6 +51,7 @@ final class ProxyDial {
             .withConnectedSocket(fds[1])
         let carried = ClientBootstrap(group: loop)
             .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            .proxiedStreamReads()
             .channelInitializer(initializer)
             .withConnectedSocket(fds[0])
         // If one end could not be set up, the other must not stay open.

@@ -269,12 +269,9 @@ final class VMessClientLink: UpstreamLink {
 
     func downstreamWritabilityChanged() { handler?.resumeReads() }
 
-    /// The request and response ciphers' contexts, and the receive buffers of the connection's own
-    /// socket: tcp, ws, httpupgrade, mKCP's local end, or a proxySettings socketpair. An HTTP/2
-    /// stream (grpc, h2) is not one, and its options trap.
+    /// The request and response ciphers' contexts.
     func releaseIdleMemory() {
         encoder?.releaseCipherContexts()
         handler?.releaseCipherContexts()
-        if let channel, !outbound.dialer.usesHTTP2 { StreamReceiveAllocator.releaseSpareBuffers(of: channel) }
     }
 }

@@ -41,10 +41,9 @@ protocol UpstreamLink: AnyObject {
     func downstreamWritabilityChanged()
     /// True while the link is still connecting to its target (Mux bounds connects in flight).
     var isConnecting: Bool { get }
-    /// The connection has been quiet for a while: give back receive buffers kept for the next
-    /// reads (StreamReceiveAllocator.releaseSpareBuffers) and a VMess outbound's cipher contexts.
-    /// Links without a socket or ciphers of their own (Mux client sessions, UDP, blackhole) have
-    /// nothing to give.
+    /// The connection has been quiet for a while (StreamReceiveAllocator.releaseIdle): give back
+    /// what is only needed while data moves, a VMess outbound's cipher contexts. Links without
+    /// ciphers of their own (freedom, Mux client sessions, UDP, blackhole) have nothing to give.
     func releaseIdleMemory()
 }
 

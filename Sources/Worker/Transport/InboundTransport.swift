@@ -63,7 +63,7 @@ struct InboundTransport {
     /// `acceptProxyProtocol`, told the client address the header carried (nil: the peer itself);
     /// false closes the connection (see ConnectionTracker.Handler.claim).
     func configure(_ channel: Channel, claimSource: @escaping (NIOCore.SocketAddress?) -> Bool = { _ in true },
-                   installProtocol: @escaping (Channel, Bool) throws -> Void) -> EventLoopFuture<Void> {
+                   installProtocol: @escaping (Channel) throws -> Void) -> EventLoopFuture<Void> {
         channel.eventLoop.makeCompletedFuture {
             let pipeline = channel.pipeline.syncOperations
             if stream.acceptProxyProtocol {
@@ -86,18 +86,15 @@ struct InboundTransport {
                 ) { streamChannel in
                     streamChannel.eventLoop.makeCompletedFuture {
                         try streamChannel.pipeline.syncOperations.addHandler(
-                            H2StreamHandler(role: .server(check: h2, installProtocol: { try installProtocol($0, false) }),
+                            H2StreamHandler(role: .server(check: h2, installProtocol: installProtocol),
                                         logger: logger))
                     }
                 }
                 try pipeline.addHandler(watcher)
                 return
             }
-            // Everything but HTTP/2 streams runs on the accepted socket channel itself (an mKCP
-            // session's local end is one too), whose receive buffers a quiet connection may trim.
-            guard let upgrade else { return try installProtocol(channel, true) }
-            try pipeline.addHandler(ServerUpgradeHandler(check: upgrade, logger: logger,
-                                                         installProtocol: { try installProtocol($0, true) }))
+            guard let upgrade else { return try installProtocol(channel) }
+            try pipeline.addHandler(ServerUpgradeHandler(check: upgrade, logger: logger, installProtocol: installProtocol))
         }
     }
 }

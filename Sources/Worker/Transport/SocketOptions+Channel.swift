@@ -82,8 +82,7 @@ struct DialOptions {
     func prepare(_ bootstrap: ClientBootstrap,
                  initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> ClientBootstrap {
         let sockopt = self.sockopt
-        var b = bootstrap.channelOption(ChannelOptions.recvAllocator, value: StreamReceiveAllocator.adaptive)
-            .channelOption(ChannelOptions.maxMessagesPerRead, value: StreamReceiveAllocator.readsPerEvent)
+        var b = bootstrap.proxiedStreamReads()
             .channelInitializer { channel in
                 sockopt.apply(to: channel).flatMap { sockopt.applyFastOpenConnect(to: channel) }.flatMap { initializer(channel) }
             }

@@ -124,6 +124,7 @@ struct StreamDialer {
             return KCPDialer.dial(host: host, port: port, settings: stream.kcp ?? KCPSettings(), on: loop).flatMap { dialed in
                 let channel = ClientBootstrap(group: loop)
                     .channelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+                    .proxiedStreamReads()
                     .channelInitializer(initializer)
                     .withConnectedSocket(dialed.fd)
                 channel.whenComplete { result in
