@@ -45,18 +45,23 @@ public struct UserID: Equatable, Hashable, Sendable {
     }
 
     /// Lower-case 8-4-4-4-12 text.
-    public var text: String {
-        let hex = bytes.map { b -> String in
-            let s = String(b, radix: 16)
-            return s.count == 1 ? "0" + s : s
-        }.joined()
-        let c = Array(hex)
-        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-"
-            + String(c[16..<20]) + "-" + String(c[20..<32])
-    }
+    public var text: String { Self.hex(bytes[...], dashesBefore: [4, 6, 8, 10]) }
 
-    /// The first 8 hex digits, for logs (never log a full id).
-    public var shortText: String { String(text.prefix(8)) }
+    /// The first 8 hex digits, for logs and counters of users without an email (never log a full id).
+    public var shortText: String { Self.hex(bytes[..<4], dashesBefore: []) }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    private static func hex(_ part: ArraySlice<UInt8>, dashesBefore: Set<Int>) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(part.count * 2 + dashesBefore.count)
+        for (i, b) in part.enumerated() {
+            if dashesBefore.contains(i) { out.append(UInt8(ascii: "-")) }
+            out.append(hexDigits[Int(b >> 4)])
+            out.append(hexDigits[Int(b & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 
     /// The legacy alter IDs, in chain order (§2.3). Only used as HMAC keys for the legacy auth value.
     public func alterIDs(_ count: Int) -> [[UInt8]] {

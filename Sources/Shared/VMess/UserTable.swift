@@ -4,11 +4,14 @@
 ///   and every second of [now-120, now+120], extended every 10 s (§7.2).
 public final class UserTable {
     public struct Entry {
-        public let index: Int
+        public private(set) var index: Int
         public let id: UserID
         public let alterId: Int
         public let level: Int
         public let email: String?
+        /// The name the user's traffic is counted and logged under: the email, else the id's short
+        /// text (made once here, not per connection).
+        public let key: String
         let authKey: [UInt8]
         let authDecryptor: AESBlock
         let legacyIDs: [[UInt8]]
@@ -19,6 +22,7 @@ public final class UserTable {
             self.alterId = alterId
             self.level = level
             self.email = email
+            key = email ?? id.shortText
             authKey = AuthID.key(cmdKey: id.cmdKey)
             authDecryptor = try AESBlock(key: authKey, encrypting: false)
             legacyIDs = alterId > 0 ? [id.bytes] + id.alterIDs(alterId) : []
@@ -26,20 +30,9 @@ public final class UserTable {
 
         /// The same user at another position (a table rebuilt after a runtime change).
         func at(_ index: Int) -> Entry {
-            Entry(index: index, id: id, alterId: alterId, level: level, email: email, authKey: authKey,
-                  authDecryptor: authDecryptor, legacyIDs: legacyIDs)
-        }
-
-        private init(index: Int, id: UserID, alterId: Int, level: Int, email: String?, authKey: [UInt8],
-                     authDecryptor: AESBlock, legacyIDs: [[UInt8]]) {
-            self.index = index
-            self.id = id
-            self.alterId = alterId
-            self.level = level
-            self.email = email
-            self.authKey = authKey
-            self.authDecryptor = authDecryptor
-            self.legacyIDs = legacyIDs
+            var moved = self
+            moved.index = index
+            return moved
         }
     }
 

@@ -189,7 +189,7 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimer
     }
 
     private func accept(_ a: ServerHandshake.Accepted, remaining: inout ByteBuffer, context: ChannelHandlerContext) {
-        userKey = a.user.email ?? a.user.id.shortText
+        userKey = a.user.key
         if let limiter = inbound.userLimiter {
             let source = context.channel.clientAddress.flatMap(OutboundSelector.rawAddress).flatMap { SourceKey(address: $0) }
             switch limiter.admit(key: userKey, email: a.user.email, level: a.user.level, source: source) {

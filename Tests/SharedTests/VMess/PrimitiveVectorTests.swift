@@ -34,6 +34,14 @@ final class PrimitiveVectorTests: XCTestCase {
         XCTAssertEqual(UserID(bytes: alters[0]).text, "5a071834-12d5-980a-72ac-845d5568d17d")
         XCTAssertEqual(UserID(bytes: alters[1]).text, "b5f0dba2-de16-aea1-087e-fdbaa0aac7a3")
         XCTAssertEqual(id.text, "b831381d-6324-4d53-ad4f-8cda48b30811")
+        XCTAssertEqual(id.shortText, "b831381d")
+        let small = UserID(bytes: [0x00, 0x0F, 0xA0, 0x01] + Array(repeating: 0x05, count: 12))
+        XCTAssertEqual(small.text, "000fa001-0505-0505-0505-050505050505", "two digits per byte, leading zeros kept")
+        XCTAssertEqual(small.shortText, "000fa001")
+        let table = try UserTable(settings: VMessInboundSettings(users: [
+            VMessUser(id: id.text), VMessUser(id: small.text, email: "a@example.com"),
+        ]))
+        XCTAssertEqual(table.entries.map(\.key), ["b831381d", "a@example.com"], "email, else the short id")
     }
 
     func testUUIDParsing() {
