@@ -29,8 +29,7 @@ final class DokodemoUDPListener: ChannelInboundHandler {
         flows = UDPFlowTable(inbound: inbound, loop: loop, capacity: Self.maxFlows, idleTimeout: Self.idleTimeout,
                              peer: VMessServerHandler.peerText, source: { $0 },
                              deliver: { [weak self] client, payload, _ in self?.reply(payload, to: client) },
-                             flush: { [weak self] in self?.channel?.flush() },
-                             writable: { [weak self] in self?.channel?.isWritable ?? false })
+                             flush: { [weak self] in self?.channel?.flush() })
     }
 
     /// Binds listen:port on `loop`.
@@ -56,7 +55,7 @@ final class DokodemoUDPListener: ChannelInboundHandler {
     }
 
     private func reply(_ payload: ByteBuffer, to client: NIOCore.SocketAddress) {
-        guard let channel, channel.isWritable else { return }
+        guard let channel, channel.isWritable else { return inbound.counters.drop(.udpSlowClient) }
         channel.write(AddressedEnvelope(remoteAddress: client, data: payload), promise: nil)
     }
 

@@ -35,8 +35,7 @@ final class SOCKSUDPAssociation: ChannelInboundHandler {
                              peer: { [weak self] _ in self?.client.map(VMessServerHandler.peerText) ?? "?" },
                              source: { [weak self] _ in self?.client ?? self?.control.remoteAddress },
                              deliver: { [weak self] _, payload, source in self?.reply(payload, from: source) },
-                             flush: { [weak self] in self?.channel?.flush() },
-                             writable: { [weak self] in self?.channel?.isWritable ?? false })
+                             flush: { [weak self] in self?.channel?.flush() })
     }
 
     /// Binds the relay socket; the result is the address and port to tell the client.
@@ -75,7 +74,8 @@ final class SOCKSUDPAssociation: ChannelInboundHandler {
     }
 
     private func reply(_ payload: ByteBuffer, from source: Destination) {
-        guard let channel, let client, channel.isWritable else { return }
+        guard let channel, let client else { return }
+        guard channel.isWritable else { return inbound.counters.drop(.udpSlowClient) }
         let header = SOCKSMessage.datagramHeader(source: source)
         var out = channel.allocator.buffer(capacity: header.count + payload.readableBytes)
         out.writeBytes(header)

@@ -32,7 +32,10 @@ final class UDPFlowTable<Key: Hashable> {
 
         func flushDownstream() { table.flush() }
         func downstreamFinished(error: Bool) { table.remove(self) }
-        var downstreamWritable: Bool { table.writable() }
+        /// Always: a datagram for a congested local socket is dropped where it is sent
+        /// (`deliver`), never held. Holding the outbound's reads instead would need a signal when
+        /// the socket drains, and would queue datagrams behind a slow client for nothing.
+        var downstreamWritable: Bool { true }
         func upstreamWritabilityChanged() {}
     }
 
@@ -42,7 +45,6 @@ final class UDPFlowTable<Key: Hashable> {
     private let idleTimeout: TimeAmount
     fileprivate let deliver: (Key, ByteBuffer, Destination) -> Void
     fileprivate let flush: () -> Void
-    fileprivate let writable: () -> Bool
     /// The local client of a flow, for the access log.
     private let peer: (Key) -> String
     /// The local client of a flow, for routing.
@@ -53,14 +55,13 @@ final class UDPFlowTable<Key: Hashable> {
 
     init(inbound: ClientInboundContext, loop: EventLoop, capacity: Int, idleTimeout: TimeAmount,
          peer: @escaping (Key) -> String, source: @escaping (Key) -> NIOCore.SocketAddress?, deliver: @escaping (Key, ByteBuffer, Destination) -> Void,
-         flush: @escaping () -> Void, writable: @escaping () -> Bool) {
+         flush: @escaping () -> Void) {
         self.inbound = inbound
         self.loop = loop
         self.capacity = capacity
         self.idleTimeout = idleTimeout
         self.deliver = deliver
         self.flush = flush
-        self.writable = writable
         self.peer = peer
         self.source = source
     }
