@@ -38,9 +38,10 @@ final class ReadHoldTests: XCTestCase {
         func upstreamWritabilityChanged() {}
     }
 
-    private func makeRelay() throws -> (EmbeddedChannel, Sink, ReadCounter, TargetRelayHandler) {
+    private func makeRelay(budget: KeptBytesBudget = KeptBytesBudget(limit: 1 << 20)) throws
+        -> (EmbeddedChannel, Sink, ReadCounter, TargetRelayHandler) {
         let sink = Sink(), counter = ReadCounter()
-        let relay = TargetRelayHandler(sink: sink)
+        let relay = TargetRelayHandler(sink: sink, hold: ReadHold(budget: budget))
         let channel = EmbeddedChannel()
         try channel.pipeline.syncOperations.addHandlers([counter, relay])
         return (channel, sink, counter, relay)
@@ -94,6 +95,45 @@ final class ReadHoldTests: XCTestCase {
         XCTAssertEqual(relay.hold.keptBytes, 0)
         XCTAssertEqual(counter.reads, 0, "no socket read was asked for")
         _ = try channel.finish()
+    }
+
+    /// What the worker's connections keep together is bounded: a read that does not fit fails its
+    /// connection (an error end, never a cut stream passed on as whole), and every kept byte goes
+    /// back to the budget once handed on, discarded or freed.
+    func testKeptBytesAreBoundedAcrossConnectionsAndGivenBack() throws {
+        let budget = KeptBytesBudget(limit: 100)
+        let (channel, sink, _, relay) = try makeRelay(budget: budget)
+        sink.writable = false
+        try channel.writeInbound(ByteBuffer(repeating: 1, count: 60))
+        XCTAssertEqual(budget.inUse, 60)
+        do {
+            // A second connection on the same budget: its 30 fit, its next 20 do not.
+            let (other, otherSink, _, _) = try makeRelay(budget: budget)
+            otherSink.writable = false
+            try other.writeInbound(ByteBuffer(repeating: 2, count: 30))
+            XCTAssertEqual(budget.inUse, 90)
+            try? other.writeInbound(ByteBuffer(repeating: 2, count: 20))
+            XCTAssertEqual(otherSink.finished, true, "refused: the connection fails")
+            XCTAssertFalse(other.isActive, "and is closed")
+            XCTAssertEqual(budget.refusals, 1)
+            XCTAssertEqual(budget.inUse, 60, "its kept bytes went back")
+        }
+        sink.writable = true
+        relay.resumeReads()
+        XCTAssertEqual(sink.received.count, 60)
+        XCTAssertEqual(budget.inUse, 0, "handed on: given back")
+        _ = try? channel.finish()
+    }
+
+    func testAFreedHoldGivesItsKeptBytesBack() {
+        let budget = KeptBytesBudget(limit: 100)
+        do {
+            let hold = ReadHold(budget: budget)
+            XCTAssertEqual(hold.admit(ByteBuffer(repeating: 1, count: 70), open: false), .kept)
+            XCTAssertEqual(hold.admit(ByteBuffer(repeating: 1, count: 10), open: true), .kept, "behind older bytes")
+            XCTAssertEqual(budget.inUse, 80)
+        }
+        XCTAssertEqual(budget.inUse, 0)
     }
 
     /// A target that fails loses what was kept: its end is an error, at once.

@@ -141,7 +141,11 @@ final class ClientInboundHandler<Handshake: ClientHandshake>: ChannelDuplexHandl
             }
             feedHandshake(&buffer, context: context)
         case .relaying:
-            if glue.admit(buffer) { upstream(buffer) }
+            switch glue.admit(buffer) {
+            case .pass: upstream(buffer)
+            case .kept: break
+            case .refused: closeClient()
+            }
         case .associating, .closed:
             break  // the control connection of a UDP association carries nothing (RFC 1928 §7)
         }

@@ -67,6 +67,8 @@ final class CounterPublisher {
         }
         publishReasons(counters.rejected, published: &publishedRejected, prefix: "")
         // Bounds hit share the reasons table, told apart by their prefix.
+        let keptRefusals = KeptBytesBudget.worker.refusals
+        if keptRefusals > 0 { counters.dropped[DropReason.keptOverBudget.rawValue] = keptRefusals }
         publishReasons(counters.dropped, published: &publishedDropped, prefix: "dropped_")
         for counter in counters.stats.counters {
             let delta = counter.value &- counter.published

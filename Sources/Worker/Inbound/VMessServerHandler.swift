@@ -159,7 +159,11 @@ final class VMessServerHandler: ChannelDuplexHandler, DownstreamSink, RelayTimer
         case .draining(let total):
             if bytesReceived >= total { closeClient() }
         case .relaying:
-            if glue.admit(buffer) { upstream(&buffer) }
+            switch glue.admit(buffer) {
+            case .pass: upstream(&buffer)
+            case .kept: break
+            case .refused: closeClient()
+            }
         case .closed:
             break
         }

@@ -52,8 +52,11 @@ final class VMessClientHandler: ChannelDuplexHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard !finished else { return }
         var buffer = unwrapInboundIn(data)
-        guard hold.admit(buffer, open: sinkOpen) else { return }
-        take(&buffer)
+        switch hold.admit(buffer, open: sinkOpen) {
+        case .pass: take(&buffer)
+        case .kept: break
+        case .refused: fail("response bytes kept after the server's FIN exceed the worker's budget")
+        }
     }
 
     /// Response bytes from the server, in order.

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// Read-on-writability backpressure for one channel, including what NIO reads without being asked.
@@ -14,32 +15,50 @@ import NIOCore
 ///   behind it: `resume` hands them on as the other side opens, so a hold covers a connection's
 ///   tail too. Without this, a user's downlink rate let the last receive buffer of every download
 ///   through at once (4 MiB at 1 MiB/s in 0.7-2.9 s instead of ≥ 3.5).
+/// - What all connections of a worker keep together is bounded (`KeptBytesBudget`): the kernel
+///   bounds socket memory machine-wide, but bytes moved into the worker would not be, and a client
+///   that stops reading while its targets send and close could pile up a receive buffer per
+///   connection. A read that does not fit is refused: the handler fails that connection.
 ///
 /// A class, not a struct: `resume` hands bytes on through the handler, whose writes can flip the
 /// client's writability and so call `resume` again; the outer call finishes the work.
-/// Event-loop confined.
+/// Event-loop confined (the budget it draws on is shared and locked).
 final class ReadHold {
     private var held = false
     /// What arrived while the other side was held (nil: nothing; no storage for most connections).
     private var kept: CircularBuffer<ByteBuffer>?
     private var endKept = false
     private var resuming = false
+    private let budget: KeptBytesBudget
+    /// Bytes kept now (drawn from `budget`).
+    private(set) var keptBytes = 0
 
-    /// Bytes kept now.
-    var keptBytes: Int { kept?.reduce(0) { $0 + $1.readableBytes } ?? 0 }
+    init(budget: KeptBytesBudget = .worker) { self.budget = budget }
+
+    deinit { budget.give(keptBytes) }
+
+    enum Admission {
+        /// Hand the buffer on now.
+        case pass
+        /// Kept: the other side is held, or older bytes wait.
+        case kept
+        /// The worker's budget for kept bytes cannot take it: fail the connection.
+        case refused
+    }
 
     /// The handler's `read(context:)`.
     func read(context: ChannelHandlerContext, open: Bool) {
         if open && kept == nil { context.read() } else { held = true }
     }
 
-    /// The handler's `channelRead`: true to hand `buffer` on now, false when it was kept (the other
-    /// side is held, or older bytes wait).
-    func admit(_ buffer: ByteBuffer, open: Bool) -> Bool {
-        if open && kept == nil && !endKept { return true }
+    /// The handler's `channelRead`.
+    func admit(_ buffer: ByteBuffer, open: Bool) -> Admission {
+        if open && kept == nil && !endKept { return .pass }
+        guard budget.take(buffer.readableBytes) else { return .refused }
+        keptBytes += buffer.readableBytes
         if kept == nil { kept = CircularBuffer(initialCapacity: 4) }
         kept!.append(buffer)
-        return false
+        return .kept
     }
 
     /// The input ended (EOF, or the channel closed): true to end now, false when the end waits
@@ -63,6 +82,8 @@ final class ReadHold {
         while kept != nil, open() {
             var buffer = kept!.removeFirst()
             if kept!.isEmpty { kept = nil }
+            keptBytes -= buffer.readableBytes
+            budget.give(buffer.readableBytes)
             delivered = true
             deliver(&buffer)
         }
@@ -80,7 +101,42 @@ final class ReadHold {
 
     /// The connection failed or was closed from this side: nothing kept is handed on.
     func discard() {
+        budget.give(keptBytes)
+        keptBytes = 0
         kept = nil
         endKept = false
+    }
+}
+
+/// The bytes every ReadHold of a worker may keep together. 256 MiB: far more than a busy worker's
+/// slow clients keep in normal use (a receive buffer's tail each, for the moments until they read
+/// it), far less than a worker can hold.
+final class KeptBytesBudget: Sendable {
+    static let worker = KeptBytesBudget(limit: 256 << 20)
+
+    let limit: Int
+    private let state = NIOLockedValueBox((used: 0, refusals: 0))
+
+    init(limit: Int) { self.limit = limit }
+
+    var inUse: Int { state.withLockedValue { $0.used } }
+    /// Reads refused so far (published as `dropped_kept_over_budget`).
+    var refusals: Int { state.withLockedValue { $0.refusals } }
+
+    /// Takes `count` bytes if they fit.
+    func take(_ count: Int) -> Bool {
+        state.withLockedValue { state in
+            guard count <= limit - state.used else {
+                state.refusals += 1
+                return false
+            }
+            state.used += count
+            return true
+        }
+    }
+
+    func give(_ count: Int) {
+        guard count > 0 else { return }
+        state.withLockedValue { $0.used -= count }
     }
 }

@@ -40,8 +40,8 @@ final class RelayGlue {
         hold.read(context: context, open: !shouldHoldReads)
     }
 
-    /// The handler's `channelRead` while relaying: true to pass `buffer` on now, false when it waits.
-    func admit(_ buffer: ByteBuffer) -> Bool { hold.admit(buffer, open: !shouldHoldReads) }
+    /// The handler's `channelRead` while relaying (`.refused`: the handler closes the connection).
+    func admit(_ buffer: ByteBuffer) -> ReadHold.Admission { hold.admit(buffer, open: !shouldHoldReads) }
 
     /// The client's input ended while relaying: true to finish the uplink now, false when the end
     /// waits behind kept bytes (`upstreamWritabilityChanged` then hands it to `end`).

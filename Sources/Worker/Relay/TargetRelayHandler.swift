@@ -10,10 +10,13 @@ final class TargetRelayHandler: ChannelDuplexHandler {
 
     weak var sink: DownstreamSink?
     private var context: ChannelHandlerContext?
-    let hold = ReadHold()
+    let hold: ReadHold
     private var finished = false
 
-    init(sink: DownstreamSink) { self.sink = sink }
+    init(sink: DownstreamSink, hold: ReadHold = ReadHold()) {
+        self.sink = sink
+        self.hold = hold
+    }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
     func handlerRemoved(context: ChannelHandlerContext) { self.context = nil }
@@ -22,8 +25,13 @@ final class TargetRelayHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = unwrapInboundIn(data)
-        guard hold.admit(buffer, open: sinkOpen) else { return }
-        sink?.downstream(&buffer)
+        switch hold.admit(buffer, open: sinkOpen) {
+        case .pass: sink?.downstream(&buffer)
+        case .kept: break
+        case .refused:
+            ended(error: true)
+            context.close(promise: nil)
+        }
     }
 
     func channelReadComplete(context: ChannelHandlerContext) { sink?.flushDownstream() }

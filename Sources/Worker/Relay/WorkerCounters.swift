@@ -39,4 +39,7 @@ enum DropReason: String {
     case dnsBusy = "dns_busy"
     /// dns outbound: a query beyond `DNSOutboundLink.maximumPending` lookups of one client request.
     case dnsPending = "dns_pending"
+    /// A connection failed because what it kept after a peer's FIN did not fit the worker's
+    /// KeptBytesBudget (counted by the budget itself; most of its refusals are on target sides).
+    case keptOverBudget = "kept_over_budget"
 }
