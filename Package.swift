@@ -50,7 +50,8 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
-        .target(name: "CShims", path: "Sources/CShims"),
+        // DirectCiphers.c calls libcrypto (the built-in AEAD tables).
+        .target(name: "CShims", path: "Sources/CShims", linkerSettings: [.linkedLibrary("crypto")]),
         .target(
             name: "Shared",
             dependencies: [

@@ -72,4 +72,14 @@ void vmessd_aes128_decryption_keys(const uint8_t key[16], uint8_t out[VMESSD_AES
 size_t vmessd_authid_scan(const uint8_t block[16], const uint8_t *keys, size_t count, int64_t now, uint64_t window,
                           uint32_t *candidates, size_t capacity);
 
+// MARK: AEAD ciphers without provider plumbing (DirectCiphers.c)
+
+#define VMESSD_DIRECT_AES_128_GCM 1
+#define VMESSD_DIRECT_CHACHA20_POLY1305 2
+
+/// A new EVP_CIPHER (to be used as `EVP_CIPHER *`) whose calls go straight to libcrypto's built-in
+/// implementation of `which`, or NULL when this libcrypto has no such path. Never freed: one per
+/// process.
+void *vmessd_direct_aead_cipher(int which);
+
 #endif

@@ -10,7 +10,11 @@ import COpenSSL
 /// proxied connection kept. `releaseContext` frees it while the connection is quiet; the next seal
 /// or open keys a new one from the key kept inline here (one allocation and key schedule, ~1 µs).
 public final class AEADCipher {
-    public enum Algorithm: Sendable { case aes128GCM, chacha20Poly1305 }
+    public enum Algorithm: Sendable {
+        case aes128GCM, chacha20Poly1305
+
+        public var keySize: Int { self == .aes128GCM ? 16 : 32 }
+    }
     public static let tagSize = 16
     public static let nonceSize = 12
 
@@ -22,17 +26,19 @@ public final class AEADCipher {
     private let key: (UInt64, UInt64, UInt64, UInt64)
 
     /// `key` is 16 bytes for AES-128-GCM and 32 bytes for ChaCha20-Poly1305.
-    public init(_ algorithm: Algorithm, key: [UInt8], encrypting: Bool) throws {
+    public convenience init(_ algorithm: Algorithm, key: [UInt8], encrypting: Bool) throws {
+        switch algorithm {
+        case .aes128GCM: try self.init(algorithm, cipher: Ciphers.aes128GCM, key: key, encrypting: encrypting)
+        case .chacha20Poly1305: try self.init(algorithm, cipher: Ciphers.chacha20Poly1305, key: key, encrypting: encrypting)
+        }
+    }
+
+    /// With an explicit libcrypto cipher object for `algorithm` (Ciphers' start-up check).
+    init(_ algorithm: Algorithm, cipher: OpaquePointer, key: [UInt8], encrypting: Bool) throws {
+        precondition(key.count == algorithm.keySize, "\(algorithm) key must be \(algorithm.keySize) bytes")
         self.algorithm = algorithm
         self.encrypting = encrypting
-        switch algorithm {
-        case .aes128GCM:
-            precondition(key.count == 16, "AES-128-GCM key must be 16 bytes")
-            cipher = Ciphers.aes128GCM
-        case .chacha20Poly1305:
-            precondition(key.count == 32, "ChaCha20-Poly1305 key must be 32 bytes")
-            cipher = Ciphers.chacha20Poly1305
-        }
+        self.cipher = cipher
         var inline: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         withUnsafeMutableBytes(of: &inline) { $0.copyBytes(from: key) }
         self.key = inline
@@ -171,5 +177,30 @@ extension AEADCipher {
             }
         }
         return ok ? Array(data[0..<n]) : nil
+    }
+}
+
+extension AEADCipher {
+    /// Whether `candidate` seals exactly as `reference` does (an empty chunk and a 100-byte one with
+    /// additional data, two nonces on one context, as chunks go), opens what it sealed, and refuses
+    /// a flipped tag bit. Ciphers uses it to trust libcrypto's direct path only where it agrees.
+    static func agrees(_ candidate: OpaquePointer, with reference: OpaquePointer, _ algorithm: Algorithm) -> Bool {
+        let key = (0..<algorithm.keySize).map { UInt8(truncatingIfNeeded: $0 &* 37 &+ 11) }
+        let payload = (0..<100).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) }
+        let aad: [UInt8] = [0x56, 0x4d, 0x65, 0x73, 0x73]
+        guard let sealer = try? AEADCipher(algorithm, cipher: candidate, key: key, encrypting: true),
+              let opener = try? AEADCipher(algorithm, cipher: candidate, key: key, encrypting: false),
+              let reference = try? AEADCipher(algorithm, cipher: reference, key: key, encrypting: true) else { return false }
+        for (n, plaintext) in [[UInt8](), payload].enumerated() {
+            let nonce = [UInt8](repeating: UInt8(n), count: 2) + [UInt8](repeating: 0xa5, count: 10)
+            let extra = n == 0 ? [] : aad
+            guard let sealed = try? sealer.seal(nonce: nonce, plaintext: plaintext, aad: extra),
+                  let expected = try? reference.seal(nonce: nonce, plaintext: plaintext, aad: extra),
+                  sealed == expected, opener.open(nonce: nonce, sealed: sealed, aad: extra) == plaintext else { return false }
+            var forged = sealed
+            forged[forged.count - 1] ^= 1
+            guard opener.open(nonce: nonce, sealed: forged, aad: extra) == nil else { return false }
+        }
+        return true
     }
 }
