@@ -8,6 +8,8 @@
 // method object: EVP_CIPHER_meth_dup makes one from the built-in table. Those calls are deprecated
 // in 3.0, not removed; a libcrypto built without them gives NULL here and vmessd keeps the fetched
 // provider cipher (Ciphers.swift also checks the direct cipher against the provider's at start-up).
+// Bypassing providers also bypasses a FIPS provider configured as the default; VMess is not a FIPS
+// protocol (its KDF, SHAKE128 masking and legacy MD5), so nothing is lost there.
 
 #define OPENSSL_SUPPRESS_DEPRECATED
 #include <openssl/evp.h>
