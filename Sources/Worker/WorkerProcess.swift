@@ -55,6 +55,7 @@ public final class WorkerProcess {
         self.logger = logger
         accepting = bootstrap.controlFD == nil
         tracker = ConnectionTracker(limits: bootstrap.config.daemon.limits)
+        Self.applyProcessWideLimits(bootstrap.config.daemon.limits)
         tracker.refused = { [counters] reason in counters.drop(reason) }
     }
 
@@ -74,6 +75,11 @@ public final class WorkerProcess {
         logger.info("ready", metadata: ["listeners": "\(servers.count + sharedAcceptors.count + kcpServers.count)"])
         // The main thread serves the signal and control sources; the event loop does the relaying.
         dispatchMain()
+    }
+
+    /// The limits that hold for the whole process rather than per connection or inbound.
+    static func applyProcessWideLimits(_ limits: ClientLimits) {
+        KeptBytesBudget.worker.limit = limits.waitingBytesPerWorker
     }
 
     private func start() throws {

@@ -105,7 +105,8 @@ final class HostileClientTests: EndToEndTestCase {
 
     func testConfigRefusesOutOfRangeLimits() throws {
         let vmessd = try VMessdBinaries.vmessd()
-        for bad in [["connectionsPerSource": 0], ["connectionsPerWorker": -1], ["udpDatagramToClient": 70_000], ["bogus": 1]] as [[String: Any]] {
+        for bad in [["connectionsPerSource": 0], ["connectionsPerWorker": -1], ["udpDatagramToClient": 70_000],
+                    ["waitingBytesPerWorker": 1000], ["bogus": 1]] as [[String: Any]] {
             let path = try writeFile(nextName("limits") + ".json",
                                      Self.serverConfig(port: 1, users: [VMessTestUser("c@x")], daemon: ["limits": bad]))
             let result = try run(vmessd, ["test", "-c", path])

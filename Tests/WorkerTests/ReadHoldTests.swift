@@ -125,6 +125,27 @@ final class ReadHoldTests: XCTestCase {
         _ = try? channel.finish()
     }
 
+    /// `"vmessd": {"limits": {"waitingBytesPerWorker": N}}` is the worker's budget (set at its start).
+    func testTheWorkerBudgetIsTheConfiguredLimit() throws {
+        let config = try ConfigParser.parse(text: """
+            {"vmessd": {"limits": {"waitingBytesPerWorker": 2097152}},
+             "inbounds": [{"port": 1080, "protocol": "vmess", "settings": {"clients": [{"id": "6225d026-dfda-4bcc-a5f5-07cd22fc0c8f"}]}}],
+             "outbounds": [{"protocol": "freedom"}]}
+            """, sourceFile: "config.json")
+        defer { WorkerProcess.applyProcessWideLimits(ClientLimits()) }
+        WorkerProcess.applyProcessWideLimits(config.daemon.limits)
+        XCTAssertEqual(KeptBytesBudget.worker.limit, 2 << 20)
+        WorkerProcess.applyProcessWideLimits(ClientLimits())
+        XCTAssertEqual(KeptBytesBudget.worker.limit, 256 << 20)
+        // A budget whose limit drops below what it holds refuses until enough is given back.
+        let budget = KeptBytesBudget(limit: 100)
+        XCTAssertTrue(budget.take(80))
+        budget.limit = 50
+        XCTAssertFalse(budget.take(1))
+        budget.give(40)
+        XCTAssertTrue(budget.take(10))
+    }
+
     func testAFreedHoldGivesItsKeptBytesBack() {
         let budget = KeptBytesBudget(limit: 100)
         do {

@@ -411,12 +411,23 @@ public struct DaemonSettings: Codable, Equatable, Sendable {
 /// its whole UDP session, or its whole XUDP mux connection). The default is the largest that every
 /// tested client except V2Ray 4.34 delivers whole; a V2Ray-only fleet may set 2038, a sing-box-only
 /// one 16000. Datagrams from clients are always taken whole up to 65,535 bytes.
+///
+/// Waiting bytes: what one worker's connections together hold in the worker after a peer's FIN,
+/// waiting for the other side (a slow client, a rate hold) to take them. The kernel reads a socket
+/// to its end at a FIN, so each such connection holds up to its socket's receive buffer (MiBs on a
+/// fast link). A read that does not fit fails its own connection. The default is far above what
+/// slow clients hold in normal use and far below what a worker can; a small VPS may lower it.
 public struct ClientLimits: Codable, Equatable, Sendable {
     public static let defaultPerWorker = 16_384
     public static let defaultPerSource = 1_024
     public static let defaultUDPToClient = 8_182
+    public static let defaultWaitingBytesPerWorker = 256 << 20
+    /// One read's worth (the receive allocator's largest read is 256 KiB) several times over: below
+    /// this, a single FIN could fail connections in normal use.
+    public static let waitingBytesPerWorkerRange = (1 << 20)...(1 << 40)
     public var connectionsPerWorker = Self.defaultPerWorker
     public var connectionsPerSource = Self.defaultPerSource
     public var udpDatagramToClient = Self.defaultUDPToClient
+    public var waitingBytesPerWorker = Self.defaultWaitingBytesPerWorker
     public init() {}
 }

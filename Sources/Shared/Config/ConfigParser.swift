@@ -220,6 +220,8 @@ public enum ConfigParser {
                 ?? settings.limits.connectionsPerSource
             settings.limits.udpDatagramToClient = try l.take("udpDatagramToClient")?.int(1...65_507)
                 ?? settings.limits.udpDatagramToClient
+            settings.limits.waitingBytesPerWorker = try l.take("waitingBytesPerWorker")?.int(ClientLimits.waitingBytesPerWorkerRange)
+                ?? settings.limits.waitingBytesPerWorker
             try l.finish()
         }
         if let limits = r.take("userLimits") {

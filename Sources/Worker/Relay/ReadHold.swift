@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import Shared
 
 /// Read-on-writability backpressure for one channel, including what NIO reads without being asked.
 ///
@@ -108,17 +109,20 @@ final class ReadHold {
     }
 }
 
-/// The bytes every ReadHold of a worker may keep together. 256 MiB: far more than a busy worker's
-/// slow clients keep in normal use (a receive buffer's tail each, for the moments until they read
-/// it), far less than a worker can hold.
+/// The bytes every ReadHold of a worker may keep together: `"vmessd": {"limits":
+/// {"waitingBytesPerWorker": N}}`, by default 256 MiB (ClientLimits says why), set once at the
+/// worker's start.
 final class KeptBytesBudget: Sendable {
-    static let worker = KeptBytesBudget(limit: 256 << 20)
+    static let worker = KeptBytesBudget(limit: ClientLimits.defaultWaitingBytesPerWorker)
 
-    let limit: Int
-    private let state = NIOLockedValueBox((used: 0, refusals: 0))
+    private let state: NIOLockedValueBox<(limit: Int, used: Int, refusals: Int)>
 
-    init(limit: Int) { self.limit = limit }
+    init(limit: Int) { state = NIOLockedValueBox((limit: limit, used: 0, refusals: 0)) }
 
+    var limit: Int {
+        get { state.withLockedValue { $0.limit } }
+        set { state.withLockedValue { $0.limit = newValue } }
+    }
     var inUse: Int { state.withLockedValue { $0.used } }
     /// Reads refused so far (published as `dropped_kept_over_budget`).
     var refusals: Int { state.withLockedValue { $0.refusals } }
@@ -126,7 +130,7 @@ final class KeptBytesBudget: Sendable {
     /// Takes `count` bytes if they fit.
     func take(_ count: Int) -> Bool {
         state.withLockedValue { state in
-            guard count <= limit - state.used else {
+            guard count <= state.limit - state.used else {
                 state.refusals += 1
                 return false
             }
