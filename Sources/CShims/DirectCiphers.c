@@ -27,3 +27,11 @@ void *vmessd_direct_aead_cipher(int which) {
     }
 #endif
 }
+
+void vmessd_direct_aead_cipher_free(void *cipher) {
+#if !defined(OPENSSL_NO_DEPRECATED_3_0)
+    EVP_CIPHER_meth_free(cipher);
+#else
+    (void)cipher;
+#endif
+}

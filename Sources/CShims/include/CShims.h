@@ -81,5 +81,7 @@ size_t vmessd_authid_scan(const uint8_t block[16], const uint8_t *keys, size_t c
 /// implementation of `which`, or NULL when this libcrypto has no such path. Never freed: one per
 /// process.
 void *vmessd_direct_aead_cipher(int which);
+/// Frees what vmessd_direct_aead_cipher returned (when it is not used after all).
+void vmessd_direct_aead_cipher_free(void *cipher);
 
 #endif

@@ -28,11 +28,17 @@ public enum Ciphers {
     }
 
     /// The direct cipher `which` when libcrypto has it and it agrees with the provider's `provided`.
+    /// The one not kept is freed: nothing else refers to it (libcrypto's fetch cache may drop its
+    /// own reference to a fetched cipher, which LeakSanitizer then reports as ours).
     private static func directAEAD(_ which: Int32, _ algorithm: AEADCipher.Algorithm, provided name: String) -> OpaquePointer {
         let provided = fetchCipher(name)
         guard let raw = vmessd_direct_aead_cipher(which) else { return provided }
-        let direct = OpaquePointer(raw)
-        return AEADCipher.agrees(direct, with: provided, algorithm) ? direct : provided
+        guard AEADCipher.agrees(OpaquePointer(raw), with: provided, algorithm) else {
+            vmessd_direct_aead_cipher_free(raw)
+            return provided
+        }
+        EVP_CIPHER_free(provided)
+        return OpaquePointer(raw)
     }
 
     /// Whether the AEAD ciphers run on libcrypto's direct path (tests, and the start-up log).

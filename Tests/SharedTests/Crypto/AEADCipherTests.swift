@@ -8,7 +8,9 @@ final class AEADCipherTests: XCTestCase {
     static let algorithms: [(AEADCipher.Algorithm, String)] = [(.aes128GCM, "AES-128-GCM"), (.chacha20Poly1305, "ChaCha20-Poly1305")]
 
     func provided(_ name: String) throws -> OpaquePointer {
-        try XCTUnwrap(EVP_CIPHER_fetch(nil, name, nil))
+        let cipher = try XCTUnwrap(EVP_CIPHER_fetch(nil, name, nil))
+        addTeardownBlock { EVP_CIPHER_free(cipher) }
+        return cipher
     }
 
     func bytes(_ n: Int, _ seed: UInt8) -> [UInt8] { (0..<n).map { UInt8(truncatingIfNeeded: $0 &* 131 &+ Int(seed)) } }
