@@ -78,8 +78,8 @@ size_t vmessd_authid_scan(const uint8_t block[16], const uint8_t *keys, size_t c
 #define VMESSD_DIRECT_CHACHA20_POLY1305 2
 
 /// A new EVP_CIPHER (to be used as `EVP_CIPHER *`) whose calls go straight to libcrypto's built-in
-/// implementation of `which`, or NULL when this libcrypto has no such path. Never freed: one per
-/// process.
+/// implementation of `which`, or NULL when this libcrypto has no such path. Kept for the process's
+/// life once chosen (one per algorithm); freed with the function below when it is not.
 void *vmessd_direct_aead_cipher(int which);
 /// Frees what vmessd_direct_aead_cipher returned (when it is not used after all).
 void vmessd_direct_aead_cipher_free(void *cipher);
