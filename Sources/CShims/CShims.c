@@ -1,10 +1,12 @@
 #define _GNU_SOURCE
 #include "CShims.h"
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -144,4 +146,12 @@ int vmessd_reuseport_steer_first(int fd, uint32_t count) {
 #define SO_ATTACH_REUSEPORT_CBPF 51
 #endif
     return setsockopt(fd, SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, &program, sizeof(program));
+}
+
+int vmessd_set_process_name(const char *name) {
+    return prctl(PR_SET_NAME, (unsigned long)name, 0, 0, 0);
+}
+
+int vmessd_open_path(const char *path) {
+    return open(path, O_PATH | O_CLOEXEC);
 }

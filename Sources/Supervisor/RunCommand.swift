@@ -63,7 +63,7 @@ struct RunCommand: ParsableCommand {
         let launcher: WorkerLauncher
         do {
             signalFD = try signals.makeDescriptor()
-            launcher = WorkerLauncher(executable: try WorkerLauncher.locateExecutable())
+            launcher = try WorkerLauncher(executable: try WorkerLauncher.locateExecutable())
         } catch {
             logger.critical("\(error)")
             throw ExitStatus.runtimeFailure

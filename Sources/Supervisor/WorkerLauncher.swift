@@ -1,24 +1,50 @@
 // Starting one worker process: posix_spawn (a Swift process must never fork and keep running Swift in
-// the child) with exactly two descriptors — the bootstrap memfd at 3 and the worker's end of its
-// control socket at 4 — every other descriptor closed, signal state reset to defaults, and an
-// environment without systemd's per-process variables. Right after the spawn the attach message
-// goes down the control socket carrying the shared-memory memfd and the listening sockets
-// (SCM_RIGHTS), so a worker holds nothing it was not explicitly handed.
+// the child) with exactly three descriptors — the bootstrap memfd at 3, the worker's end of its
+// control socket at 4 and the worker binary at 5 — every other descriptor closed, signal state reset
+// to defaults, and an environment without systemd's per-process variables. Right after the spawn the
+// attach message goes down the control socket carrying the shared-memory memfd and the listening
+// sockets (SCM_RIGHTS), so a worker holds nothing it was not explicitly handed.
+//
+// The worker binary is the one found when this supervisor started, held open and executed through
+// its descriptor, never looked up by path again. An operator upgrading installs the new binaries
+// before SIGUSR2 (RUNBOOK); a worker that crashes, or a reload, in between must still get a binary
+// of this supervisor's release: a newer one would be handed a bootstrap written by older code (and
+// fail to decode the config fields it added), an older one would not know this one's.
 
+import CShims
 import Glibc
 import Shared
 
-struct WorkerLauncher {
+final class WorkerLauncher: Sendable {
     /// Descriptor layout in the worker.
     static let bootstrapFD: Int32 = 3
     static let controlFD: Int32 = 4
+    /// The worker's own binary: what the spawn executes (`/proc/self/fd/5` in the child). The worker
+    /// closes it first thing (`--binary-fd`).
+    static let binaryFD: Int32 = 5
 
     /// Variables that belong to this process only: a worker acting on them would confuse systemd
     /// (notifications from the wrong pid) or itself (LISTEN_FDS naming descriptors it does not have).
     static let privateEnvironment = ["NOTIFY_SOCKET", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
                                      "WATCHDOG_USEC", "WATCHDOG_PID"]
 
+    /// Where the binary was found: the worker's argv[0] and the name in messages.
     let executable: String
+    /// The binary itself (O_PATH, close-on-exec), open for this launcher's life.
+    private let binary: Int32
+
+    /// Opens `executable` for every spawn to come.
+    init(executable: String) throws {
+        let fd = vmessd_open_path(executable)
+        guard fd >= 0 else {
+            let reason = String(cString: strerror(errno))
+            throw LaunchError(description: "cannot open the worker binary \(executable): \(reason)")
+        }
+        self.executable = executable
+        self.binary = fd
+    }
+
+    deinit { close(binary) }
 
     /// `VMESSD_WORKER` if set, else `vmessd-worker` next to this executable (the build and install
     /// layouts both put the two binaries side by side).
@@ -62,9 +88,17 @@ struct WorkerLauncher {
         defer { if !keepOurs { try? Posix.close(ours) } }
         defer { try? Posix.close(theirs) }
 
-        // bootstrapFD and controlFD are 3 and 4: the spawn's descriptor layout.
-        let pid = try Posix.spawn(executable, arguments: [executable, "--bootstrap-fd", String(Self.bootstrapFD)],
-                                  environment: Self.workerEnvironment(), descriptors: [memfd, theirs])
+        // bootstrapFD, controlFD and binaryFD are 3, 4 and 5: the spawn's descriptor layout. The
+        // kernel opens /proc/self/fd/5 at the exec, in the child, after the dup2s: the binary this
+        // launcher opened, whatever is installed at `executable` by now.
+        let pid: pid_t
+        do {
+            pid = try Posix.spawn("/proc/self/fd/\(Self.binaryFD)",
+                                  arguments: [executable, "--bootstrap-fd", String(Self.bootstrapFD), "--binary-fd", String(Self.binaryFD)],
+                                  environment: Self.workerEnvironment(), descriptors: [memfd, theirs, binary])
+        } catch {
+            throw LaunchError(description: "cannot start the worker binary \(executable) (as opened when vmessd started): \(error)")
+        }
 
         // 2. The attach message. The socket buffer holds it (and keeps the descriptors alive) until
         // the worker reads it; if it cannot be sent, the worker would wait for nothing: kill it.

@@ -237,6 +237,73 @@ final class UpgradeTests: EndToEndTestCase {
         XCTAssertNotNil(try Self.scrapeAccepted(port: metricsPort), "metrics from the new binary")
     }
 
+    /// Between installing new binaries and the upgrade signal, the running supervisor keeps starting
+    /// its own release's worker: a crashed worker's replacement and a reload's new generation run
+    /// the binary opened when it started, not the file now at the path. The upgrade then starts the
+    /// new one's.
+    func testWorkersRunTheBinaryTheirSupervisorStartedWith() throws {
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("same-release@example.com")
+        let port = try FreePort.tcp()
+        let executable = try installCopy()
+        let workerPath = (executable as NSString).deletingLastPathComponent + "/vmessd-worker"
+        let server = try startVMessd(config: Self.serverConfig(port: port, users: [user]), port: port, workers: 2,
+                                     executable: executable)
+        let client = try startClient(serverPort: port, user: user, targetPort: echo.port)
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "before")
+
+        /// What a worker process runs, as ps and /proc show it.
+        func checkWorker(_ pid: pid_t, runsReplacedBinary: Bool, _ label: String) throws {
+            let exe = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/exe")
+            XCTAssertEqual(exe, runsReplacedBinary ? workerPath + " (deleted)" : workerPath, label)
+            let comm = try String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)
+            XCTAssertEqual(comm, "vmessd-worker\n", "\(label): the name ps shows")
+            // The descriptor it was started through is closed.
+            for fd in try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd") {
+                let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/\(fd)")) ?? ""
+                XCTAssertFalse(target.hasPrefix(workerPath), "\(label): fd \(fd) -> \(target)")
+            }
+        }
+        let first = try status(server).workers
+        for worker in first { try checkWorker(worker.pid, runsReplacedBinary: false, "started") }
+
+        // A new worker binary is installed (one that would fail and leave a mark).
+        let marker = workDir.appendingPathComponent("new-worker-ran").path
+        try install(data: Data("#!/bin/sh\necho $$ >> \(marker)\nexit 3\n".utf8), at: workerPath)
+
+        // 1. A worker dies: its replacement is the running release.
+        let victim = first[0]
+        XCTAssertEqual(kill(victim.pid, SIGKILL), 0)
+        var respawned: AdminStatus.Worker?
+        try eventually("worker \(victim.index) respawned and ready") {
+            respawned = try status(server).workers.first { $0.index == victim.index && $0.pid != victim.pid && $0.state == "ready" }
+            return respawned != nil
+        }
+        try checkWorker(respawned!.pid, runsReplacedBinary: true, "respawned")
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after the respawn")
+
+        // 2. A reload: the new generation too.
+        let readyBefore = server.notify.count("READY=1")
+        XCTAssertEqual(kill(server.pid, SIGHUP), 0)
+        XCTAssertTrue(server.notify.waitForCount("READY=1", atLeast: readyBefore + 1, timeout: 30), "\(server.notify.messages)")
+        let reloaded = try status(server)
+        let current = reloaded.workers.filter { $0.generation == reloaded.generation }
+        XCTAssertEqual(current.count, 2, "\(reloaded.workers)")
+        for worker in current { try checkWorker(worker.pid, runsReplacedBinary: true, "reloaded") }
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after the reload")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: marker), "the newly installed worker binary ran")
+
+        // 3. The real worker installed again, then the upgrade: the new supervisor's workers run it.
+        try install(source: try VMessdBinaries.worker(), at: workerPath)
+        let (code, response) = try ctl(server, "upgrade")
+        XCTAssertEqual(code, 0, response.message)
+        let upgraded = try status(server)
+        XCTAssertNotEqual(upgraded.pid, server.pid)
+        stopAtTearDown(upgraded.pid)
+        for worker in upgraded.workers { try checkWorker(worker.pid, runsReplacedBinary: false, "upgraded") }
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after the upgrade")
+    }
+
     /// mKCP's UDP sockets are handed over too: sessions opened before the upgrade keep flowing on the
     /// old workers (each session has its own connected UDP socket), new sessions are served by the new
     /// supervisor's workers on the same port, and the old supervisor exits once its sessions end.

@@ -77,7 +77,7 @@ final class WorkerLaunchTests: XCTestCase {
         setenv("VMESSD_LAUNCH_TEST", "kept", 1)
         defer { unsetenv("NOTIFY_SOCKET"); unsetenv("WATCHDOG_USEC"); unsetenv("VMESSD_LAUNCH_TEST") }
 
-        let launcher = WorkerLauncher(executable: try writeFakeWorker())
+        let launcher = try WorkerLauncher(executable: try writeFakeWorker())
         let spawned = try launcher.spawn(workerID: 1, generation: 7, config: config, listeners: listeners.listeners(forWorker: 1),
                                          sharedMemory: region.descriptor, sharedMemorySlot: 3)
         defer { close(spawned.control) }
@@ -85,7 +85,7 @@ final class WorkerLaunchTests: XCTestCase {
         XCTAssertNotEqual(fcntl(spawned.control, F_GETFL) & O_NONBLOCK, 0, "the supervisor end is polled")
         XCTAssertNotEqual(fcntl(spawned.control, F_GETFD) & FD_CLOEXEC, 0)
 
-        XCTAssertEqual(try String(contentsOfFile: directory + "/args", encoding: .utf8), "--bootstrap-fd 3\n")
+        XCTAssertEqual(try String(contentsOfFile: directory + "/args", encoding: .utf8), "--bootstrap-fd 3 --binary-fd 5\n")
         XCTAssertEqual(try String(contentsOfFile: directory + "/env", encoding: .utf8), "unset unset unset kept\n")
 
         let bootstrap = try WorkerBootstrap.decode(Array(try Data(contentsOf: URL(fileURLWithPath: directory + "/bootstrap"))))
@@ -105,8 +105,10 @@ final class WorkerLaunchTests: XCTestCase {
         }
         XCTAssertTrue(fds[3]?.hasPrefix("/memfd:vmessd-bootstrap-1") ?? false, "\(fds)")
         XCTAssertTrue(fds[4]?.hasPrefix("socket:[") ?? false, "\(fds)")
+        // The binary it was started from (the real worker closes this one at once).
+        XCTAssertEqual(fds[5], directory + "/fake-worker", "\(fds)")
         // Nothing else of ours leaked: the only other descriptor is the one `ls` reads /proc with.
-        for (fd, target) in fds where fd > 4 {
+        for (fd, target) in fds where fd > 5 {
             XCTAssertTrue(target.hasPrefix("/proc/"), "leaked fd \(fd) -> \(target)")
         }
         XCTAssertEqual(try String(contentsOfFile: directory + "/sigblk", encoding: .utf8), "0000000000000000\n")
@@ -158,6 +160,32 @@ final class WorkerLaunchTests: XCTestCase {
         let first = try XCTUnwrap(try Posix.receiveMessage(theirs))
         XCTAssertEqual(try ControlMessage.decode(first.bytes), .heartbeat(sequence: 9))
         XCTAssertTrue(try XCTUnwrap(try Posix.receiveMessage(theirs)).isEndOfFile)
+    }
+
+    /// The binary found at start is the one every spawn runs, even once another file is installed at
+    /// its path (an upgrade in progress) or the path is gone.
+    func testSpawnsTheBinaryOpenedAtStartNotTheOneNowAtItsPath() throws {
+        let config = sampleConfig(inbounds: 1)
+        let listeners = try ListenerSet.open(config: config, perInbound: 1)
+        defer { listeners.closeAll() }
+        let path = try writeFakeWorker()
+        let launcher = try WorkerLauncher(executable: path)
+        // An install renames a new file over the path; this one would say so and fail.
+        let replacement = path + ".new"
+        try "#!/bin/sh\necho replaced > \"\(directory)/replaced\"\nexit 7\n".write(toFile: replacement, atomically: true, encoding: .utf8)
+        chmod(replacement, 0o755)
+        XCTAssertEqual(rename(replacement, path), 0)
+        for round in 0..<2 {
+            let spawned = try launcher.spawn(workerID: 0, generation: 1, config: config, listeners: listeners.listeners(forWorker: 0),
+                                             sharedMemory: nil, sharedMemorySlot: nil)
+            close(spawned.control)
+            XCTAssertEqual(waitForExit(spawned.pid), ChildStatus(0), "round \(round)")
+            XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/replaced"), "round \(round)")
+            XCTAssertEqual(try String(contentsOfFile: directory + "/args", encoding: .utf8), "--bootstrap-fd 3 --binary-fd 5\n")
+            try FileManager.default.removeItem(atPath: directory + "/args")
+            // Second round: no file at the path at all.
+            XCTAssertEqual(unlink(path), round == 0 ? 0 : -1)
+        }
     }
 
     func testMissingWorkerBinaryIsReported() {

@@ -50,6 +50,15 @@ int vmessd_signalfd(const sigset_t *mask);
 /// Reads one signalfd_siginfo: the signal number, 0 when none is pending (EAGAIN), -1 and errno.
 int vmessd_signalfd_read(int fd);
 
+// MARK: process
+
+/// prctl(PR_SET_NAME): the calling thread's name, which for the main thread is the process's `comm`
+/// (ps, top, pgrep). 0, or -1 and errno.
+int vmessd_set_process_name(const char *name);
+/// open(path, O_PATH | O_CLOEXEC) (O_PATH needs _GNU_SOURCE, which Swift's Glibc does not define): a
+/// descriptor that names a file without reading it, enough to execute it. The fd, or -1 and errno.
+int vmessd_open_path(const char *path);
+
 // MARK: sockets
 
 /// Attaches a classic BPF program to the SO_REUSEPORT group of listening socket `fd` that sends each

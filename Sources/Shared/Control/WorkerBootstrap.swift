@@ -2,8 +2,9 @@
 // inherited descriptor listens for which inbound.
 //
 // Transport: the supervisor writes `encoded()` into a sealed memfd and posix_spawns
-// `vmessd-worker --bootstrap-fd 3` with that memfd at descriptor 3 and the worker's end of its control
-// socket (AF_UNIX SOCK_SEQPACKET) at descriptor 4 (`controlFD`). The worker reads the memfd to its end,
+// `vmessd-worker --bootstrap-fd 3 --binary-fd 5` with that memfd at descriptor 3, the worker's end of
+// its control socket (AF_UNIX SOCK_SEQPACKET) at descriptor 4 (`controlFD`) and the binary itself at 5
+// (WorkerLauncher: a worker always runs the binary its supervisor started with). The worker reads the memfd to its end,
 // decodes, closes it; then its first control message (`ControlMessage.attach`) brings the
 // shared-memory memfd and the listening sockets as SCM_RIGHTS descriptors, in the order of
 // `listeners`. Workers never re-read the config file from disk.
