@@ -1,7 +1,7 @@
 // Base class of the end-to-end tests: starts the real `vmessd` (from the build directory) with a
 // test-owned NOTIFY_SOCKET and admin socket, the reference v2ray client in front of it and echo
-// servers behind it; owns every process, bounds every test with a watchdog, and on failure attaches
-// the logs of everything it started.
+// servers behind it. Owning the processes, the watchdog and the logs on failure are
+// ProcessTestCase's (TestSupport).
 
 import Foundation
 import Shared
@@ -36,102 +36,10 @@ struct V2RayClient {
     let port: UInt16
 }
 
-class EndToEndTestCase: XCTestCase {
-    /// Every test is bounded by this: when it fires, everything the test started is killed.
-    class var testTimeout: TimeInterval { 180 }
+class EndToEndTestCase: ProcessTestCase {
+    override class var workDirectoryPrefix: String { "vmessd-e2e" }
+    override class var terminateGrace: TimeInterval { 3 }
     static let startupTimeout: TimeInterval = 30
-
-    private(set) var workDir: URL!
-    private var processes: [ManagedProcess] = []
-    private var notifySockets: [(name: String, socket: NotifySocket)] = []
-    private var cleanups: [() -> Void] = []
-    private let stateLock = NSLock()
-    private var watchdog: DispatchWorkItem?
-    private var watchdogFired = false
-    private var serial = 0
-
-    override func setUpWithError() throws {
-        try super.setUpWithError()
-        _ = ignoreSIGPIPE
-        let short = UUID().uuidString.prefix(6).lowercased()
-        // Short: AF_UNIX paths (notify and admin sockets) inside it are limited to 107 bytes.
-        let testName = name.components(separatedBy: CharacterSet.alphanumerics.inverted).filter { !$0.isEmpty }.last ?? "test"
-        workDir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("vmessd-e2e-\(testName.prefix(24))-\(short)")
-        try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
-        let item = DispatchWorkItem { [weak self] in self?.fireWatchdog() }
-        watchdog = item
-        DispatchQueue.global().asyncAfter(deadline: .now() + Self.testTimeout, execute: item)
-    }
-
-    override func tearDown() {
-        watchdog?.cancel()
-        stateLock.lock()
-        let fired = watchdogFired
-        let procs = processes
-        let jobs = cleanups
-        processes = []
-        cleanups = []
-        stateLock.unlock()
-        if fired { XCTFail("test exceeded its \(Int(Self.testTimeout)) s bound; all processes were killed") }
-        let failed = fired || (testRun?.totalFailureCount ?? 0) > 0
-        for p in procs.reversed() { p.terminate(grace: 3) }
-        if failed && !procs.isEmpty {
-            var states = procs.map { "\($0.name): \($0.lifeDescription)" }.joined(separator: "; ")
-            for (name, socket) in notifySockets {
-                states += "\n\(name) sd_notify: \(socket.messages.map { $0.replacingOccurrences(of: "\n", with: " | ") })"
-            }
-            XCTFail("processes: \(states)\nlogs (work dir \(workDir?.path ?? "-") kept):\n" + procs.map { $0.logs() }.joined(separator: "\n"))
-        }
-        for job in jobs.reversed() { job() }
-        if !failed, let dir = workDir { try? FileManager.default.removeItem(at: dir) }
-        super.tearDown()
-    }
-
-    private func fireWatchdog() {
-        stateLock.lock()
-        watchdogFired = true
-        let procs = processes
-        let jobs = cleanups
-        stateLock.unlock()
-        for p in procs { p.terminate(grace: 1) }
-        for job in jobs { job() }
-    }
-
-    func onTearDown(_ job: @escaping () -> Void) {
-        stateLock.lock(); cleanups.append(job); stateLock.unlock()
-    }
-
-    func nextName(_ base: String) -> String {
-        stateLock.lock(); defer { stateLock.unlock() }
-        serial += 1
-        return "\(base)-\(serial)"
-    }
-
-    @discardableResult
-    func writeFile(_ name: String, _ text: String) throws -> String {
-        let url = workDir.appendingPathComponent(name)
-        try text.write(to: url, atomically: true, encoding: .utf8)
-        return url.path
-    }
-
-    func launch(_ name: String, _ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws -> ManagedProcess {
-        let p = try ManagedProcess(name: name, executable: executable, arguments: arguments, environment: environment, logDirectory: workDir)
-        stateLock.lock(); processes.append(p); stateLock.unlock()
-        return p
-    }
-
-    func makeEchoServer() throws -> EchoServer {
-        let server = try EchoServer(mode: .echo)
-        onTearDown { server.stop() }
-        return server
-    }
-
-    func makeNotifySocket(_ name: String) throws -> NotifySocket {
-        let notify = try NotifySocket(path: workDir.appendingPathComponent("\(name).notify").path)
-        onTearDown { notify.close() }
-        stateLock.lock(); notifySockets.append((name, notify)); stateLock.unlock()
-        return notify
-    }
 
     // MARK: configs
 
@@ -253,21 +161,6 @@ class EndToEndTestCase: XCTestCase {
         let (code, response) = try ctl(server, "stats")
         guard code == 0, let stats = response.stats else { throw HarnessError("vmessd ctl stats failed: \(response.message)") }
         return stats
-    }
-
-    /// Polls `condition` until it holds (bounded); the failure message says what was awaited.
-    func eventually(_ what: String, timeout: TimeInterval = 20, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        var lastError: Error?
-        while Date() < deadline {
-            do {
-                if try condition() { return }
-            } catch {
-                lastError = error
-            }
-            usleep(100_000)
-        }
-        throw HarnessError("timed out after \(Int(timeout)) s waiting for: \(what)\(lastError.map { " (last error: \($0))" } ?? "")")
     }
 
     /// Whether a process is alive (a reaped worker no longer exists; an orphan whose new parent has

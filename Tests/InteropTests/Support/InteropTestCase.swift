@@ -1,6 +1,6 @@
-// Base class of the interop tests: owns every process, target server and temp file a test creates,
-// bounds the test with a watchdog, and on failure appends the captured process logs to the XCTest
-// failure so a CI log alone explains what went wrong.
+// Base class of the interop tests: the server under test (vmessd or, to check the harness, v2ray),
+// the reference client and target servers. Owning the processes, the watchdog and the logs on
+// failure are ProcessTestCase's (TestSupport).
 
 import Foundation
 import TestSupport
@@ -37,90 +37,18 @@ struct RunningClient {
     let process: ManagedProcess
 }
 
-class InteropTestCase: XCTestCase {
-    /// Every test is bounded by this: when it fires, all processes and target servers are torn down,
-    /// which turns any blocked I/O into an error and the test into a failure.
-    static let testTimeout: TimeInterval = 120
+class InteropTestCase: ProcessTestCase {
+    override class var testTimeout: TimeInterval { 120 }
+    override class var workDirectoryPrefix: String { "vmessd-interop" }
     /// Per data transfer.
     static let transferTimeout: TimeInterval = 60
     static let startupTimeout: TimeInterval = 20
 
-    private(set) var workDir: URL!
     private(set) var v2rayPath = ""
-    private var processes: [ManagedProcess] = []
-    private var notifySockets: [(name: String, socket: NotifySocket)] = []
-    private var cleanups: [() -> Void] = []
-    private let stateLock = NSLock()
-    private var watchdog: DispatchWorkItem?
-    private var watchdogFired = false
-    private var serial = 0
 
     override func setUpWithError() throws {
         try super.setUpWithError()
-        _ = ignoreSIGPIPE
         v2rayPath = try Tool.v2ray()
-        let short = UUID().uuidString.prefix(8).lowercased()
-        // Kept short: AF_UNIX paths (notify/control sockets) inside it are limited to 107 bytes.
-        let testName = name.components(separatedBy: CharacterSet.alphanumerics.inverted).filter { !$0.isEmpty }.last ?? "test"
-        workDir = URL(fileURLWithPath: NSTemporaryDirectory())
-            .appendingPathComponent("vmessd-interop-\(testName.prefix(32))-\(short)")
-        try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
-
-        let item = DispatchWorkItem { [weak self] in self?.fireWatchdog() }
-        watchdog = item
-        DispatchQueue.global().asyncAfter(deadline: .now() + Self.testTimeout, execute: item)
-    }
-
-    override func tearDown() {
-        watchdog?.cancel()
-        stateLock.lock()
-        let fired = watchdogFired
-        let procs = processes
-        let jobs = cleanups
-        processes = []
-        cleanups = []
-        stateLock.unlock()
-
-        if fired {
-            XCTFail("test exceeded its \(Int(Self.testTimeout)) s bound; all processes were killed")
-        }
-        let failed = fired || (testRun?.totalFailureCount ?? 0) > 0
-        // Stop clients before servers (reverse start order) so servers see clean closes.
-        for p in procs.reversed() { p.terminate() }
-        if failed && !procs.isEmpty {
-            var states = procs.map { "\($0.name): \($0.lifeDescription)" }.joined(separator: "; ")
-            for (name, socket) in notifySockets {
-                states += "\n\(name) sd_notify messages: \(socket.messages.map { $0.replacingOccurrences(of: "\n", with: " | ") })"
-            }
-            let logs = procs.map { $0.logs() }.joined(separator: "\n")
-            XCTFail("peers: \(states)\nprocess logs (work dir \(workDir?.path ?? "-") kept):\n\(logs)")
-        }
-        for job in jobs.reversed() { job() }
-        if !failed, let dir = workDir { try? FileManager.default.removeItem(at: dir) }
-        super.tearDown()
-    }
-
-    private func fireWatchdog() {
-        stateLock.lock()
-        watchdogFired = true
-        let procs = processes
-        let jobs = cleanups
-        stateLock.unlock()
-        for p in procs { p.terminate(grace: 1) }
-        for job in jobs { job() }
-    }
-
-    // MARK: - resources
-
-    /// Registers a cleanup that runs in tearDown (and when the watchdog fires). Must be idempotent.
-    func onTearDown(_ job: @escaping () -> Void) {
-        stateLock.lock(); cleanups.append(job); stateLock.unlock()
-    }
-
-    func makeEchoServer(_ mode: EchoServer.Mode = .echo) throws -> EchoServer {
-        let server = try EchoServer(mode: mode)
-        onTearDown { server.stop() }
-        return server
     }
 
     func makeUDPEchoServer(respond: (([UInt8]) -> [UInt8])? = nil) throws -> UDPEchoServer {
@@ -129,41 +57,12 @@ class InteropTestCase: XCTestCase {
         return server
     }
 
-    func writeFile(_ name: String, _ text: String) throws -> String {
-        let url = workDir.appendingPathComponent(name)
-        try text.write(to: url, atomically: true, encoding: .utf8)
-        return url.path
-    }
-
-    func launch(_ name: String, _ executable: String, _ arguments: [String],
-                environment: [String: String] = [:]) throws -> ManagedProcess {
-        let p = try ManagedProcess(name: name, executable: executable, arguments: arguments,
-                                   environment: environment, logDirectory: workDir)
-        stateLock.lock(); processes.append(p); stateLock.unlock()
-        return p
-    }
-
-    /// Polls until `condition` holds (the workers publish their counts once a second).
-    func eventually(_ what: String, timeout: TimeInterval = 10, _ condition: () throws -> Bool) throws {
-        let deadline = Date().addingTimeInterval(timeout)
-        while true {
-            if try condition() { return }
-            guard Date() < deadline else { throw HarnessError("\(what): not within \(Int(timeout)) s") }
-            usleep(100_000)
-        }
-    }
-
     func waitUntilListening(_ process: ManagedProcess, port: UInt16, timeout: TimeInterval = InteropTestCase.startupTimeout) throws {
         do {
             try waitForTCPPort(port, timeout: timeout, stillAlive: { process.isRunning })
         } catch {
             throw HarnessError("\(process.name) (\(process.exitDescription)) is not listening on 127.0.0.1:\(port): \(error) — its logs follow below")
         }
-    }
-
-    private func nextName(_ base: String) -> String {
-        serial += 1
-        return serial == 1 ? base : "\(base)-\(serial)"
     }
 
     // MARK: - peers
@@ -192,9 +91,7 @@ class InteropTestCase: XCTestCase {
         case .vmessd:
             let control = workDir.appendingPathComponent("\(name).ctl").path
             controlPath = control
-            let notify = try NotifySocket(path: workDir.appendingPathComponent("\(name).notify").path)
-            onTearDown { notify.close() }
-            stateLock.lock(); notifySockets.append((name, notify)); stateLock.unlock()
+            let notify = try makeNotifySocket(name)
             process = try launch(name, try VMessdBinaries.vmessd(),
                                  ["run", "-c", path, "--workers", "2", "--control", control],
                                  environment: ["NOTIFY_SOCKET": notify.path])
