@@ -731,6 +731,7 @@ struct ChildStatus: CustomStringConvertible, Equatable {
 
     var description: String {
         switch kind {
+        case .exited(WorkerBootstrap.BuildMismatch.exitStatus): "exit \(WorkerBootstrap.BuildMismatch.exitStatus) (vmessd-worker is of another build than vmessd)"
         case .exited(let code): "exit \(code)"
         case .signaled(let signal): "killed by \(signalName(signal))"
         }

@@ -34,6 +34,9 @@ do {
     var logger = Logger(label: "vmessd-worker")
     logger[metadataKey: "worker.id"] = "\(bootstrap.workerID)"
     try WorkerProcess(bootstrap: bootstrap, logger: logger).run()
+} catch let mismatch as WorkerBootstrap.BuildMismatch {
+    FileHandle.standardError.write("vmessd-worker: \(mismatch)\n".data(using: .utf8)!)
+    exit(WorkerBootstrap.BuildMismatch.exitStatus)
 } catch {
     FileHandle.standardError.write("vmessd-worker: \(error)\n".data(using: .utf8)!)
     exit(1)

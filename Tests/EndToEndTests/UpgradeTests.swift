@@ -304,6 +304,54 @@ final class UpgradeTests: EndToEndTestCase {
         try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(64 * 1024), label: "after the upgrade")
     }
 
+    /// A mixed install (a worker binary of another build than the supervisor, e.g. one of the two
+    /// files replaced): the worker refuses a bootstrap with settings it does not know instead of
+    /// ignoring them, and the supervisor says why. Stood in for by a wrapper that adds a key to the
+    /// bootstrap on its way to the real worker, as a newer vmessd would write it.
+    func testWorkerOfAnotherBuildRefusesTheBootstrapAndIsNamed() throws {
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("mixed@example.com")
+        let foreign = workDir.appendingPathComponent("foreign").path
+        let rewritten = workDir.appendingPathComponent("rewritten.json").path
+        // The bootstrap is compact JSON with sorted keys: it starts with {"config":{.
+        let wrapper = try writeFile("worker.sh", """
+            #!/bin/sh
+            if [ -e "\(foreign)" ]; then
+                sed 's/^{"config":{/{"config":{"settingOfALaterRelease":1,/' <&3 > "\(rewritten)"
+                exec "\(try VMessdBinaries.worker())" "$@" 3< "\(rewritten)"
+            fi
+            exec "\(try VMessdBinaries.worker())" "$@"
+
+            """)
+        chmod(wrapper, 0o755)
+        let server = try startVMessd(users: [user], workers: 2, environment: ["VMESSD_WORKER": wrapper])
+        let client = try startClient(serverPort: server.port, user: user, targetPort: echo.port)
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "before")
+        let before = try status(server)
+        let victim = before.workers.first { $0.index == 0 }!
+        let other = before.workers.first { $0.index == 1 }!
+
+        XCTAssertTrue(FileManager.default.createFile(atPath: foreign, contents: nil))
+        XCTAssertEqual(kill(victim.pid, SIGKILL), 0)
+        var looping: AdminStatus!
+        try eventually("worker 0 refused its bootstrap") {
+            looping = try status(server)
+            return looping.slots[0].lastExit?.contains("exit 78") ?? false
+        }
+        XCTAssertEqual(looping.slots[0].lastExit, "exit 78 (vmessd-worker is of another build than vmessd)")
+        let log = server.process.output()
+        XCTAssertTrue(log.contains("it has settings this worker does not know: config.settingOfALaterRelease"), log)
+        XCTAssertTrue(log.contains("must be installed together"), log)
+        XCTAssertEqual(looping.workers.first { $0.index == 1 }?.pid, other.pid, "the other worker is untouched")
+
+        // Binaries of one build again: the position recovers.
+        try FileManager.default.removeItem(atPath: foreign)
+        try eventually("worker 0 back", timeout: 40) {
+            try status(server).workers.contains { $0.index == 0 && $0.state == "ready" }
+        }
+        for i in 0..<4 { try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "after \(i)") }
+    }
+
     /// mKCP's UDP sockets are handed over too: sessions opened before the upgrade keep flowing on the
     /// old workers (each session has its own connected UDP socket), new sessions are served by the new
     /// supervisor's workers on the same port, and the old supervisor exits once its sessions end.

@@ -56,7 +56,44 @@ public struct WorkerBootstrap: Codable, Equatable, Sendable {
         return Array(try encoder.encode(self))
     }
 
+    /// Decodes a bootstrap and checks that this build reads all of it. A supervisor of another build
+    /// can only have written it through a mixed install (one binary of a release replaced, not the
+    /// other: the supervisor otherwise runs the worker binary it started with, WorkerLauncher). A
+    /// newer supervisor's settings would be silently ignored here (synthesized Decodable skips keys
+    /// it does not know), which vmessd never does with a setting; an older one's bootstrap lacks
+    /// fields this build requires. Both are a `BuildMismatch`.
+    ///
+    /// The check: encoding what was decoded must give back as many bytes as were read. Within one
+    /// build it does (the same encoder, sorted keys; only a Set's order may differ, never its
+    /// length), and any key this build does not read makes the input longer. It costs one encoding;
+    /// the key-by-key comparison that names the difference runs only when it fails.
     public static func decode(_ bytes: [UInt8]) throws -> WorkerBootstrap {
-        try JSONDecoder().decode(WorkerBootstrap.self, from: Data(bytes))
+        let data = Data(bytes)
+        let bootstrap: WorkerBootstrap
+        do {
+            bootstrap = try JSONDecoder().decode(WorkerBootstrap.self, from: data)
+        } catch {
+            throw BuildMismatch(detail: "cannot read it: \(error)")
+        }
+        let reencoded = try bootstrap.encoded()
+        guard reencoded.count == bytes.count else {
+            let unknown = (try? JSONKeyPaths.missing(from: Data(reencoded), in: data)) ?? []
+            guard !unknown.isEmpty else {
+                throw BuildMismatch(detail: "it reads back as \(reencoded.count) bytes, not \(bytes.count)")
+            }
+            let named = unknown.prefix(5).joined(separator: ", ") + (unknown.count > 5 ? ", …" : "")
+            throw BuildMismatch(detail: "it has settings this worker does not know: \(named)")
+        }
+        return bootstrap
+    }
+
+    /// The bootstrap was written by a vmessd of another build than this vmessd-worker.
+    public struct BuildMismatch: Error, CustomStringConvertible {
+        /// What the worker exits with, so that the supervisor can say why (ChildStatus).
+        public static let exitStatus: Int32 = 78
+        public var detail: String
+        public var description: String {
+            "the bootstrap from vmessd does not fit this vmessd-worker (\(detail)); vmessd and vmessd-worker must be installed together, from one build"
+        }
     }
 }
