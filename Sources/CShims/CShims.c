@@ -132,16 +132,27 @@ int vmessd_signalfd_read(int fd) {
     }
 }
 
-int vmessd_reuseport_steer_first(int fd, uint32_t count) {
-    if (count == 0) { errno = EINVAL; return -1; }
+int vmessd_reuseport_steer(int fd, const uint32_t *indices, uint32_t count) {
+    if (count == 0 || count > VMESSD_MAX_STEER) { errno = EINVAL; return -1; }
     // The kernel runs this for every SYN that reaches the group; an index it returns past the
-    // group's end falls back to its usual hash, so a too-large count is harmless.
-    struct sock_filter code[] = {
-        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM)),
-        BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, count),
-        BPF_STMT(BPF_RET | BPF_A, 0),
-    };
-    struct sock_fprog program = { .len = sizeof(code) / sizeof(code[0]), .filter = code };
+    // group's end falls back to its usual hash, so a stale index is harmless.
+    struct sock_filter code[3 + 2 * VMESSD_MAX_STEER];
+    uint32_t n = 0;
+    code[n++] = (struct sock_filter)BPF_STMT(BPF_LD | BPF_W | BPF_ABS, (uint32_t)(SKF_AD_OFF + SKF_AD_RANDOM));
+    code[n++] = (struct sock_filter)BPF_STMT(BPF_ALU | BPF_MOD | BPF_K, count);
+    int contiguous = 1;
+    for (uint32_t j = 0; j < count; j++) { if (indices[j] != j) { contiguous = 0; break; } }
+    if (contiguous) {
+        code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_A, 0);
+    } else {
+        // A jump table: the j-th random pick returns indices[j].
+        for (uint32_t j = 0; j < count; j++) {
+            code[n++] = (struct sock_filter)BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, j, 0, 1);
+            code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, indices[j]);
+        }
+        code[n++] = (struct sock_filter)BPF_STMT(BPF_RET | BPF_K, indices[0]);
+    }
+    struct sock_fprog program = { .len = (unsigned short)n, .filter = code };
 #ifndef SO_ATTACH_REUSEPORT_CBPF
 #define SO_ATTACH_REUSEPORT_CBPF 51
 #endif

@@ -214,11 +214,14 @@ struct ListenerSet {
         }
     }
 
-    /// Points every TCP group holding more sockets than workers at its first `workers` sockets (and
-    /// every other group at all of its own, undoing an earlier narrowing). Called when a generation
-    /// takes over; failures are returned for the log (connections then spread over every socket,
-    /// which costs balance, not connections).
-    func steer() -> [String] {
+    /// Points every TCP group at its first `workers` sockets (a group holding more, after the worker
+    /// count went down, gets nothing new on the surplus), leaving out the positions in `around`:
+    /// worker positions with no accepting worker (dead, respawning), whose sockets would otherwise
+    /// queue their share of new connections until a worker is back. Called when a generation takes
+    /// over and when a position's worker goes or comes back (WorkerPool+Steering); failures are
+    /// returned for the log (connections then spread over every socket, which costs balance, not
+    /// connections).
+    func steer(around: Set<Int> = []) -> [String] {
         var problems: [String] = []
         for inbound in inbounds {
             guard case .tcp = inbound.address, let first = inbound.fds.first, inbound.fds.count > 1 || workers > 1 else { continue }
@@ -228,10 +231,13 @@ struct ListenerSet {
             if inbound.key.hasPrefix("udp ") { continue }
             // Sockets that share systemd's could not join (see plan's notes): leave that group alone.
             if inbound.activated && inbound.fds.count == inbound.passed.count && inbound.fds.count < workers { continue }
+            let positions = Array(0..<min(workers, inbound.fds.count))
+            let live = positions.filter { !around.contains($0) }
             do {
-                try Posix.steerReusePortGroup(first, toFirst: min(workers, inbound.fds.count))
+                // Nobody accepting anywhere: every socket queues for the workers to come.
+                try Posix.steerReusePortGroup(first, to: live.isEmpty ? positions : live)
             } catch {
-                problems.append("\(inbound.name): cannot steer connections to the first \(workers) sockets: \(error)")
+                problems.append("\(inbound.name): cannot steer new connections to sockets \(live.isEmpty ? positions : live): \(error)")
             }
         }
         return problems

@@ -57,9 +57,6 @@ extension WorkerPool {
         p.plan.commit()
         let closed = p.plan.retired.count
         listeners = p.plan.set
-        // New connections to the first `workers` sockets of each group (a worker count that went
-        // down leaves surplus sockets that are still served but should get nothing new).
-        for problem in listeners.steer() { logger.warning("\(problem)") }
         if p.config.api != config.api {
             do {
                 try startAPI(p.config.api)
@@ -76,6 +73,10 @@ extension WorkerPool {
         var next = (0..<p.settings.workers).map { $0 < positions.count ? positions[$0] : Position() }
         for i in next.indices { next[i].respawnAt = nil }
         positions = next
+        // New connections to the first `workers` sockets of each group (a worker count that went
+        // down leaves surplus sockets that are still served but should get nothing new), around
+        // positions whose worker does not accept yet.
+        updateSteering(force: true)
         let ms = Int((now - p.startedAt) * 1000)
         if p.initial {
             logger.notice("vmessd started", metadata: [

@@ -154,6 +154,8 @@ final class WorkerPool {
     var config: Config
     var settings: Settings
     var listeners = ListenerSet()
+    /// Worker positions the listening groups currently send new connections around (+Steering).
+    var steeredAround: Set<Int> = []
     var generation = 0
     /// The highest generation number ever started (abandoned ones included: numbers are not reused).
     var lastGeneration = 0
@@ -418,6 +420,7 @@ final class WorkerPool {
     func startAccepting(_ worker: Worker) {
         guard !worker.accepting, worker.state == .ready else { return }
         worker.accepting = send(.accept, to: worker)
+        updateSteering()
     }
 
     func send(_ message: ControlMessage, to worker: Worker) -> Bool {
@@ -503,6 +506,7 @@ final class WorkerPool {
             }
             settled(worker.pid)
             upgradeGoSettled(worker.pid)
+            updateSteering()
         case .failed(let reason):
             worker.failure = reason
             logger.error("worker failed", metadata: ["worker": "\(worker.index)", "pid": "\(worker.pid)", "reason": "\(reason)"])
@@ -530,6 +534,7 @@ final class WorkerPool {
             guard let worker = workers.removeValue(forKey: pid) else { continue }
             upgradeGoSettled(pid)
             workerExited(worker, status: ChildStatus(status))
+            updateSteering()
         }
     }
 

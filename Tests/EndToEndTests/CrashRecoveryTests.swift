@@ -75,7 +75,8 @@ final class CrashRecoveryTests: EndToEndTestCase {
     }
 
     /// A position whose worker cannot start any more: respawns back off, the crash loop shows in
-    /// STATUS= and `vmessd ctl status`, the other worker serves on; fixed, the position recovers.
+    /// STATUS= and `vmessd ctl status`, the other worker serves on and takes every new connection;
+    /// fixed, the position recovers.
     func testCrashLoopBacksOffAndIsVisible() throws {
         let echo = try makeEchoServer()
         let user = VMessTestUser("alice@example.com")
@@ -109,6 +110,13 @@ final class CrashRecoveryTests: EndToEndTestCase {
             server.notify.statuses.contains { $0.contains("worker 0 crash loop (exit 1)") }
         }
         XCTAssertTrue(server.process.output().contains("worker crash loop; respawn backing off"))
+        // New connections go around the dead position instead of queueing on its socket until the
+        // backoff ends (by chance, 12 of them would all avoid one of two sockets once in 4,096 runs).
+        for i in 0..<12 {
+            try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "during the crash loop \(i)", timeout: 5)
+        }
+        XCTAssertTrue(server.process.output().contains("new connections go around worker positions without an accepting worker positions=[0]"),
+                      server.process.output())
         // The delays grow: not a tight respawn loop.
         usleep(1_000_000)
         let later = try status(server)
@@ -123,6 +131,7 @@ final class CrashRecoveryTests: EndToEndTestCase {
         for i in 0..<8 {
             try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "after \(i)")
         }
+        XCTAssertTrue(server.process.output().contains("new connections go to every worker position"))
     }
 
     /// SIGTERM sent to a worker itself (not to the supervisor): it drains — its open stream finishes —

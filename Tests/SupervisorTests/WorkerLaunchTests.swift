@@ -317,12 +317,12 @@ final class ListenerSetTests: XCTestCase {
         XCTAssertNotEqual(fcntl(passedFD, F_GETFD), -1, "the passed socket stays open")
     }
 
-    /// The steering program on a group: connections go only to its first `count` sockets.
+    /// The steering program on a group: new connections go only to the sockets it names.
     func testSteeringSendsNewConnectionsToTheFirstSockets() throws {
         let set = try ListenerSet.open(config: config([("127.0.0.1", 0)]), perInbound: 3)
         defer { set.closeAll() }
         let fds = set.inbounds[0].fds
-        try Posix.steerReusePortGroup(fds[0], toFirst: 1)
+        try Posix.steerReusePortGroup(fds[0], to: [0])
         var clients: [Int32] = []
         defer { for fd in clients { close(fd) } }
         for _ in 0..<24 { clients.append(try connectLoopback(port: set.inbounds[0].address.port)) }
@@ -336,11 +336,29 @@ final class ListenerSetTests: XCTestCase {
         XCTAssertEqual(try queued(fds[0]), 24)
 
         // Widening again spreads them over all three.
-        try Posix.steerReusePortGroup(fds[0], toFirst: 3)
+        try Posix.steerReusePortGroup(fds[0], to: [0, 1, 2])
         for _ in 0..<60 { clients.append(try connectLoopback(port: set.inbounds[0].address.port)) }
         let counts = try fds.map(queued)
         XCTAssertEqual(counts.reduce(0, +), 60)
         XCTAssertTrue(counts.allSatisfy { $0 > 0 }, "\(counts)")
+
+        // Around a position (the jump table): nothing reaches the middle socket.
+        try Posix.steerReusePortGroup(fds[0], to: [0, 2])
+        for _ in 0..<60 { clients.append(try connectLoopback(port: set.inbounds[0].address.port)) }
+        let around = try fds.map(queued)
+        XCTAssertEqual(around[1], 0, "\(around)")
+        XCTAssertEqual(around.reduce(0, +), 60)
+        XCTAssertTrue(around[0] > 0 && around[2] > 0, "\(around)")
+
+        // ListenerSet's steering: around worker position 0, and back to all when no position is left.
+        XCTAssertEqual(set.steer(around: [0]), [])
+        for _ in 0..<30 { clients.append(try connectLoopback(port: set.inbounds[0].address.port)) }
+        let withoutFirst = try fds.map(queued)
+        XCTAssertEqual(withoutFirst[0], 0, "\(withoutFirst)")
+        XCTAssertEqual(withoutFirst.reduce(0, +), 30)
+        XCTAssertEqual(set.steer(around: [0, 1, 2]), [])
+        for _ in 0..<60 { clients.append(try connectLoopback(port: set.inbounds[0].address.port)) }
+        XCTAssertTrue(try fds.map(queued).allSatisfy { $0 > 0 }, "nobody accepting: every socket queues")
     }
 
     private func connectLoopback(port: Int) throws -> Int32 {

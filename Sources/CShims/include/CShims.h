@@ -61,10 +61,14 @@ int vmessd_open_path(const char *path);
 
 // MARK: sockets
 
+/// Most sockets a steering program picks among (its jump table stays far below BPF_MAXINSNS).
+#define VMESSD_MAX_STEER 1024
+
 /// Attaches a classic BPF program to the SO_REUSEPORT group of listening socket `fd` that sends each
-/// new connection to a random one of the group's first `count` sockets (in the order they joined):
-/// SO_ATTACH_REUSEPORT_CBPF with "ld rand; mod #count; ret a". 0, or -1 and errno.
-int vmessd_reuseport_steer_first(int fd, uint32_t count);
+/// new connection to one of the group's sockets `indices[0..<count]` (positions in the order they
+/// joined), picked at random: SO_ATTACH_REUSEPORT_CBPF with "ld rand; mod #count" and then "ret a"
+/// when the indices are 0..<count, else a jump table. 0, or -1 and errno.
+int vmessd_reuseport_steer(int fd, const uint32_t *indices, uint32_t count);
 
 // MARK: AuthID matching (AuthIDScan.c)
 

@@ -74,13 +74,15 @@ extension Posix {
         try setOption(fd, SOL_SOCKET, SO_REUSEPORT, 1, "SO_REUSEPORT")
     }
 
-    /// Makes the SO_REUSEPORT group `fd` belongs to send new connections only to its first `count`
-    /// sockets (in the order they joined), at random. Sockets beyond them stay in the group and keep
-    /// what is already queued on them, but get nothing new: how a group keeps more sockets than
-    /// there are workers without overloading the workers that serve two of them.
-    public static func steerReusePortGroup(_ fd: Int32, toFirst count: Int) throws {
-        try retryingEINTR("setsockopt(SO_ATTACH_REUSEPORT_CBPF, first \(count))") {
-            vmessd_reuseport_steer_first(fd, UInt32(clamping: count))
+    /// Makes the SO_REUSEPORT group `fd` belongs to send new connections only to its sockets at
+    /// `indices` (positions in the order they joined), at random. The other sockets stay in the group
+    /// and keep what is already queued on them, but get nothing new: how a group keeps more sockets
+    /// than there are workers without overloading the workers that serve two of them, and how new
+    /// connections go around a worker position that has no accepting worker.
+    public static func steerReusePortGroup(_ fd: Int32, to indices: [Int]) throws {
+        let table = indices.map { UInt32(clamping: $0) }
+        try retryingEINTR("setsockopt(SO_ATTACH_REUSEPORT_CBPF, sockets \(indices))") {
+            vmessd_reuseport_steer(fd, table, UInt32(clamping: table.count))
         }
     }
 
