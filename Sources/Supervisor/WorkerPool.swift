@@ -379,6 +379,7 @@ final class WorkerPool {
         if now >= nextHeartbeat {
             sendHeartbeats()
             nextHeartbeat = now + heartbeatInterval
+            updateSteering()
         }
         if let due = nextWatchdog, now >= due, let interval = notifier.watchdogInterval {
             if isHealthy(now: now) { notifier.watchdog() }
@@ -493,6 +494,7 @@ final class WorkerPool {
         case .heartbeatReply(let sequence, _):
             if sequence == heartbeatSequence { worker.outstanding = 0 }
             worker.lastReply = now
+            if steeredAround.contains(worker.index) { updateSteering() }
         case .draining:
             worker.state = .draining
             if !worker.drainRequested && isRunning && worker.generation == generation {

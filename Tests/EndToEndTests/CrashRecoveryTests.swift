@@ -115,7 +115,7 @@ final class CrashRecoveryTests: EndToEndTestCase {
         for i in 0..<12 {
             try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "during the crash loop \(i)", timeout: 5)
         }
-        XCTAssertTrue(server.process.output().contains("new connections go around worker positions without an accepting worker positions=[0]"),
+        XCTAssertTrue(server.process.output().contains("new connections go around worker positions with no worker accepting or answering positions=[0]"),
                       server.process.output())
         // The delays grow: not a tight respawn loop.
         usleep(1_000_000)
@@ -132,6 +132,37 @@ final class CrashRecoveryTests: EndToEndTestCase {
             try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "after \(i)")
         }
         XCTAssertTrue(server.process.output().contains("new connections go to every worker position"))
+    }
+
+    /// A worker whose event loop stops (SIGSTOP stands in for a hung loop) answers no heartbeats:
+    /// after two missed ones new connections go to the other worker, and once it answers again it
+    /// gets its share back, without having been restarted.
+    func testFrozenWorkerGetsNoNewConnectionsUntilItAnswers() throws {
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("frozen@example.com")
+        let server = try startVMessd(users: [user], workers: 2)
+        let client = try startClient(serverPort: server.port, user: user, targetPort: echo.port)
+        try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "before")
+        let frozen = try XCTUnwrap(try status(server).workers.first { $0.index == 1 })
+
+        XCTAssertEqual(kill(frozen.pid, SIGSTOP), 0)
+        var resumed = false
+        defer { if !resumed { kill(frozen.pid, SIGCONT) } }
+        let around = "new connections go around worker positions with no worker accepting or answering positions=[1]"
+        XCTAssertFalse(server.process.output().contains("new connections go around"), "nothing gone around at start")
+        try eventually("worker 1 gone around", timeout: 15) { server.process.output().contains(around) }
+        for i in 0..<12 {
+            try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "while frozen \(i)", timeout: 5)
+        }
+
+        XCTAssertEqual(kill(frozen.pid, SIGCONT), 0)
+        resumed = true
+        try eventually("worker 1 taken back", timeout: 15) {
+            server.process.output().contains("new connections go to every worker position")
+        }
+        let after = try status(server)
+        XCTAssertEqual(after.workers.first { $0.index == 1 }?.pid, frozen.pid, "not restarted for a pause")
+        for i in 0..<8 { try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "after \(i)") }
     }
 
     /// SIGTERM sent to a worker itself (not to the supervisor): it drains — its open stream finishes —
