@@ -82,22 +82,11 @@ final class CrashRecoveryTests: EndToEndTestCase {
         let user = VMessTestUser("alice@example.com")
         // A stand-in for vmessd-worker: the real one, unless the "broken" file exists.
         let broken = workDir.appendingPathComponent("broken").path
-        let wrapper = try writeFile("worker.sh", """
-            #!/bin/sh
-            if [ -e "\(broken)" ]; then echo "simulated start failure" >&2; exit 1; fi
-            exec "\(try VMessdBinaries.worker())" "$@"
-
-            """)
-        chmod(wrapper, 0o755)
+        let wrapper = try workerWrapper(#"if [ -e "\#(broken)" ]; then echo "simulated start failure" >&2; exit 1; fi"#)
         let server = try startVMessd(users: [user], workers: 2, environment: ["VMESSD_WORKER": wrapper])
         let client = try startClient(serverPort: server.port, user: user, targetPort: echo.port)
         try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "before")
-        let before = try status(server)
-        let victim = before.workers.first { $0.index == 0 }!
-        let other = before.workers.first { $0.index == 1 }!
-
-        XCTAssertTrue(FileManager.default.createFile(atPath: broken, contents: nil))
-        XCTAssertEqual(kill(victim.pid, SIGKILL), 0)
+        let (_, other) = try killWorkerZero(after: broken, server)
         var looping: AdminStatus!
         try eventually("worker 0 in a crash loop", timeout: 15) {
             looping = try status(server)

@@ -314,25 +314,16 @@ final class UpgradeTests: EndToEndTestCase {
         let foreign = workDir.appendingPathComponent("foreign").path
         let rewritten = workDir.appendingPathComponent("rewritten.json").path
         // The bootstrap is compact JSON with sorted keys: it starts with {"config":{.
-        let wrapper = try writeFile("worker.sh", """
-            #!/bin/sh
+        let wrapper = try workerWrapper("""
             if [ -e "\(foreign)" ]; then
                 sed 's/^{"config":{/{"config":{"settingOfALaterRelease":1,/' <&3 > "\(rewritten)"
                 exec "\(try VMessdBinaries.worker())" "$@" 3< "\(rewritten)"
             fi
-            exec "\(try VMessdBinaries.worker())" "$@"
-
             """)
-        chmod(wrapper, 0o755)
         let server = try startVMessd(users: [user], workers: 2, environment: ["VMESSD_WORKER": wrapper])
         let client = try startClient(serverPort: server.port, user: user, targetPort: echo.port)
         try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "before")
-        let before = try status(server)
-        let victim = before.workers.first { $0.index == 0 }!
-        let other = before.workers.first { $0.index == 1 }!
-
-        XCTAssertTrue(FileManager.default.createFile(atPath: foreign, contents: nil))
-        XCTAssertEqual(kill(victim.pid, SIGKILL), 0)
+        let (_, other) = try killWorkerZero(after: foreign, server)
         var looping: AdminStatus!
         try eventually("worker 0 refused its bootstrap") {
             looping = try status(server)

@@ -107,6 +107,31 @@ class EndToEndTestCase: ProcessTestCase {
         return server
     }
 
+    /// A stand-in for vmessd-worker (pass it as VMESSD_WORKER): a shell script that runs `prelude`
+    /// (which may exit, or exec the real worker its own way) and otherwise execs the real worker
+    /// with the arguments and descriptors it was given.
+    func workerWrapper(_ prelude: String) throws -> String {
+        let wrapper = try writeFile(nextName("worker") + ".sh", """
+            #!/bin/sh
+            \(prelude)
+            exec "\(try VMessdBinaries.worker())" "$@"
+
+            """)
+        chmod(wrapper, 0o755)
+        return wrapper
+    }
+
+    /// Creates `marker` (a worker wrapper's switch, see `workerWrapper`) and kills worker 0, so that
+    /// its respawns meet whatever the marker switches on. Returns the killed worker and worker 1.
+    func killWorkerZero(after marker: String, _ server: VMessdServer) throws -> (victim: AdminStatus.Worker, other: AdminStatus.Worker) {
+        let before = try status(server)
+        let victim = try XCTUnwrap(before.workers.first { $0.index == 0 })
+        let other = try XCTUnwrap(before.workers.first { $0.index == 1 })
+        XCTAssertTrue(FileManager.default.createFile(atPath: marker, contents: nil))
+        XCTAssertEqual(kill(victim.pid, SIGKILL), 0)
+        return (victim, other)
+    }
+
     /// The reference client: dokodemo-door on a free port to targetAddress:targetPort through `server`,
     /// with the outbound's `streamSettings` when given (ws, tls, domainsocket, …).
     func startClient(serverPort: UInt16, user: VMessTestUser, targetPort: UInt16,
