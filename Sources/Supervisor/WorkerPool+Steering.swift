@@ -40,6 +40,8 @@ extension WorkerPool {
                               metadata: ["positions": "\(around.sorted())"])
             }
         }
+        let changed = around != steeredAround
         steeredAround = around
+        if changed { refreshStatus() }
     }
 }

@@ -698,6 +698,13 @@ final class WorkerPool {
             text += "; worker \(index) crash loop (\(position.lastExit ?? "?"))"
             if let at = position.respawnAt { text += ", restart in \(String(format: "%.1f", max(0, at - monotonicNow())))s" }
         }
+        let now = monotonicNow()
+        for worker in current.sorted(by: { $0.index < $1.index }) where worker.state == .ready && now - worker.lastReply > silentAfter {
+            text += "; worker \(worker.index) not answering for \(Int(now - worker.lastReply))s"
+        }
+        if !steeredAround.isEmpty {
+            text += "; new connections go around worker\(steeredAround.count == 1 ? "" : "s") \(steeredAround.sorted().map(String.init).joined(separator: ", "))"
+        }
         if let reloadProblem { text += "; \(reloadProblem)" }
         return text
     }

@@ -140,6 +140,11 @@ final class CrashRecoveryTests: EndToEndTestCase {
         let around = "new connections go around worker positions with no worker accepting or answering positions=[1]"
         XCTAssertFalse(server.process.output().contains("new connections go around"), "nothing gone around at start")
         try eventually("worker 1 gone around", timeout: 15) { server.process.output().contains(around) }
+        // Said in STATUS= (systemctl status) and `vmessd ctl status`.
+        try eventually("the status says so", timeout: 10) {
+            let text = try status(server).statusText
+            return text.contains("worker 1 not answering for") && text.contains("new connections go around worker 1")
+        }
         for i in 0..<12 {
             try ShortConnectionLoad.roundTrip(port: client.port, payload: randomData(8 * 1024), label: "while frozen \(i)", timeout: 5)
         }
