@@ -216,8 +216,8 @@ struct ListenerSet {
 
     /// Points every TCP group at its first `workers` sockets (a group holding more, after the worker
     /// count went down, gets nothing new on the surplus), leaving out the positions in `around`:
-    /// worker positions with no accepting worker (dead, respawning), whose sockets would otherwise
-    /// queue their share of new connections until a worker is back. Called when a generation takes
+    /// worker positions with no serving worker (dead, respawning, silent), whose sockets would
+    /// otherwise queue their share of new connections until a worker is back. Called when a generation takes
     /// over and when a position's worker goes or comes back (WorkerPool+Steering); failures are
     /// returned for the log (connections then spread over every socket, which costs balance, not
     /// connections).

@@ -1,6 +1,6 @@
 // Where the kernel sends new connections. Each worker position has a socket of its own in each
 // listening group (ListenerSet); a position whose worker is gone (crashed, draining on its own, or
-// respawning and not yet accepting) would keep receiving its share of new connections, which then
+// respawning and not yet ready) would keep receiving its share of new connections, which then
 // wait in its accept queue until a worker is back: for a worker in a crash loop, up to the 30 s
 // backoff, or for good. The same holds for a worker whose event loop has stopped turning (it
 // answers heartbeats from that loop), until it is killed as hung after 20 s. So the groups'

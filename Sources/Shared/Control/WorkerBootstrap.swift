@@ -3,11 +3,11 @@
 //
 // Transport: the supervisor writes `encoded()` into a sealed memfd and posix_spawns
 // `vmessd-worker --bootstrap-fd 3 --binary-fd 5` with that memfd at descriptor 3, the worker's end of
-// its control socket (AF_UNIX SOCK_SEQPACKET) at descriptor 4 (`controlFD`) and the binary itself at 5
-// (WorkerLauncher: a worker always runs the binary its supervisor started with). The worker reads the memfd to its end,
-// decodes, closes it; then its first control message (`ControlMessage.attach`) brings the
-// shared-memory memfd and the listening sockets as SCM_RIGHTS descriptors, in the order of
-// `listeners`. Workers never re-read the config file from disk.
+// its control socket (AF_UNIX SOCK_SEQPACKET) at descriptor 4 (`controlFD`) and the binary itself at
+// 5 (WorkerLauncher: a worker always runs the binary its supervisor started with). The worker reads
+// the memfd to its end, decodes, closes it; then its first control message (`ControlMessage.attach`)
+// brings the shared-memory memfd and the listening sockets as SCM_RIGHTS descriptors, in the order
+// of `listeners`. Workers never re-read the config file from disk.
 //
 // Without `controlFD` (a worker started by hand, or by a test), the listening sockets are expected at
 // the descriptor numbers named in `listeners` and the worker runs alone: in-process replay filter,
