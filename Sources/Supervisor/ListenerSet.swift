@@ -233,11 +233,12 @@ struct ListenerSet {
             if inbound.activated && inbound.fds.count == inbound.passed.count && inbound.fds.count < workers { continue }
             let positions = Array(0..<min(workers, inbound.fds.count))
             let live = positions.filter { !around.contains($0) }
+            // Nobody serving anywhere: every socket queues for the workers to come.
+            let targets = live.isEmpty ? positions : live
             do {
-                // Nobody accepting anywhere: every socket queues for the workers to come.
-                try Posix.steerReusePortGroup(first, to: live.isEmpty ? positions : live)
+                try Posix.steerReusePortGroup(first, to: targets)
             } catch {
-                problems.append("\(inbound.name): cannot steer new connections to sockets \(live.isEmpty ? positions : live): \(error)")
+                problems.append("\(inbound.name): cannot steer new connections to sockets \(targets): \(error)")
             }
         }
         return problems

@@ -11,15 +11,18 @@
 import Shared
 
 extension WorkerPool {
-    /// A ready worker silent for this long has missed two heartbeats: its loop is not turning.
-    var silentAfter: Double { 2 * heartbeatInterval + 0.5 }
+    /// A ready worker silent for longer than two heartbeat intervals (and a margin) has missed two
+    /// heartbeats: its loop is not turning.
+    func isSilent(_ worker: Worker, now: Double) -> Bool {
+        worker.state == .ready && now - worker.lastReply > 2 * heartbeatInterval + 0.5
+    }
 
     /// Positions of the current generation whose worker is gone, not ready (a respawn starting),
     /// draining on its own or silent; none while every position is so (a whole generation waiting
     /// to accept, at a reload or an upgrade, or no worker at all: every socket queues for them).
     var positionsToGoAround: Set<Int> {
         let now = monotonicNow()
-        let serving = workers.values.filter { $0.generation == generation && $0.state == .ready && now - $0.lastReply <= silentAfter }
+        let serving = workers.values.filter { $0.generation == generation && $0.state == .ready && !isSilent($0, now: now) }
         let around = Set(0..<settings.workers).subtracting(serving.map(\.index))
         return around.count == settings.workers ? [] : around
     }

@@ -421,7 +421,6 @@ final class WorkerPool {
     func startAccepting(_ worker: Worker) {
         guard !worker.accepting, worker.state == .ready else { return }
         worker.accepting = send(.accept, to: worker)
-        updateSteering()
     }
 
     func send(_ message: ControlMessage, to worker: Worker) -> Bool {
@@ -489,6 +488,7 @@ final class WorkerPool {
                 // A respawned worker: its socket has had no acceptor, start at once (unless a reload
                 // is settling: then it starts with the rest of its generation).
                 if settling == nil && worker.generation == generation { startAccepting(worker) }
+                updateSteering()
                 refreshStatus()
             }
         case .heartbeatReply(let sequence, _):
@@ -699,7 +699,7 @@ final class WorkerPool {
             if let at = position.respawnAt { text += ", restart in \(String(format: "%.1f", max(0, at - monotonicNow())))s" }
         }
         let now = monotonicNow()
-        for worker in current.sorted(by: { $0.index < $1.index }) where worker.state == .ready && now - worker.lastReply > silentAfter {
+        for worker in current.sorted(by: { $0.index < $1.index }) where isSilent(worker, now: now) {
             text += "; worker \(worker.index) not answering for \(Int(now - worker.lastReply))s"
         }
         if !steeredAround.isEmpty {
