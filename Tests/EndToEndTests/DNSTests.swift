@@ -57,6 +57,30 @@ final class DNSTests: EndToEndTestCase {
         XCTAssertEqual(echo.connectionCount, 1)
     }
 
+    /// A DNS over HTTPS server (`https+local://`, by name): dnsdist in front of dnsmasq, its
+    /// certificate trusted through SSL_CERT_FILE as V2Ray's would be. Without that trust the same
+    /// config resolves nothing, so the name can only have come through the verified DoH server.
+    func testFreedomUseIPv4ResolvesThroughADNSOverHTTPSServer() throws {
+        let dnsmasq = try startDnsmasq()
+        let (certificate, key) = try SelfSignedCertificate.make(names: "DNS:localhost,IP:127.0.0.1", name: "doh", in: workDir)
+        let doh = try DNSDist(backend: dnsmasq.port, certificate: certificate.path, key: key.path, logDirectory: workDir)
+        onTearDown { doh.stop() }
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("doh@example.com")
+        let extra: [String: Any] = [
+            "outbounds": [["protocol": "freedom", "settings": ["domainStrategy": "UseIPv4"]]],
+            "dns": ["servers": ["https+local://localhost:\(doh.port)/dns-query"]],
+        ]
+        let server = try startVMessd(users: [user], workers: 1, environment: ["SSL_CERT_FILE": certificate.path], extra: extra)
+        XCTAssertTrue(try roundTrip(server, user, "echo.test", echo.port), "echo.test resolved over DoH")
+        XCTAssertTrue(try roundTrip(server, user, "again.test", echo.port))
+        XCTAssertEqual(echo.connectionCount, 2)
+
+        let untrusted = try startVMessd(users: [user], workers: 1, extra: extra)
+        XCTAssertFalse(try roundTrip(untrusted, user, "echo.test", echo.port), "an unverified server is not believed")
+        XCTAssertEqual(echo.connectionCount, 2)
+    }
+
     /// UDP too: the client's datagrams to echo.test:PORT (PORT being dnsmasq's, so dnsmasq itself is the
     /// UDP peer that answers) reach 127.0.0.1 only because freedom resolved echo.test through dnsmasq.
     func testFreedomUseIPv4ResolvesUDPDestinationsThroughTheConfiguredServer() throws {

@@ -1,7 +1,7 @@
 // `dns`: v4 (v2fly infra/conf/dns.go, DNSConfig) and v5 (app/dns SimplifiedConfig read with
 // protojson). Domain lists and `expectIPs` are read by routing's readers, so `geosite:`, `ext:` and
-// `geoip:` mean the same here as in rules. What V2Ray has and vmessd does not (DNS over HTTPS or QUIC,
-// fakedns, EDNS client subnet) is an error saying so, never ignored.
+// `geoip:` mean the same here as in rules. What V2Ray has and vmessd does not (DNS over QUIC, fakedns,
+// EDNS client subnet) is an error saying so, never ignored.
 
 extension ConfigParser {
     /// V2Ray's and Xray's keys vmessd does not implement (Xray: system hosts, stale answers, parallel queries).
@@ -43,8 +43,12 @@ extension ConfigParser {
         let portNode = r.take("port")
         let port = try portNode?.int(0...65_535) ?? 0
         let address = try readDNSServerAddress(addressNode, port: port)
-        if case .tcp = address, let portNode, port != 0 {
-            throw portNode.error("a tcp:// server takes its port in the URL (\"tcp://1.1.1.1:53\")")
+        if let portNode, port != 0 {
+            switch address {
+            case .tcp: throw portNode.error("a tcp:// server takes its port in the URL (\"tcp://1.1.1.1:53\")")
+            case .https: throw portNode.error("an https:// server takes its port in the URL (\"https://1.1.1.1:8443/dns-query\")")
+            case .udp, .system: break
+            }
         }
         var server = DNSServerConfig(address: address, jsonPath: node.path.description)
         if let list = r.take("domains") {
@@ -65,8 +69,9 @@ extension ConfigParser {
         return server
     }
 
-    /// "localhost", or an IP address (port 0 means 53). DNS over HTTPS/QUIC/TCP, fakedns and servers
-    /// given by name are V2Ray features vmessd does not have.
+    /// "localhost", an IP address (port 0 means 53), `tcp://` / `tcp+local://` with an IP address, or
+    /// `https://` / `https+local://` with an IP address or a name. DNS over QUIC, fakedns and UDP or
+    /// TCP servers given by name are V2Ray features vmessd does not have.
     static func readDNSServerAddress(_ node: ConfigNode, port: Int) throws -> DNSServerConfig.Address {
         let text = try node.string()
         if text.lowercased() == "localhost" { return .system }
@@ -76,7 +81,11 @@ extension ConfigParser {
             let (address, port) = try readDNSServerURLAuthority(String(text.dropFirst(scheme.count)), node)
             return .tcp(address: address, port: port, routed: routed)
         }
-        for scheme in ["https://", "https+local://", "quic+local://"] where lower.hasPrefix(scheme) {
+        for (scheme, routed) in [("https://", true), ("https+local://", false)] where lower.hasPrefix(scheme) {
+            let (host, port, path) = try readDNSServerHTTPSURL(String(text.dropFirst(scheme.count)), node)
+            return .https(host: host, port: port, path: path, routed: routed)
+        }
+        for scheme in ["quic+local://"] where lower.hasPrefix(scheme) {
             throw node.error("DNS server \(JSONC.quote(text)): \(JSONC.quote(String(scheme.dropLast(3)))) servers are not supported by vmessd yet")
         }
         if lower == "fakedns" { throw node.error("\"fakedns\" is not supported by vmessd yet") }
@@ -88,28 +97,64 @@ extension ConfigParser {
     static func readDNSServerURLAuthority(_ text: String, _ node: ConfigNode) throws -> ([UInt8], UInt16) {
         var rest = Substring(text)
         if rest.hasSuffix("/") { rest = rest.dropLast() }
+        let (host, port) = try splitDNSServerURLAuthority(rest, defaultPort: 53, example: "tcp://[2001:db8::1]:53", node)
+        guard let address = ipAddressBytes(String(host)) else {
+            throw node.error("DNS server \(node.shortDescription): a server given by name is not supported by vmessd yet (use its IP address)")
+        }
+        return (address, port)
+    }
+
+    /// The rest of an `https://` URL: host (an IP address, IPv6 in brackets, or a name), an optional
+    /// port (443 by default) and the path ("/" when there is none; a query stays with it), as V2Ray
+    /// reads `https://dns.google/dns-query` or `https://1.1.1.1:8443/my-dns-query`.
+    static func readDNSServerHTTPSURL(_ text: String, _ node: ConfigNode) throws -> (host: String, port: UInt16, path: String) {
+        let authorityEnd = text.firstIndex { $0 == "/" || $0 == "?" } ?? text.endIndex
+        let authority = text[..<authorityEnd]
+        var path = String(text[authorityEnd...])
+        if path.isEmpty || path.hasPrefix("?") { path = "/" + path }
+        // The path goes into an HTTP/2 :path as is: printable ASCII without spaces, bounded.
+        guard path.utf8.count <= 1024, path.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), !path.contains("#") else {
+            throw node.mismatch("an https:// URL whose path is printable ASCII without spaces or a fragment")
+        }
+        guard !authority.contains("@") else { throw node.error("DNS server \(node.shortDescription): a user in the URL is not supported") }
+        let (host, port) = try splitDNSServerURLAuthority(authority, defaultPort: 443, example: "https://1.1.1.1/dns-query", node)
+        let hostText = String(host)
+        if ipAddressBytes(hostText) == nil {
+            // A name: letters, digits, "-", "_" and dots, as DNS names go (no IDN: give its A-label).
+            let labels = hostText.split(separator: ".", omittingEmptySubsequences: false)
+            let valid = !hostText.isEmpty && hostText.utf8.count <= 253 && !host.hasPrefix(".")
+                && labels.enumerated().allSatisfy { i, label in
+                    (label.isEmpty && i == labels.count - 1 && i > 0)
+                        || (1...63).contains(label.utf8.count)
+                            && label.utf8.allSatisfy { $0 == 0x2D || $0 == 0x5F || (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) }
+                }
+            guard valid else { throw node.mismatch("an https:// URL with an IP address or a host name") }
+        }
+        return (hostText, port, path)
+    }
+
+    /// "host", "host:port" or "[IPv6]:port": the host text (brackets removed) and the port.
+    static func splitDNSServerURLAuthority(_ rest: Substring, defaultPort: UInt16, example: String,
+                                           _ node: ConfigNode) throws -> (Substring, UInt16) {
         var host = rest
         var portText: Substring?
         if rest.hasPrefix("[") {
-            guard let close = rest.firstIndex(of: "]") else { throw node.mismatch("a URL like \"tcp://[2001:db8::1]:53\"") }
+            guard let close = rest.firstIndex(of: "]") else { throw node.mismatch("a URL like \"\(example)\"") }
             host = rest[rest.index(after: rest.startIndex)..<close]
             let after = rest[rest.index(after: close)...]
             if !after.isEmpty {
-                guard after.hasPrefix(":") else { throw node.mismatch("a URL like \"tcp://[2001:db8::1]:53\"") }
+                guard after.hasPrefix(":") else { throw node.mismatch("a URL like \"\(example)\"") }
                 portText = after.dropFirst()
             }
         } else if let colon = rest.lastIndex(of: ":"), !rest[..<colon].contains(":") {
             host = rest[..<colon]
             portText = rest[rest.index(after: colon)...]
         }
-        guard let address = ipAddressBytes(String(host)) else {
-            throw node.error("DNS server \(node.shortDescription): a server given by name is not supported by vmessd yet (use its IP address)")
-        }
-        guard let portText else { return (address, 53) }
+        guard let portText else { return (host, defaultPort) }
         guard portText.count <= 5, portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = UInt16(portText), port != 0 else {
             throw node.mismatch("a URL with a port 1-65535")
         }
-        return (address, port)
+        return (host, port)
     }
 
     /// {"name": "IP" | ["IP", …] | "domain"}; keys `domain:`, `full:`, `keyword:`, `regexp:`,
@@ -205,11 +250,14 @@ extension ConfigParser {
         guard let dns = config.dns else { return }
         let tags = config.outbounds.map(\.tag)
         for server in dns.servers {
-            let address: [UInt8], port: UInt16, network: RouteNetwork
+            let request: RouteRequest
             switch server.address {
-            case .udp(let a, let p): (address, port, network) = (a, p, .udp)
-            case .tcp(let a, let p, true): (address, port, network) = (a, p, .tcp)
-            case .tcp(_, _, false), .system: continue  // tcp+local and localhost are not routed
+            case .udp(let a, let p): request = RouteRequest(ip: a, port: p, network: .udp, inboundTag: dns.tag)
+            case .tcp(let a, let p, true): request = RouteRequest(ip: a, port: p, network: .tcp, inboundTag: dns.tag)
+            case .https(let host, let p, _, true):
+                let ip = ipAddressBytes(host)
+                request = RouteRequest(domain: ip == nil ? host : nil, ip: ip, port: p, network: .tcp, inboundTag: dns.tag)
+            case .tcp(_, _, false), .https(_, _, _, false), .system: continue  // the +local forms and localhost are not routed
             }
             var picked: Set<Int> = [0]
             if let routing = config.routing {
@@ -217,17 +265,35 @@ extension ConfigParser {
                 // Every candidate of a balancer counts: try each choice its random pick could make.
                 for choice in 0..<max(1, tags.count) {
                     guard let router = try? Router(routing, outboundTags: tags, randomIndex: { min(choice, $0 - 1) }) else { return }
-                    let request = RouteRequest(ip: address, port: port, network: network, inboundTag: dns.tag)
                     if case .outbound(let i) = router.route(request) { picked.insert(i) } else { picked.insert(0) }
                 }
             }
             for i in picked.sorted() {
                 let outbound = config.outbounds[i]
+                if case .https(let host, _, _, _) = server.address, let ip = request.ip {
+                    // Through a proxy the TLS session runs over a socket pair, whose peer address
+                    // is no IP address the certificate could be checked against (NIOSSL verifies an
+                    // IP-named server by the connected peer's address).
+                    let direct: Bool
+                    switch outbound.settings {
+                    case .freedom(let f): direct = f.redirectHost == nil && f.redirectPort == nil
+                    case .dns: direct = true
+                    default: direct = false
+                    }
+                    if !direct {
+                        let name = outbound.tag.map { JSONC.quote($0) } ?? outbound.jsonPath
+                        let text = ip.count == 16 ? "[\(host)]" : host
+                        throw node.error("""
+                            DNS over HTTPS to an IP address (\(text), \(server.jsonPath)) through outbound \(name) is not \
+                            supported by vmessd yet: name the server by its host name, or use https+local://
+                            """)
+                    }
+                }
                 guard case .dns(let d) = outbound.settings, d.address != nil || d.port != nil else { continue }
                 let name = outbound.tag.map { JSONC.quote($0) } ?? outbound.jsonPath
-                let text = ipAddressText(address).map { address.count == 16 ? "[\($0)]" : $0 } ?? "?"
+                let text = request.ip.flatMap { ip in ipAddressText(ip).map { ip.count == 16 ? "[\($0)]" : $0 } } ?? request.domain ?? "?"
                 throw node.error("""
-                    the DNS queries to \(text):\(port) (\(server.jsonPath)) are routed to dns outbound \(name), whose \
+                    the DNS queries to \(text):\(request.port) (\(server.jsonPath)) are routed to dns outbound \(name), whose \
                     address/port override vmessd does not apply to the built-in DNS's own queries: not supported by vmessd yet
                     """)
             }

@@ -31,6 +31,11 @@ public struct DNSServerConfig: Codable, Equatable, Sendable {
         case udp(address: [UInt8], port: UInt16)
         /// DNS over TCP only (`tcp://` routed like the UDP queries, `tcp+local://` always direct).
         case tcp(address: [UInt8], port: UInt16, routed: Bool)
+        /// DNS over HTTPS (RFC 8484: POST, `application/dns-message`, over HTTP/2 and TLS): `https://`
+        /// routed like the UDP queries, `https+local://` always direct. `host` is an IP address
+        /// (without brackets) or a name, which the system resolver looks up and the certificate must
+        /// match; `path` starts with "/" and may carry a query.
+        case https(host: String, port: UInt16, path: String, routed: Bool)
     }
 
     public var address: Address

@@ -38,6 +38,11 @@ final class DNSResolver {
     /// `dns.tag`). Given the server's destination, the outbound routing picks; queries go through it
     /// unless it sends them straight to the server anyway (`sendsDirectly`). Unset: always directly.
     var route: ((Destination) -> Outbound)?
+    /// How `https://` questions are carried through an outbound routing picked (a ProxyDial with the
+    /// worker's policy and counters). Unset: such questions fail (`unreachable`).
+    var proxyDial: ((Outbound) throws -> ProxyDial)?
+    /// The DNS over HTTPS servers, by server index, each with its HTTP/2 connections (made on first use).
+    private var httpsClients: [Int: DNSHTTPSClient] = [:]
 
     init(_ config: DNSConfig, loop: EventLoop, counters: WorkerCounters? = nil,
          maximumInFlight: Int = DNSResolver.defaultMaximumInFlight) throws {
@@ -153,6 +158,10 @@ final class DNSResolver {
             future = exchange(question, server: address, port: port)
         case .tcp(let address, let port, let routed):
             future = streamExchange(question, server: address, port: port, routed: routed)
+        case .https(let host, let port, let path, let routed):
+            let client = httpsClients[server] ?? DNSHTTPSClient(host: host, port: port, path: path, routed: routed)
+            httpsClients[server] = client
+            future = httpsExchange(question, client: client)
         }
         inFlight[key] = future
         future.whenComplete { [self] result in
@@ -218,6 +227,23 @@ final class DNSResolver {
         } catch {
             return loop.makeFailedFuture(error)
         }
+    }
+
+    /// A DNS over HTTPS question: through the outbound routing picks for `https://` (unless it sends
+    /// straight to the server anyway), else directly.
+    private func httpsExchange(_ question: DNSQuestion, client: DNSHTTPSClient) -> EventLoopFuture<DNSResponse> {
+        var through: Outbound?
+        if client.routed, let outbound = route?(client.destination), !Self.sendsDirectly(outbound) { through = outbound }
+        let dialer: StreamDialer
+        do {
+            dialer = try client.dialer(through: through) { [proxyDial] outbound in
+                guard let proxyDial else { throw DNSLookupError.unreachable("no way to carry DNS over HTTPS through an outbound") }
+                return try proxyDial(outbound)
+            }
+        } catch {
+            return loop.makeFailedFuture(error)
+        }
+        return client.ask(question, dialer: dialer, on: loop).flatMapThrowing { try Self.response($0) }
     }
 
     private static func response(_ reply: DNSReply) throws -> DNSResponse {

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOSSL
 import Shared
@@ -89,8 +92,17 @@ enum TLSContexts {
                 }
             }
             config.trustRoots = .certificates(roots)
+        } else if let file = systemTrustFile {
+            config.trustRoots = .file(file)
         }
         return try NIOSSLContext(configuration: config)
+    }
+
+    /// `SSL_CERT_FILE`: a PEM bundle that replaces the system's trust roots, as it does for V2Ray and
+    /// every other Go program (and OpenSSL's tools). A path that does not exist fails the dial.
+    static var systemTrustFile: String? {
+        guard let value = getenv("SSL_CERT_FILE"), value.pointee != 0 else { return nil }
+        return String(cString: value)
     }
 
     /// The TLS settings of a stream: the HTTP/2 transports (grpc, h2) need ALPN "h2" (what V2Ray,

@@ -71,6 +71,33 @@ final class DNSConfigTests: XCTestCase {
         ])
     }
 
+    /// DNS over HTTPS as V2Ray writes it: `https://` (routed) and `https+local://` (direct), host by IP
+    /// address or name, port 443 unless given, the path as written ("/" when there is none).
+    func testHTTPSServers() throws {
+        let dns = try parse(#"""
+            {"dns": {"servers": ["https://1.1.1.1/dns-query", "https+local://dns.google/resolve?ct=1",
+                                 {"address": "HTTPS://[2001:db8::1]:8443", "domains": ["domain:test"]},
+                                 "https+local://localhost:5443/dns-query"]}}
+            """#)
+        XCTAssertEqual(dns.servers.map(\.address), [
+            .https(host: "1.1.1.1", port: 443, path: "/dns-query", routed: true),
+            .https(host: "dns.google", port: 443, path: "/resolve?ct=1", routed: false),
+            .https(host: "2001:db8::1", port: 8443, path: "/", routed: true),
+            .https(host: "localhost", port: 5443, path: "/dns-query", routed: false),
+        ])
+        let v5 = try parse(#"{\#(v5Inbound), "dns": {"nameServer": [{"address": {"address": "https+local://223.5.5.5/dns-query"}}]}}"#)
+        XCTAssertEqual(v5.servers.map(\.address), [.https(host: "223.5.5.5", port: 443, path: "/dns-query", routed: false)])
+    }
+
+    /// Through a proxy the TLS session has no peer IP address to check an IP-named server against.
+    func testHTTPSServersByIPThroughAProxyAreRefused() throws {
+        let outbounds = #""outbounds": [{"protocol": "freedom", "tag": "direct"}, {"protocol": "blackhole", "tag": "proxy"}]"#
+        XCTAssertNoThrow(try parse(#"{\#(outbounds), "dns": {"servers": ["https://1.1.1.1/dns-query"]}}"#))
+        XCTAssertNoThrow(try parse(#"{\#(outbounds), "dns": {"servers": ["https://dns.google/dns-query", "https+local://1.1.1.1/dns-query"], "tag": "dns-in"}, "routing": {"rules": [{"inboundTag": ["dns-in"], "outboundTag": "proxy"}]}}"#))
+        assertError(#"{\#(outbounds), "dns": {"servers": ["https://[2001:db8::1]/dns-query"], "tag": "dns-in"}, "routing": {"rules": [{"inboundTag": ["dns-in"], "outboundTag": "proxy"}]}}"#,
+                    #"config.json: dns: DNS over HTTPS to an IP address ([2001:db8::1], dns.servers[0]) through outbound "proxy" is not supported by vmessd yet: name the server by its host name, or use https+local://"#)
+    }
+
     func testV4HostsAndLookup() throws {
         let dns = try parse(#"""
             {"dns": {"hosts": {"Exact.Example": "192.0.2.1", "domain:sub.example": ["192.0.2.2", "2001:db8::2"],
@@ -156,8 +183,16 @@ final class DNSConfigTests: XCTestCase {
         assertError(#"{"dns": {"servers": ["8.8.8.8"], "color": 1}}"#, #"config.json: dns.color: unknown key "color""#)
         assertError(#"{"dns": {"clientIp": "1.2.3.4"}}"#, #"config.json: dns.clientIp: "clientIp" is not supported by vmessd yet"#)
         assertError(#"{"dns": {"fakedns": {}}}"#, #"config.json: dns.fakedns: "fakedns" is not supported by vmessd yet"#)
-        assertError(#"{"dns": {"servers": ["https://1.1.1.1/dns-query"]}}"#,
-                    #"config.json: dns.servers[0]: DNS server "https://1.1.1.1/dns-query": "https" servers are not supported by vmessd yet"#)
+        assertError(#"{"dns": {"servers": ["https://dns.google:99999/dns-query"]}}"#,
+                    #"config.json: dns.servers[0]: expected a URL with a port 1-65535, got "https://dns.google:99999/dns-query""#)
+        assertError(#"{"dns": {"servers": ["https://bad_host!/dns-query"]}}"#,
+                    #"config.json: dns.servers[0]: expected an https:// URL with an IP address or a host name, got "https://bad_host!/dns-query""#)
+        assertError(#"{"dns": {"servers": ["https://dns.google/dns query"]}}"#,
+                    #"config.json: dns.servers[0]: expected an https:// URL whose path is printable ASCII without spaces or a fragment, got "https://dns.google/dns query""#)
+        assertError(#"{"dns": {"servers": ["https://user@dns.google/dns-query"]}}"#,
+                    #"config.json: dns.servers[0]: DNS server "https://user@dns.google/dns-query": a user in the URL is not supported"#)
+        assertError(#"{"dns": {"servers": [{"address": "https+local://1.1.1.1/dns-query", "port": 8443}]}}"#,
+                    #"config.json: dns.servers[0].port: an https:// server takes its port in the URL ("https://1.1.1.1:8443/dns-query")"#)
         assertError(#"{"dns": {"servers": ["quic+local://1.1.1.1"]}}"#,
                     #"config.json: dns.servers[0]: DNS server "quic+local://1.1.1.1": "quic+local" servers are not supported by vmessd yet"#)
         assertError(#"{"dns": {"servers": ["tcp://dns.google:53"]}}"#,

@@ -1,0 +1,132 @@
+// The built-in resolver's DNS over HTTPS servers against a real DoH server: Debian's dnsdist (HTTP/2
+// over TLS, h2o inside) in front of dnsmasq, with a certificate the test makes for localhost and
+// 127.0.0.1 and trusts through SSL_CERT_FILE, as an operator would for a private CA.
+
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Shared
+import TestSupport
+import XCTest
+
+@testable import Worker
+
+final class DNSHTTPSResolverTests: XCTestCase {
+    private var group: MultiThreadedEventLoopGroup!
+    private var workDir: URL!
+    private var backend: DNSMasq!
+    private var doh: DNSDist!
+    private var certificate: URL!
+
+    override func setUpWithError() throws {
+        group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        workDir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("vmessd-doh-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: workDir, withIntermediateDirectories: true)
+        let hosts = workDir.appendingPathComponent("big.hosts")
+        try (1...40).map { "10.0.0.\($0) big.test\n" }.joined().write(to: hosts, atomically: true, encoding: .utf8)
+        backend = try DNSMasq(["--address=/test/127.0.0.1", "--local=/invalid/", "--addn-hosts=\(hosts.path)"], logDirectory: workDir)
+        let (cert, key) = try makeCertificate(names: "DNS:localhost,IP:127.0.0.1", file: "doh")
+        certificate = cert
+        doh = try DNSDist(backend: backend.port, certificate: cert.path, key: key.path, logDirectory: workDir)
+        setenv("SSL_CERT_FILE", cert.path, 1)
+    }
+
+    override func tearDownWithError() throws {
+        unsetenv("SSL_CERT_FILE")
+        doh?.stop()
+        backend?.stop()
+        try group.syncShutdownGracefully()
+        try? FileManager.default.removeItem(at: workDir)
+    }
+
+    private func makeCertificate(names: String, file: String) throws -> (URL, URL) {
+        try SelfSignedCertificate.make(names: names, name: file, in: workDir)
+    }
+
+    private func resolver(_ servers: [DNSServerConfig.Address]) throws -> DNSResolver {
+        try DNSResolver(DNSConfig(servers: servers), loop: group.next())
+    }
+
+    private func local(_ host: String, port: UInt16? = nil, path: String = "/dns-query") -> DNSServerConfig.Address {
+        .https(host: host, port: port ?? doh.port, path: path, routed: false)
+    }
+
+    /// Established TCP connections from this process to the DoH port.
+    private func connectionsToServer() throws -> Int {
+        // procfs reports size 0 and hands the table out a page at a time: read to the end.
+        let file = try XCTUnwrap(FileHandle(forReadingAtPath: "/proc/self/net/tcp"))
+        defer { try? file.close() }
+        let table = String(decoding: file.readDataToEndOfFile(), as: UTF8.self)
+        let port = String(format: "%04X", doh.port)
+        // rem_address "0100007F:PORT", state 01 (ESTABLISHED).
+        return table.split(separator: "\n").dropFirst().filter { line in
+            let fields = line.split(separator: " ")
+            return fields.count > 3 && fields[2] == "0100007F:\(port)" && fields[3] == "01"
+        }.count
+    }
+
+    func testAnswersOverOneSharedConnection() throws {
+        let dns = try resolver([local("127.0.0.1")])
+        XCTAssertEqual(try dns.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+        XCTAssertEqual(try dns.lookup("nothing.invalid", family: .any).wait(), [], "NXDOMAIN is no address")
+        let big = try dns.lookup("big.test", family: .ipv4).wait()
+        XCTAssertEqual(Set(big), Set((1...40).map { [10, 0, 0, UInt8($0)] }), "an answer larger than 512 bytes, whole")
+        // Questions at once are streams of the same connection.
+        let many = (0..<20).map { dns.lookup("n\($0).test", family: .ipv4) }
+        for answer in many { XCTAssertEqual(try answer.wait(), [[127, 0, 0, 1]]) }
+        let count = try connectionsToServer()
+        XCTAssertEqual(count, 1, "one HTTP/2 connection carried every question")
+    }
+
+    func testServerByNameIsVerifiedAgainstThatName() throws {
+        let dns = try resolver([local("localhost")])
+        XCTAssertEqual(try dns.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+    }
+
+    /// No answer from a server whose certificate is not trusted, or not for the host in the URL, or at
+    /// a path it does not serve: each fails the question (SERVFAIL, nothing resolved), never answers.
+    func testRefusedCertificatesAndPathsGiveNoAnswer() throws {
+        unsetenv("SSL_CERT_FILE")
+        let untrusted = try resolver([local("127.0.0.1")])
+        XCTAssertEqual(try untrusted.resolve("echo.test", family: .ipv4).wait(), .init(addresses: [], rcode: .serverFailure))
+
+        let (other, otherKey) = try makeCertificate(names: "DNS:other.example", file: "other")
+        setenv("SSL_CERT_FILE", other.path, 1)
+        let wrongName = try DNSDist(backend: backend.port, certificate: other.path, key: otherKey.path, logDirectory: workDir, name: "dnsdist-other")
+        defer { wrongName.stop() }
+        let mismatched = try resolver([local("127.0.0.1", port: wrongName.port)])
+        XCTAssertEqual(try mismatched.resolve("echo.test", family: .ipv4).wait(), .init(addresses: [], rcode: .serverFailure))
+
+        setenv("SSL_CERT_FILE", certificate.path, 1)
+        let wrongPath = try resolver([local("127.0.0.1", path: "/not-dns")])
+        XCTAssertEqual(try wrongPath.resolve("echo.test", family: .ipv4).wait(), .init(addresses: [], rcode: .serverFailure))
+        // The next server answers.
+        let fallback = try resolver([local("127.0.0.1", path: "/not-dns"), local("127.0.0.1")])
+        XCTAssertEqual(try fallback.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+    }
+
+    /// `https://` questions go the way routing gives: here an outbound that carries them elsewhere
+    /// (a freedom redirected to the DoH server), so the resolver's own sockets are not used.
+    func testRoutedQuestionsAreCarriedByTheOutboundRoutingPicks() throws {
+        var redirect = FreedomSettings()
+        redirect.redirectHost = "127.0.0.1"
+        redirect.redirectPort = Int(doh.port)
+        let counters = WorkerCounters()
+        let proxy = CountingOutbound(FreedomOutbound(tag: "proxy", settings: redirect, counters: counters, logger: Logger(label: "test")))
+        let dns = try resolver([.https(host: "localhost", port: 443, path: "/dns-query", routed: true)])
+        var asked: [Destination] = []
+        dns.route = { destination in
+            asked.append(destination)
+            return proxy
+        }
+        dns.proxyDial = { outbound in
+            try ProxyDial(through: outbound, tag: "dns", policy: PolicyConfig(), counters: counters, logger: Logger(label: "test"))
+        }
+        XCTAssertEqual(try dns.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+        XCTAssertEqual(try dns.lookup("other.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+        XCTAssertEqual(try dns.loop.submit { asked.map(\.description) }.wait(), ["tcp:localhost:443", "tcp:localhost:443"])
+        XCTAssertEqual(try dns.loop.submit { proxy.opened.map(\.description) }.wait(), ["tcp:localhost:443"],
+                       "both questions on one connection through the outbound")
+    }
+}
