@@ -128,6 +128,7 @@ public final class WorkerProcess {
         // default: the system resolver); without either, getaddrinfo as before.
         let needsDNS = config.dns != nil || config.outbounds.contains { if case .dns = $0.settings { true } else { false } }
         let dns = needsDNS ? try DNSResolver(config.dns ?? DNSConfig(), loop: loop, counters: counters) : nil
+        dns?.logger = logger
         let made = config.outbounds.map { OutboundFactory.make($0, counters: counters, logger: logger, dns: dns) }
         try OutboundFactory.connectProxies(made, configs: config.outbounds, policy: config.policy, counters: counters, logger: logger)
         let built = CountingOutbound.wrap(made, switches: StatSwitches(config), registry: counters.stats)

@@ -79,6 +79,12 @@ final class DNSTests: EndToEndTestCase {
         let untrusted = try startVMessd(users: [user], workers: 1, extra: extra)
         XCTAssertFalse(try roundTrip(untrusted, user, "echo.test", echo.port), "an unverified server is not believed")
         XCTAssertEqual(echo.connectionCount, 2)
+        // The failure is named once at the default level (warning), not once per question.
+        XCTAssertFalse(try roundTrip(untrusted, user, "again.test", echo.port))
+        let warnings = untrusted.process.output().split(separator: "\n").filter { $0.contains("DNS server failed;") }
+        XCTAssertEqual(warnings.count, 1, untrusted.process.output())
+        XCTAssertTrue(warnings.first?.contains("server=dns.servers[0]") == true && warnings.first?.contains("CERTIFICATE_VERIFY_FAILED") == true,
+                      "\(warnings)")
     }
 
     /// UDP too: the client's datagrams to echo.test:PORT (PORT being dnsmasq's, so dnsmasq itself is the

@@ -106,6 +106,24 @@ final class DNSHTTPSResolverTests: XCTestCase {
         XCTAssertEqual(try fallback.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
     }
 
+    /// A server that stops answering is one warning, then debug lines, and one info line once it
+    /// answers again.
+    func testAServerThatStopsAnsweringIsWarnedAboutOnce() throws {
+        let dns = try resolver([local("127.0.0.1")])
+        let lines = CapturedLog()
+        var logger = Logger(label: "test") { _ in lines }
+        logger.logLevel = .debug
+        dns.logger = logger
+        XCTAssertEqual(try dns.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+        kill(doh.process.pid, SIGSTOP)
+        let silent = [dns.lookup("one.test", family: .ipv4), dns.lookup("two.test", family: .ipv4)]
+        for lookup in silent { XCTAssertEqual(try lookup.wait(), []) }
+        kill(doh.process.pid, SIGCONT)
+        XCTAssertEqual(try dns.lookup("three.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
+        XCTAssertEqual(lines.entries.map(\.level), [.warning, .debug, .info], "\(lines.entries)")
+        XCTAssertEqual(lines.entries.first?.text, "DNS server failed; the next one is asked (more failures of it at debug level until it answers) error=no answer in time server=dns.servers[0]")
+    }
+
     /// `https://` questions go the way routing gives: here an outbound that carries them elsewhere
     /// (a freedom redirected to the DoH server), so the resolver's own sockets are not used.
     func testRoutedQuestionsAreCarriedByTheOutboundRoutingPicks() throws {
@@ -128,5 +146,27 @@ final class DNSHTTPSResolverTests: XCTestCase {
         XCTAssertEqual(try dns.loop.submit { asked.map(\.description) }.wait(), ["tcp:localhost:443", "tcp:localhost:443"])
         XCTAssertEqual(try dns.loop.submit { proxy.opened.map(\.description) }.wait(), ["tcp:localhost:443"],
                        "both questions on one connection through the outbound")
+    }
+}
+
+/// Log lines a test reads back: level and the message with its metadata (sorted keys).
+final class CapturedLog: LogHandler, @unchecked Sendable {
+    struct Entry { var level: Logger.Level; var text: String }
+    private let lock = NSLock()
+    private var stored: [Entry] = []
+    var logLevel: Logger.Level = .trace
+    var metadata: Logger.Metadata = [:]
+
+    var entries: [Entry] { lock.withLock { stored } }
+
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    func log(event: LogEvent) {
+        let fields = (event.metadata ?? [:]).sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        let text = ([event.message.description] + fields).joined(separator: " ")
+        lock.withLock { stored.append(Entry(level: event.level, text: text)) }
     }
 }

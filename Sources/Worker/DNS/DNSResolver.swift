@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOPosix
 import Shared
@@ -43,6 +44,13 @@ final class DNSResolver {
     var proxyDial: ((Outbound) throws -> ProxyDial)?
     /// The DNS over HTTPS servers, by server index, each with its HTTP/2 connections (made on first use).
     private var httpsClients: [Int: DNSHTTPSClient] = [:]
+    /// Where a server's failures are told (unset: nowhere). A server that stops answering (timeouts,
+    /// refused connections, a certificate that does not verify) is a warning once, then debug lines
+    /// until it answers again, so a dead server is visible at the default level without a line per
+    /// question.
+    var logger: Logger?
+    private var failing: Set<Int> = []
+    private let serverPaths: [String]
 
     init(_ config: DNSConfig, loop: EventLoop, counters: WorkerCounters? = nil,
          maximumInFlight: Int = DNSResolver.defaultMaximumInFlight) throws {
@@ -51,6 +59,7 @@ final class DNSResolver {
         self.maximumInFlight = maximumInFlight
         hosts = try DNSHosts(config.hosts)
         selection = try DNSServerSelection(config)
+        serverPaths = config.servers.map(\.jsonPath)
         queryStrategy = config.queryStrategy
         disableCache = config.disableCache
         system = FamilyResolver(loop: loop, family: .any)
@@ -119,14 +128,18 @@ final class DNSResolver {
             var addresses: [[UInt8]] = []
             var unanswered = false
             var rcode = DNSResponse.RCode.noError
+            var failure: Error?
             for result in results {
                 switch result {
                 case .success(let response):
                     addresses += response.addresses
                     if rcode == .noError { rcode = response.rcode }
-                case .failure: unanswered = true
+                case .failure(let error):
+                    unanswered = true
+                    failure = failure ?? error
                 }
             }
+            noteOutcome(server, failure: failure)
             let accepted = selection.accepted(server, addresses)
             if !accepted.isEmpty { return loop.makeSucceededFuture(Resolution(addresses: accepted, rcode: .noError)) }
             // V2Ray moves on after a timeout or an expectIPs mismatch (which an empty answer is too,
@@ -135,6 +148,23 @@ final class DNSResolver {
                 return ask(name, servers: servers.dropFirst(), ipv4: ipv4, ipv6: ipv6, failed: failed || unanswered)
             }
             return loop.makeSucceededFuture(Resolution(addresses: [], rcode: rcode))
+        }
+    }
+
+    private func noteOutcome(_ server: Int, failure: Error?) {
+        guard let logger else { return }
+        let path = serverPaths.indices.contains(server) ? serverPaths[server] : "dns.servers[\(server)]"
+        guard let failure else {
+            if failing.remove(server) != nil { logger.info("DNS server answers again", metadata: ["server": "\(path)"]) }
+            return
+        }
+        // Not the server's doing: this worker's own bound, or a name no server could be asked.
+        if let error = failure as? DNSLookupError, error == .busy || error == .invalidName { return }
+        if failing.insert(server).inserted {
+            logger.warning("DNS server failed; the next one is asked (more failures of it at debug level until it answers)",
+                           metadata: ["server": "\(path)", "error": "\(failure)"])
+        } else {
+            logger.debug("DNS server failed", metadata: ["server": "\(path)", "error": "\(failure)"])
         }
     }
 
