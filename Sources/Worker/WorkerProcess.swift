@@ -144,10 +144,13 @@ public final class WorkerProcess {
         // their inbound tag.
         let dnsTag = config.dns?.tag
         dns?.route = { [unowned outbounds] destination in
-            if case .outbound(let i) = outbounds.choose(destination, origin: RequestOrigin(inboundTag: dnsTag)) {
-                return outbounds.outbounds[i]
-            }
-            return outbounds.outbounds[0]  // unreachable for an IP destination
+            let origin = RequestOrigin(inboundTag: dnsTag)
+            // A DoH server given by name, under IPIfNonMatch/IPOnDemand: resolving it would ask this
+            // resolver for its own server's address, so it is routed as resolving to nothing (its
+            // domain rules decide; IP rules cannot match). An IP address never asks to resolve.
+            if case .outbound(let i) = outbounds.choose(destination, origin: origin) { return outbounds.outbounds[i] }
+            if case .outbound(let i) = outbounds.choose(destination, origin: origin, resolved: []) { return outbounds.outbounds[i] }
+            return outbounds.outbounds[0]
         }
         // `https://` DNS servers routed to a proxy outbound: carried like proxySettings chains.
         dns?.proxyDial = { [policy = config.policy, counters, logger] outbound in

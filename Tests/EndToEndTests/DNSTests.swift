@@ -87,6 +87,32 @@ final class DNSTests: EndToEndTestCase {
                       "\(warnings)")
     }
 
+    /// `https://` by name, routed: under IPOnDemand the server's own name cannot be resolved first (that
+    /// would ask the resolver itself), so its domain rule decides; here it picks a freedom redirected
+    /// to the DoH server, which carries the TLS session (a socket pair through that outbound). Were
+    /// the questions sent directly to localhost:443, nothing would answer there.
+    func testRoutedDNSOverHTTPSFollowsDomainRulesThroughAnOutbound() throws {
+        let dnsmasq = try startDnsmasq()
+        let (certificate, key) = try SelfSignedCertificate.make(names: "DNS:localhost", name: "doh", in: workDir)
+        let doh = try DNSDist(backend: dnsmasq.port, certificate: certificate.path, key: key.path, logDirectory: workDir)
+        onTearDown { doh.stop() }
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("doh-routed@example.com")
+        let server = try startVMessd(users: [user], workers: 1, environment: ["SSL_CERT_FILE": certificate.path], extra: [
+            "outbounds": [
+                ["protocol": "freedom", "tag": "direct", "settings": ["domainStrategy": "UseIPv4"]],
+                ["protocol": "freedom", "tag": "to-doh", "settings": ["redirect": "127.0.0.1:\(doh.port)"]],
+            ],
+            "dns": ["servers": ["https://localhost/dns-query"], "tag": "dns-in"],
+            "routing": ["domainStrategy": "IPOnDemand", "rules": [
+                ["type": "field", "ip": ["192.0.2.0/24"], "outboundTag": "direct"],
+                ["type": "field", "inboundTag": ["dns-in"], "domain": ["full:localhost"], "outboundTag": "to-doh"],
+            ]],
+        ])
+        XCTAssertTrue(try roundTrip(server, user, "echo.test", echo.port), "echo.test resolved over DoH through to-doh")
+        XCTAssertEqual(echo.connectionCount, 1)
+    }
+
     /// UDP too: the client's datagrams to echo.test:PORT (PORT being dnsmasq's, so dnsmasq itself is the
     /// UDP peer that answers) reach 127.0.0.1 only because freedom resolved echo.test through dnsmasq.
     func testFreedomUseIPv4ResolvesUDPDestinationsThroughTheConfiguredServer() throws {

@@ -265,7 +265,15 @@ extension ConfigParser {
                 // Every candidate of a balancer counts: try each choice its random pick could make.
                 for choice in 0..<max(1, tags.count) {
                     guard let router = try? Router(routing, outboundTags: tags, randomIndex: { min(choice, $0 - 1) }) else { return }
-                    if case .outbound(let i) = router.route(request) { picked.insert(i) } else { picked.insert(0) }
+                    var unresolved = request
+                    unresolved.resolvedIPs = []  // as the worker routes a DoH server's name (no lookup of it)
+                    if case .outbound(let i) = router.route(request) {
+                        picked.insert(i)
+                    } else if case .outbound(let i) = router.route(unresolved) {
+                        picked.insert(i)
+                    } else {
+                        picked.insert(0)
+                    }
                 }
             }
             for i in picked.sorted() {
