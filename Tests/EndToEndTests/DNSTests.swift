@@ -87,6 +87,37 @@ final class DNSTests: EndToEndTestCase {
                       "\(warnings)")
     }
 
+    /// A DoH server that speaks HTTP/1.1 only (nginx without http2, as many self-hosted fronts are,
+    /// in front of dnsdist): it chooses http/1.1 by ALPN, and vmessd asks it over HTTP/1.1 from then
+    /// on (V2Ray's Go client does the same), one connection per question.
+    func testDNSOverHTTPSServerThatSpeaksOnlyHTTP1() throws {
+        let dnsmasq = try startDnsmasq()
+        let (certificate, key) = try SelfSignedCertificate.make(names: "DNS:localhost,IP:127.0.0.1", name: "doh", in: workDir)
+        let doh = try DNSDist(backend: dnsmasq.port, certificate: certificate.path, key: key.path, logDirectory: workDir)
+        onTearDown { doh.stop() }
+        let front = try startNginx { port in
+            """
+            listen 127.0.0.1:\(port) ssl;
+            ssl_certificate \(certificate.path);
+            ssl_certificate_key \(key.path);
+            location /dns-query {
+                proxy_pass https://127.0.0.1:\(doh.port);
+                proxy_http_version 1.1;
+            }
+            """
+        }
+        let echo = try makeEchoServer()
+        let user = VMessTestUser("doh-h1@example.com")
+        let server = try startVMessd(users: [user], workers: 1, environment: ["SSL_CERT_FILE": certificate.path], extra: [
+            "outbounds": [["protocol": "freedom", "settings": ["domainStrategy": "UseIPv4"]]],
+            "dns": ["servers": ["https+local://127.0.0.1:\(front)/dns-query"]],
+        ])
+        XCTAssertTrue(try roundTrip(server, user, "echo.test", echo.port), "echo.test resolved over DoH on HTTP/1.1")
+        XCTAssertTrue(try roundTrip(server, user, "again.test", echo.port))
+        XCTAssertEqual(echo.connectionCount, 2)
+        XCTAssertFalse(server.process.output().contains("DNS server failed"), server.process.output())
+    }
+
     /// `https://` by name, routed: under IPOnDemand the server's own name cannot be resolved first (that
     /// would ask the resolver itself), so its domain rule decides; here it picks a freedom redirected
     /// to the DoH server, which carries the TLS session (a socket pair through that outbound). Were

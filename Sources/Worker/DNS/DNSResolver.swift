@@ -264,16 +264,10 @@ final class DNSResolver {
     private func httpsExchange(_ question: DNSQuestion, client: DNSHTTPSClient) -> EventLoopFuture<DNSResponse> {
         var through: Outbound?
         if client.routed, let outbound = route?(client.destination), !Self.sendsDirectly(outbound) { through = outbound }
-        let dialer: StreamDialer
-        do {
-            dialer = try client.dialer(through: through) { [proxyDial] outbound in
-                guard let proxyDial else { throw DNSLookupError.unreachable("no way to carry DNS over HTTPS through an outbound") }
-                return try proxyDial(outbound)
-            }
-        } catch {
-            return loop.makeFailedFuture(error)
-        }
-        return client.ask(question, dialer: dialer, on: loop).flatMapThrowing { try Self.response($0) }
+        return client.ask(question, through: through, on: loop) { [proxyDial] outbound in
+            guard let proxyDial else { throw DNSLookupError.unreachable("no way to carry DNS over HTTPS through an outbound") }
+            return try proxyDial(outbound)
+        }.flatMapThrowing { try Self.response($0) }
     }
 
     private static func response(_ reply: DNSReply) throws -> DNSResponse {

@@ -58,7 +58,7 @@ extension StreamDialer {
                 if let tls {
                     let name = TLSContexts.serverHostname(tlsSettings, host: host)
                     try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: name))
-                    try pipeline.addHandler(TLSHandshakeWatcher(ready: secured, timeout: timeout))
+                    try pipeline.addHandler(TLSHandshakeWatcher(ready: secured, timeout: timeout, expectedProtocol: "h2"))
                 } else {
                     secured.succeed(())
                 }

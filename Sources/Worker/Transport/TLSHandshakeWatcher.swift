@@ -16,13 +16,22 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
         var description: String { "the connection closed during the TLS handshake" }
     }
 
+    /// The server picked an application protocol (ALPN) other than the one the stream speaks.
+    struct ProtocolMismatch: Error, CustomStringConvertible {
+        var negotiated: String
+        var description: String { "the server chose the application protocol \(negotiated) (ALPN), not h2" }
+    }
+
     private let ready: EventLoopPromise<Void>
     private let timeoutAmount: TimeAmount
     private var timeout: Scheduled<Void>?
+    /// The protocol that must be negotiated if the server picks one at all (nil: any).
+    private let expectedProtocol: String?
 
-    init(ready: EventLoopPromise<Void>, timeout: TimeAmount) {
+    init(ready: EventLoopPromise<Void>, timeout: TimeAmount, expectedProtocol: String? = nil) {
         self.ready = ready
         self.timeoutAmount = timeout
+        self.expectedProtocol = expectedProtocol
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -40,8 +49,15 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case TLSUserEvent.handshakeCompleted = event {
+        if case TLSUserEvent.handshakeCompleted(let negotiated) = event {
             timeout?.cancel()
+            // A server that ignores ALPN picks nothing, and may still speak the stream's protocol;
+            // one that picked another (http/1.1 from an offered list) certainly does not.
+            if let expectedProtocol, let negotiated, negotiated != expectedProtocol {
+                ready.fail(ProtocolMismatch(negotiated: negotiated))
+                context.close(promise: nil)
+                return
+            }
             ready.succeed(())
             context.fireUserInboundEventTriggered(event)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)

@@ -42,6 +42,25 @@ extension EndToEndTestCase {
     /// nginx (`daemon off`, one process) proxying HTTP under `path`, WebSocket upgrades included, to
     /// the Unix socket `upstreamSocket`. Returns its port.
     func startNginx(upstreamSocket: String, path: String) throws -> UInt16 {
+        try startNginx { port in
+            """
+            listen 127.0.0.1:\(port);
+            location \(path) {
+                proxy_pass http://unix:\(upstreamSocket);
+                proxy_http_version 1.1;
+                proxy_set_header Upgrade $http_upgrade;
+                proxy_set_header Connection "upgrade";
+                proxy_set_header Host $host;
+                proxy_read_timeout 300s;
+                proxy_send_timeout 300s;
+            }
+            """
+        }
+    }
+
+    /// nginx (`daemon off`, one process) with one `server` block whose body `server` gives for the
+    /// port it listens on. Returns that port.
+    func startNginx(server: (UInt16) -> String) throws -> UInt16 {
         let nginx = try Tool.require(Self.nginxPath, install: "apt-get install nginx")
         let port = try FreePort.tcp()
         let name = nextName("nginx")
@@ -61,16 +80,7 @@ extension EndToEndTestCase {
                 uwsgi_temp_path \(prefix)/tmp/uwsgi;
                 scgi_temp_path \(prefix)/tmp/scgi;
                 server {
-                    listen 127.0.0.1:\(port);
-                    location \(path) {
-                        proxy_pass http://unix:\(upstreamSocket);
-                        proxy_http_version 1.1;
-                        proxy_set_header Upgrade $http_upgrade;
-                        proxy_set_header Connection "upgrade";
-                        proxy_set_header Host $host;
-                        proxy_read_timeout 300s;
-                        proxy_send_timeout 300s;
-                    }
+            \(server(port))
                 }
             }
 
