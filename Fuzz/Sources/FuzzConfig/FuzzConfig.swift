@@ -59,6 +59,9 @@ public func initialize(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutable
                 "settings": { "clients": [{ "id": "6225d026-dfda-4bcc-a5f5-07cd22fc0c8f", "alterId": 4, }] } }],
               "outbounds": [{ "protocol": "freedom" }], "log": {"loglevel": "warning"} }
             """
+        // The DNS server URL forms (https, https+local, tcp) and the route check of the resolver's own queries.
+        let dns = #"{"dns":{"servers":["https://1.1.1.1/dns-query","https+local://dns.google:8443/resolve?ct=1",{"address":"HTTPS://[2001:db8::1]","domains":["domain:test"]},"tcp+local://9.9.9.9:853","localhost"],"tag":"dns-in"},"outbounds":[{"protocol":"freedom"},{"protocol":"blackhole","tag":"b"}],"routing":{"domainStrategy":"IPOnDemand","rules":[{"inboundTag":["dns-in"],"domain":["full:dns.google"],"outboundTag":"b"}]}}"#
+        seeds += [[0] + Array(dns.utf8)]
         seeds += [[0] + Array(v5.utf8), [0] + Array(v4.utf8), [1] + Array(v4.utf8),
                   [1] + Array(#"[1, -2.5e3, "\u00e9\ud83d\ude00", true, false, null, {"a": {"b": []}}]"#.utf8)]
         return seeds

@@ -83,23 +83,27 @@ final class DNSHTTPSClient {
     /// `timeout`; a first answer of "http/1.1" to ALPN is retried within it over HTTP/1.1.
     func ask(_ question: DNSQuestion, through outbound: Outbound?, on loop: EventLoop,
              timeout: TimeAmount = DNSTCPExchange.timeout,
-             makeProxy: (Outbound) throws -> ProxyDial) -> EventLoopFuture<DNSReply> {
+             makeProxy: @escaping (Outbound) throws -> ProxyDial) -> EventLoopFuture<DNSReply> {
         let deadline = NIODeadline.now() + timeout
-        let h1: StreamDialer, h2: StreamDialer
-        do {
-            h1 = try dialer(through: outbound, http1: true, makeProxy: makeProxy)
-            h2 = try dialer(through: outbound, http1: false, makeProxy: makeProxy)
-        } catch {
-            return loop.makeFailedFuture(error)
+        // The dialers (each with its TLS context) are made on first use of each HTTP version.
+        func over(http1: Bool) -> EventLoopFuture<DNSReply> {
+            let dialer: StreamDialer
+            do {
+                dialer = try self.dialer(through: outbound, http1: http1, makeProxy: makeProxy)
+            } catch {
+                return loop.makeFailedFuture(error)
+            }
+            return http1 ? askHTTP1(question, dialer: dialer, on: loop, deadline: deadline)
+                : askHTTP2(question, dialer: dialer, on: loop, deadline: deadline)
         }
-        if speaksHTTP1 { return askHTTP1(question, dialer: h1, on: loop, deadline: deadline) }
-        return askHTTP2(question, dialer: h2, on: loop, deadline: deadline).flatMapError { [self] error in
+        if speaksHTTP1 { return over(http1: true) }
+        return over(http1: false).flatMapError { [self] error in
             guard let mismatch = error as? TLSHandshakeWatcher.ProtocolMismatch else { return loop.makeFailedFuture(error) }
             guard mismatch.negotiated == "http/1.1" else {
                 return loop.makeFailedFuture(DNSLookupError.unreachable("\(mismatch)"))
             }
             speaksHTTP1 = true
-            return askHTTP1(question, dialer: h1, on: loop, deadline: deadline)
+            return over(http1: true)
         }
     }
 

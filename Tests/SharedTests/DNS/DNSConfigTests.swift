@@ -264,7 +264,7 @@ final class DNSConfigTests: XCTestCase {
     }
 
     func testModelRoundTripsThroughCodable() throws {
-        let config = try ConfigParser.parse(text: #"{"dns": {"servers": [{"address": "127.0.0.1", "domains": ["domain:test"], "expectIPs": ["10.0.0.0/8"]}, "localhost"], "hosts": {"a.example": "192.0.2.1", "b.example": "a.example"}}}"#,
+        let config = try ConfigParser.parse(text: #"{"dns": {"servers": [{"address": "127.0.0.1", "domains": ["domain:test"], "expectIPs": ["10.0.0.0/8"]}, "localhost", "https://dns.example/q?x=1", "https+local://[::1]:8443", "tcp://1.1.1.1"], "hosts": {"a.example": "192.0.2.1", "b.example": "a.example"}}}"#,
                                             sourceFile: "config.json", geodata: locator)
         let decoded = try JSONDecoder().decode(Config.self, from: JSONEncoder().encode(config))
         XCTAssertEqual(decoded, config)
