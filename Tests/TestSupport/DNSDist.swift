@@ -18,30 +18,16 @@ public final class DNSDist {
     /// server at 127.0.0.1:`backend`. Returns once the port accepts TCP.
     public init(backend: UInt16, certificate: String, key: String, path: String = "/dns-query",
                 logDirectory: URL, name: String = "dnsdist") throws {
-        var failures: [String] = []
-        for attempt in 1...5 {
-            let port = try FreePort.tcp()
+        (port, process) = try ManagedProcess.startOnFreePort("dnsdist", pickPort: FreePort.tcp) { port, attempt in
             let config = logDirectory.appendingPathComponent("\(name)-\(attempt).conf")
             try """
                 setSecurityPollSuffix("")
                 newServer({address="127.0.0.1:\(backend)", healthCheckMode="up"})
                 addDOHLocal("127.0.0.1:\(port)", "\(certificate)", "\(key)", "\(path)", {reusePort=false})
                 """.write(to: config, atomically: true, encoding: .utf8)
-            let process = try ManagedProcess(name: "\(name)-\(attempt)", executable: try Self.binary(), arguments: [
-                "--supervised", "--disable-syslog", "-C", config.path,
-            ], logDirectory: logDirectory)
-            do {
-                try waitForTCPPort(port, timeout: 20, stillAlive: { process.isRunning })
-                self.port = port
-                self.process = process
-                return
-            } catch {
-                process.terminate(grace: 1)
-                let log = (try? String(contentsOf: process.stderrURL, encoding: .utf8)) ?? ""
-                failures.append("port \(port): \(process.exitDescription) \(log)")
-            }
+            return try ManagedProcess(name: "\(name)-\(attempt)", executable: try Self.binary(),
+                                      arguments: ["--supervised", "--disable-syslog", "-C", config.path], logDirectory: logDirectory)
         }
-        throw HarnessError("dnsdist did not start: \(failures.joined(separator: "; "))")
     }
 
     public func stop() { process.terminate(grace: 2) }

@@ -17,25 +17,12 @@ public final class DNSMasq {
     /// Returns once the server accepts TCP on its port (it opens UDP first). A free UDP port may be
     /// taken for TCP (dnsmasq needs both and exits with status 2): then another port is tried.
     public init(_ arguments: [String], logDirectory: URL, name: String = "dnsmasq") throws {
-        var failures: [String] = []
-        for attempt in 1...5 {
-            let port = try FreePort.udp()
-            let process = try ManagedProcess(name: "\(name)-\(attempt)", executable: try Self.binary(), arguments: [
+        (port, process) = try ManagedProcess.startOnFreePort("dnsmasq", pickPort: FreePort.udp) { port, attempt in
+            try ManagedProcess(name: "\(name)-\(attempt)", executable: try Self.binary(), arguments: [
                 "--keep-in-foreground", "--log-facility=-", "--port=\(port)", "--no-resolv", "--no-hosts",
                 "--conf-file=/dev/null", "--bind-interfaces", "--listen-address=127.0.0.1", "--pid-file=",
             ] + arguments, logDirectory: logDirectory)
-            do {
-                try waitForTCPPort(port, timeout: 20, stillAlive: { process.isRunning })
-                self.port = port
-                self.process = process
-                return
-            } catch {
-                process.terminate(grace: 1)
-                let log = (try? String(contentsOf: process.stderrURL, encoding: .utf8)) ?? ""
-                failures.append("port \(port): \(process.exitDescription) \(log)")
-            }
         }
-        throw HarnessError("dnsmasq did not start: \(failures.joined(separator: "; "))")
     }
 
     public func stop() { process.terminate(grace: 2) }

@@ -187,3 +187,27 @@ public final class ManagedProcess {
         return "… (\(data.count - limit) bytes omitted)\n" + String(decoding: data.suffix(limit), as: UTF8.self)
     }
 }
+
+extension ManagedProcess {
+    /// Starts a server that is told its port on its command line, on a free port (`pickPort`), and
+    /// returns once that port accepts TCP. A free port can be taken by someone else before the
+    /// server binds it (and a UDP port picked free may be busy for TCP): then up to `attempts`
+    /// other ports are tried. `launch` gets the port and the attempt number.
+    public static func startOnFreePort(_ server: String, attempts: Int = 5, pickPort: () throws -> UInt16,
+                                       launch: (UInt16, Int) throws -> ManagedProcess) throws -> (port: UInt16, process: ManagedProcess) {
+        var failures: [String] = []
+        for attempt in 1...attempts {
+            let port = try pickPort()
+            let process = try launch(port, attempt)
+            do {
+                try waitForTCPPort(port, timeout: 20, stillAlive: { process.isRunning })
+                return (port, process)
+            } catch {
+                process.terminate(grace: 1)
+                let log = (try? String(contentsOf: process.stderrURL, encoding: .utf8)) ?? ""
+                failures.append("port \(port): \(process.exitDescription) \(log)")
+            }
+        }
+        throw HarnessError("\(server) did not start: \(failures.joined(separator: "; "))")
+    }
+}

@@ -13,22 +13,18 @@ final class DNSHTTP1Exchange: ChannelInboundHandler {
     private let question: DNSQuestion
     private let authority: String
     private let path: String
-    let promise: EventLoopPromise<DNSReply>
+    let outcome: DNSChannelQuestion
     private var answer = DNSHTTPSAnswer()
-    private var channel: Channel?
-    private var done = false
 
-    init(question: DNSQuestion, authority: String, path: String, promise: EventLoopPromise<DNSReply>) {
+    init(question: DNSQuestion, authority: String, path: String, outcome: DNSChannelQuestion) {
         self.question = question
         self.authority = authority
         self.path = path
-        self.promise = promise
+        self.outcome = outcome
     }
 
     /// TLS is up: send the request.
-    func start(_ channel: Channel) {
-        self.channel = channel
-        if done { channel.close(promise: nil); return }
+    func send(on channel: Channel) {
         let query = question.query(id: 0)
         let headers = HTTPHeaders([
             ("Host", authority), ("Content-Type", "application/dns-message"), ("Accept", "application/dns-message"),
@@ -39,34 +35,20 @@ final class DNSHTTP1Exchange: ChannelInboundHandler {
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
     }
 
-    func fail(_ error: Error) {
-        finish(.failure(error))
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !done else { return }
+        guard !outcome.done else { return }
         switch unwrapInboundIn(data) {
         case .head(let head):
-            guard head.status == .ok else { return finish(.failure(DNSLookupError.unreachable("HTTP status \(head.status.code)"))) }
+            if head.status != .ok { outcome.finish(.failure(DNSLookupError.unreachable("HTTP status \(head.status.code)"))) }
         case .body(var bytes):
-            if !answer.append(&bytes) { finish(.failure(DNSLookupError.malformed)) }
+            if !answer.append(&bytes) { outcome.finish(.failure(DNSLookupError.malformed)) }
         case .end:
-            finish(answer.reply(to: question))
+            outcome.finish(answer.reply(to: question))
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        finish(.failure(DNSLookupError.malformed))  // closed before the whole answer
-    }
+    /// Closed before the whole answer.
+    func channelInactive(context: ChannelHandlerContext) { outcome.connectionClosed() }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        finish(.failure(DNSLookupError.unreachable("\(error)")))
-    }
-
-    private func finish(_ result: Result<DNSReply, Error>) {
-        guard !done else { return }
-        done = true
-        channel?.close(promise: nil)
-        promise.completeWith(result)
-    }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { outcome.connectionFailed(error) }
 }

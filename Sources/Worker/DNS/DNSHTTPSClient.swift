@@ -108,36 +108,24 @@ final class DNSHTTPSClient {
     }
 
     private func askHTTP2(_ question: DNSQuestion, dialer: StreamDialer, on loop: EventLoop, deadline: NIODeadline) -> EventLoopFuture<DNSReply> {
-        let exchange = DNSHTTPSExchange(question: question, promise: loop.makePromise())
-        let timer = loop.scheduleTask(deadline: deadline) { exchange.fail(DNSLookupError.timeout) }
-        exchange.promise.futureResult.whenComplete { _ in timer.cancel() }
-        dialer.connect(host: host, port: Int(port), on: loop, timeout: deadline - .now()) { channel in
+        let exchange = DNSHTTPSExchange(question: question, outcome: DNSChannelQuestion(on: loop, deadline: deadline))
+        let connecting = dialer.connect(host: host, port: Int(port), on: loop, timeout: deadline - .now()) { channel in
             channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(exchange) }
-        }.whenComplete { result in
-            switch result {
-            case .success(let channel): exchange.start(channel)
-            case .failure(let error as TLSHandshakeWatcher.ProtocolMismatch): exchange.fail(error)  // ask() retries over HTTP/1.1
-            case .failure(let error): exchange.fail(DNSLookupError.unreachable("\(error)"))
-            }
         }
-        return exchange.promise.futureResult
+        exchange.outcome.follow(connecting) { exchange.send(on: $0) }
+        return exchange.outcome.futureResult
     }
 
     private func askHTTP1(_ question: DNSQuestion, dialer: StreamDialer, on loop: EventLoop, deadline: NIODeadline) -> EventLoopFuture<DNSReply> {
-        let exchange = DNSHTTP1Exchange(question: question, authority: authority, path: path, promise: loop.makePromise())
-        let timer = loop.scheduleTask(deadline: deadline) { exchange.fail(DNSLookupError.timeout) }
-        exchange.promise.futureResult.whenComplete { _ in timer.cancel() }
-        dialer.connect(host: host, port: Int(port), on: loop, timeout: deadline - .now()) { channel in
+        let exchange = DNSHTTP1Exchange(question: question, authority: authority, path: path,
+                                        outcome: DNSChannelQuestion(on: loop, deadline: deadline))
+        let connecting = dialer.connect(host: host, port: Int(port), on: loop, timeout: deadline - .now()) { channel in
             channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 try channel.pipeline.syncOperations.addHandler(exchange)
             }
-        }.whenComplete { result in
-            switch result {
-            case .success(let channel): exchange.start(channel)
-            case .failure(let error): exchange.fail(DNSLookupError.unreachable("\(error)"))
-            }
         }
-        return exchange.promise.futureResult
+        exchange.outcome.follow(connecting) { exchange.send(on: $0) }
+        return exchange.outcome.futureResult
     }
 }

@@ -8,54 +8,36 @@ final class DNSHTTPSExchange: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
 
     private let question: DNSQuestion
-    let promise: EventLoopPromise<DNSReply>
+    let outcome: DNSChannelQuestion
     private var answer = DNSHTTPSAnswer()
-    private var channel: Channel?
-    private var done = false
 
-    init(question: DNSQuestion, promise: EventLoopPromise<DNSReply>) {
+    init(question: DNSQuestion, outcome: DNSChannelQuestion) {
         self.question = question
-        self.promise = promise
+        self.outcome = outcome
     }
 
     /// The stream is open: send the question and end our side.
-    func start(_ channel: Channel) {
-        self.channel = channel
-        if done { channel.close(promise: nil); return }
+    func send(on channel: Channel) {
         channel.write(ByteBuffer(bytes: question.query(id: 0)), promise: nil)
         channel.close(mode: .output, promise: nil)
         channel.flush()
     }
 
-    func fail(_ error: Error) {
-        finish(.failure(error))
-    }
-
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !done else { return }
+        guard !outcome.done else { return }
         var bytes = unwrapInboundIn(data)
-        if !answer.append(&bytes) { finish(.failure(DNSLookupError.malformed)) }
+        if !answer.append(&bytes) { outcome.finish(.failure(DNSLookupError.malformed)) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        guard let event = event as? ChannelEvent, case .inputClosed = event, !done else {
+        guard let event = event as? ChannelEvent, case .inputClosed = event else {
             return context.fireUserInboundEventTriggered(event)
         }
-        finish(answer.reply(to: question))
+        outcome.finish(answer.reply(to: question))
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        finish(.failure(DNSLookupError.malformed))  // reset, refused (not 200) or closed before the whole answer
-    }
+    /// Reset, refused (not 200) or closed before the whole answer.
+    func channelInactive(context: ChannelHandlerContext) { outcome.connectionClosed() }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        finish(.failure(DNSLookupError.unreachable("\(error)")))
-    }
-
-    private func finish(_ result: Result<DNSReply, Error>) {
-        guard !done else { return }
-        done = true
-        channel?.close(promise: nil)
-        promise.completeWith(result)
-    }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { outcome.connectionFailed(error) }
 }

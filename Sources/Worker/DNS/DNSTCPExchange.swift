@@ -13,38 +13,27 @@ final class DNSTCPExchange: ChannelInboundHandler {
 
     private let question: DNSQuestion
     private let id = UInt16.random(in: .min ... .max)
-    private let promise: EventLoopPromise<DNSReply>
+    private let outcome: DNSChannelQuestion
     private var received: ByteBuffer?
-    private var timer: Scheduled<Void>?
-    private var channel: Channel?
-    private var done = false
 
     static func ask(_ question: DNSQuestion, server: NIOCore.SocketAddress, on loop: EventLoop) -> EventLoopFuture<DNSReply> {
-        let exchange = DNSTCPExchange(question: question, promise: loop.makePromise())
-        exchange.timer = loop.scheduleTask(in: timeout) { exchange.finish(.failure(DNSLookupError.timeout)) }
-        ClientBootstrap(group: loop)
+        let exchange = DNSTCPExchange(question: question, outcome: DNSChannelQuestion(on: loop, deadline: .now() + timeout))
+        let connecting = ClientBootstrap(group: loop)
             .connectTimeout(timeout)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(exchange) }
             }
             .connect(to: server)
-            .whenComplete { result in
-                switch result {
-                case .success(let channel): exchange.start(channel)
-                case .failure(let error): exchange.finish(.failure(DNSLookupError.unreachable("\(error)")))
-                }
-            }
-        return exchange.promise.futureResult
+        exchange.outcome.follow(connecting) { channel in exchange.send(on: channel) }
+        return exchange.outcome.futureResult
     }
 
-    private init(question: DNSQuestion, promise: EventLoopPromise<DNSReply>) {
+    private init(question: DNSQuestion, outcome: DNSChannelQuestion) {
         self.question = question
-        self.promise = promise
+        self.outcome = outcome
     }
 
-    private func start(_ channel: Channel) {
-        self.channel = channel
-        if done { channel.close(promise: nil); return }
+    private func send(on channel: Channel) {
         let query = question.query(id: id)
         var buffer = channel.allocator.buffer(capacity: 2 + query.count)
         buffer.writeInteger(UInt16(query.count))
@@ -53,6 +42,7 @@ final class DNSTCPExchange: ChannelInboundHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !outcome.done else { return }
         var bytes = unwrapInboundIn(data)
         if received == nil {
             received = bytes
@@ -63,28 +53,16 @@ final class DNSTCPExchange: ChannelInboundHandler {
         guard buffer.readableBytes >= 2 + Int(length) else { return }  // at most 65,537 bytes are ever held
         buffer.moveReaderIndex(forwardBy: 2)
         guard let message = buffer.readSlice(length: Int(length)) else { return }
+        received = nil
         switch Result(catching: { try DNSResponseParser.parse(message, question: question) }) {
-        case .success(.response(let response)) where response.id == id: finish(.success(.response(response)))
-        case .success(.truncated): finish(.failure(DNSLookupError.malformed))  // TC over TCP: nothing more to ask
-        case .success: finish(.failure(DNSLookupError.malformed))  // wrong id on our own connection
-        case .failure(let error): finish(.failure(error))
+        case .success(.response(let response)) where response.id == id: outcome.finish(.success(.response(response)))
+        case .success(.truncated): outcome.finish(.failure(DNSLookupError.malformed))  // TC over TCP: nothing more to ask
+        case .success: outcome.finish(.failure(DNSLookupError.malformed))  // wrong id on our own connection
+        case .failure(let error): outcome.finish(.failure(error))
         }
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        finish(.failure(DNSLookupError.malformed))  // closed before a whole answer
-    }
+    func channelInactive(context: ChannelHandlerContext) { outcome.connectionClosed() }
 
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        finish(.failure(DNSLookupError.unreachable("\(error)")))
-    }
-
-    private func finish(_ result: Result<DNSReply, Error>) {
-        guard !done else { return }
-        done = true
-        timer?.cancel()
-        received = nil
-        channel?.close(promise: nil)
-        promise.completeWith(result)
-    }
+    func errorCaught(context: ChannelHandlerContext, error: Error) { outcome.connectionFailed(error) }
 }
