@@ -116,12 +116,30 @@ final class DNSHTTPSResolverTests: XCTestCase {
         dns.logger = logger
         XCTAssertEqual(try dns.lookup("echo.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
         kill(doh.process.pid, SIGSTOP)
+        try waitUntilStopped(doh.process.pid)
         let silent = [dns.lookup("one.test", family: .ipv4), dns.lookup("two.test", family: .ipv4)]
         for lookup in silent { XCTAssertEqual(try lookup.wait(), []) }
         kill(doh.process.pid, SIGCONT)
         XCTAssertEqual(try dns.lookup("three.test", family: .ipv4).wait(), [[127, 0, 0, 1]])
         XCTAssertEqual(lines.entries.map(\.level), [.warning, .debug, .info], "\(lines.entries)")
         XCTAssertEqual(lines.entries.first?.text, "DNS server failed; the next one is asked (more failures of it at debug level until it answers) error=no answer in time server=dns.servers[0]")
+    }
+
+    /// SIGSTOP takes effect when each thread next runs; wait until every thread of `pid` is stopped
+    /// ("T" in its stat), so no question sent afterwards can still be answered.
+    private func waitUntilStopped(_ pid: pid_t) throws {
+        let deadline = Date().addingTimeInterval(5)
+        while Date() < deadline {
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/task")) ?? []
+            let stopped = tasks.allSatisfy { task in
+                guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/task/\(task)/stat"),
+                      let text = String(data: stat, encoding: .utf8), let close = text.lastIndex(of: ")") else { return false }
+                return text[text.index(after: close)...].trimmingCharacters(in: .whitespaces).hasPrefix("T")
+            }
+            if !tasks.isEmpty && stopped { return }
+            usleep(10_000)
+        }
+        XCTFail("process \(pid) did not stop")
     }
 
     /// `https://` questions go the way routing gives: here an outbound that carries them elsewhere
