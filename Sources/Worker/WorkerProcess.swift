@@ -149,8 +149,7 @@ public final class WorkerProcess {
             // resolver for its own server's address, so it is routed as resolving to nothing (its
             // domain rules decide; IP rules cannot match). An IP address never asks to resolve.
             if case .outbound(let i) = outbounds.choose(destination, origin: origin) { return outbounds.outbounds[i] }
-            if case .outbound(let i) = outbounds.choose(destination, origin: origin, resolved: []) { return outbounds.outbounds[i] }
-            return outbounds.outbounds[0]
+            return outbounds.outbounds[outbounds.chooseAfterResolving(destination, origin: origin, .success([]))]
         }
         // `https://` DNS servers routed to a proxy outbound: carried like proxySettings chains.
         dns?.proxyDial = { [policy = config.policy, counters, logger] outbound in

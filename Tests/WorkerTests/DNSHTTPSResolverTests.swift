@@ -26,7 +26,7 @@ final class DNSHTTPSResolverTests: XCTestCase {
         let hosts = workDir.appendingPathComponent("big.hosts")
         try (1...40).map { "10.0.0.\($0) big.test\n" }.joined().write(to: hosts, atomically: true, encoding: .utf8)
         backend = try DNSMasq(["--address=/test/127.0.0.1", "--local=/invalid/", "--addn-hosts=\(hosts.path)"], logDirectory: workDir)
-        let (cert, key) = try makeCertificate(names: "DNS:localhost,IP:127.0.0.1", file: "doh")
+        let (cert, key) = try SelfSignedCertificate.make(names: "DNS:localhost,IP:127.0.0.1", name: "doh", in: workDir)
         certificate = cert
         doh = try DNSDist(backend: backend.port, certificate: cert.path, key: key.path, logDirectory: workDir)
         setenv("SSL_CERT_FILE", cert.path, 1)
@@ -38,10 +38,6 @@ final class DNSHTTPSResolverTests: XCTestCase {
         backend?.stop()
         try group.syncShutdownGracefully()
         try? FileManager.default.removeItem(at: workDir)
-    }
-
-    private func makeCertificate(names: String, file: String) throws -> (URL, URL) {
-        try SelfSignedCertificate.make(names: names, name: file, in: workDir)
     }
 
     private func resolver(_ servers: [DNSServerConfig.Address]) throws -> DNSResolver {
@@ -91,7 +87,7 @@ final class DNSHTTPSResolverTests: XCTestCase {
         let untrusted = try resolver([local("127.0.0.1")])
         XCTAssertEqual(try untrusted.resolve("echo.test", family: .ipv4).wait(), .init(addresses: [], rcode: .serverFailure))
 
-        let (other, otherKey) = try makeCertificate(names: "DNS:other.example", file: "other")
+        let (other, otherKey) = try SelfSignedCertificate.make(names: "DNS:other.example", name: "other", in: workDir)
         setenv("SSL_CERT_FILE", other.path, 1)
         let wrongName = try DNSDist(backend: backend.port, certificate: other.path, key: otherKey.path, logDirectory: workDir, name: "dnsdist-other")
         defer { wrongName.stop() }

@@ -19,7 +19,8 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
     /// The server picked an application protocol (ALPN) other than the one the stream speaks.
     struct ProtocolMismatch: Error, CustomStringConvertible {
         var negotiated: String
-        var description: String { "the server chose the application protocol \(negotiated) (ALPN), not h2" }
+        var expected: String
+        var description: String { "the server chose the application protocol \(negotiated) (ALPN), not \(expected)" }
     }
 
     private let ready: EventLoopPromise<Void>
@@ -54,7 +55,7 @@ final class TLSHandshakeWatcher: ChannelInboundHandler, RemovableChannelHandler 
             // A server that ignores ALPN picks nothing, and may still speak the stream's protocol;
             // one that picked another (http/1.1 from an offered list) certainly does not.
             if let expectedProtocol, let negotiated, negotiated != expectedProtocol {
-                ready.fail(ProtocolMismatch(negotiated: negotiated))
+                ready.fail(ProtocolMismatch(negotiated: negotiated, expected: expectedProtocol))
                 context.close(promise: nil)
                 return
             }
